@@ -1,0 +1,287 @@
+"""The Cohort: expression matrix in model space, gene and sample tables, and the value transform.
+
+Every loader produces a Cohort, every imputer consumes one. Model space is
+``(log2(TPM + pseudocount) - mean) / std`` per gene, with mean and std fitted on training donors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from gtex_models.atomic import atomic_directory
+from gtex_models.reference import pathway_genes
+
+SAMPLE_COLUMNS = ["sample_id", "donor_id", "tissue", "sex", "age"]
+GENE_COLUMNS = ["ensembl_gene_id", "symbol"]
+SPLITS = ("train", "valid", "test")
+DEFAULT_SPLIT_FRACTIONS = (0.6, 0.15, 0.25)
+SCALES = ("tpm", "log")
+COHORT_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Transform:
+    """Per-gene map from raw values to model space and back.
+
+    ``scale='tpm'``: raw is TPM, ``log2(raw + pseudocount)`` is taken first. ``scale='log'``: raw
+    values are already on a log scale and are only standardised.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    scale: str = "tpm"
+    pseudocount: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"Unknown scale {self.scale!r}; use one of {SCALES}.")
+        object.__setattr__(self, "mean", np.asarray(self.mean, dtype=np.float32))
+        object.__setattr__(self, "std", np.asarray(self.std, dtype=np.float32))
+
+    @classmethod
+    def fit(cls, raw: np.ndarray, scale: str = "tpm", pseudocount: float = 1.0) -> "Transform":
+        """Fit mean and std per gene on ``raw`` (rows: the training samples; NaN ignored)."""
+        log = _to_log(np.asarray(raw, dtype=np.float32), scale, pseudocount)
+        with np.errstate(all="ignore"):
+            mean = np.nan_to_num(np.nanmean(log, axis=0, dtype=np.float64))
+            std = np.nan_to_num(np.nanstd(log, axis=0, dtype=np.float64))
+        std[std < 1e-6] = 1.0  # constant genes: centre only
+        return cls(mean=mean, std=std, scale=scale, pseudocount=pseudocount)
+
+    def forward(self, raw: np.ndarray) -> np.ndarray:
+        """Raw values (samples x genes) to model space, float32."""
+        log = _to_log(np.asarray(raw, dtype=np.float32), self.scale, self.pseudocount)
+        return ((log - self.mean) / self.std).astype(np.float32, copy=False)
+
+    def inverse(self, x: np.ndarray) -> np.ndarray:
+        """Model-space values back to the raw scale (TPM clipped at 0)."""
+        log = np.asarray(x, dtype=np.float32) * self.std + self.mean
+        if self.scale == "log":
+            return log
+        return np.maximum(np.exp2(log) - self.pseudocount, 0.0).astype(np.float32)
+
+    def subset(self, gene_index: np.ndarray) -> "Transform":
+        """The transform of a subset of genes."""
+        return Transform(self.mean[gene_index], self.std[gene_index], self.scale, self.pseudocount)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (float32 values round-trip exactly)."""
+        return {
+            "scale": self.scale,
+            "pseudocount": self.pseudocount,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Transform":
+        return cls(
+            mean=np.asarray(data["mean"], dtype=np.float32),
+            std=np.asarray(data["std"], dtype=np.float32),
+            scale=data["scale"],
+            pseudocount=float(data["pseudocount"]),
+        )
+
+
+def _to_log(raw: np.ndarray, scale: str, pseudocount: float) -> np.ndarray:
+    if scale == "log":
+        return raw
+    with np.errstate(invalid="ignore"):
+        return np.log2(raw + np.float32(pseudocount))
+
+
+def assign_donor_split(
+    donor_ids: Sequence[str],
+    fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
+    seed: int = 0,
+) -> np.ndarray:
+    """Assign each sample to ``train``/``valid``/``test`` so that no donor is in two splits.
+
+    Donors (not samples) are shuffled with ``seed`` and cut by ``fractions``.
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1):
+        raise ValueError(f"Split fractions must be three non-negative numbers summing to 1, got {fractions}.")
+    donors = np.asarray(donor_ids, dtype=object)
+    unique = np.array(sorted(set(donors.tolist())), dtype=object)
+    order = np.random.default_rng(seed).permutation(len(unique))
+    n_train = int(round(fractions[0] * len(unique)))
+    n_valid = int(round(fractions[1] * len(unique)))
+    split_of_donor = {}
+    for rank, donor_index in enumerate(order):
+        split_of_donor[unique[donor_index]] = (
+            "train" if rank < n_train else "valid" if rank < n_train + n_valid else "test"
+        )
+    return np.array([split_of_donor[d] for d in donors], dtype=object)
+
+
+@dataclass
+class Cohort:
+    """Expression in model space plus everything needed to interpret it.
+
+    Attributes
+    ----------
+    x : float32 array, samples x genes, model space; NaN marks a missing value.
+    genes : DataFrame with ``ensembl_gene_id`` and ``symbol``, one row per column of ``x``.
+    samples : DataFrame with ``sample_id``, ``donor_id``, ``tissue``, ``sex`` (female/male/unknown),
+        ``age`` (years, NaN if unknown) and ``split`` (train/valid/test), one row per row of ``x``.
+    transform : the raw <-> model-space map, fitted on the training donors.
+    meta : free-form JSON-serialisable provenance (source files, simulation parameters, ...).
+    """
+
+    x: np.ndarray
+    genes: pd.DataFrame
+    samples: pd.DataFrame
+    transform: Transform
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.x = np.asarray(self.x, dtype=np.float32)
+        if self.x.ndim != 2:
+            raise ValueError(f"Expression must be a 2-D samples x genes matrix, got shape {self.x.shape}.")
+        missing = [c for c in GENE_COLUMNS if c not in self.genes.columns]
+        if missing:
+            raise ValueError(f"Gene table lacks columns {missing}.")
+        missing = [c for c in SAMPLE_COLUMNS + ["split"] if c not in self.samples.columns]
+        if missing:
+            raise ValueError(f"Sample table lacks columns {missing}.")
+        if len(self.genes) != self.x.shape[1] or len(self.samples) != self.x.shape[0]:
+            raise ValueError(
+                f"Matrix {self.x.shape} does not match {len(self.samples)} samples x {len(self.genes)} genes."
+            )
+        if len(self.transform.mean) != self.x.shape[1]:
+            raise ValueError("Transform and matrix have different numbers of genes.")
+        self.genes = self.genes.reset_index(drop=True)
+        self.samples = self.samples.reset_index(drop=True)
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_raw(
+        cls,
+        raw: np.ndarray,
+        genes: pd.DataFrame,
+        samples: pd.DataFrame,
+        scale: str = "tpm",
+        split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
+        seed: int = 0,
+        meta: dict[str, Any] | None = None,
+    ) -> "Cohort":
+        """Build a cohort from raw values: split donors, fit the transform on training donors."""
+        samples = samples.copy()
+        if "split" not in samples.columns:
+            samples["split"] = assign_donor_split(samples["donor_id"], split_fractions, seed)
+        raw = np.asarray(raw, dtype=np.float32)
+        train = (samples["split"] == "train").to_numpy()
+        transform = Transform.fit(raw[train] if train.any() else raw, scale=scale)
+        return cls(transform.forward(raw), genes.copy(), samples, transform, dict(meta or {}))
+
+    # ----------------------------------------------------------------- views
+    @property
+    def n_samples(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def n_genes(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def tissues(self) -> list[str]:
+        return sorted(self.samples["tissue"].unique().tolist())
+
+    @property
+    def n_donors(self) -> int:
+        return int(self.samples["donor_id"].nunique())
+
+    @property
+    def observed(self) -> np.ndarray:
+        """Boolean samples x genes matrix, True where a value is present."""
+        return ~np.isnan(self.x)
+
+    def summary(self) -> str:
+        """One line: samples, genes, tissues, donors."""
+        return (
+            f"{self.n_samples} samples x {self.n_genes} genes, "
+            f"{len(self.tissues)} tissues, {self.n_donors} donors"
+        )
+
+    def raw(self) -> np.ndarray:
+        """Values on the original scale (TPM or log)."""
+        return self.transform.inverse(self.x)
+
+    def subset_samples(self, rows: np.ndarray | Sequence[int]) -> "Cohort":
+        """A cohort of the given rows (boolean mask or indices)."""
+        rows = np.asarray(rows)
+        return Cohort(self.x[rows], self.genes, self.samples.iloc[rows], self.transform, self.meta)
+
+    def subset_genes(self, columns: np.ndarray | Sequence[int]) -> "Cohort":
+        """A cohort of the given gene columns (boolean mask or indices)."""
+        columns = np.asarray(columns)
+        if columns.dtype == bool:
+            columns = np.flatnonzero(columns)
+        return Cohort(self.x[:, columns], self.genes.iloc[columns], self.samples,
+                      self.transform.subset(columns), self.meta)
+
+    def split(self, name: str) -> "Cohort":
+        """The samples of one split: ``train``, ``valid`` or ``test``."""
+        if name not in SPLITS:
+            raise ValueError(f"Unknown split {name!r}; use one of {SPLITS}.")
+        return self.subset_samples((self.samples["split"] == name).to_numpy())
+
+    def select_genes(self, symbols: Sequence[str]) -> "Cohort":
+        """The genes whose symbol is in ``symbols``, in the cohort's order; raises if none match."""
+        wanted = set(symbols)
+        keep = self.genes["symbol"].isin(wanted).to_numpy()
+        if not keep.any():
+            raise ValueError("None of the requested gene symbols is in this cohort.")
+        return self.subset_genes(keep)
+
+    def pathway(self, name: str) -> "Cohort":
+        """The genes of a named pathway (``alzheimer`` or ``p53``)."""
+        return self.select_genes(pathway_genes(name))
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, directory: str | Path) -> Path:
+        """Write ``samples.csv``, ``genes.csv``, ``expression.npy``, ``transform.npz``, ``cohort.json``.
+
+        The directory is written next to its final place and renamed in one step, so a failure never
+        leaves a half-written cohort.
+        """
+        with atomic_directory(directory) as tmp:
+            np.save(tmp / "expression.npy", self.x)
+            np.savez(tmp / "transform.npz", mean=self.transform.mean, std=self.transform.std)
+            self.samples.to_csv(tmp / "samples.csv", index=False)
+            self.genes.to_csv(tmp / "genes.csv", index=False)
+            info = {
+                "format_version": COHORT_FORMAT_VERSION,
+                "scale": self.transform.scale,
+                "pseudocount": self.transform.pseudocount,
+                "meta": self.meta,
+            }
+            (tmp / "cohort.json").write_text(json.dumps(info, indent=2))
+        return Path(directory)
+
+    @classmethod
+    def load(cls, directory: str | Path, mmap: bool = False) -> "Cohort":
+        """Read a cohort written by :meth:`save`."""
+        directory = Path(directory)
+        if not (directory / "cohort.json").is_file():
+            raise FileNotFoundError(
+                f"{directory} is not a cohort directory (no cohort.json). Create one with "
+                "`python -m gtex_models simulate`, `import` or `prepare-gtex`."
+            )
+        info = json.loads((directory / "cohort.json").read_text())
+        transform_arrays = np.load(directory / "transform.npz")
+        transform = Transform(transform_arrays["mean"], transform_arrays["std"],
+                              info["scale"], info["pseudocount"])
+        samples = pd.read_csv(directory / "samples.csv",
+                              dtype={"sample_id": str, "donor_id": str, "tissue": str, "sex": str,
+                                     "split": str}, keep_default_na=False, na_values={"age": [""]})
+        samples["age"] = samples["age"].astype(float)
+        genes = pd.read_csv(directory / "genes.csv", dtype=str, keep_default_na=False)
+        x = np.load(directory / "expression.npy", mmap_mode="r" if mmap else None)
+        return cls(x, genes, samples, transform, info.get("meta", {}))

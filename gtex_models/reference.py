@@ -1,0 +1,41 @@
+"""Reference data shipped in ``data/reference``: tissues, pathways, protein-coding genes."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "reference"
+PATHWAYS = {
+    "alzheimer": "alzheimer_kegg_hsa05010.txt",
+    "p53": "p53_kegg_hsa04115.txt",
+}
+WHOLE_BLOOD = "Whole Blood"
+
+
+@lru_cache(maxsize=1)
+def tissues() -> pd.DataFrame:
+    """The 49 GTEx v8 tissues: ``smtsd``, ``tissue_id``, ``color``, ``approx_v8_rnaseq_samples``."""
+    return pd.read_csv(REFERENCE_DIR / "gtex_v8_tissues.csv")
+
+
+def tissue_colors() -> dict[str, str]:
+    """GTEx display colour of each tissue, keyed by its full (SMTSD) name."""
+    table = tissues()
+    return dict(zip(table["smtsd"], table["color"]))
+
+
+@lru_cache(maxsize=1)
+def protein_coding_genes() -> pd.DataFrame:
+    """Protein-coding genes: ``ensembl_gene_id`` (unversioned), ``symbol``, ``chromosome``."""
+    return pd.read_csv(REFERENCE_DIR / "protein_coding_genes.csv.gz", dtype=str)
+
+
+def pathway_genes(name: str) -> list[str]:
+    """Gene symbols of a named pathway (``alzheimer`` or ``p53``)."""
+    if name not in PATHWAYS:
+        raise ValueError(f"Unknown pathway {name!r}; choose one of {sorted(PATHWAYS)}.")
+    text = (REFERENCE_DIR / "pathways" / PATHWAYS[name]).read_text()
+    return [line.strip() for line in text.splitlines() if line.strip()]
