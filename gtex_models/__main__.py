@@ -1,0 +1,7 @@
+"""``python -m gtex_models``: the command-line interface."""
+
+import sys
+
+from gtex_models.cli import main
+
+sys.exit(main())
