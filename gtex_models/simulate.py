@@ -26,7 +26,7 @@ from gtex_models.imputers.base import Imputer, ProgressCallback
 from gtex_models.reference import pathway_genes, protein_coding_genes, tissues
 
 N_SHARED_PROGRAMS = 10
-N_PRIVATE_PROGRAMS = 4
+N_PRIVATE_PROGRAMS = 2
 N_DONOR_PROGRAMS = 4
 FEMALE_ONLY = {"Ovary", "Uterus", "Vagina"}
 MALE_ONLY = {"Prostate", "Testis"}
@@ -79,7 +79,7 @@ def simulation_parameters(n_genes: int = 2000, seed: int = 0, noise_scale: float
     base = rng.uniform(3.0, 8.0, size=n_genes)
     group_names = sorted(set(groups))
     group_shift = {g: rng.normal(0.0, 1.0, n_genes) * (rng.random(n_genes) < 0.4) for g in group_names}
-    group_mod = {g: rng.normal(0.0, 0.4, (n_genes, N_SHARED_PROGRAMS)) for g in group_names}
+    group_mod = {g: rng.normal(0.0, 0.25, (n_genes, N_SHARED_PROGRAMS)) for g in group_names}
     shared = rng.normal(0.0, 0.35, (n_genes, N_SHARED_PROGRAMS))
     donor = rng.normal(0.0, 0.25, (n_genes, N_DONOR_PROGRAMS))
 
@@ -88,8 +88,8 @@ def simulation_parameters(n_genes: int = 2000, seed: int = 0, noise_scale: float
     for t, group in enumerate(groups):
         own_shift = rng.normal(0.0, 0.5, n_genes) * (rng.random(n_genes) < 0.3)
         mean[t] = base + group_shift[group] + own_shift
-        modulation = 1.0 + group_mod[group] + rng.normal(0.0, 0.2, (n_genes, N_SHARED_PROGRAMS))
-        private = rng.normal(0.0, 0.3, (n_genes, N_PRIVATE_PROGRAMS))
+        modulation = 1.0 + group_mod[group] + rng.normal(0.0, 0.1, (n_genes, N_SHARED_PROGRAMS))
+        private = rng.normal(0.0, 0.2, (n_genes, N_PRIVATE_PROGRAMS))
         donor_scale = rng.uniform(0.5, 1.5)
         loadings[t] = np.hstack([shared * modulation, private, donor * donor_scale])
 
