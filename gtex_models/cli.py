@@ -25,6 +25,24 @@ def _simulate(args: argparse.Namespace) -> str:
     return f"Simulated cohort (not real GTEx data): {cohort.summary()} -> {args.out}"
 
 
+def _prepare_gtex(args: argparse.Namespace) -> str:
+    from gtex_models.io import prepare_gtex
+
+    cohort = prepare_gtex(args.gct, args.samples, args.subjects,
+                          min_samples_per_tissue=args.min_samples_per_tissue, genes=args.genes, seed=args.seed)
+    cohort.save(args.out)
+    return f"GTEx v8 cohort: {cohort.summary()} -> {args.out}"
+
+
+def _import(args: argparse.Namespace) -> str:
+    from gtex_models.io import import_table
+
+    cohort = import_table(args.expression, args.samples, tissue_column=args.tissue_column,
+                          orientation=args.orientation, scale=args.scale, seed=args.seed)
+    cohort.save(args.out)
+    return f"Imported cohort: {cohort.summary()} -> {args.out}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per verb."""
     parser = argparse.ArgumentParser(prog="python -m gtex_models", description=__doc__.splitlines()[0])
@@ -36,6 +54,31 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--genes", type=int, default=2000, help="number of genes (default 2000)")
     simulate.add_argument("--seed", type=int, default=0)
     simulate.set_defaults(handler=_simulate)
+
+    gtex = commands.add_parser("prepare-gtex", help="build a cohort from the public GTEx v8 files")
+    gtex.add_argument("--gct", required=True, type=Path,
+                      help="GTEx_Analysis_2017-06-05_v8_RNASeQCv1.1.9_gene_tpm.gct(.gz)")
+    gtex.add_argument("--samples", required=True, type=Path,
+                      help="GTEx_Analysis_v8_Annotations_SampleAttributesDS.txt")
+    gtex.add_argument("--subjects", required=True, type=Path,
+                      help="GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt")
+    gtex.add_argument("--out", required=True, type=Path, help="cohort directory to write")
+    gtex.add_argument("--min-samples-per-tissue", type=int, default=70)
+    gtex.add_argument("--genes", default="protein_coding",
+                      help="protein_coding (default), all, or a file of gene symbols / Ensembl IDs")
+    gtex.add_argument("--seed", type=int, default=0, help="seed of the donor split")
+    gtex.set_defaults(handler=_prepare_gtex)
+
+    table = commands.add_parser("import", help="build a cohort from a CSV/TSV/GCT/h5ad expression table")
+    table.add_argument("--expression", required=True, type=Path)
+    table.add_argument("--samples", type=Path, default=None,
+                       help="sample table (sample id, optional tissue/sex/age/donor columns)")
+    table.add_argument("--tissue-column", default="tissue")
+    table.add_argument("--orientation", choices=["auto", "samples-by-genes", "genes-by-samples"], default="auto")
+    table.add_argument("--scale", choices=["tpm", "log"], default="tpm")
+    table.add_argument("--out", required=True, type=Path, help="cohort directory to write")
+    table.add_argument("--seed", type=int, default=0, help="seed of the donor split")
+    table.set_defaults(handler=_import)
     return parser
 
 
