@@ -1,0 +1,28 @@
+"""GTEx Imputation Studio: ``streamlit run app.py``.
+
+The entry point only sets up the page, the navigation and the shared sidebar; each page lives in
+``pages/`` and calls ``gtex_models`` for the work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from pages._shared import sidebar
+
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
+
+st.set_page_config(page_title="GTEx Imputation Studio", page_icon=":material/genetics:", layout="wide")
+navigation = st.navigation([
+    st.Page(PAGES_DIR / "impute.py", title="Impute", icon=":material/science:", default=True),
+    st.Page(PAGES_DIR / "tissue_r2.py", title="Tissue R²", icon=":material/bar_chart:"),
+    st.Page(PAGES_DIR / "embeddings.py", title="Tissue embeddings", icon=":material/scatter_plot:"),
+    st.Page(PAGES_DIR / "alzheimer.py", title="Alzheimer's pathway", icon=":material/neurology:"),
+    st.Page(PAGES_DIR / "benchmark.py", title="Benchmark & model card", icon=":material/table_chart:"),
+])
+st.sidebar.title("GTEx Imputation Studio")
+st.sidebar.caption("PMI and GAIN-GTEx imputation of gene expression (Viñas et al. 2021)")
+sidebar()
+navigation.run()

@@ -1,0 +1,557 @@
+"""From an uploaded expression table to the full transcriptome, in the upload's own terms.
+
+The steps, each a function (used by the app and the CLI alike):
+
+1. :func:`read_upload` reads the bytes of an uploaded file (CSV, TSV, GCT, h5ad) into an
+   :class:`~gtex_models.io.tables.ExpressionTable`, enforcing the input-size limit.
+2. :func:`align_to_model` maps the upload's identifiers (symbols, versioned or unversioned Ensembl
+   IDs) onto the model's genes and reports the :class:`Coverage`.
+3. :func:`resolve_scale` decides whether the values are TPM or log2(TPM + 1) (detected or chosen).
+4. :func:`sample_table` attaches tissue, sex and age (per file or per sample) and checks the tissues
+   against the model's vocabulary.
+5. :func:`impute_upload` builds a :class:`~gtex_models.cohort.Cohort` in the model's space, imputes,
+   and converts back to the upload's scale and identifiers (plus the model's genes the upload
+   lacked), optionally with per-value intervals from several noise draws (GAIN-GTEx).
+6. :func:`result_frame` lays the result out in the upload's orientation for download.
+
+:func:`hide_and_impute` is the "try it" experiment on held-out samples with known truth.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from gtex_models.cohort import SAMPLE_COLUMNS, Cohort, Transform
+from gtex_models.covariates import closest_names, parse_age, parse_sex
+from gtex_models.evaluation import mask_cohort, r2_per_gene
+from gtex_models.imputers.base import Imputer, ProgressCallback
+from gtex_models.io.errors import InputError, max_input_mb
+from gtex_models.io.tables import (
+    UNKNOWN_TISSUE,
+    ExpressionTable,
+    is_ensembl_gene_id,
+    map_features,
+    read_expression,
+    read_samples_table,
+)
+from gtex_models.masks import mcar_mask
+from gtex_models.reference import tissues as reference_tissues
+
+LOW_COVERAGE = 0.05
+SCALE_CHOICES = ("auto", "tpm", "log")
+SCALE_NAMES = {"tpm": "TPM", "log": "log2(TPM + 1)"}
+INTERVAL_QUANTILES = (0.05, 0.95)
+UPLOAD_TYPES = ("csv", "tsv", "txt", "gct", "h5ad", "gz")
+_N_NAMED = 5
+T = TypeVar("T")
+
+
+def _few(names: Sequence[str], n: int = _N_NAMED) -> str:
+    shown = ", ".join(str(x) for x in names[:n])
+    return shown + (f" and {len(names) - n:,} more" if len(names) > n else "")
+
+
+# ----------------------------------------------------------------------------------- the model
+@dataclass(frozen=True)
+class ModelSpace:
+    """What an upload is mapped onto: the model's genes, tissue vocabulary and value transform."""
+
+    genes: pd.DataFrame
+    tissues: tuple[str, ...]
+    transform: Transform
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> "ModelSpace":
+        """From :func:`~gtex_models.checkpoints.load_checkpoint`'s metadata."""
+        missing = [key for key in ("genes", "tissues", "transform") if metadata.get(key) is None]
+        if missing:
+            raise ValueError(f"The checkpoint lacks {', '.join(missing)}; it cannot impute uploads.")
+        return cls(pd.DataFrame(metadata["genes"]).reset_index(drop=True), tuple(metadata["tissues"]),
+                   metadata["transform"])
+
+    @property
+    def n_genes(self) -> int:
+        return len(self.genes)
+
+
+def cohort_for_model(cohort: Cohort, space: ModelSpace) -> Cohort:
+    """The model's genes of ``cohort``, in the model's order (e.g. a pathway model on the full cohort)."""
+    columns = pd.Index(cohort.genes["ensembl_gene_id"]).get_indexer(space.genes["ensembl_gene_id"])
+    if (columns < 0).any():
+        absent = space.genes.loc[columns < 0, "symbol"].tolist()
+        raise ValueError(f"The cohort lacks {len(absent)} of the model's genes: {_few(absent)}.")
+    return cohort.subset_genes(columns)
+
+
+# ----------------------------------------------------------------------------------- reading
+def _read_uploaded(data: bytes, filename: str, reader: Callable[[Path], T]) -> T:
+    """Run a path-based reader on uploaded bytes; errors name the file as uploaded, not a temp path."""
+    name = Path(filename).name or "upload"
+    size_mb = len(data) / 2**20
+    limit = max_input_mb()
+    if size_mb > limit:
+        raise InputError(
+            f"{name} is {size_mb:.1f} MB, above the upload limit of {limit:g} MB. Upload fewer samples "
+            "or genes at a time (split the file), or ask the administrator to raise GTEX_MAX_INPUT_MB."
+        )
+    with tempfile.TemporaryDirectory(prefix="gtex-upload-") as directory:
+        path = Path(directory) / name
+        path.write_bytes(data)
+        try:
+            return reader(path)
+        except InputError as error:
+            raise InputError(str(error).replace(str(path), name)) from None
+
+
+def read_upload(data: bytes, filename: str, orientation: str = "auto") -> ExpressionTable:
+    """Read an uploaded expression file (CSV, TSV, GCT, h5ad) from its bytes.
+
+    Raises
+    ------
+    InputError
+        Above :func:`~gtex_models.io.errors.max_input_mb`, or for any malformed content.
+    """
+    return _read_uploaded(data, filename, lambda path: read_expression(path, orientation))
+
+
+def read_sample_upload(data: bytes, filename: str, tissue_column: str = "tissue") -> pd.DataFrame:
+    """Read an uploaded sample table (``sample_id``, ``tissue``, optional ``sex``, ``age``)."""
+    return _read_uploaded(data, filename, lambda path: read_samples_table(path, tissue_column))
+
+
+# ----------------------------------------------------------------------------------- alignment
+@dataclass
+class Coverage:
+    """How much of the model's input an upload provides.
+
+    Attributes
+    ----------
+    n_model_genes : genes the model works on.
+    n_matched : model genes present in the upload (as a column or row, even if all-missing).
+    absent_genes : symbols of model genes the upload lacks entirely: they will be imputed.
+    unknown_features : upload identifiers the model does not know: returned unchanged, never imputed.
+    observed_share : share of observed values over samples x model genes.
+    warnings : what the user should know (low coverage, ...).
+    """
+
+    n_model_genes: int
+    n_matched: int
+    absent_genes: list[str]
+    unknown_features: list[str]
+    observed_share: float
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Numbers for a report table."""
+        return {
+            "model genes": self.n_model_genes,
+            "model genes in the upload": self.n_matched,
+            "model genes absent (imputed for every sample)": len(self.absent_genes),
+            "upload features unknown to the model (returned unchanged)": len(self.unknown_features),
+            "observed values (share of samples x model genes)": f"{self.observed_share:.1%}",
+        }
+
+
+@dataclass
+class Alignment:
+    """An upload mapped onto a model's genes.
+
+    Attributes
+    ----------
+    table : the upload as read.
+    values : samples x model genes on the upload's scale; NaN where missing or absent.
+    model_column : for each upload feature, its column among the model's genes, or -1 if unknown.
+    coverage : the coverage report.
+    """
+
+    table: ExpressionTable
+    values: np.ndarray
+    model_column: np.ndarray
+    coverage: Coverage
+
+
+def align_to_model(table: ExpressionTable, genes: pd.DataFrame) -> Alignment:
+    """Map the upload's features onto the model's genes (``ensembl_gene_id``, ``symbol``).
+
+    Features are matched by Ensembl ID when they resolve to one (symbols via the reference,
+    versions stripped), else by symbol.
+
+    Raises
+    ------
+    InputError
+        If two features resolve to the same gene, or none matches a model gene.
+    """
+    mapped, messages = map_features(table.feature_ids)
+    by_id = {gene_id: i for i, gene_id in enumerate(genes["ensembl_gene_id"]) if gene_id}
+    by_symbol = {symbol: i for i, symbol in enumerate(genes["symbol"])}
+    model_column = np.array([by_id.get(gene_id, by_symbol.get(symbol, -1)) for gene_id, symbol
+                             in zip(mapped["ensembl_gene_id"], mapped["symbol"])], dtype=np.int64)
+    if (model_column < 0).all():
+        raise InputError(
+            f"None of the {len(table.feature_ids):,} gene identifiers of the upload (e.g. "
+            f"{_few(table.feature_ids, 3)}) is one of the model's {len(genes):,} genes (e.g. "
+            f"{_few(genes['symbol'].tolist(), 3)}). Use HGNC symbols or Ensembl gene IDs, with genes "
+            "as rows or as columns."
+        )
+    known = model_column >= 0
+    matched, counts = np.unique(model_column[known], return_counts=True)
+    if (counts > 1).any():
+        clashes = [genes["symbol"].iloc[j] for j in matched[counts > 1]]
+        raise InputError(
+            f"Several upload features resolve to the same model gene ({_few(clashes)}). Keep one row "
+            "or column per gene."
+        )
+    values = np.full((len(table.sample_ids), len(genes)), np.nan, dtype=np.float32)
+    values[:, model_column[known]] = table.values[:, known]
+    present = np.zeros(len(genes), dtype=bool)
+    present[model_column[known]] = True
+    observed_share = float(np.mean(~np.isnan(values))) if values.size else 0.0
+    coverage = Coverage(
+        n_model_genes=len(genes),
+        n_matched=int(present.sum()),
+        absent_genes=genes.loc[~present, "symbol"].tolist(),
+        unknown_features=[f for f, k in zip(table.feature_ids, known) if not k],
+        observed_share=observed_share,
+        warnings=list(table.warnings) + messages,
+    )
+    if observed_share < LOW_COVERAGE:
+        coverage.warnings.insert(0, (
+            f"Only {observed_share:.1%} of the model's {len(genes):,} gene values are observed (below "
+            f"{LOW_COVERAGE:.0%}): the imputation rests on very little data and will be unreliable."
+        ))
+    if coverage.unknown_features:
+        coverage.warnings.append(
+            f"{len(coverage.unknown_features):,} upload feature(s) are not among the model's genes "
+            f"({_few(coverage.unknown_features)}); they are returned unchanged and not imputed."
+        )
+    return Alignment(table, values, model_column, coverage)
+
+
+# ----------------------------------------------------------------------------------- scale
+def detect_scale(values: np.ndarray) -> tuple[str, str]:
+    """Guess ``tpm`` or ``log`` (log2(TPM + 1)) from the values; returns the scale and the reason.
+
+    Negative values mean log; a maximum above 50 or a heavy right tail (99th percentile more than
+    8 times the median of the non-zero values) means TPM; otherwise log.
+    """
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        raise InputError("The upload has no observed values at all: every cell is empty or NA.")
+    low, high = float(finite.min()), float(finite.max())
+    if low < 0:
+        return "log", f"negative values (minimum {low:.3g}), so not TPM"
+    if high > 50:
+        return "tpm", f"values up to {high:,.4g}, beyond a log2(TPM + 1) range"
+    positive = finite[finite > 0]
+    if positive.size and np.quantile(positive, 0.99) > 8 * np.median(positive):
+        return "tpm", "a heavy right tail (99th percentile > 8 x median)"
+    return "log", f"values between {low:.3g} and {high:.3g} without a heavy tail"
+
+
+def resolve_scale(values: np.ndarray, scale: str = "auto") -> tuple[str, str]:
+    """``auto`` -> :func:`detect_scale`; ``tpm`` or ``log`` are checked and kept."""
+    if scale not in SCALE_CHOICES:
+        raise InputError(f"Unknown scale {scale!r}; use one of {', '.join(SCALE_CHOICES)}.")
+    if scale == "auto":
+        return detect_scale(values)
+    if scale == "tpm" and np.nanmin(values, initial=0.0) < 0:
+        raise InputError(
+            "The values were declared TPM, but some are negative; TPM cannot be negative. Choose "
+            "'log' if the values are log2(TPM + 1)."
+        )
+    return scale, "chosen"
+
+
+def upload_transform(space: ModelSpace, scale: str) -> Transform:
+    """The model's per-gene standardisation, applied to values on the upload's scale.
+
+    ``log`` means log2(TPM + pseudocount), the model's own log space.
+    """
+    model = space.transform
+    return Transform(model.mean, model.std, scale=scale, pseudocount=model.pseudocount)
+
+
+# ----------------------------------------------------------------------------------- samples
+def _tissue_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def resolve_tissues(names: Sequence[str], known: Sequence[str]) -> list[str]:
+    """Map tissue names onto the model's vocabulary, forgiving case, punctuation and GTEx IDs.
+
+    ``"whole blood"``, ``"Brain_Cortex"`` and ``"Brain - Cortex"`` all resolve.
+
+    Raises
+    ------
+    InputError
+        For names that match no known tissue, with the closest known names.
+    """
+    lookup = {_tissue_key(k): k for k in known}
+    reference = reference_tissues()
+    for tissue_id, smtsd in zip(reference["tissue_id"], reference["smtsd"]):
+        if smtsd in known:
+            lookup.setdefault(_tissue_key(tissue_id), smtsd)
+    resolved, unknown = [], []
+    for name in names:
+        match = lookup.get(_tissue_key(name))
+        if match is None and name not in unknown:
+            unknown.append(name)
+        resolved.append(match)
+    if unknown:
+        described = []
+        for name in unknown[:_N_NAMED]:
+            suggestions = closest_names(str(name), known)
+            hint = f" (did you mean {' or '.join(repr(s) for s in suggestions)}?)" if suggestions else ""
+            described.append(f"{name!r}{hint}")
+        more = f" and {len(unknown) - _N_NAMED} more" if len(unknown) > _N_NAMED else ""
+        raise InputError(
+            f"Unknown tissue {', '.join(described)}{more}. The model knows {len(known)} tissues "
+            f"(GTEx names such as {known[0]!r}); pick one of them."
+        )
+    return resolved
+
+
+def sample_table(
+    sample_ids: Sequence[str],
+    known_tissues: Sequence[str],
+    tissue: str | None = None,
+    sex: str | None = None,
+    age: float | None = None,
+    annotation: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The sample table of an upload: one tissue (and sex/age) for the file, or per sample.
+
+    Parameters
+    ----------
+    sample_ids : the upload's samples.
+    known_tissues : the model's tissue vocabulary.
+    tissue, sex, age : values for every sample of the file (sex: female/male/unknown or a GTEx code).
+    annotation : per-sample table (``sample_id``, ``tissue`` and optionally ``sex``, ``age``), as
+        read by :func:`~gtex_models.io.tables.read_samples_table`; takes precedence.
+
+    Raises
+    ------
+    InputError
+        If no tissue is given, a sample lacks an annotation row, or a tissue is unknown.
+    """
+    ids = list(sample_ids)
+    if annotation is not None:
+        indexed = annotation.set_index("sample_id", drop=False)
+        absent = [s for s in ids if s not in indexed.index]
+        if absent:
+            raise InputError(
+                f"The sample table has no row for {len(absent)} uploaded sample(s): {_few(absent)}. "
+                "Its sample IDs must match the expression file's exactly."
+            )
+        rows = indexed.loc[ids]
+        if (rows["tissue"] == UNKNOWN_TISSUE).all():
+            raise InputError(
+                "The sample table has no tissue column (looked for the column you named, or 'tissue' / "
+                "'SMTSD'). Add one, name the column that holds the tissues, or choose one tissue for the file."
+            )
+        tissues, sexes, ages = rows["tissue"].tolist(), parse_sex(rows["sex"]), parse_age(rows["age"])
+    elif tissue is None:
+        raise InputError("Say which tissue the samples come from: one tissue for the file, or a sample table.")
+    else:
+        tissues = [tissue] * len(ids)
+        sexes = parse_sex([sex if sex is not None else "unknown"] * len(ids))
+        ages = parse_age([age if age is not None else "nan"] * len(ids))
+    table = pd.DataFrame({
+        "sample_id": ids,
+        "donor_id": ids,
+        "tissue": resolve_tissues(tissues, known_tissues),
+        "sex": sexes,
+        "age": np.asarray(ages, dtype=float),
+    })[SAMPLE_COLUMNS]
+    table["split"] = "test"
+    return table
+
+
+# ----------------------------------------------------------------------------------- imputation
+def supports_uncertainty(imputer: Imputer) -> bool:
+    """Whether the imputer's predictions vary with noise draws (GAIN-GTEx), giving intervals."""
+    return callable(getattr(imputer, "impute_samples", None)) and getattr(imputer, "stochastic", False)
+
+
+@dataclass
+class ImputationResult:
+    """The full imputed matrix on the upload's scale (samples x features, upload identifiers first).
+
+    Attributes
+    ----------
+    values : imputed values; observed ones are the upload's, unchanged.
+    observed : True where ``values`` holds an uploaded value.
+    lower, upper : per-value interval (``INTERVAL_QUANTILES`` over noise draws), or None.
+    orientation : the upload's layout, kept for :func:`result_frame`.
+    scale : ``tpm`` or ``log``, the upload's scale.
+    coverage : the coverage report.
+    added_features : identifiers of the model's genes the upload lacked (appended at the end).
+    """
+
+    values: pd.DataFrame
+    observed: pd.DataFrame
+    lower: pd.DataFrame | None
+    upper: pd.DataFrame | None
+    orientation: str
+    scale: str
+    coverage: Coverage
+    added_features: list[str]
+
+    @property
+    def n_imputed(self) -> int:
+        return int((~self.observed.to_numpy()).sum() - self.values.isna().to_numpy().sum())
+
+
+def _added_identifiers(alignment: Alignment, genes: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Model genes absent from the upload, named in the upload's style (Ensembl IDs or symbols)."""
+    present = np.zeros(len(genes), dtype=bool)
+    present[alignment.model_column[alignment.model_column >= 0]] = True
+    absent = np.flatnonzero(~present)
+    ids = alignment.table.feature_ids
+    uses_ensembl = sum(is_ensembl_gene_id(f) for f in ids) > len(ids) / 2
+    column = "ensembl_gene_id" if uses_ensembl else "symbol"
+    return absent, genes[column].iloc[absent].tolist()
+
+
+def impute_upload(
+    imputer: Imputer,
+    space: ModelSpace,
+    alignment: Alignment,
+    samples: pd.DataFrame,
+    scale: str,
+    n_draws: int = 0,
+    progress: ProgressCallback | None = None,
+) -> ImputationResult:
+    """Impute an aligned upload and return it on its own scale, identifiers and sample order.
+
+    Parameters
+    ----------
+    imputer, space : a fitted model and its genes, tissues and transform.
+    alignment : from :func:`align_to_model`.
+    samples : from :func:`sample_table`.
+    scale : the upload's scale, ``tpm`` or ``log`` (see :func:`resolve_scale`).
+    n_draws : with an imputer that :func:`supports_uncertainty`, the number of noise draws giving
+        the ``lower``/``upper`` interval of each value (0: no interval).
+    progress : ``progress(fraction, message)``.
+    """
+    report = progress or (lambda fraction, message: None)
+    transform = upload_transform(space, scale)
+    cohort = Cohort(transform.forward(alignment.values), space.genes, samples, transform,
+                    {"source": "upload"})
+    report(0.1, f"imputing {cohort.n_samples:,} sample(s) x {cohort.n_genes:,} genes")
+    imputed = transform.inverse(imputer.impute(cohort))
+    lower = upper = None
+    if n_draws > 1 and supports_uncertainty(imputer):
+        report(0.4, f"{n_draws} noise draws for the intervals")
+        draws = imputer.impute_samples(cohort, n_draws)
+        low, high = np.quantile(draws, INTERVAL_QUANTILES, axis=0)
+        lower, upper = transform.inverse(low), transform.inverse(high)
+    report(0.9, "assembling the result")
+
+    table = alignment.table
+    known = alignment.model_column >= 0
+    observed_upload = ~np.isnan(table.values)
+    absent, added = _added_identifiers(alignment, space.genes)
+    columns = list(table.feature_ids) + added
+    n_samples = len(table.sample_ids)
+
+    def assemble(model_values: np.ndarray) -> pd.DataFrame:
+        out = np.empty((n_samples, len(columns)), dtype=np.float32)
+        out[:, :len(table.feature_ids)] = table.values
+        upload_part = out[:, :len(table.feature_ids)]
+        fill = model_values[:, alignment.model_column[known]]
+        upload_part[:, known] = np.where(observed_upload[:, known], table.values[:, known], fill)
+        out[:, len(table.feature_ids):] = model_values[:, absent]
+        return pd.DataFrame(out, index=pd.Index(table.sample_ids, name="sample_id"), columns=columns)
+
+    observed = np.zeros((n_samples, len(columns)), dtype=bool)
+    observed[:, :len(table.feature_ids)] = observed_upload
+    result = ImputationResult(
+        values=assemble(imputed),
+        observed=pd.DataFrame(observed, index=pd.Index(table.sample_ids, name="sample_id"), columns=columns),
+        lower=None if lower is None else assemble(lower),
+        upper=None if upper is None else assemble(upper),
+        orientation=table.orientation,
+        scale=scale,
+        coverage=alignment.coverage,
+        added_features=added,
+    )
+    report(1.0, "done")
+    return result
+
+
+def result_frame(result: ImputationResult, uncertainty: bool = False) -> pd.DataFrame:
+    """The result in the upload's orientation, ready for ``to_csv``.
+
+    With ``uncertainty`` (and intervals available), every value column ``c`` is followed by
+    ``c_lower`` and ``c_upper``; observed values have a zero-width interval.
+    """
+    frames = {"": result.values}
+    if uncertainty and result.lower is not None and result.upper is not None:
+        frames = {"": result.values, "_lower": result.lower, "_upper": result.upper}
+    if result.orientation == "genes-by-samples":
+        frames = {suffix: frame.T.rename_axis("gene_id") for suffix, frame in frames.items()}
+    if len(frames) == 1:
+        return frames[""]
+    base = frames[""]
+    parts = {f"{column}{suffix}": frame[column] for column in base.columns for suffix, frame in frames.items()}
+    return pd.DataFrame(parts, index=base.index)
+
+
+# ----------------------------------------------------------------------------------- try it
+@dataclass
+class TrialResult:
+    """Held-out samples with a share of values hidden, imputed, and scored against the truth.
+
+    Attributes
+    ----------
+    truth, imputed : samples x genes in log2(TPM + 1).
+    hidden : True where a value was hidden (and imputed).
+    samples : the samples' table.
+    genes : the gene table.
+    per_gene : ``gene``, ``r2`` (per-gene R² over the hidden values), ``n_hidden``, sorted by R².
+    r2_pooled : R² over all hidden values together (what the truth-vs-imputed scatter shows).
+    """
+
+    truth: np.ndarray
+    imputed: np.ndarray
+    hidden: np.ndarray
+    samples: pd.DataFrame
+    genes: pd.DataFrame
+    per_gene: pd.DataFrame
+    r2_pooled: float
+
+
+def hide_and_impute(
+    imputer: Imputer, cohort: Cohort, rows: Sequence[int], missing_rate: float, seed: int = 0
+) -> TrialResult:
+    """Hide ``missing_rate`` of the values of ``cohort``'s ``rows`` at random, impute, and score.
+
+    ``cohort`` must hold the model's genes (see :func:`cohort_for_model`) with complete values.
+    """
+    if not 0.0 < missing_rate < 1.0:
+        raise ValueError(f"The missing rate must be strictly between 0 and 1, got {missing_rate}.")
+    trial = cohort.subset_samples(np.asarray(rows, dtype=np.int64))
+    observed = mcar_mask(trial.x.shape, missing_rate, missing_rate, seed=seed)
+    imputed = imputer.impute(mask_cohort(trial, observed))
+    log_space = Transform(trial.transform.mean, trial.transform.std, scale="log")
+    truth, estimate = log_space.inverse(trial.x), log_space.inverse(imputed)
+    hidden = ~observed
+    r2 = r2_per_gene(trial.x, imputed, observed)
+    per_gene = pd.DataFrame({
+        "gene": trial.genes["symbol"].to_numpy(),
+        "r2": r2,
+        "n_hidden": hidden.sum(axis=0),
+    }).sort_values("r2", ascending=False, na_position="last").reset_index(drop=True)
+    residual = float(np.sum((truth[hidden] - estimate[hidden]) ** 2))
+    total = float(np.sum((truth[hidden] - truth[hidden].mean()) ** 2)) if hidden.any() else 0.0
+    r2_pooled = 1.0 - residual / total if total > 0 else float("nan")
+    return TrialResult(truth, estimate, hidden, trial.samples, trial.genes, per_gene, r2_pooled)

@@ -1,0 +1,87 @@
+"""Benchmark and model card: methods compared, how the chosen model was trained, the cohort, real data."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from gtex_models import plots
+from pages._shared import (
+    SIMULATED,
+    benchmark,
+    demo_cohort,
+    download_csv,
+    model,
+    selected_model,
+    simulated_note,
+    train_counts,
+)
+
+BENCHMARK_COLUMNS = {
+    "method": "Method", "scenario": "Scenario", "missing_rate": "Missing rate", "r2_mean": "Mean R²",
+    "r2_median": "Median R²", "r2_std": "SD R²", "n_genes": "Genes", "n_test_samples": "Test samples",
+    "fit_seconds": "Fit (s)", "impute_seconds": "Impute (s)",
+}
+REAL_DATA = """
+The demo cohort is simulated. To work with the public GTEx v8 release, download the gene TPM matrix
+(`GTEx_Analysis_2017-06-05_v8_RNASeQCv1.1.9_gene_tpm.gct.gz`), the sample attributes
+(`GTEx_Analysis_v8_Annotations_SampleAttributesDS.txt`) and the subject phenotypes
+(`GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt`) from the GTEx portal, then:
+
+```bash
+python -m gtex_models prepare-gtex \\
+    --gct GTEx_Analysis_2017-06-05_v8_RNASeQCv1.1.9_gene_tpm.gct.gz \\
+    --samples GTEx_Analysis_v8_Annotations_SampleAttributesDS.txt \\
+    --subjects GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt \\
+    --out data/gtex_v8
+python -m gtex_models --help   # train, evaluate and impute commands
+```
+"""
+
+st.title("Benchmark & model card")
+simulated_note("All numbers on this page")
+
+st.subheader("Method comparison")
+try:
+    records = benchmark()
+except FileNotFoundError:
+    st.info("No benchmark records yet: they are written when the demo is built (`python -m gtex_models build-demo`).")
+else:
+    st.plotly_chart(plots.benchmark_bars(records), width="stretch")
+    shown = records[[c for c in BENCHMARK_COLUMNS if c in records.columns]].rename(columns=BENCHMARK_COLUMNS)
+    st.dataframe(shown, width="stretch", hide_index=True,
+                 column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                for c in ("Mean R²", "Median R²", "SD R²", "Fit (s)", "Impute (s)")})
+    download_csv(records, "benchmark.csv", "Download the benchmark (CSV)", key="download_benchmark")
+
+key = selected_model()
+if key is not None:
+    imputer, metadata, space = model(key)
+    st.subheader("Model card")
+    left, right = st.columns([2, 3])
+    with left:
+        history = metadata.get("history") or {}
+        st.markdown(f"**Method:** `{metadata['method']}`  \n**Genes:** {space.n_genes:,}  \n"
+                    f"**Tissues:** {len(space.tissues)}  \n**Device at training:** {history.get('device', '?')}  \n"
+                    f"**Epochs:** {history.get('epochs', '?')} ({history.get('stop_reason', '')})")
+        st.json(metadata.get("config") or {}, expanded=False)
+    with right:
+        if history.get("train_loss"):
+            st.plotly_chart(plots.training_curves(history), width="stretch")
+        else:
+            st.info("This checkpoint has no training history.")
+
+st.subheader(f"Cohort · {SIMULATED}")
+cohort = demo_cohort()
+cols = st.columns(4)
+cols[0].metric("Samples", f"{cohort.n_samples:,}")
+cols[1].metric("Donors", f"{cohort.n_donors:,}")
+cols[2].metric("Tissues", len(cohort.tissues))
+cols[3].metric("Genes", f"{cohort.n_genes:,}")
+counts = pd.crosstab(cohort.samples["tissue"], cohort.samples["split"]).reset_index()
+counts = counts.assign(training_samples=counts["tissue"].map(train_counts()))
+st.dataframe(counts, width="stretch", hide_index=True)
+download_csv(counts, "demo_cohort_tissues.csv", "Download samples per tissue (CSV)", key="download_cohort")
+
+st.subheader("Using real GTEx data")
+st.markdown(REAL_DATA)

@@ -1,0 +1,71 @@
+"""Tissue embeddings: the matrix of PMI and GAIN-GTEx, PCA, UMAP and nearest tissues."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gtex_models import embeddings
+from gtex_models.cohort import Cohort
+from gtex_models.imputers import make_imputer
+from gtex_models.nn import embedding_size
+
+TINY = {"hidden_sizes": (16,), "max_epochs": 1}
+
+
+@pytest.fixture(scope="module")
+def toy() -> pd.DataFrame:
+    """Four tissues with known geometry: two brain regions close together, lung opposite, liver orthogonal."""
+    return pd.DataFrame([[1.0, 0.1, 0.0], [0.9, 0.2, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]],
+                        index=pd.Index(["Brain - Cortex", "Brain - Putamen (basal ganglia)", "Lung", "Liver"],
+                                       name="tissue"),
+                        columns=["dim_1", "dim_2", "dim_3"])
+
+
+@pytest.mark.parametrize("method", ["pmi", "gain"])
+def test_embedding_matrix_of_a_fitted_model(small_cohort: Cohort, method: str):
+    imputer = make_imputer(method, **TINY).fit(small_cohort.split("train"))
+    matrix = embeddings.tissue_embeddings(imputer)
+    assert matrix.index.tolist() == list(imputer.tissues)
+    assert matrix.shape == (len(imputer.tissues), embedding_size(len(imputer.tissues)))
+    network = imputer.networks["network" if method == "pmi" else "generator"]
+    np.testing.assert_array_equal(matrix.to_numpy(), network.covariates.tissue.weight.detach().numpy())
+
+
+def test_models_without_networks_have_no_embeddings(small_cohort: Cohort):
+    with pytest.raises(ValueError, match="no networks"):
+        embeddings.tissue_embeddings(make_imputer("mean").fit(small_cohort.split("train")))
+
+
+def test_pca_coordinates(toy: pd.DataFrame):
+    coords, explained = embeddings.pca_coordinates(toy)
+    assert coords.columns.tolist() == ["tissue", "pc_1", "pc_2"]
+    assert coords["tissue"].tolist() == toy.index.tolist()
+    assert explained[0] >= explained[1] > 0 and explained.sum() <= 1 + 1e-9
+    line = pd.DataFrame(np.outer(np.arange(5.0), [1.0, 2.0, -1.0]), index=list("abcde"))
+    _, explained = embeddings.pca_coordinates(line)
+    assert explained[0] == pytest.approx(1.0)
+
+
+def test_nearest_tissues_by_cosine_similarity(toy: pd.DataFrame):
+    nearest = embeddings.nearest_tissues(toy, "Brain - Cortex", k=2)
+    assert nearest["neighbour"].tolist() == ["Brain - Putamen (basal ganglia)", "Liver"]
+    assert nearest["rank"].tolist() == [1, 2]
+    cortex, putamen = toy.iloc[0].to_numpy(), toy.iloc[1].to_numpy()
+    expected = cortex @ putamen / (np.linalg.norm(cortex) * np.linalg.norm(putamen))
+    assert nearest["cosine_similarity"].iloc[0] == pytest.approx(expected)
+    everyone = embeddings.nearest_tissues(toy, k=3)
+    assert len(everyone) == 12 and (everyone["tissue"] != everyone["neighbour"]).all()
+    with pytest.raises(ValueError, match="Unknown tissue"):
+        embeddings.nearest_tissues(toy, "Kidney")
+
+
+def test_umap_coordinates(toy: pd.DataFrame):
+    rng = np.random.default_rng(0)
+    matrix = pd.DataFrame(np.vstack([rng.normal(0, 0.1, (6, 5)) + 3, rng.normal(0, 0.1, (6, 5)) - 3]),
+                          index=[f"t{i}" for i in range(12)])
+    coords = embeddings.umap_coordinates(matrix, n_neighbors=4)
+    assert coords.columns.tolist() == ["tissue", "umap_1", "umap_2"]
+    assert coords["tissue"].tolist() == matrix.index.tolist()
+    assert np.isfinite(coords[["umap_1", "umap_2"]].to_numpy()).all()
