@@ -42,7 +42,6 @@ from gtex_models.io.tables import (
     read_samples_table,
 )
 from gtex_models.masks import mcar_mask
-from gtex_models.reference import tissues as reference_tissues
 
 LOW_COVERAGE = 0.05
 SCALE_CHOICES = ("auto", "tpm", "log")
@@ -294,11 +293,7 @@ def resolve_tissues(names: Sequence[str], known: Sequence[str]) -> list[str]:
     InputError
         For names that match no known tissue, with the closest known names.
     """
-    lookup = {_tissue_key(k): k for k in known}
-    reference = reference_tissues()
-    for tissue_id, smtsd in zip(reference["tissue_id"], reference["smtsd"]):
-        if smtsd in known:
-            lookup.setdefault(_tissue_key(tissue_id), smtsd)
+    lookup = {_tissue_key(k): k for k in known}  # GTEx IDs (Brain_Cortex) share the names' key
     resolved, unknown = [], []
     for name in names:
         match = lookup.get(_tissue_key(name))
@@ -406,8 +401,19 @@ class ImputationResult:
     added_features: list[str]
 
     @property
+    def imputed(self) -> np.ndarray:
+        """True where a value was filled by the model."""
+        return ~self.observed.to_numpy() & self.values.notna().to_numpy()
+
+    @property
     def n_imputed(self) -> int:
-        return int((~self.observed.to_numpy()).sum() - self.values.isna().to_numpy().sum())
+        return int(self.imputed.sum())
+
+    def median_interval_width(self) -> float | None:
+        """Median ``upper - lower`` over the imputed values (upload scale); None without intervals."""
+        if self.lower is None or self.upper is None or not self.imputed.any():
+            return None
+        return float(np.median((self.upper.to_numpy() - self.lower.to_numpy())[self.imputed]))
 
 
 def _added_identifiers(alignment: Alignment, genes: pd.DataFrame) -> tuple[np.ndarray, list[str]]:

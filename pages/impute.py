@@ -99,6 +99,10 @@ def _results(result: inference.ImputationResult) -> None:
     download_csv(frame, "imputed_expression.csv", f"Download the full imputed matrix ({unit}, CSV)", index=True,
                  key="download_imputed")
     if result.lower is not None and result.upper is not None:
+        median = float(np.median(result.values.to_numpy()[result.imputed]))
+        st.caption(f"Median interval width over the imputed values: {result.median_interval_width():.3g} {unit} "
+                   f"(median imputed value {median:.3g} {unit}). Narrow intervals mean the generator "
+                   "barely depends on its noise, not that the imputation is exact.")
         sample = st.selectbox("Sample for the interval chart", result.values.index.tolist())
         st.plotly_chart(plots.interval_chart(result.values.loc[sample], result.lower.loc[sample],
                                              result.upper.loc[sample], result.observed.loc[sample], unit),
@@ -167,7 +171,8 @@ def try_tab(key: str) -> None:
                     width="stretch")
     st.markdown("**Per-gene R²** over the hidden values of the chosen samples (few samples make it noisy).")
     st.dataframe(trial.per_gene, width="stretch", hide_index=True,
-                 column_config={"r2": st.column_config.NumberColumn("R²", format="%.3f")})
+                 column_config={"r2": st.column_config.NumberColumn("R²", format="%.3f"),
+                                "n_hidden": st.column_config.NumberColumn("Hidden values")})
     download_csv(trial.per_gene, "try_it_per_gene_r2.csv", "Download per-gene R² (CSV)", key="download_trial")
 
 

@@ -5,8 +5,8 @@ Usage::
     python scripts/screenshots.py --out screenshots/            # starts `streamlit run app.py`
     python scripts/screenshots.py --url http://localhost:8501   # uses a running app
 
-The Impute page is shot twice: as it opens, and after uploading a partial profile of demo samples
-(``impute_result.png``). Needs pip ``playwright`` and Debian's ``/usr/bin/chromium``.
+The Impute page is shot three times: as it opens, after uploading a partial profile of demo samples
+(``impute_result.png``), and in "try it" mode (``impute_try.png``). Needs pip ``playwright`` and Debian's ``/usr/bin/chromium``.
 """
 
 from __future__ import annotations
@@ -154,6 +154,14 @@ def shoot(url: str, out: Path) -> list[Path]:
         settle(page)
         full_height(page)
         shots.append(out / "impute_result.png")
+        page.screenshot(path=shots[-1])
+
+        page.set_viewport_size(VIEWPORT)
+        page.get_by_text("Try it on demo samples").click()
+        page.get_by_text("R², all hidden values").wait_for(timeout=60_000)
+        settle(page)
+        full_height(page)
+        shots.append(out / "impute_try.png")
         page.screenshot(path=shots[-1])
         browser.close()
     return shots

@@ -190,6 +190,8 @@ def test_gain_draws_give_intervals_in_the_upload_layout(small_cohort, blood):
     observed = result.observed.to_numpy()
     np.testing.assert_array_equal(lower[observed], result.values.to_numpy()[observed])
     assert (upper[~observed] > lower[~observed]).mean() > 0.5
+    assert result.median_interval_width() > 0
+    assert result.n_imputed == (~observed).sum()
     frame = inference.result_frame(result, uncertainty=True)
     first = blood.columns[0]
     assert list(frame.columns[:3]) == [first, f"{first}_lower", f"{first}_upper"]
