@@ -1,0 +1,160 @@
+"""The benchmark protocol: records, the inductive and in-place scenarios, evaluation tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gtex_models import benchmark
+from gtex_models.benchmark import (
+    RECORD_KEYS,
+    evaluate_imputer,
+    evaluation_tables,
+    run_benchmark,
+    to_markdown,
+)
+from gtex_models.cohort import Cohort
+from gtex_models.imputers.base import Imputer, ProgressCallback
+from gtex_models.masks import mcar_mask
+from gtex_models.reference import pathway_genes
+from gtex_models.simulate import simulate_cohort
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Cohort:
+    return simulate_cohort(n_donors=20, n_genes=400)
+
+
+class SpyImputer(Imputer):
+    """Records what it is given; predicts zeros."""
+
+    method = "spy"
+
+    def __init__(self) -> None:
+        self.fitted_on: Cohort | None = None
+        self.valid: Cohort | None = None
+        self.imputed: list[Cohort] = []
+
+    def fit(
+        self, cohort: Cohort, valid: Cohort | None = None, progress: ProgressCallback | None = None
+    ) -> "SpyImputer":
+        self.fitted_on, self.valid = cohort, valid
+        return self
+
+    def _predict(self, cohort: Cohort) -> np.ndarray:
+        self.imputed.append(cohort)
+        return np.zeros_like(cohort.x)
+
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return {}, {}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], config: dict[str, Any]) -> "SpyImputer":
+        return cls()
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> SpyImputer:
+    imputer = SpyImputer()
+    monkeypatch.setattr(benchmark, "make_imputer", lambda method, **config: imputer)
+    return imputer
+
+
+@pytest.mark.parametrize("scenario", ["inductive", "inplace"])
+def test_records_have_exactly_the_protocol_keys(tiny: Cohort, scenario: str) -> None:
+    records = run_benchmark(tiny, ["mean", "oracle"], scenario=scenario, missing_rate=0.3, seed=1)
+    assert [list(record) for record in records] == [list(RECORD_KEYS)] * 2
+    assert [record["method"] for record in records] == ["mean", "oracle"]
+    assert {record["scenario"] for record in records} == {scenario}
+    n_test = int((tiny.samples["split"] == "test").sum())
+    assert all(r["n_test_samples"] == n_test and r["missing_rate"] == 0.3 for r in records)
+    assert all(r["fit_seconds"] >= 0 and r["impute_seconds"] >= 0 for r in records)
+
+
+@pytest.mark.parametrize("scenario", ["inductive", "inplace"])
+def test_oracle_beats_mean_at_half_missing(tiny: Cohort, scenario: str) -> None:
+    mean, oracle = run_benchmark(tiny, ["mean", "oracle"], scenario=scenario, missing_rate=0.5)
+    assert oracle["r2_mean"] > mean["r2_mean"] + 0.1
+
+
+def test_inductive_fits_on_complete_train_and_imputes_masked_test(tiny: Cohort, spy: SpyImputer) -> None:
+    run_benchmark(tiny, ["spy"], scenario="inductive", missing_rate=0.5, seed=3)
+    test = tiny.split("test")
+    assert spy.fitted_on.n_samples == tiny.split("train").n_samples and spy.fitted_on.observed.all()
+    assert spy.valid.n_samples == tiny.split("valid").n_samples
+    (query,) = spy.imputed
+    np.testing.assert_array_equal(query.observed, mcar_mask(test.x.shape, 0.5, 0.5, seed=3))
+
+
+def test_inplace_never_shows_the_hidden_values(tiny: Cohort, spy: SpyImputer) -> None:
+    (record,) = run_benchmark(tiny, ["spy"], scenario="inplace", missing_rate=0.5, seed=3)
+    split = tiny.samples["split"].to_numpy()
+    fitted = spy.fitted_on
+    assert fitted.n_samples == int((split != "valid").sum())
+    assert fitted.samples["split"].isin(["train", "test"]).all()
+    missing_share = 1.0 - fitted.observed.mean()
+    assert missing_share == pytest.approx(0.5, abs=0.02)           # train rows are masked too
+    assert not spy.valid.observed.all()                            # and so is the valid split
+    is_test = (fitted.samples["split"] == "test").to_numpy()
+    test = tiny.split("test")
+    # the same test entries as the inductive protocol are hidden, from fitting and from imputing
+    np.testing.assert_array_equal(fitted.observed[is_test], mcar_mask(test.x.shape, 0.5, 0.5, seed=3))
+    (query,) = spy.imputed
+    np.testing.assert_array_equal(query.observed, fitted.observed)
+    assert record["n_test_samples"] == int(is_test.sum())
+
+
+def test_pathway_restricts_the_genes(tiny: Cohort) -> None:
+    (record,) = run_benchmark(tiny, ["mean"], missing_rate=0.5, pathway="p53")
+    assert 0 < record["n_genes"] <= len(set(pathway_genes("p53")))
+
+
+def test_progress_ends_at_one(tiny: Cohort) -> None:
+    calls: list[tuple[float, str]] = []
+    run_benchmark(tiny, ["mean", "oracle"], progress=lambda f, m: calls.append((f, m)))
+    fractions = [f for f, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any(message.startswith("oracle: ") for _, message in calls)
+
+
+def test_bad_arguments_fail_before_any_fitting(tiny: Cohort) -> None:
+    with pytest.raises(ValueError, match="scenario"):
+        run_benchmark(tiny, ["mean"], scenario="transductive")
+    with pytest.raises(ValueError, match="Unknown imputation method"):
+        run_benchmark(tiny, ["mean", "softimpute"])
+    holey = tiny.subset_samples(np.arange(tiny.n_samples))
+    holey.x[0, 0] = np.nan
+    with pytest.raises(ValueError, match="complete cohort"):
+        run_benchmark(holey, ["mean"])
+
+
+def test_evaluate_imputer_record(tiny: Cohort) -> None:
+    imputer = benchmark.make_imputer("mean").fit(tiny.split("train"))
+    record = evaluate_imputer(imputer, tiny.split("test"), missing_rate=0.5, seed=0)
+    assert list(record) == [key for key in RECORD_KEYS if key != "fit_seconds"]
+    assert record["method"] == "mean" and record["n_genes"] == tiny.n_genes
+
+
+def test_evaluation_tables(tiny: Cohort) -> None:
+    test = tiny.split("test")
+    imputer = benchmark.make_imputer("oracle").fit(tiny.split("train"))
+    tables = evaluation_tables(imputer, test, rates=(0.2, 0.8), n_per_tissue=6, seed=0)
+    assert list(tables["per_gene"].columns) == ["gene", "r2"]
+    assert set(tables["per_gene"]["gene"]) <= set(test.genes["symbol"])
+    assert list(tables["per_tissue"].columns) == ["tissue", "gene", "r2"]
+    assert set(tables["per_tissue"]["tissue"]) <= set(test.tissues)
+    across = tables["across_rates"]
+    assert {"missing_rate", "tissue", "r2_mean", "r2_std"} <= set(across.columns)
+    assert sorted(set(across["missing_rate"])) == [0.2, 0.8]
+    pooled = across.loc[across["tissue"] == "All tissues"].set_index("missing_rate")["r2_mean"]
+    assert pooled[0.2] > pooled[0.8]  # fewer observed values, worse oracle
+
+
+def test_to_markdown(tiny: Cohort) -> None:
+    records = run_benchmark(tiny, ["mean", "oracle"], missing_rate=0.5)
+    lines = to_markdown(records).splitlines()
+    assert len(lines) == 4 and lines[1] == "|" + "---|" * len(RECORD_KEYS)
+    assert lines[0].startswith("| Method | Scenario | Missing rate | R² mean")
+    assert lines[3].startswith("| oracle | inductive | 0.50 | ")

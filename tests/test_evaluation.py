@@ -1,0 +1,105 @@
+"""R² on missing entries, computed by hand on small cases; extended test set; missing-rate sweeps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gtex_models.evaluation import (
+    extended_test_indices,
+    mask_cohort,
+    r2_across_missing_rates,
+    r2_per_gene,
+    r2_per_tissue,
+    summarize,
+)
+from gtex_models.simulate import simulate_cohort
+
+
+def _random_case(seed: int = 0, shape: tuple[int, int] = (60, 5)) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=shape), rng.random(shape) < 0.5
+
+
+def test_perfect_imputation_scores_one() -> None:
+    x, observed = _random_case()
+    np.testing.assert_allclose(r2_per_gene(x, x, observed), 1.0)
+
+
+def test_imputing_the_observed_mean_scores_zero() -> None:
+    x, observed = _random_case()
+    observed_mean = np.nanmean(np.where(observed, x, np.nan), axis=0)
+    imputed = np.where(observed, x, observed_mean)
+    np.testing.assert_allclose(r2_per_gene(x, imputed, observed), 0.0, atol=1e-12)
+
+
+def test_two_gene_example_by_hand() -> None:
+    x = np.array([[1, 2], [2, 4], [3, 6], [4, 8]], dtype=float)
+    observed = np.array([[1, 1], [1, 0], [0, 1], [0, 0]], dtype=bool)
+    imputed = np.array([[1, 2], [2, 5], [3.5, 6], [3.5, 6]])
+    # gene 0: reference mean(1, 2) = 1.5; missing 3, 4 imputed 3.5, 3.5
+    #   SS_res = 0.25 + 0.25 = 0.5; SS_tot = 1.5² + 2.5² = 8.5; R² = 1 - 0.5 / 8.5
+    # gene 1: reference mean(2, 6) = 4; missing 4, 8 imputed 5, 6
+    #   SS_res = 1 + 4 = 5; SS_tot = 0 + 16 = 16; R² = 1 - 5 / 16
+    np.testing.assert_allclose(r2_per_gene(x, imputed, observed), [1 - 0.5 / 8.5, 1 - 5 / 16])
+
+
+def test_zero_variance_gene_is_excluded_not_propagated() -> None:
+    x, observed = _random_case()
+    x[:, 2] = 5.0
+    r2 = r2_per_gene(x, np.zeros_like(x), observed)
+    assert np.isnan(r2[2]) and np.isfinite(np.delete(r2, 2)).all()
+    summary = summarize(r2)
+    assert summary["n_genes"] == 4
+    assert summary["r2_mean"] == pytest.approx(np.delete(r2, 2).mean())
+
+
+def test_genes_without_missing_or_observed_entries_are_excluded() -> None:
+    x, observed = _random_case()
+    observed[:, 0], observed[:, 1] = True, False
+    r2 = r2_per_gene(x, np.zeros_like(x), observed)
+    assert np.isnan(r2[:2]).all() and np.isfinite(r2[2:]).all()
+
+
+def test_summarize_with_no_defined_gene() -> None:
+    assert summarize(np.full(3, np.nan))["n_genes"] == 0
+
+
+def test_per_tissue_r2_equals_per_gene_r2_on_that_tissues_rows() -> None:
+    x, observed = _random_case(seed=1, shape=(90, 4))
+    imputed = x + np.random.default_rng(2).normal(scale=0.5, size=x.shape)
+    tissues = np.array(["Lung", "Liver", "Brain"])[np.arange(90) % 3]
+    table = r2_per_tissue(x, imputed, observed, tissues, ["A", "B", "C", "D"])
+    assert list(table.columns) == ["tissue", "gene", "r2"]
+    for tissue in ("Lung", "Liver", "Brain"):
+        rows = tissues == tissue
+        expected = r2_per_gene(x[rows], imputed[rows], observed[rows])
+        got = table.loc[table["tissue"] == tissue].set_index("gene")["r2"].reindex(["A", "B", "C", "D"])
+        np.testing.assert_allclose(got.to_numpy(), expected)
+
+
+def test_extended_test_set_has_equal_counts_per_tissue() -> None:
+    tissues = np.array(["Lung"] * 2 + ["Liver"] * 10 + ["Brain"] * 30)
+    rows = extended_test_indices(tissues, n_per_tissue=8, seed=0)
+    names, counts = np.unique(tissues[rows], return_counts=True)
+    assert names.tolist() == ["Brain", "Liver", "Lung"] and counts.tolist() == [8, 8, 8]
+    brain = rows[tissues[rows] == "Brain"]
+    assert len(set(brain.tolist())) == 8  # larger tissues are subsampled without replacement
+    np.testing.assert_array_equal(rows, extended_test_indices(tissues, n_per_tissue=8, seed=0))
+
+
+def test_mask_cohort_hides_the_unobserved_entries() -> None:
+    cohort = simulate_cohort(n_donors=20, n_genes=400)
+    observed = np.random.default_rng(0).random(cohort.x.shape) < 0.7
+    masked = mask_cohort(cohort, observed)
+    np.testing.assert_array_equal(masked.observed, observed)
+    np.testing.assert_array_equal(masked.x[observed], cohort.x[observed])
+
+
+def test_r2_across_missing_rates_of_a_perfect_imputer() -> None:
+    cohort = simulate_cohort(n_donors=20, n_genes=400).subset_genes(np.arange(50))
+    table = r2_across_missing_rates(lambda masked: cohort.x, cohort, rates=(0.2, 0.8), seed=0)
+    assert list(table.columns) == ["missing_rate", "tissue", "r2_mean", "r2_std", "n_genes"]
+    assert set(table["missing_rate"]) == {0.2, 0.8}
+    assert (table["tissue"] == "All tissues").sum() == 2
+    np.testing.assert_allclose(table["r2_mean"], 1.0)
