@@ -513,6 +513,21 @@ def result_frame(result: ImputationResult, uncertainty: bool = False) -> pd.Data
 
 
 # ----------------------------------------------------------------------------------- try it
+def example_upload(cohort: Cohort, tissue: str = "Whole Blood", n_samples: int = 5, missing_rate: float = 0.3,
+                   absent_share: float = 0.1, seed: int = 0) -> pd.DataFrame:
+    """Partial profiles to try the upload with: held-out samples of ``tissue`` as TPM (samples x symbols).
+
+    A random ``missing_rate`` of the values is blank and the last ``absent_share`` of the genes is
+    left out altogether, so the result shows both kinds of gaps being filled.
+    """
+    test = cohort.split("test")
+    test = test.subset_samples(np.flatnonzero(test.samples["tissue"] == tissue)[:n_samples])
+    frame = pd.DataFrame(test.raw(), index=pd.Index(test.samples["sample_id"], name="sample_id"),
+                         columns=test.genes["symbol"]).round(3)
+    frame = frame.iloc[:, : int(round(frame.shape[1] * (1.0 - absent_share)))]
+    return frame.mask(np.random.default_rng(seed).random(frame.shape) < missing_rate)
+
+
 @dataclass
 class TrialResult:
     """Held-out samples with a share of values hidden, imputed, and scored against the truth.

@@ -102,8 +102,8 @@ def pair_keys(key: str) -> dict[str, str]:
 # ------------------------------------------------------------------------------------ widgets
 def download_csv(frame: pd.DataFrame, filename: str, label: str = "Download CSV", index: bool = False,
                  key: str | None = None) -> None:
-    """A download button for ``frame`` as CSV."""
-    st.download_button(label, frame.to_csv(index=index).encode(), file_name=filename, mime="text/csv",
+    """A download button for ``frame`` as CSV (written only when clicked)."""
+    st.download_button(label, lambda: frame.to_csv(index=index).encode(), file_name=filename, mime="text/csv",
                        key=key, icon=":material/download:")
 
 

@@ -118,6 +118,10 @@ def upload_tab(key: str) -> None:
         "samples, genes as HGNC symbols or Ensembl IDs (versioned or not). Empty or `NA` cells are "
         f"missing values and get imputed. Limit: {max_input_mb():g} MB."
     )
+    st.download_button("No file at hand? Download an example (simulated whole-blood samples with gaps)",
+                       lambda: inference.example_upload(demo_cohort()).T.to_csv().encode(),
+                       file_name="example_partial_whole_blood.csv", mime="text/csv", type="tertiary",
+                       icon=":material/download:", key="download_example")
     upload = st.file_uploader("Expression file", type=list(inference.UPLOAD_TYPES), key="expression_file")
     left, right = st.columns(2)
     orientation = left.selectbox("Layout", ORIENTATIONS, help="`auto` looks at which axis holds gene identifiers.")

@@ -100,20 +100,12 @@ def full_height(page) -> None:
     page.wait_for_timeout(800)
 
 
-def demo_upload_csv(path: Path, n_samples: int = 6, missing_rate: float = 0.4, seed: int = 0) -> Path:
-    """Write a genes x samples TPM CSV of demo test samples with a share of values blanked."""
-    import numpy as np
-    import pandas as pd
-
+def demo_upload_csv(path: Path) -> Path:
+    """Write a genes x samples TPM CSV of demo whole-blood samples with gaps (see ``example_upload``)."""
     from gtex_models.demo import load_demo_cohort
+    from gtex_models.inference import example_upload
 
-    cohort = load_demo_cohort()
-    test = cohort.split("test")
-    test = test.subset_samples(np.flatnonzero(test.samples["tissue"] == "Whole Blood")[:n_samples])
-    raw = pd.DataFrame(test.raw(), index=test.samples["sample_id"], columns=test.genes["symbol"]).T
-    raw = raw.iloc[: int(len(raw) * 0.8)]  # the last fifth of the genes is absent altogether
-    hidden = np.random.default_rng(seed).random(raw.shape) < missing_rate
-    raw.mask(hidden).to_csv(path, float_format="%.4f")
+    example_upload(load_demo_cohort(), n_samples=6, missing_rate=0.4).T.rename_axis("gene").to_csv(path)
     return path
 
 

@@ -23,6 +23,7 @@ from gtex_models.benchmark import evaluate_imputer, evaluation_tables
 from gtex_models.checkpoints import save_checkpoint
 from gtex_models.embeddings import pca_coordinates, tissue_embeddings
 from gtex_models.imputers import make_imputer
+from gtex_models.inference import example_upload
 from gtex_models.reference import pathway_genes
 from gtex_models.simulate import SimulationConfig, simulate_cohort
 
@@ -127,12 +128,7 @@ def assert_clean(at: AppTest) -> None:
 @pytest.fixture(scope="module")
 def partial_upload(artefacts) -> pd.DataFrame:
     """Demo whole-blood test samples as TPM, samples x genes, 30% blanked, the last 10% of genes absent."""
-    cohort = demo.load_demo_cohort()
-    test = cohort.split("test")
-    test = test.subset_samples(np.flatnonzero(test.samples["tissue"] == UPLOAD_TISSUE)[:5])
-    frame = pd.DataFrame(test.raw(), index=test.samples["sample_id"], columns=test.genes["symbol"]).round(3)
-    frame = frame.iloc[:, : int(frame.shape[1] * 0.9)]
-    return frame.mask(np.random.default_rng(0).random(frame.shape) < 0.3)
+    return example_upload(demo.load_demo_cohort(), UPLOAD_TISSUE)
 
 
 def upload(at: AppTest, data: bytes, name: str = "partial.csv") -> AppTest:

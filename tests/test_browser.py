@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 
 from gtex_models import demo
+from gtex_models.cohort import Cohort
+from gtex_models.inference import example_upload
 from scripts.screenshots import CHROMIUM, CHROMIUM_ARGS, PAGES, choose_option, running_app, settle
 from test_app_pages import TINY_SIMULATION, UPLOAD_TISSUE, build_tiny_demo, real_demo_exists
 
@@ -52,17 +54,10 @@ def app_script(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def partial_csv(app_script: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Genes x samples TPM of demo whole-blood test samples, 30% blanked, the last 10% of genes absent."""
-    from gtex_models.cohort import Cohort
-
-    cohort = Cohort.load(app_script[1] / "cache" / "demo_cohort") if app_script[0].name != "app.py" \
-        else demo.load_demo_cohort()
-    test = cohort.split("test")
-    test = test.subset_samples(np.flatnonzero(test.samples["tissue"] == UPLOAD_TISSUE)[:4])
-    frame = pd.DataFrame(test.raw(), index=test.samples["sample_id"], columns=test.genes["symbol"]).round(3).T
-    frame = frame.iloc[: int(len(frame) * 0.9)]
-    frame = frame.mask(np.random.default_rng(1).random(frame.shape) < 0.3)
+    script, directory = app_script
+    cohort = demo.load_demo_cohort() if script.name == "app.py" else Cohort.load(directory / "cache" / "demo_cohort")
     path = tmp_path_factory.mktemp("upload") / "partial_blood.csv"
-    frame.rename_axis("gene").to_csv(path)
+    example_upload(cohort, UPLOAD_TISSUE, n_samples=4, seed=1).T.rename_axis("gene").to_csv(path)
     return path
 
 
@@ -102,6 +97,22 @@ def test_upload_impute_download_in_chromium(browser_page, partial_csv: Path):
     observed = upload.notna().to_numpy()
     np.testing.assert_array_equal(downloaded.iloc[: len(upload)].to_numpy(np.float32)[observed],
                                   upload.to_numpy(np.float32)[observed])
+
+
+def test_example_file_downloads_and_imputes(browser_page, tmp_path: Path):
+    page, url, _ = browser_page
+    page.goto(url)
+    settle(page, "Impute")
+    with page.expect_download() as info:
+        page.get_by_role("button", name="No file at hand?").click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    example = pd.read_csv(path, index_col=0)
+    assert path.suffix == ".csv" and example.shape[1] == 5 and example.isna().any().any()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(path))
+    choose_option(page, "Tissue (GTEx name)", UPLOAD_TISSUE)
+    page.get_by_role("button", name="Download the full imputed matrix (TPM, CSV)").wait_for(timeout=120_000)
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
 
 
 def test_every_page_opens_without_error(browser_page):
