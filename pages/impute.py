@@ -22,12 +22,14 @@ UPLOAD, TRY = "Upload your samples", f"Try it on demo samples ({SIMULATED})"
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _read(data: bytes, filename: str, orientation: str, key: str) -> inference.Alignment:
+    """An uploaded file read and aligned to model ``key``'s genes."""
     return inference.align_to_model(inference.read_upload(data, filename, orientation), model(key)[2].genes)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _impute(data: bytes, filename: str, orientation: str, key: str, samples: pd.DataFrame, scale: str,
             n_draws: int) -> inference.ImputationResult:
+    """The imputation of an upload (cached on the file's bytes and every option)."""
     imputer, _, space = model(key)
     alignment = _read(data, filename, orientation, key)
     return inference.impute_upload(imputer, space, alignment, samples, scale, n_draws)
@@ -35,6 +37,7 @@ def _impute(data: bytes, filename: str, orientation: str, key: str, samples: pd.
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _trial(key: str, rows: tuple[int, ...], rate: float, seed: int) -> inference.TrialResult:
+    """The try-it experiment on demo rows ``rows``."""
     imputer, _, space = model(key)
     cohort = inference.cohort_for_model(demo_cohort(), space)
     return inference.hide_and_impute(imputer, cohort, rows, rate, seed)
@@ -66,6 +69,7 @@ def _sample_options(space: inference.ModelSpace, sample_ids: list[str]) -> dict[
 
 
 def _coverage(alignment: inference.Alignment, scale: str, reason: str) -> None:
+    """Coverage metrics, warnings and details of an aligned upload."""
     coverage = alignment.coverage
     cols = st.columns(4)
     cols[0].metric("Samples", f"{len(alignment.table.sample_ids):,}")
@@ -84,6 +88,7 @@ def _coverage(alignment: inference.Alignment, scale: str, reason: str) -> None:
 
 
 def _results(result: inference.ImputationResult) -> None:
+    """Preview heat map, table, download and (GAIN-GTEx) interval chart of an imputation."""
     unit = inference.SCALE_NAMES[result.scale]
     st.success(f"Imputed {result.n_imputed:,} values: {result.values.shape[0]:,} samples x "
                f"{result.values.shape[1]:,} genes ({len(result.added_features):,} genes added from the model).")
@@ -110,6 +115,7 @@ def _results(result: inference.ImputationResult) -> None:
 
 
 def upload_tab(key: str) -> None:
+    """Upload, coverage report, sample covariates, imputation with model ``key``, results."""
     imputer, _, space = model(key)
     st.caption(f"Model: **{demo.DEMO_MODELS[key]}** ({space.n_genes:,} genes, {len(space.tissues)} tissues); "
                "change it in the sidebar.")
@@ -153,7 +159,7 @@ def upload_tab(key: str) -> None:
 
 
 def try_tab(key: str) -> None:
-    _, _, space = model(key)
+    """Hide values of held-out demo samples, impute them with model ``key``, compare with the truth."""
     st.markdown("Hide a share of the values of held-out demo samples, impute them, and compare with the truth.")
     simulated_note("The samples")
     cohort = demo_cohort()
