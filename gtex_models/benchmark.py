@@ -87,15 +87,31 @@ def run_benchmark(
     _require_complete(cohort)
     configs = configs or {}
     imputers = [make_imputer(method, **configs.get(method, {})) for method in methods]  # fail fast
-    run = _run_inductive if scenario == "inductive" else _run_inplace
     records = []
     for i, (method, imputer) in enumerate(zip(methods, imputers)):
         step = None if progress is None else _scaled(progress, i / len(methods), 1 / len(methods), method)
-        record = run(imputer, cohort, missing_rate, seed, step)
-        records.append(_ordered({**record, "method": method, "scenario": scenario}))
+        record = fit_and_score(imputer, cohort, scenario, missing_rate, seed, step)
+        records.append({**record, "method": method})
     if progress:
         progress(1.0, "benchmark done")
     return records
+
+
+def fit_and_score(
+    imputer: Imputer,
+    cohort: Cohort,
+    scenario: str = "inductive",
+    missing_rate: float = 0.5,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Fit ``imputer`` on ``cohort`` under one scenario and score it: one record (:data:`RECORD_KEYS`)."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"Unknown scenario {scenario!r}; use one of {SCENARIOS}.")
+    _require_complete(cohort)
+    run = _run_inductive if scenario == "inductive" else _run_inplace
+    record = run(imputer, cohort, missing_rate, seed, progress)
+    return _ordered({**record, "method": imputer.method, "scenario": scenario})
 
 
 def evaluate_imputer(

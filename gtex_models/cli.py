@@ -43,6 +43,113 @@ def _import(args: argparse.Namespace) -> str:
     return f"Imported cohort: {cohort.summary()} -> {args.out}"
 
 
+def _progress_bar(description: str):
+    """A tqdm bar driven by the imputers' ``progress(fraction, message)`` callback."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, desc=description, unit="%", leave=False, file=sys.stderr)
+
+    def progress(fraction: float, message: str) -> None:
+        bar.n = round(100 * fraction)
+        bar.set_postfix_str(message[:60], refresh=True)
+
+    return bar, progress
+
+
+def _experiment(args: argparse.Namespace):
+    from gtex_models.experiment import Experiment
+
+    experiment = Experiment.from_yaml(args.config) if args.config else Experiment(method=args.method)
+    for key in ("method", "scenario", "pathway"):
+        if getattr(args, key, None) is not None:
+            setattr(experiment, key, getattr(args, key))
+    return Experiment(**vars(experiment))  # re-validate after the overrides
+
+
+def _train(args: argparse.Namespace) -> str:
+    from gtex_models.experiment import run_experiment
+
+    experiment = _experiment(args)
+    bar, progress = _progress_bar(f"train {experiment.method}")
+    with bar:
+        _, record = run_experiment(experiment, Cohort.load(args.cohort), out=args.out, seed=args.seed,
+                                   progress=progress)
+    return (f"Trained {experiment.method} ({experiment.scenario}): test R² {record['r2_mean']:.3f} "
+            f"at {record['missing_rate']:.0%} missing, {record['fit_seconds']:.1f} s -> {args.out}")
+
+
+def _evaluate(args: argparse.Namespace) -> str:
+    from gtex_models.benchmark import evaluate_imputer
+    from gtex_models.checkpoints import check_compatible, load_checkpoint
+    from gtex_models.inference import ModelSpace, cohort_for_model
+
+    imputer, metadata = load_checkpoint(args.checkpoint)
+    cohort = cohort_for_model(Cohort.load(args.cohort), ModelSpace.from_metadata(metadata)).split("test")
+    check_compatible(metadata, cohort)
+    record = evaluate_imputer(imputer, cohort, args.missing_rate, args.seed)
+    _write_records([record], args.json, None)
+    return (f"{record['method']}: R² mean {record['r2_mean']:.3f} (median {record['r2_median']:.3f}, "
+            f"SD {record['r2_std']:.3f}) over {record['n_genes']} genes, {record['n_test_samples']} test samples")
+
+
+def _benchmark(args: argparse.Namespace) -> str:
+    from gtex_models.benchmark import run_benchmark, to_markdown
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bar, progress = _progress_bar("benchmark")
+    with bar:
+        records = run_benchmark(Cohort.load(args.cohort), methods, args.scenario, args.missing_rate,
+                                args.pathway, args.seed, progress=progress)
+    _write_records(records, args.json, args.markdown)
+    return to_markdown(records)
+
+
+def _write_records(records: list[dict], json_path: Path | None, markdown_path: Path | None) -> None:
+    import json
+
+    from gtex_models.atomic import atomic_file
+    from gtex_models.benchmark import to_markdown
+
+    for path, text in ((json_path, json.dumps(records, indent=2)), (markdown_path, to_markdown(records))):
+        if path is not None:
+            with atomic_file(path) as tmp:
+                tmp.write_text(text + "\n")
+
+
+def _impute(args: argparse.Namespace) -> str:
+    from gtex_models.atomic import atomic_file
+    from gtex_models.checkpoints import load_checkpoint
+    from gtex_models.inference import (ModelSpace, align_to_model, impute_upload, resolve_scale,
+                                       result_frame, sample_table)
+    from gtex_models.io import read_expression, read_samples_table
+
+    imputer, metadata = load_checkpoint(args.checkpoint)
+    space = ModelSpace.from_metadata(metadata)
+    table = read_expression(args.input, args.orientation)
+    alignment = align_to_model(table, space.genes)
+    scale, reason = resolve_scale(alignment.values, args.scale)
+    annotation = read_samples_table(args.samples, args.tissue_column) if args.samples else None
+    samples = sample_table(table.sample_ids, space.tissues, tissue=args.tissue, sex=args.sex, age=args.age,
+                           annotation=annotation)
+    for message in table.warnings + alignment.coverage.warnings:
+        warnings.warn(message)
+    result = impute_upload(imputer, space, alignment, samples, scale, n_draws=args.draws)
+    with atomic_file(args.out) as tmp:
+        result_frame(result, uncertainty=args.draws > 1).to_csv(tmp)
+    coverage = alignment.coverage
+    return (f"Imputed {result.n_imputed:,} values in {len(table.sample_ids)} sample(s) "
+            f"({coverage.n_matched}/{space.n_genes} model genes in the input; scale {scale}: {reason}) -> {args.out}")
+
+
+def _build_demo(args: argparse.Namespace) -> str:
+    from gtex_models.demo import build_demo
+
+    bar, progress = _progress_bar("build demo")
+    with bar:
+        records = build_demo(args.out, progress=progress)
+    return f"Demo artefacts: {len(records)} benchmark records -> {args.out}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per verb."""
     parser = argparse.ArgumentParser(prog="python -m gtex_models", description=__doc__.splitlines()[0])
@@ -79,6 +186,55 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--out", required=True, type=Path, help="cohort directory to write")
     table.add_argument("--seed", type=int, default=0, help="seed of the donor split")
     table.set_defaults(handler=_import)
+
+    train = commands.add_parser("train", help="train an imputer on a cohort and save a checkpoint")
+    train.add_argument("--cohort", required=True, type=Path, help="cohort directory")
+    train.add_argument("--method", default=None, help="pmi, gain, gain-mse, mean, knn, mice, missforest, blood, oracle")
+    train.add_argument("--config", type=Path, default=None, help="YAML experiment config (see configs/)")
+    train.add_argument("--scenario", choices=["inductive", "inplace"], default=None)
+    train.add_argument("--pathway", choices=["alzheimer", "p53"], default=None)
+    train.add_argument("--out", required=True, type=Path, help="checkpoint file (.safetensors)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the evaluation masks")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="score a checkpoint on a cohort's test donors")
+    evaluate.add_argument("--checkpoint", required=True, type=Path)
+    evaluate.add_argument("--cohort", required=True, type=Path)
+    evaluate.add_argument("--missing-rate", type=float, default=0.5)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", type=Path, default=None, help="write the record as JSON")
+    evaluate.set_defaults(handler=_evaluate)
+
+    bench = commands.add_parser("benchmark", help="fit and score several methods side by side")
+    bench.add_argument("--cohort", required=True, type=Path)
+    bench.add_argument("--methods", default="pmi,gain,mean,knn,mice,missforest,blood",
+                       help="comma-separated method names")
+    bench.add_argument("--scenario", choices=["inductive", "inplace"], default="inductive")
+    bench.add_argument("--missing-rate", type=float, default=0.5)
+    bench.add_argument("--pathway", choices=["alzheimer", "p53"], default=None)
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--json", type=Path, default=None)
+    bench.add_argument("--markdown", type=Path, default=None)
+    bench.set_defaults(handler=_benchmark)
+
+    impute = commands.add_parser("impute", help="fill the missing values of an expression file")
+    impute.add_argument("--checkpoint", required=True, type=Path)
+    impute.add_argument("--input", required=True, type=Path, help="CSV, TSV, GCT or h5ad; empty cells are missing")
+    impute.add_argument("--out", required=True, type=Path, help="CSV, same orientation and scale as the input")
+    impute.add_argument("--tissue", default=None, help="tissue of every sample (e.g. 'Whole Blood')")
+    impute.add_argument("--samples", type=Path, default=None, help="per-sample table with a tissue column")
+    impute.add_argument("--tissue-column", default="tissue")
+    impute.add_argument("--sex", default=None, help="female, male (or GTEx code 2/1)")
+    impute.add_argument("--age", type=float, default=None, help="age in years")
+    impute.add_argument("--orientation", choices=["auto", "samples-by-genes", "genes-by-samples"], default="auto")
+    impute.add_argument("--scale", choices=["auto", "tpm", "log"], default="auto")
+    impute.add_argument("--draws", type=int, default=0,
+                        help="GAIN-GTEx: noise draws for per-value intervals (adds _lower/_upper columns)")
+    impute.set_defaults(handler=_impute)
+
+    demo = commands.add_parser("build-demo", help="retrain the demo checkpoints and precompute the app's tables")
+    demo.add_argument("--out", type=Path, default=Path("data/demo"))
+    demo.set_defaults(handler=_build_demo)
     return parser
 
 

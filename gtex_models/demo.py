@@ -14,7 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from gtex_models.atomic import atomic_directory
 from gtex_models.cohort import Cohort
+from gtex_models.imputers.base import ProgressCallback
 from gtex_models.simulate import SimulationConfig, simulate_cohort
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -28,6 +30,17 @@ DEMO_MODELS: dict[str, str] = {
     "gain_alzheimer": "GAIN-GTEx · Alzheimer's pathway genes",
 }
 TABLES = ("per_gene", "per_tissue", "across_rates")
+# demo model -> its experiment config in configs/
+DEMO_EXPERIMENTS = {
+    "pmi_all": "pmi_inductive_all.yaml",
+    "gain_all": "gain_inplace_all.yaml",
+    "pmi_alzheimer": "pmi_inductive_alzheimer.yaml",
+    "gain_alzheimer": "gain_inplace_alzheimer.yaml",
+}
+# benchmark method -> the config whose model and training settings it uses (others: defaults)
+BENCHMARK_CONFIGS = {"pmi": "pmi_inductive_all.yaml", "gain": "gain_inplace_all.yaml",
+                     "gain-mse": "gain_inplace_all.yaml"}
+BENCHMARK_METHODS = ("pmi", "gain", "gain-mse", "mean", "knn", "mice", "missforest", "blood", "oracle")
 
 
 def load_demo_cohort() -> Cohort:
@@ -73,3 +86,49 @@ def tissue_umap(key: str) -> pd.DataFrame:
     """Precomputed UMAP coordinates of a demo model's tissue embeddings: tissue, umap_1, umap_2."""
     checkpoint_path(key)
     return pd.read_csv(DEMO_DIR / "tables" / f"{key}_tissue_umap.csv")
+
+
+def build_demo(out: str | Path = DEMO_DIR, progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
+    """Train the demo models, precompute their tables and the benchmark, and write them to ``out``.
+
+    Every method of :data:`BENCHMARK_METHODS` is fitted under both scenarios on all genes (50 %
+    missing); the runs that are demo models are saved as checkpoints. The whole folder is replaced
+    in one step at the end. Returns the benchmark records.
+    """
+    from gtex_models.benchmark import SCENARIOS, evaluation_tables, fit_and_score
+    from gtex_models.embeddings import tissue_embeddings, umap_coordinates
+    from gtex_models.experiment import CONFIG_DIR, Experiment, run_experiment
+
+    report = progress or (lambda fraction, message: None)
+    cohort = load_demo_cohort()
+    runs = [(key, Experiment.from_yaml(CONFIG_DIR / name)) for key, name in DEMO_EXPERIMENTS.items()]
+    for scenario in SCENARIOS:
+        for method in BENCHMARK_METHODS:
+            if any(e.method == method and e.scenario == scenario and not e.pathway for _, e in runs):
+                continue
+            base = Experiment.from_yaml(CONFIG_DIR / BENCHMARK_CONFIGS[method]) if method in BENCHMARK_CONFIGS \
+                else Experiment(method=method)
+            runs.append((None, Experiment(method, scenario, None, 0.5, base.model, base.training)))
+
+    records = []
+    with atomic_directory(out) as tmp:
+        (tmp / "tables").mkdir()
+        for i, (key, experiment) in enumerate(runs):
+            label = key or f"{experiment.method} ({experiment.scenario})"
+            report(i / len(runs), label)
+            if key is None:
+                record = fit_and_score(experiment.make_imputer(), cohort, experiment.scenario, experiment.missing_rate)
+            else:
+                imputer, record = run_experiment(experiment, cohort, out=tmp / f"{key}.safetensors")
+                test = experiment.cohort(cohort).split("test")
+                for name, table in evaluation_tables(imputer, test).items():
+                    table.to_csv(tmp / "tables" / f"{key}_{name}.csv.gz", index=False)
+                umap_coordinates(tissue_embeddings(imputer)).to_csv(tmp / "tables" / f"{key}_tissue_umap.csv",
+                                                                     index=False)
+            if not experiment.pathway:
+                records.append(record)
+        order = {method: i for i, method in enumerate(BENCHMARK_METHODS)}
+        records.sort(key=lambda r: (SCENARIOS.index(r["scenario"]), order[r["method"]]))
+        (tmp / "benchmark.json").write_text(json.dumps(records, indent=2) + "\n")
+    report(1.0, "demo built")
+    return records
