@@ -1,0 +1,207 @@
+"""Training throughput of PMI and GAIN-GTEx at GTEx scale: samples/s, s/epoch, peak memory.
+
+Each (method, hidden size, precision) runs in its own subprocess, so its peak RSS is that of a fresh
+Python process that loads the cached scale cohort (memory-mapped), copies the training split, builds
+the model's tensors and trains. It runs ``--warmup`` batches, then times batches for ``--seconds``
+(at least ``--min-batches``), exactly as :func:`gtex_models.training._train_epoch` does them (random
+masks, autocast, backward, fused Adam step, for every objective). Seconds per epoch are
+**extrapolated**: ``ceil(n_train / batch) * seconds_per_batch + one validation pass`` (timed). Use
+``--full-epochs K`` to instead time K real epochs through ``imputer.fit`` (with early-stopping
+validation), which checks the extrapolation.
+
+Examples::
+
+    python benchmarks/train_throughput.py                          # CPU, fp32 and bf16, PMI 1024/3072, GAIN
+    python benchmarks/train_throughput.py --device cuda
+    python benchmarks/train_throughput.py --methods pmi --pmi-hidden 1024 --precisions bf16 --full-epochs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+try:
+    from benchmarks._common import (ROOT, load_average, markdown_table, peak_rss_gib, sync, write_results)
+except ImportError:
+    from _common import ROOT, load_average, markdown_table, peak_rss_gib, sync, write_results
+
+PMI_CONFIG = ROOT / "configs" / "pmi_inductive_all.yaml"
+
+
+def method_settings(method: str, hidden: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model, training) settings: PMI from configs/pmi_inductive_all.yaml, GAIN-GTEx its defaults."""
+    if method == "pmi":
+        config = yaml.safe_load(PMI_CONFIG.read_text())
+        model, training = dict(config["model"]), dict(config["training"])
+        if hidden:
+            model["hidden_sizes"] = [hidden]
+        return model, training
+    gain_configs = sorted((ROOT / "configs").glob("gain*inductive_all*.yaml"))
+    if gain_configs:
+        config = yaml.safe_load(gain_configs[0].read_text())
+        return dict(config["model"]), dict(config["training"])
+    from gtex_models.imputers.gain import GAINImputer
+
+    return {}, dict(GAINImputer.training_defaults)
+
+
+def run_one(args: argparse.Namespace) -> dict[str, Any]:
+    """One configuration, in this process: returns its measurements."""
+    import torch
+    from torch import nn
+
+    from benchmarks.scale_cohort import scale_cohort
+    from gtex_models.covariates import CovariateEncoder
+    from gtex_models.cohort import GENE_COLUMNS
+    from gtex_models.imputers import make_imputer
+    from gtex_models.training import _batches, autocast, evaluate, resolve_device, seeded
+
+    load_before = load_average()
+    cohort = scale_cohort()
+    train, valid = cohort.split("train"), cohort.split("valid")
+    model, training = method_settings(args.method, args.hidden)
+    training.update(precision=args.precision, device=args.device, max_seconds=None)
+    if args.batch_size:
+        training["batch_size"] = args.batch_size
+    row: dict[str, Any] = {"method": args.method, "hidden": model.get("hidden_sizes"),
+                           "precision": args.precision, "n_train": train.n_samples, "n_genes": train.n_genes}
+
+    if args.full_epochs:
+        training.update(max_epochs=args.full_epochs, patience=10**6)
+        imputer = make_imputer(args.method, **model, **training)
+        row["batch_size"] = imputer.training.batch_size
+        start = time.perf_counter()
+        imputer.fit(train, valid)
+        seconds = time.perf_counter() - start
+        history = imputer.history
+        row.update(mode=f"{args.full_epochs} full epoch(s) via fit()", device=history["device"],
+                   fit_seconds=seconds, epoch_seconds=history["seconds"] / history["epochs"],
+                   samples_per_s=train.n_samples * history["epochs"] / history["seconds"],
+                   train_loss=history["train_loss"], valid_loss=history["valid_loss"])
+    else:
+        imputer = make_imputer(args.method, **model, **training)
+        config = imputer.training
+        device = resolve_device(config.device)
+        row["batch_size"] = config.batch_size
+        imputer.encoder = CovariateEncoder.fit(train.samples)
+        imputer.genes = train.genes[GENE_COLUMNS].copy()
+        with seeded(config.seed, device):
+            networks = nn.ModuleDict(imputer._build_networks(train.n_genes, imputer.encoder.n_tissues))
+        task = imputer._task(networks)
+        task.module.to(device)
+        data = {k: v.to(device) for k, v in imputer._tensors(train).items()}
+        valid_data = {k: v.to(device) for k, v in imputer._tensors(valid).items()}
+        optimizers = [torch.optim.Adam(o.parameters, lr=config.lr, fused=True) for o in task.objectives]
+        generator = torch.Generator(device=device).manual_seed(config.seed)
+        order = torch.randperm(train.n_samples, generator=generator, device=device)
+        task.module.train()
+        times: list[float] = []
+        with seeded(config.seed, device):
+            batches = _batches(data, config.batch_size, order.repeat(50))
+            t_all = time.perf_counter()
+            for i, batch in enumerate(batches):
+                sync(device)
+                t0 = time.perf_counter()
+                batch = task.prepare(batch, generator)
+                for objective, optimizer in zip(task.objectives, optimizers):
+                    with autocast(device, config.precision):
+                        loss = objective.loss(batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                float(loss)  # like the loop's per-epoch .tolist(): forces the work to finish
+                sync(device)
+                if i >= args.warmup:
+                    times.append(time.perf_counter() - t0)
+                if (len(times) >= args.min_batches and time.perf_counter() - t_all > args.seconds
+                        or len(times) >= args.max_batches):
+                    break
+            sync(device)
+            t0 = time.perf_counter()
+            evaluate(task, valid_data, config)
+            sync(device)
+            valid_seconds = time.perf_counter() - t0
+        per_batch = sum(times) / len(times)
+        n_batches = math.ceil(train.n_samples / config.batch_size)
+        row.update(mode=f"{len(times)} timed batches, extrapolated", device=str(device),
+                   timed_batches=len(times), seconds_per_batch=per_batch,
+                   samples_per_s=config.batch_size / per_batch, valid_seconds=valid_seconds,
+                   epoch_seconds=n_batches * per_batch + valid_seconds)
+        if device.type == "cuda":
+            row["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    row["peak_rss_gib"] = peak_rss_gib()
+    row["load"] = [load_before, load_average()]
+    row["threads"] = torch.get_num_threads()
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default="pmi,gain")
+    parser.add_argument("--pmi-hidden", default="1024,3072", help="PMI hidden widths (config 1024, paper 3072)")
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--batch-size", type=int, default=None, help="override the configs' batch size")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--min-batches", type=int, default=5)
+    parser.add_argument("--max-batches", type=int, default=400)
+    parser.add_argument("--seconds", type=float, default=20.0, help="time budget of the timed batches")
+    parser.add_argument("--full-epochs", type=int, default=0, help="time K real epochs via fit() instead")
+    parser.add_argument("--name", default="train_throughput", help="results file name")
+    parser.add_argument("--one", nargs=3, metavar=("METHOD", "HIDDEN", "PRECISION"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.one:
+        args.method, hidden, args.precision = args.one
+        args.hidden = int(hidden) or None
+        print("RESULT " + json.dumps(run_one(args)), flush=True)
+        return
+
+    passthrough = ["--device", args.device, "--warmup", str(args.warmup), "--min-batches", str(args.min_batches),
+                   "--max-batches", str(args.max_batches), "--seconds", str(args.seconds),
+                   "--full-epochs", str(args.full_epochs)]
+    if args.batch_size:
+        passthrough += ["--batch-size", str(args.batch_size)]
+    runs = []
+    for method in args.methods.split(","):
+        hiddens = [int(h) for h in args.pmi_hidden.split(",")] if method == "pmi" else [0]
+        for hidden in hiddens:
+            for precision in args.precisions.split(","):
+                runs.append((method, hidden, precision))
+    rows = []
+    for method, hidden, precision in runs:
+        command = [sys.executable, str(Path(__file__).resolve()), "--one", method, str(hidden), precision,
+                   *passthrough]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
+        if result.returncode or not lines:
+            print(f"{method} {hidden} {precision} failed:\n{result.stderr[-3000:]}", file=sys.stderr)
+            continue
+        row = json.loads(lines[-1][len("RESULT "):])
+        rows.append(row)
+        print(f"{method:5s} hidden={row['hidden']} {precision}: {row['samples_per_s']:.0f} samples/s, "
+              f"{row['epoch_seconds']:.1f} s/epoch ({row['mode']}), peak RSS {row['peak_rss_gib']:.2f} GiB, "
+              f"load {row['load'][1][0]}", flush=True)
+    for row in rows:
+        row["load_1min"] = row["load"][1][0]
+        row["hidden_str"] = "x".join(str(h) for h in row["hidden"]) if row["hidden"] else "default"
+    table = markdown_table(rows, [
+        ("method", "Method", ""), ("hidden_str", "Hidden", ""), ("batch_size", "Batch", ""),
+        ("precision", "Precision", ""), ("device", "Device", ""), ("samples_per_s", "Samples/s", "{:.0f}"),
+        ("epoch_seconds", "s / epoch", "{:.1f}"), ("mode", "How", ""),
+        ("peak_rss_gib", "Peak RSS (GiB)", "{:.2f}"), ("load_1min", "Load (1 min)", "{:.2f}")])
+    print(table)
+    write_results(args.name, {"rows": rows, "n_train": rows[0]["n_train"] if rows else None}, table)
+
+
+if __name__ == "__main__":
+    main()
