@@ -127,11 +127,11 @@ def _impute(args: argparse.Namespace) -> str:
     space = ModelSpace.from_metadata(metadata)
     table = read_expression(args.input, args.orientation)
     alignment = align_to_model(table, space.genes)
-    scale, reason = resolve_scale(alignment.values, args.scale)
+    scale, reason = resolve_scale(alignment.values, args.scale, table.sample_ids, space.genes["symbol"].tolist())
     annotation = read_samples_table(args.samples, args.tissue_column) if args.samples else None
     samples = sample_table(table.sample_ids, space.tissues, tissue=args.tissue, sex=args.sex, age=args.age,
                            annotation=annotation)
-    for message in table.warnings + alignment.coverage.warnings:
+    for message in alignment.coverage.warnings:  # the reader's warnings included
         warnings.warn(message)
     result = impute_upload(imputer, space, alignment, samples, scale, n_draws=args.draws)
     with atomic_file(args.out) as tmp:

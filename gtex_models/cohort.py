@@ -7,6 +7,7 @@ Every loader produces a Cohort, every imputer consumes one. Model space is
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -48,7 +49,8 @@ class Transform:
     def fit(cls, raw: np.ndarray, scale: str = "tpm", pseudocount: float = 1.0) -> "Transform":
         """Fit mean and std per gene on ``raw`` (rows: the training samples; NaN ignored)."""
         log = _to_log(np.asarray(raw, dtype=np.float32), scale, pseudocount)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():  # all-missing genes: mean 0, std 1
+            warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nan_to_num(np.nanmean(log, axis=0, dtype=np.float64))
             std = np.nan_to_num(np.nanstd(log, axis=0, dtype=np.float64))
         std[std < 1e-6] = 1.0  # constant genes: centre only

@@ -104,9 +104,12 @@ def _read_uploaded(data: bytes, filename: str, reader: Callable[[Path], T]) -> T
         path = Path(directory) / name
         path.write_bytes(data)
         try:
-            return reader(path)
+            result = reader(path)
         except InputError as error:
             raise InputError(str(error).replace(str(path), name)) from None
+    if isinstance(result, ExpressionTable):  # warnings too name the file as uploaded
+        result.warnings = [message.replace(str(path), name) for message in result.warnings]
+    return result
 
 
 def read_upload(data: bytes, filename: str, orientation: str = "auto") -> ExpressionTable:
@@ -234,17 +237,41 @@ def align_to_model(table: ExpressionTable, genes: pd.DataFrame) -> Alignment:
 
 
 # ----------------------------------------------------------------------------------- scale
-def detect_scale(values: np.ndarray) -> tuple[str, str]:
+def _first_negative(values: np.ndarray, rows: Sequence[str] | None, columns: Sequence[str] | None) -> str:
+    """Where the first negative value is, e.g. `` (first at sample 'S2', gene 'TP53'; 3 in all)``."""
+    with np.errstate(invalid="ignore"):
+        negative = np.asarray(values) < 0
+    if rows is None or columns is None or not negative.any():
+        return ""
+    i, j = np.argwhere(negative)[0]
+    return f" (first at sample {rows[i]!r}, gene {columns[j]!r}; {int(negative.sum()):,} in all)"
+
+
+def detect_scale(values: np.ndarray, rows: Sequence[str] | None = None,
+                 columns: Sequence[str] | None = None) -> tuple[str, str]:
     """Guess ``tpm`` or ``log`` (log2(TPM + 1)) from the values; returns the scale and the reason.
 
     Negative values mean log; a maximum above 50 or a heavy right tail (99th percentile more than
-    8 times the median of the non-zero values) means TPM; otherwise log.
+    8 times the median of the non-zero values) means TPM; otherwise log. ``rows`` and ``columns``
+    (sample and gene names of ``values``) only make the messages point at a value.
+
+    Raises
+    ------
+    InputError
+        Without any observed value, or with negative values next to values above 50 (neither TPM,
+        which is never negative, nor log2(TPM + 1)).
     """
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
         raise InputError("The upload has no observed values at all: every cell is empty or NA.")
     low, high = float(finite.min()), float(finite.max())
+    if low < 0 and high > 50:
+        raise InputError(
+            f"The upload has negative values{_first_negative(values, rows, columns)}, down to {low:.3g}, "
+            f"next to values up to {high:,.4g}: neither TPM (never negative) nor log2(TPM + 1) (rarely "
+            "above 20). Fix the negative values (TPM cannot be negative), or upload log2(TPM + 1) values."
+        )
     if low < 0:
         return "log", f"negative values (minimum {low:.3g}), so not TPM"
     if high > 50:
@@ -255,16 +282,20 @@ def detect_scale(values: np.ndarray) -> tuple[str, str]:
     return "log", f"values between {low:.3g} and {high:.3g} without a heavy tail"
 
 
-def resolve_scale(values: np.ndarray, scale: str = "auto") -> tuple[str, str]:
-    """``auto`` -> :func:`detect_scale`; ``tpm`` or ``log`` are checked and kept."""
+def resolve_scale(values: np.ndarray, scale: str = "auto", rows: Sequence[str] | None = None,
+                  columns: Sequence[str] | None = None) -> tuple[str, str]:
+    """``auto`` -> :func:`detect_scale`; ``tpm`` or ``log`` are checked and kept.
+
+    ``rows`` and ``columns``, the sample and gene names of ``values``, let errors name the place.
+    """
     if scale not in SCALE_CHOICES:
         raise InputError(f"Unknown scale {scale!r}; use one of {', '.join(SCALE_CHOICES)}.")
     if scale == "auto":
-        return detect_scale(values)
+        return detect_scale(values, rows, columns)
     if scale == "tpm" and np.nanmin(values, initial=0.0) < 0:
         raise InputError(
-            "The values were declared TPM, but some are negative; TPM cannot be negative. Choose "
-            "'log' if the values are log2(TPM + 1)."
+            f"The values were declared TPM, but some are negative{_first_negative(values, rows, columns)}; "
+            "TPM cannot be negative. Choose 'log' if the values are log2(TPM + 1)."
         )
     return scale, "chosen"
 

@@ -139,7 +139,8 @@ def upload_tab(key: str) -> None:
     try:
         data = upload.getvalue()
         alignment = _read(data, upload.name, orientation, key)
-        scale, reason = inference.resolve_scale(alignment.table.values, scale_choice)
+        table = alignment.table
+        scale, reason = inference.resolve_scale(table.values, scale_choice, table.sample_ids, table.feature_ids)
         _coverage(alignment, scale, reason)
         options = _sample_options(space, alignment.table.sample_ids)
         if options is None:

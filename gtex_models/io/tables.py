@@ -540,7 +540,51 @@ def read_expression(path: str | Path, orientation: str = "auto") -> ExpressionTa
             where = {"sample": "first column", "gene": "header row"}
     check_unique(sample_ids, "sample", where["sample"], path)
     check_unique(feature_ids, "gene", where["gene"], path)
+    messages += _empty_sample_warnings(values, sample_ids, path)
     return ExpressionTable(values, list(sample_ids), list(feature_ids), orientation, messages)
+
+
+def _empty_sample_warnings(values: np.ndarray, sample_ids: Sequence[str], path: Path) -> list[str]:
+    """A warning naming the samples without a single observed value (kept, not dropped).
+
+    Genes without one are normal in an upload of a few samples (they are imputed, like absent
+    genes); :func:`import_table` reports them, as a training cohort cannot learn them.
+
+    Raises
+    ------
+    InputError
+        If no cell at all is observed.
+    """
+    if values.size == 0:
+        return []
+    observed = ~np.isnan(values)
+    if not observed.any():
+        raise InputError(
+            f"{path} has no observed value at all: every one of its {values.size:,} cells is empty or "
+            "a missing-value token (NA, n/a, -). Check the file's content (and the delimiter)."
+        )
+    messages = []
+    empty_samples = [sample_ids[i] for i in np.flatnonzero(~observed.any(axis=1))]
+    if empty_samples:
+        messages.append(
+            f"{path}: {len(empty_samples)} sample(s) have no observed value at all "
+            f"({list_examples(empty_samples)}): they are kept, but their imputation is only the model's "
+            "average for their tissue, and they add nothing to a training cohort. Fill in some values or "
+            "remove them."
+        )
+    return messages
+
+
+def _empty_gene_warnings(values: np.ndarray, feature_ids: Sequence[str], path: Path) -> list[str]:
+    """For a training cohort: genes without a single observed value (kept; a model cannot learn them)."""
+    empty_genes = [feature_ids[j] for j in np.flatnonzero(np.isnan(values).all(axis=0))]
+    if not empty_genes:
+        return []
+    return [
+        f"{path}: {len(empty_genes)} gene(s) have no observed value in any sample "
+        f"({list_examples(empty_genes)}): they are kept (and imputed), but a model trained on this "
+        "cohort cannot learn them. Fill in some values or remove them."
+    ]
 
 
 # --------------------------------------------------------------------------- sample tables
@@ -673,7 +717,7 @@ def import_table(expression_path: str | Path, samples_path: str | Path | None = 
     path = Path(expression_path)
     table = read_expression(path, orientation)
     genes, gene_messages = map_features(table.feature_ids)
-    messages = table.warnings + gene_messages
+    messages = table.warnings + gene_messages + _empty_gene_warnings(table.values, table.feature_ids, path)
     if samples_path is None:
         samples = default_samples(table.sample_ids)
     else:
