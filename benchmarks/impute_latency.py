@@ -1,0 +1,124 @@
+"""Imputation latency and throughput of PMI and GAIN-GTEx for 1 to 10,000 GTEx-scale samples.
+
+Models are **untrained** (weights at initialisation): the time does not depend on the weights. They
+have the architecture used at 12,557 genes: PMI with one hidden layer of 3,072 (paper) and 1,024
+(our config), GAIN-GTEx with its defaults (3 x 296). The timed call is the public
+``imputer.impute(masked_cohort)`` — covariate encoding, tensors, batched forward passes under
+``torch.inference_mode`` (the imputers batch internally), observed values put back — on query
+cohorts with 50% of values missing (MCAR), taken from the cached scale cohort. ``--autocast-bf16``
+adds rows with the same call inside ``torch.autocast("cpu"/"cuda", bfloat16)`` (the imputers do not
+use autocast at inference themselves).
+
+Examples::
+
+    python benchmarks/impute_latency.py
+    python benchmarks/impute_latency.py --device cuda --sizes 1,100,1000,10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+try:
+    from benchmarks._common import (load_average, markdown_table, reset_peak_rss, sync, vm_hwm_gib,
+                                    write_results)
+except ImportError:
+    from _common import load_average, markdown_table, reset_peak_rss, sync, vm_hwm_gib, write_results
+
+
+def untrained_imputer(method: str, hidden: list[int] | None, cohort: Any, device: str) -> Any:
+    """An imputer with freshly initialised networks for ``cohort``'s genes and tissues."""
+    from torch import nn
+
+    from gtex_models.cohort import GENE_COLUMNS
+    from gtex_models.covariates import CovariateEncoder
+    from gtex_models.imputers import make_imputer
+    from gtex_models.training import resolve_device, seeded
+
+    kwargs = {"hidden_sizes": hidden} if hidden else {}
+    imputer = make_imputer(method, device=device, **kwargs)
+    imputer.encoder = CovariateEncoder.fit(cohort.samples)
+    imputer.genes = cohort.genes[GENE_COLUMNS].copy()
+    device_ = resolve_device(device)
+    with seeded(0, device_):
+        networks = nn.ModuleDict(imputer._build_networks(cohort.n_genes, imputer.encoder.n_tissues))
+    imputer.networks = networks.to(device_).eval()
+    return imputer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="pmi:3072,pmi:1024,gain",
+                        help="method[:hidden width] list (gain uses its default 3 x 296)")
+    parser.add_argument("--sizes", default="1,100,1000,10000")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per size (fewer for >= 1,000)")
+    parser.add_argument("--autocast-bf16", action="store_true", help="also time under bf16 autocast")
+    parser.add_argument("--name", default="impute_latency")
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+
+    from benchmarks.scale_cohort import scale_cohort
+    from gtex_models.evaluation import mask_cohort
+    from gtex_models.masks import mcar_mask
+    from gtex_models.training import resolve_device
+
+    device = resolve_device(args.device)
+    cohort = scale_cohort()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rng = np.random.default_rng(0)
+    queries = {}
+    for n in sizes:
+        rows = np.sort(rng.choice(cohort.n_samples, size=min(n, cohort.n_samples), replace=False))
+        query = cohort.subset_samples(rows)
+        queries[n] = mask_cohort(query, mcar_mask(query.x.shape, 0.5, 0.5, seed=1))
+    rows_out = []
+    precisions = ["fp32", "bf16"] if args.autocast_bf16 else ["fp32"]
+    for spec in args.models.split(","):
+        method, _, hidden = spec.partition(":")
+        imputer = untrained_imputer(method, [int(hidden)] if hidden else None, cohort, args.device)
+        label = f"{method} ({'x'.join(map(str, imputer.params['hidden_sizes']))})"
+        n_params = sum(p.numel() for p in imputer.networks.parameters())
+        for precision in precisions:
+            context = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+            with context:
+                imputer.impute(queries[sizes[0]])  # warm-up
+            for n in sizes:
+                repeats = args.repeats if n < 1000 else max(1, min(args.repeats, 3 if n < 10000 else 2))
+                times = []
+                load = load_average()
+                reset_peak_rss()
+                for _ in range(repeats):
+                    sync(device)
+                    start = time.perf_counter()
+                    with context:
+                        out = imputer.impute(queries[n])
+                    sync(device)
+                    times.append(time.perf_counter() - start)
+                assert out.shape == queries[n].x.shape and not np.isnan(out).any()
+                seconds = statistics.median(times)
+                row = {"model": label, "method": method, "hidden": imputer.params["hidden_sizes"],
+                       "parameters": n_params, "precision": precision, "device": str(device), "samples": n,
+                       "genes": cohort.n_genes, "seconds": seconds, "min_seconds": min(times),
+                       "repeats": repeats, "samples_per_s": n / seconds, "ms_per_sample": 1000 * seconds / n,
+                       "peak_rss_gib": vm_hwm_gib(), "load_1min": load[0]}
+                rows_out.append(row)
+                print(f"{label:14s} {precision} n={n:6d}: {seconds:8.3f} s (median of {repeats}), "
+                      f"{row['samples_per_s']:8.0f} samples/s, RSS peak {row['peak_rss_gib']:.2f} GiB, "
+                      f"load {load[0]}", flush=True)
+    table = markdown_table(rows_out, [
+        ("model", "Model (hidden)", ""), ("precision", "Precision", ""), ("device", "Device", ""),
+        ("samples", "Samples", "{:,}"), ("seconds", "Seconds (median)", "{:.3f}"),
+        ("samples_per_s", "Samples/s", "{:,.0f}"), ("ms_per_sample", "ms / sample", "{:.2f}"),
+        ("peak_rss_gib", "Peak RSS (GiB)", "{:.2f}"), ("load_1min", "Load (1 min)", "{:.2f}")])
+    print(table)
+    write_results(args.name, {"rows": rows_out}, table)
+
+
+if __name__ == "__main__":
+    main()
