@@ -1,0 +1,193 @@
+"""Every malformed upload through the app's Impute page (Streamlit AppTest).
+
+Each bad file gets a specific ``st.error`` naming the file as uploaded (never a temp path), the page
+stays usable (the next good upload imputes), and nothing is written outside a temporary directory.
+The demo model is a tiny mean-imputer checkpoint built here (seconds), so no real demo is needed.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import bad_inputs as corpus
+from gtex_models import demo, inference
+from gtex_models.checkpoints import save_checkpoint
+from gtex_models.imputers import make_imputer
+from gtex_models.io.errors import MAX_INPUT_MB, InputError
+from gtex_models.simulate import simulate_cohort
+
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "app.py")
+TISSUE = "Whole Blood"
+KEY = "pmi_all"
+
+
+def clear_caches() -> None:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def point_demo_at(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
+    monkeypatch.setattr(demo, "DEMO_DIR", directory)
+    monkeypatch.setattr(demo, "CACHE_DIR", directory / "cache")
+
+
+@pytest.fixture(scope="module")
+def app_model(tmp_path_factory):
+    """A demo directory holding one small checkpoint (a mean imputer under the first demo key)."""
+    cohort = simulate_cohort(n_donors=20, n_genes=400, seed=1)
+    directory = tmp_path_factory.mktemp("demo")
+    imputer = make_imputer("mean").fit(cohort.split("train"))
+    save_checkpoint(imputer, directory / f"{KEY}.safetensors",
+                    {"genes": cohort.genes, "transform": cohort.transform, "tissues": cohort.tissues})
+    clear_caches()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        point_demo_at(monkeypatch, directory)
+        yield cohort, directory
+    clear_caches()
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def upload(at: AppTest, case: corpus.Case) -> AppTest:
+    at.file_uploader(key="expression_file").set_value((case.name, case.path.read_bytes(), "text/csv"))
+    return at.run()
+
+
+def assert_error(at: AppTest, pattern: str, case: corpus.Case) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1, [e.value for e in at.error]
+    message = at.error[0].value
+    assert re.search(pattern, message, re.S), message
+    assert str(case.path.parent) not in message and "gtex-upload-" not in message  # the name, not a path
+    assert at.file_uploader(key="expression_file")  # the page is still there
+
+
+def assert_imputes(at: AppTest) -> AppTest:
+    """Choose the tissue if asked, then expect a finished imputation and its table."""
+    if at.selectbox(key="upload_tissue").value is None:
+        at.selectbox(key="upload_tissue").set_value(TISSUE)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert at.success and "Imputed" in at.success[0].value
+    assert at.dataframe
+    return at
+
+
+def test_every_bad_upload_gets_its_error_and_the_page_stays_usable(app_model, tmp_path, monkeypatch):
+    cohort, _ = app_model
+    at = open_page()
+    for name, builder in corpus.EXPRESSION_ERRORS.items():
+        directory = tmp_path / name
+        directory.mkdir()
+        case = builder(directory, cohort.genes)
+        with monkeypatch.context() as patch:
+            for key, value in case.env:
+                patch.setenv(key, value)
+            upload(at, case)
+        assert_error(at, case.expected_error("impute"), case)
+    good = corpus.case_bom_crlf(tmp_path, cohort.genes)
+    assert_imputes(upload(at, good))
+
+
+@pytest.mark.parametrize("name", ["no_model_gene"])
+def test_upload_without_a_model_gene(name, app_model, tmp_path):
+    case = corpus.MODEL_CASES[name](tmp_path, app_model[0].genes)
+    at = upload(open_page(), case)
+    assert_error(at, case.error, case)
+    assert_imputes(upload(at, corpus.case_mixed_ids(tmp_path, app_model[0].genes)))
+
+
+def test_low_coverage_warns_and_still_imputes(app_model, tmp_path):
+    case = corpus.case_low_coverage(tmp_path, app_model[0].genes)
+    at = assert_imputes(upload(open_page(), case))
+    assert any(re.search(case.warning, w.value) for w in at.warning), [w.value for w in at.warning]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Model genes in upload"] == "4 / 400"
+    assert at.dataframe[0].value.shape == (4, 400)
+
+
+def test_accepted_uploads_impute(app_model, tmp_path):
+    """BOM + CRLF, NA tokens, mixed and versioned IDs, empty samples/genes, square genes x samples."""
+    at = open_page()
+    for name, builder in corpus.ACCEPTED.items():
+        directory = tmp_path / name
+        directory.mkdir()
+        case = builder(directory, app_model[0].genes)
+        assert_imputes(upload(at, case))
+        warning = case.expected_warning("impute")
+        if warning:
+            assert any(re.search(warning, w.value) for w in at.warning), [w.value for w in at.warning]
+        assert not any(str(directory) in w.value or "gtex-upload-" in w.value for w in at.warning)
+
+
+def test_unknown_tissue_in_the_sample_table_suggests_names(app_model, tmp_path):
+    case = corpus.case_bom_crlf(tmp_path, app_model[0].genes)
+    at = upload(open_page(), case)
+    at.radio[0].set_value("Per sample, from a sample table").run()
+    sheet = "sample_id,tissue\nS1,Lung\nS2,Lung\nS3,Brain - Cortx\nS4,Lung\n"
+    at.file_uploader(key="sample_table").set_value(("samples.csv", sheet.encode(), "text/csv"))
+    at.run()
+    assert_error(at, r"Unknown tissue 'Brain - Cortx' \(did you mean 'Brain - Cortex'", case)
+    fixed = sheet.replace("Brain - Cortx", "Brain - Cortex")
+    at.file_uploader(key="sample_table").set_value(("samples.csv", fixed.encode(), "text/csv"))
+    at.run()
+    assert not at.error and at.success
+
+
+@pytest.mark.parametrize("kind", ["foreign", "pickle", "truncated"])
+def test_a_broken_demo_checkpoint_is_reported_not_raised(kind, app_model, tmp_path, monkeypatch):
+    _, directory = app_model
+    good = directory / f"{KEY}.safetensors"
+    broken_dir = tmp_path / "demo"
+    broken_dir.mkdir()
+    case = {"foreign": corpus.checkpoint_foreign, "pickle": corpus.checkpoint_pickle}.get(
+        kind, lambda d: corpus.checkpoint_truncated(d, good))(tmp_path)
+    (broken_dir / f"{KEY}.safetensors").write_bytes(case.path.read_bytes())
+    point_demo_at(monkeypatch, broken_dir)
+    clear_caches()
+    try:
+        at = open_page()
+        assert at.error, "a broken checkpoint must be reported"
+        assert re.search(r"not a GTEx Imputation Studio checkpoint|is truncated", at.error[0].value)
+        assert "build-demo" in at.error[0].value
+    finally:
+        clear_caches()
+
+
+# ------------------------------------------------------------------------------------- limits and safety
+def test_upload_limit_is_configured_and_enforced_in_code(monkeypatch):
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == MAX_INPUT_MB
+    monkeypatch.delenv("GTEX_MAX_INPUT_MB", raising=False)
+    data = b"x" * (MAX_INPUT_MB * 2**20 + 1)
+    with pytest.raises(InputError, match=rf"big\.csv is 200\.0 MB, above the upload limit of {MAX_INPUT_MB} MB"):
+        inference.read_upload(data, "big.csv")
+
+
+def test_uploads_are_parsed_in_a_temp_dir_and_never_written_elsewhere(app_model, tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.chdir(tmp_path)
+    good = corpus.case_bom_crlf(tmp_path, app_model[0].genes).path.read_bytes()
+    table = inference.read_upload(good, "../../escape.csv")  # a hostile name: only its last part is used
+    assert table.sample_ids == ["S1", "S2", "S3", "S4"]
+    with pytest.raises(InputError, match=r"^escape\.csv: the header line parses into a single column"):
+        inference.read_upload(b"a b c\n1 2 3\n", "../../escape.csv")
+    assert not list(scratch.iterdir())  # the temp dir is gone
+    assert not (tmp_path.parent / "escape.csv").exists() and not (tmp_path / "escape.csv").exists()
