@@ -81,15 +81,21 @@ def sidebar() -> None:
 
 
 def selected_model() -> str | None:
-    """The key of the model picked in the sidebar; shows an info box and returns None if there is none."""
+    """The key of the model picked in the sidebar; None (with an info box, or an error for a checkpoint
+    that cannot be loaded) when there is none to use."""
     models = demo.available_models()
     key = st.session_state.get(MODEL_KEY)
-    if key in models:
-        return key
-    if models:
-        return next(iter(models))
-    st.info(f"The demo models are not built yet, so this page has nothing to show. {BUILD_HINT}")
-    return None
+    if key not in models:
+        key = next(iter(models), None)
+    if key is None:
+        st.info(f"The demo models are not built yet, so this page has nothing to show. {BUILD_HINT}")
+        return None
+    try:
+        model(key)  # cached: a broken checkpoint file is reported here instead of crashing the page
+    except ValueError as error:  # CheckpointError, or metadata the app cannot use
+        st.error(f"The demo model {models[key]!r} cannot be loaded: {error} {BUILD_HINT}", icon=":material/error:")
+        return None
+    return key
 
 
 def pair_keys(key: str) -> dict[str, str]:
