@@ -57,11 +57,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per size (fewer for >= 1,000)")
     parser.add_argument("--autocast-bf16", action="store_true", help="also time under bf16 autocast")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--name", default="impute_latency")
     args = parser.parse_args()
 
     import numpy as np
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from benchmarks.scale_cohort import scale_cohort
     from gtex_models.evaluation import mask_cohort
@@ -89,7 +93,7 @@ def main() -> None:
             with context:
                 imputer.impute(queries[sizes[0]])  # warm-up
             for n in sizes:
-                repeats = args.repeats if n < 1000 else max(1, min(args.repeats, 3 if n < 10000 else 2))
+                repeats = args.repeats if n < 1000 else max(1, min(args.repeats, 3 if n < 10000 else 1))
                 times = []
                 load = load_average()
                 reset_peak_rss()
@@ -106,13 +110,14 @@ def main() -> None:
                        "parameters": n_params, "precision": precision, "device": str(device), "samples": n,
                        "genes": cohort.n_genes, "seconds": seconds, "min_seconds": min(times),
                        "repeats": repeats, "samples_per_s": n / seconds, "ms_per_sample": 1000 * seconds / n,
-                       "peak_rss_gib": vm_hwm_gib(), "load_1min": load[0]}
+                       "peak_rss_gib": vm_hwm_gib(), "load_1min": load[0],
+                       "threads": torch.get_num_threads()}
                 rows_out.append(row)
                 print(f"{label:14s} {precision} n={n:6d}: {seconds:8.3f} s (median of {repeats}), "
                       f"{row['samples_per_s']:8.0f} samples/s, RSS peak {row['peak_rss_gib']:.2f} GiB, "
                       f"load {load[0]}", flush=True)
     table = markdown_table(rows_out, [
-        ("model", "Model (hidden)", ""), ("precision", "Precision", ""), ("device", "Device", ""),
+        ("model", "Model (hidden)", ""), ("precision", "Precision", ""), ("device", "Device", ""), ("threads", "Threads", ""),
         ("samples", "Samples", "{:,}"), ("seconds", "Seconds (median)", "{:.3f}"),
         ("samples_per_s", "Samples/s", "{:,.0f}"), ("ms_per_sample", "ms / sample", "{:.2f}"),
         ("peak_rss_gib", "Peak RSS (GiB)", "{:.2f}"), ("load_1min", "Load (1 min)", "{:.2f}")])

@@ -65,6 +65,8 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     from gtex_models.imputers import make_imputer
     from gtex_models.training import _batches, autocast, evaluate, resolve_device, seeded
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     load_before = load_average()
     cohort = scale_cohort()
     train, valid = cohort.split("train"), cohort.split("valid")
@@ -156,6 +158,7 @@ def main() -> None:
     parser.add_argument("--max-batches", type=int, default=400)
     parser.add_argument("--seconds", type=float, default=20.0, help="time budget of the timed batches")
     parser.add_argument("--full-epochs", type=int, default=0, help="time K real epochs via fit() instead")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--name", default="train_throughput", help="results file name")
     parser.add_argument("--one", nargs=3, metavar=("METHOD", "HIDDEN", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -168,7 +171,7 @@ def main() -> None:
 
     passthrough = ["--device", args.device, "--warmup", str(args.warmup), "--min-batches", str(args.min_batches),
                    "--max-batches", str(args.max_batches), "--seconds", str(args.seconds),
-                   "--full-epochs", str(args.full_epochs)]
+                   "--full-epochs", str(args.full_epochs), "--threads", str(args.threads)]
     if args.batch_size:
         passthrough += ["--batch-size", str(args.batch_size)]
     runs = []
@@ -196,7 +199,8 @@ def main() -> None:
         row["hidden_str"] = "x".join(str(h) for h in row["hidden"]) if row["hidden"] else "default"
     table = markdown_table(rows, [
         ("method", "Method", ""), ("hidden_str", "Hidden", ""), ("batch_size", "Batch", ""),
-        ("precision", "Precision", ""), ("device", "Device", ""), ("samples_per_s", "Samples/s", "{:.0f}"),
+        ("precision", "Precision", ""), ("device", "Device", ""), ("threads", "Threads", ""),
+        ("samples_per_s", "Samples/s", "{:.0f}"),
         ("epoch_seconds", "s / epoch", "{:.1f}"), ("mode", "How", ""),
         ("peak_rss_gib", "Peak RSS (GiB)", "{:.2f}"), ("load_1min", "Load (1 min)", "{:.2f}")])
     print(table)
