@@ -1,0 +1,235 @@
+"""Save and load fitted imputers: one ``.safetensors`` file, arrays plus JSON metadata, never pickle.
+
+The file holds the imputer's arrays (:meth:`~gtex_models.imputers.base.Imputer.get_state`) and, in
+the safetensors metadata field, one JSON document: format version, method, the imputer's config,
+the gene table, the tissue vocabulary, the value transform, the training history, evaluation results
+and any other JSON-serialisable metadata the caller adds.
+
+Example
+-------
+>>> save_checkpoint(imputer, "pmi.safetensors", {"transform": cohort.transform})   # doctest: +SKIP
+>>> imputer, metadata = load_checkpoint("pmi.safetensors")                        # doctest: +SKIP
+>>> check_compatible(metadata, new_cohort)                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import safetensors.numpy
+
+from gtex_models.atomic import atomic_file
+from gtex_models.cohort import GENE_COLUMNS, Cohort, Transform
+from gtex_models.covariates import closest_names
+from gtex_models.imputers.base import Imputer
+
+FORMAT = "gtex-imputation-checkpoint"
+FORMAT_VERSION = 1
+STORAGE_DTYPES = ("float32", "float16")
+_METADATA_KEY = "gtex_imputation"
+_RESERVED = ("format_version", "method", "config", "dtype")
+_N_NAMED = 5
+
+
+class CheckpointError(ValueError):
+    """The file is not a readable checkpoint of this project (foreign, truncated, unknown method...)."""
+
+
+class IncompatibleCohortError(ValueError):
+    """A cohort's genes or tissues are not the ones a model was trained on."""
+
+
+# ------------------------------------------------------------------------------------- saving
+def save_checkpoint(
+    imputer: Imputer, path: str | Path, metadata: Mapping[str, Any] | None = None, dtype: str = "float32"
+) -> Path:
+    """Write ``imputer`` and ``metadata`` to one ``.safetensors`` file (atomically).
+
+    Parameters
+    ----------
+    imputer : a fitted imputer of any method.
+    path : the file to write.
+    metadata : JSON-serialisable values (numpy values and DataFrames are converted). Recognised keys:
+        ``genes`` (DataFrame with ``ensembl_gene_id``, ``symbol``), ``tissues`` (list),
+        ``transform`` (:class:`~gtex_models.cohort.Transform`), ``history``, ``evaluation``; genes,
+        tissues and history default to the imputer's own, when it has them.
+    dtype : ``"float32"`` or ``"float16"`` (halves the file; floating arrays are cast on saving and
+        restored to float32 on loading).
+    """
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"Unknown storage dtype {dtype!r}; use one of {STORAGE_DTYPES}.")
+    extra = dict(metadata or {})
+    reserved = sorted(set(extra) & set(_RESERVED))
+    if reserved:
+        raise ValueError(f"Metadata keys {reserved} are reserved for the checkpoint itself.")
+    arrays, config = imputer.get_state()
+    genes = extra.pop("genes", getattr(imputer, "genes", None))
+    tissues = extra.pop("tissues", getattr(imputer, "tissues", None))
+    transform = extra.pop("transform", None)
+    header = {
+        "format_version": FORMAT_VERSION,
+        "method": imputer.method,
+        "config": config,
+        "dtype": dtype,
+        "genes": None if genes is None else {c: pd.DataFrame(genes)[c].astype(str).tolist() for c in GENE_COLUMNS},
+        "tissues": None if tissues is None else [str(t) for t in tissues],
+        "transform": transform.to_dict() if isinstance(transform, Transform) else transform,
+        "history": extra.pop("history", getattr(imputer, "history", None)),
+        "evaluation": extra.pop("evaluation", None),
+        "metadata": extra,
+    }
+    stored = {key: _cast(key, np.asarray(value), dtype) for key, value in arrays.items()}
+    blob = safetensors.numpy.save(
+        stored, metadata={"format": FORMAT, _METADATA_KEY: json.dumps(header, default=_json_default)}
+    )
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(blob)
+    return Path(path)
+
+
+def _cast(key: str, array: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "float16" and np.issubdtype(array.dtype, np.floating):
+        cast = array.astype(np.float16)
+        if not np.isfinite(cast).all() and np.isfinite(array).all():
+            raise ValueError(f"Array {key!r} overflows float16; save it with dtype='float32'.")
+        array = cast
+    return np.ascontiguousarray(array)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, pd.DataFrame):
+        return value.to_dict(orient="list")
+    if isinstance(value, Transform):
+        return value.to_dict()
+    raise TypeError(f"Metadata value of type {type(value).__name__} is not JSON-serialisable.")
+
+
+# ------------------------------------------------------------------------------------- loading
+def load_checkpoint(path: str | Path) -> tuple[Imputer, dict[str, Any]]:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Returns
+    -------
+    imputer : the fitted imputer, ready to impute.
+    metadata : ``method``, ``format_version``, ``dtype``, ``config``, ``genes`` (DataFrame or None),
+        ``tissues``, ``transform`` (Transform or None), ``history``, ``evaluation`` and the caller's
+        other metadata keys.
+
+    Raises
+    ------
+    CheckpointError : not a checkpoint of this project, truncated, newer format, unknown method.
+    """
+    from gtex_models.imputers import imputer_class
+
+    path = Path(path)
+    header, arrays = _read(path)
+    method = header.get("method")
+    try:
+        cls = imputer_class(str(method))
+    except ValueError as error:
+        raise CheckpointError(f"{path} holds a model of unknown method {method!r}: {error}") from error
+    try:
+        imputer = cls.from_state(arrays, header["config"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: the stored {method} model cannot be rebuilt ({error}).") from error
+    metadata = {key: header.get(key) for key in _RESERVED + ("tissues", "history", "evaluation")}
+    genes = header.get("genes")
+    metadata["genes"] = None if genes is None else pd.DataFrame(genes)[GENE_COLUMNS]
+    transform = header.get("transform")
+    metadata["transform"] = None if transform is None else Transform.from_dict(transform)
+    metadata.update(header.get("metadata") or {})
+    return imputer, metadata
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Validate the file piece by piece so that each failure gets its own message."""
+    data = path.read_bytes()
+    not_ours = f"{path} is not a GTEx Imputation Studio checkpoint"
+    if len(data) < 9 or data[8:9] != b"{":
+        raise CheckpointError(f"{not_ours} (no safetensors header).")
+    header_size = int.from_bytes(data[:8], "little")
+    if 8 + header_size > len(data):
+        raise CheckpointError(
+            f"{path} is truncated: its header needs {header_size:,} bytes, the file has {len(data):,}."
+        )
+    try:
+        layout = json.loads(data[8:8 + header_size])
+        info = layout.get("__metadata__") or {}
+    except (UnicodeDecodeError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"{not_ours} (unreadable header: {error}).") from error
+    if info.get("format") != FORMAT or _METADATA_KEY not in info:
+        raise CheckpointError(f"{not_ours} (a safetensors file without our metadata).")
+    end = max((entry["data_offsets"][1] for key, entry in layout.items() if key != "__metadata__"), default=0)
+    if 8 + header_size + end > len(data):
+        raise CheckpointError(f"{path} is truncated: {8 + header_size + end:,} bytes expected, {len(data):,} found.")
+    header = json.loads(info[_METADATA_KEY])
+    if header.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} uses checkpoint format {header['format_version']}; this version reads up to {FORMAT_VERSION}."
+        )
+    try:
+        arrays = safetensors.numpy.load(data)
+    except Exception as error:  # safetensors raises its own error type for corrupt payloads
+        raise CheckpointError(f"{path} is corrupt: {error}") from error
+    restored = {key: value.astype(np.float32) if value.dtype == np.float16 else value for key, value in arrays.items()}
+    return header, restored
+
+
+# ------------------------------------------------------------------------------------- compatibility
+def check_compatible(source: Mapping[str, Any] | Imputer, cohort: Cohort) -> None:
+    """Raise :class:`IncompatibleCohortError` unless ``cohort`` has the genes and tissues of the model.
+
+    ``source`` is a fitted imputer or the metadata returned by :func:`load_checkpoint`. Genes are
+    matched by Ensembl ID (any order); the cohort's tissues must all be in the model's vocabulary.
+    """
+    if isinstance(source, Imputer):
+        genes, tissues = getattr(source, "genes", None), getattr(source, "tissues", None)
+    else:
+        genes, tissues = source.get("genes"), source.get("tissues")
+    if genes is not None:
+        _check_genes(pd.DataFrame(genes), cohort.genes)
+    if tissues is not None:
+        _check_tissues(list(tissues), cohort.samples["tissue"].unique().tolist())
+
+
+def _check_genes(model: pd.DataFrame, cohort: pd.DataFrame) -> None:
+    model_ids, cohort_ids = pd.Index(model["ensembl_gene_id"]), pd.Index(cohort["ensembl_gene_id"])
+    present = model_ids.isin(cohort_ids)
+    extra = ~cohort_ids.isin(model_ids)
+    if present.all() and not extra.any():
+        return
+    message = (f"The model was trained on {len(model_ids):,} genes; the cohort has {len(cohort_ids):,}, "
+               f"of which {int(present.sum()):,} match (by Ensembl ID).")
+    if not present.all():
+        message += f" Missing from the cohort: {_few(model.loc[~present, 'symbol'].tolist())}."
+    if extra.any():
+        message += (f" Unknown to the model: {_few(cohort.loc[extra, 'symbol'].tolist())}; "
+                    "keep only the model's genes.")
+    raise IncompatibleCohortError(message)
+
+
+def _check_tissues(known: list[str], used: list[str]) -> None:
+    unknown = sorted(set(used) - set(known))
+    if not unknown:
+        return
+    described = []
+    for tissue in unknown[:_N_NAMED]:
+        suggestions = closest_names(tissue, known)
+        hint = f" (did you mean {' or '.join(repr(s) for s in suggestions)}?)" if suggestions else ""
+        described.append(f"{tissue!r}{hint}")
+    more = f" and {len(unknown) - _N_NAMED} more" if len(unknown) > _N_NAMED else ""
+    raise IncompatibleCohortError(
+        f"{len(unknown)} tissue(s) of the cohort are unknown to the model, which knows {len(known)}: "
+        f"{', '.join(described)}{more}."
+    )
+
+
+def _few(names: list[str]) -> str:
+    shown = ", ".join(names[:_N_NAMED])
+    return shown + (f" and {len(names) - _N_NAMED:,} more" if len(names) > _N_NAMED else "")

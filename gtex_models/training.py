@@ -1,0 +1,424 @@
+"""How the deep imputers are trained: the generic loop, and the machinery PMI and GAIN-GTEx share.
+
+The loop (:func:`train`) knows nothing about imputation: a method hands it a :class:`Task` — the
+modules to train, one or more :class:`Objective` (a loss for a batch and the parameters it updates,
+stepped in order on every batch, as GAIN alternates discriminator and generator), a ``prepare``
+hook drawing the batch's random masks, and a validation loss for early stopping. Data stay on the
+device as float32 / int64 tensors; batches are index views, never host-to-device copies.
+
+:class:`DeepImputer` turns a :class:`~gtex_models.cohort.Cohort` into those tensors, runs the loop
+and predicts in batches; :mod:`gtex_models.imputers.pmi` and :mod:`gtex_models.imputers.gain`
+only say what their networks and losses are.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import abstractmethod
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from gtex_models.checkpoints import check_compatible
+from gtex_models.cohort import GENE_COLUMNS, Cohort
+from gtex_models.covariates import CovariateEncoder
+from gtex_models.imputers.base import Imputer, ProgressCallback
+
+PRECISIONS = ("fp32", "bf16")
+PREDICT_BATCH_SIZE = 2048
+Batch = dict[str, torch.Tensor]
+
+
+# --------------------------------------------------------------------------------------- the loop
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Settings of the training loop.
+
+    Attributes
+    ----------
+    batch_size, lr : mini-batch size and Adam learning rate.
+    max_epochs : upper bound on passes over the training samples.
+    patience : epochs without a better validation loss before stopping (best weights are restored).
+    max_seconds : optional wall-clock budget; training stops after the batch that exceeds it.
+    precision : ``"fp32"`` or ``"bf16"`` (autocast of the forward pass; weights stay float32).
+    seed : seeds weight initialisation, batch order, masks and dropout.
+    device : ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
+    """
+
+    batch_size: int = 32
+    lr: float = 1e-4
+    max_epochs: int = 300
+    patience: int = 10
+    max_seconds: float | None = None
+    precision: str = "fp32"
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        # YAML 1.1 reads "1e-3" as a string: coerce numbers given as text
+        for name, kind in (("batch_size", int), ("lr", float), ("max_epochs", int), ("patience", int),
+                           ("seed", int)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+        if self.max_seconds is not None:
+            object.__setattr__(self, "max_seconds", float(self.max_seconds))
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"Unknown precision {self.precision!r}; use one of {PRECISIONS}.")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be at least 2 (batch normalisation needs two samples).")
+        if self.lr <= 0 or self.max_epochs < 1 or self.patience < 1:
+            raise ValueError("lr must be positive; max_epochs and patience at least 1.")
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """Names of the settings (the keyword arguments the deep imputers accept for training)."""
+        return tuple(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One optimiser step per batch: minimise ``loss(batch)`` over ``parameters`` with Adam."""
+
+    name: str
+    loss: Callable[[Batch], torch.Tensor]
+    parameters: Iterable[nn.Parameter]
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a method plugs into :func:`train`.
+
+    Attributes
+    ----------
+    module : every trained module (switched between train/eval mode; its best weights are kept).
+    objectives : stepped in order on every batch.
+    prepare : ``prepare(batch, generator) -> batch`` adds the random draws (masks, hints, noise).
+    valid_loss : loss of a prepared validation batch, used for early stopping.
+    """
+
+    module: nn.Module
+    objectives: Sequence[Objective]
+    prepare: Callable[[Batch, torch.Generator], Batch]
+    valid_loss: Callable[[Batch], torch.Tensor]
+
+
+@dataclass
+class History:
+    """Per-epoch losses and how training ended."""
+
+    train_loss: dict[str, list[float]] = field(default_factory=dict)
+    valid_loss: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    epochs: int = 0
+    seconds: float = 0.0
+    stop_reason: str = ""
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return asdict(self)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's global generators inside the block and restore the caller's state afterwards."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast for ``precision="bf16"``, a no-op context otherwise."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def masked_mse(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the entries where ``weight`` is 1 (computed in float32)."""
+    squared = (prediction.float() - target) ** 2
+    return (squared * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def _batches(data: Batch, batch_size: int, order: torch.Tensor) -> Iterator[Batch]:
+    for rows in order.split(batch_size):
+        if len(rows) > 1:  # batch normalisation cannot train on one sample
+            yield {key: value[rows] for key, value in data.items()}
+
+
+def _n_rows(data: Batch) -> int:
+    return len(next(iter(data.values())))
+
+
+def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.detach().clone() for key, value in module.state_dict().items()}
+
+
+def train(
+    task: Task,
+    train_data: Batch,
+    valid_data: Batch | None,
+    config: TrainingConfig,
+    progress: ProgressCallback | None = None,
+) -> History:
+    """Train ``task`` on tensors (one row per sample); early-stop on ``valid_data`` when given.
+
+    The validation batches get the same random draws every epoch (a fixed seed), so their losses are
+    comparable. Without ``valid_data`` training runs ``max_epochs`` (or ``max_seconds``).
+
+    Returns
+    -------
+    History : per-epoch mean training loss of each objective, validation losses, best epoch.
+    """
+    device = resolve_device(config.device)
+    task.module.to(device)
+    train_data = {key: value.to(device) for key, value in train_data.items()}
+    valid_data = None if valid_data is None else {key: value.to(device) for key, value in valid_data.items()}
+    optimizers = [torch.optim.Adam(objective.parameters, lr=config.lr, fused=True) for objective in task.objectives]
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    history = History(train_loss={o.name: [] for o in task.objectives}, device=str(device),
+                      precision=config.precision)
+    start = time.perf_counter()
+    deadline = math.inf if config.max_seconds is None else start + config.max_seconds
+    best_loss, best_state, stale = math.inf, None, 0
+    history.stop_reason = f"max_epochs ({config.max_epochs})"
+
+    with seeded(config.seed, device):
+        for epoch in range(1, config.max_epochs + 1):
+            losses = _train_epoch(task, optimizers, train_data, config, generator, deadline)
+            for objective, loss in zip(task.objectives, losses):
+                history.train_loss[objective.name].append(loss)
+            history.epochs = epoch
+            message = f"epoch {epoch}/{config.max_epochs}: train " + ", ".join(
+                f"{o.name} {loss:.4f}" for o, loss in zip(task.objectives, losses))
+            if valid_data is not None:
+                valid = evaluate(task, valid_data, config)
+                history.valid_loss.append(valid)
+                message += f", valid {valid:.4f}"
+                if valid < best_loss:
+                    best_loss, best_state, stale, history.best_epoch = valid, _snapshot(task.module), 0, epoch
+                else:
+                    stale += 1
+            if progress is not None:
+                fraction = epoch / config.max_epochs
+                if config.max_seconds:
+                    fraction = max(fraction, (time.perf_counter() - start) / config.max_seconds)
+                progress(min(fraction, 1.0), message)
+            if stale >= config.patience:
+                history.stop_reason = f"early stopping (no better validation loss for {config.patience} epochs)"
+                break
+            if time.perf_counter() > deadline:
+                history.stop_reason = f"time budget of {config.max_seconds:g} s"
+                break
+
+    if best_state is not None:
+        task.module.load_state_dict(best_state)
+    task.module.eval()
+    history.seconds = time.perf_counter() - start
+    if progress is not None:
+        progress(1.0, f"done: {history.epochs} epochs in {history.seconds:.1f} s, {history.stop_reason}")
+    return history
+
+
+def _train_epoch(
+    task: Task, optimizers: Sequence[torch.optim.Optimizer], data: Batch, config: TrainingConfig,
+    generator: torch.Generator, deadline: float,
+) -> list[float]:
+    """One pass over ``data`` in random order (cut short at ``deadline``); mean loss per objective."""
+    device = generator.device
+    task.module.train()
+    sums = torch.zeros(len(task.objectives), device=device)
+    n_batches = 0
+    order = torch.randperm(_n_rows(data), generator=generator, device=device)
+    for batch in _batches(data, config.batch_size, order):
+        batch = task.prepare(batch, generator)
+        for i, (objective, optimizer) in enumerate(zip(task.objectives, optimizers)):
+            with autocast(device, config.precision):
+                loss = objective.loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            sums[i] += loss.detach()
+        n_batches += 1
+        if time.perf_counter() > deadline:
+            break
+    return (sums / max(n_batches, 1)).tolist()
+
+
+def evaluate(task: Task, data: Batch, config: TrainingConfig) -> float:
+    """Row-weighted mean of ``task.valid_loss`` over ``data`` in eval mode, with fixed random draws."""
+    device = next(iter(data.values())).device
+    generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+    task.module.eval()
+    total, rows = 0.0, 0
+    with torch.no_grad(), autocast(device, config.precision):
+        for batch in _chunks(data, PREDICT_BATCH_SIZE):
+            n = _n_rows(batch)
+            total += float(task.valid_loss(task.prepare(batch, generator))) * n
+            rows += n
+    return total / max(rows, 1)
+
+
+# ------------------------------------------------------------------------- shared imputer machinery
+class DeepImputer(Imputer):
+    """What PMI and GAIN-GTEx share: covariate encoding, tensors, the loop, batched prediction, state.
+
+    A subclass defines ``method``, ``prediction_networks``, :meth:`_build_networks`, :meth:`_task`
+    and :meth:`_predict_batch`. Networks needed only for training (GAIN's discriminator) are dropped
+    after :meth:`fit`, so they are neither kept in memory nor saved: ``fit`` always starts afresh.
+    Keyword arguments are the model's hyper-parameters (``params``) plus any
+    :class:`TrainingConfig` setting; the subclass's ``training_defaults`` fill the settings not given.
+    """
+
+    training_defaults: ClassVar[dict[str, Any]] = {}
+    prediction_networks: ClassVar[tuple[str, ...]]
+
+    def __init__(self, params: dict[str, Any], training: dict[str, Any]) -> None:
+        unknown = set(training) - set(TrainingConfig.keys())
+        if unknown:
+            raise ValueError(
+                f"Unknown setting(s) {sorted(unknown)} for {type(self).__name__}; model settings are "
+                f"{sorted(params)}, training settings {list(TrainingConfig.keys())}."
+            )
+        self.params = params
+        self.training = TrainingConfig(**{**self.training_defaults, **training})
+        self.networks: nn.ModuleDict | None = None
+        self.encoder: CovariateEncoder | None = None
+        self.genes: pd.DataFrame | None = None
+        self.history: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------- subclass hooks
+    @abstractmethod
+    def _build_networks(self, n_genes: int, n_tissues: int) -> dict[str, nn.Module]:
+        """The method's networks for training, by name."""
+
+    @abstractmethod
+    def _task(self, networks: nn.ModuleDict) -> Task:
+        """Objectives, random draws and validation loss for :func:`train`."""
+
+    @abstractmethod
+    def _predict_batch(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
+        """Prediction for every entry of a batch (``x`` zero where ``known`` is 0), in fp32."""
+
+    # ---------------------------------------------------------------- public API
+    @property
+    def config(self) -> dict[str, Any]:
+        """All keyword arguments (model and training) that rebuild this imputer."""
+        return {**self.params, **asdict(self.training)}
+
+    @property
+    def tissues(self) -> tuple[str, ...]:
+        """The tissue vocabulary the model was trained on."""
+        return self._fitted_encoder.tissues
+
+    def fit(
+        self, cohort: Cohort, valid: Cohort | None = None, progress: ProgressCallback | None = None
+    ) -> "DeepImputer":
+        """Train on ``cohort`` (NaN = missing: the in-place scenario); ``valid`` drives early stopping.
+
+        Covariates are normalised with the training samples' age statistics; the tissue vocabulary
+        also covers the validation samples' tissues.
+        """
+        if valid is not None and not valid.genes["ensembl_gene_id"].equals(cohort.genes["ensembl_gene_id"]):
+            raise ValueError("The validation cohort must have the training cohort's genes, in the same order.")
+        encoder = CovariateEncoder.fit(cohort.samples)
+        if valid is not None:
+            vocabulary = tuple(sorted(set(encoder.tissues) | set(valid.samples["tissue"])))
+            encoder = CovariateEncoder(vocabulary, encoder.age_mean, encoder.age_std)
+        self.encoder = encoder
+        self.genes = cohort.genes[GENE_COLUMNS].copy()
+        device = resolve_device(self.training.device)
+        with seeded(self.training.seed, device):
+            networks = nn.ModuleDict(self._build_networks(cohort.n_genes, encoder.n_tissues))
+        history = train(self._task(networks), self._tensors(cohort),
+                        None if valid is None else self._tensors(valid), self.training, progress)
+        self.networks = self._for_prediction(networks)
+        self.history = history.to_dict()
+        return self
+
+    def _predict(self, cohort: Cohort) -> np.ndarray:
+        return self._predict_draws(cohort, n_draws=1)[0]
+
+    def _predict_draws(self, cohort: Cohort, n_draws: int, seed: int = 0) -> np.ndarray:
+        """``n_draws`` predictions (draws x samples x genes) of :meth:`_predict_batch` in model space."""
+        networks = self._fitted_networks
+        check_compatible(self, cohort)
+        columns = pd.Index(cohort.genes["ensembl_gene_id"]).get_indexer(self.genes["ensembl_gene_id"])
+        device = next(networks.parameters()).device
+        data = {key: value.to(device) for key, value in self._tensors(cohort, columns).items()}
+        generator = torch.Generator(device=device).manual_seed(seed)
+        networks.eval()
+        out = np.empty((n_draws, cohort.n_samples, cohort.n_genes), dtype=np.float32)
+        with torch.inference_mode():
+            for draw in range(n_draws):
+                chunks = [self._predict_batch(batch, generator).float()
+                          for batch in _chunks(data, PREDICT_BATCH_SIZE)]
+                out[draw][:, columns] = torch.cat(chunks).cpu().numpy()
+        return out
+
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {key: value.detach().cpu().numpy() for key, value in self._fitted_networks.state_dict().items()}
+        config = {
+            "method": self.method,
+            "params": self.config,
+            "covariates": self._fitted_encoder.to_dict(),
+            "genes": {column: self.genes[column].tolist() for column in GENE_COLUMNS},
+            "history": self.history,
+        }
+        return arrays, config
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], config: dict[str, Any]) -> "DeepImputer":
+        imputer = cls(**config["params"])
+        imputer.encoder = CovariateEncoder.from_dict(config["covariates"])
+        imputer.genes = pd.DataFrame(config["genes"])[GENE_COLUMNS]
+        imputer.history = dict(config.get("history", {}))
+        networks = imputer._for_prediction(
+            nn.ModuleDict(imputer._build_networks(len(imputer.genes), imputer.encoder.n_tissues)))
+        networks.load_state_dict({key: torch.from_numpy(np.asarray(value)) for key, value in arrays.items()})
+        imputer.networks = networks.to(resolve_device(imputer.training.device)).eval()
+        return imputer
+
+    # ---------------------------------------------------------------- helpers
+    def _for_prediction(self, networks: nn.ModuleDict) -> nn.ModuleDict:
+        return nn.ModuleDict({name: networks[name] for name in self.prediction_networks})
+
+    @property
+    def _fitted_networks(self) -> nn.ModuleDict:
+        if self.networks is None:
+            raise RuntimeError(f"Fit the {self.method} imputer (or load a checkpoint) first.")
+        return self.networks
+
+    @property
+    def _fitted_encoder(self) -> CovariateEncoder:
+        if self.encoder is None:
+            raise RuntimeError(f"Fit the {self.method} imputer (or load a checkpoint) first.")
+        return self.encoder
+
+    def _tensors(self, cohort: Cohort, columns: np.ndarray | None = None) -> Batch:
+        """``x`` (NaN -> 0), ``known`` (1 observed), ``tissue``, ``sex``, ``age`` as CPU tensors."""
+        x = cohort.x if columns is None else cohort.x[:, columns]
+        known = ~np.isnan(x)
+        covariates = self._fitted_encoder.encode(cohort.samples)
+        return {
+            "x": torch.from_numpy(np.where(known, x, 0.0).astype(np.float32)),
+            "known": torch.from_numpy(known.astype(np.float32)),
+            **{key: torch.from_numpy(value) for key, value in covariates.items()},
+        }
+
+
+def _chunks(data: Batch, size: int) -> Iterator[Batch]:
+    n = _n_rows(data)
+    for start in range(0, n, size):
+        yield {key: value[start:start + size] for key, value in data.items()}
