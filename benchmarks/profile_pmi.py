@@ -21,6 +21,65 @@ except ImportError:
     from _common import load_average, write_results
 
 
+def impute_breakdown(imputer, query, repeats: int = 3) -> str:
+    """Time the steps of ``imputer.impute`` one by one (median of ``repeats``) on ``query``."""
+    import statistics
+
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from gtex_models.training import PREDICT_BATCH_SIZE, _chunks
+
+    def timed(fn):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            value = fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times), value
+
+    steps = {}
+    steps["Imputer.impute: cohort.observed (isnan)"], observed = timed(lambda: query.observed)
+    columns = pd.Index(query.genes["ensembl_gene_id"]).get_indexer(imputer.genes["ensembl_gene_id"])
+    steps["_tensors: isnan + where + astype copies + covariates"], data = timed(lambda: imputer._tensors(query, columns))
+    network = imputer.networks["network"]
+    generator = torch.Generator().manual_seed(0)
+
+    def forward():
+        with torch.inference_mode():
+            return torch.cat([imputer._predict_batch(b, generator).float() for b in _chunks(data, PREDICT_BATCH_SIZE)])
+
+    steps["network forward (fp32, chunks of 2048)"], prediction = timed(forward)
+
+    def forward_bf16():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return torch.cat([imputer._predict_batch(b, generator).float() for b in _chunks(data, PREDICT_BATCH_SIZE)])
+
+    steps["(alternative) network forward under bf16 autocast"], _ = timed(forward_bf16)
+    bf16_net = __import__("copy").deepcopy(network).to(torch.bfloat16)
+
+    def forward_bf16_weights():
+        with torch.inference_mode():
+            return torch.cat([bf16_net(b["x"].bfloat16(), b["known"].bfloat16(), b["tissue"], b["sex"],
+                                       b["age"].bfloat16()).float() for b in _chunks(data, PREDICT_BATCH_SIZE)])
+
+    steps["(alternative) network forward, weights stored in bf16"], _ = timed(forward_bf16_weights)
+    out = np.empty((1, query.n_samples, query.n_genes), dtype=np.float32)
+
+    def scatter():
+        out[0][:, columns] = prediction.cpu().numpy()
+        return out
+
+    steps["out[draw][:, columns] = ... (fancy-index copy)"], _ = timed(scatter)
+    steps["np.where(observed, x, prediction).astype(float32)"], _ = timed(
+        lambda: np.where(observed, query.x, out[0]).astype(np.float32))
+    steps["total Imputer.impute()"], _ = timed(lambda: imputer.impute(query))
+    lines = ["## Imputation step by step (median of 3)", "", "| Step | Seconds |", "|---|---|"]
+    lines += [f"| {name} | {seconds:.3f} |" for name, seconds in steps.items()]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hidden", type=int, default=1024)
@@ -92,6 +151,7 @@ def main() -> None:
                     f"{args.hidden}, fp32; {impute_seconds:.2f} s; load {load}\n\n### torch.profiler (self CPU)\n```\n"
                     + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows)
                     + "\n```\n\n### cProfile (tottime)\n```\n" + stream.getvalue() + "\n```\n")
+    sections.append(impute_breakdown(imputer, query))
     text = "\n".join(sections)
     print(text)
     write_results(f"profile_pmi_{args.hidden}", {"fit_seconds": fit_seconds, "impute_seconds": impute_seconds,

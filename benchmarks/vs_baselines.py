@@ -43,9 +43,12 @@ def subset(n_donors: int, n_genes: int, seed: int = 0):
     from benchmarks.scale_cohort import scale_cohort
 
     cohort = scale_cohort()
-    rng = np.random.default_rng(seed)
-    donors = cohort.samples["donor_id"].unique()
-    chosen = set(rng.permutation(donors)[:n_donors])
+    rng = np.random.default_rng([seed, 7])  # not the split's own shuffle (that would pick train donors only)
+    donor_split = cohort.samples[["donor_id", "split"]].drop_duplicates()
+    chosen: set[str] = set()
+    for _, group in donor_split.groupby("split"):  # the same share of each split's donors
+        share = max(1, round(n_donors * len(group) / len(donor_split)))
+        chosen |= set(rng.permutation(group["donor_id"].to_numpy())[:share])
     rows = np.flatnonzero(cohort.samples["donor_id"].isin(chosen).to_numpy())
     genes = np.sort(rng.choice(cohort.n_genes, size=min(n_genes, cohort.n_genes), replace=False))
     return cohort.subset_samples(rows).subset_genes(genes)
