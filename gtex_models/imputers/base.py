@@ -41,9 +41,11 @@ class Imputer(ABC):
 
     def impute(self, cohort: Cohort) -> np.ndarray:
         """Fill the NaN entries of ``cohort.x``; observed entries are returned unchanged."""
-        observed = cohort.observed
-        prediction = self._predict(cohort)
-        return np.where(observed, cohort.x, prediction).astype(np.float32)
+        prediction = self._predict(cohort).astype(np.float32, copy=False)
+        if np.shares_memory(prediction, cohort.x):
+            prediction = prediction.copy()
+        np.copyto(prediction, cohort.x, where=cohort.observed)  # in place: no second full-size copy
+        return prediction
 
     @abstractmethod
     def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
