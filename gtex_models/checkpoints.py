@@ -24,7 +24,7 @@ import safetensors.numpy
 
 from gtex_models.atomic import atomic_file
 from gtex_models.cohort import GENE_COLUMNS, Cohort, Transform
-from gtex_models.covariates import closest_names
+from gtex_models.messages import describe_unknown_tissues, list_examples
 from gtex_models.imputers.base import Imputer
 
 FORMAT = "gtex-imputation-checkpoint"
@@ -32,7 +32,6 @@ FORMAT_VERSION = 1
 STORAGE_DTYPES = ("float32", "float16")
 _METADATA_KEY = "gtex_imputation"
 _RESERVED = ("format_version", "method", "config", "dtype")
-_N_NAMED = 5
 
 
 class CheckpointError(ValueError):
@@ -207,29 +206,17 @@ def _check_genes(model: pd.DataFrame, cohort: pd.DataFrame) -> None:
     message = (f"The model was trained on {len(model_ids):,} genes; the cohort has {len(cohort_ids):,}, "
                f"of which {int(present.sum()):,} match (by Ensembl ID).")
     if not present.all():
-        message += f" Missing from the cohort: {_few(model.loc[~present, 'symbol'].tolist())}."
+        message += f" Missing from the cohort: {list_examples(model.loc[~present, 'symbol'].tolist(), quote=False)}."
     if extra.any():
-        message += (f" Unknown to the model: {_few(cohort.loc[extra, 'symbol'].tolist())}; "
+        message += (f" Unknown to the model: {list_examples(cohort.loc[extra, 'symbol'].tolist(), quote=False)}; "
                     "keep only the model's genes.")
     raise IncompatibleCohortError(message)
 
 
 def _check_tissues(known: list[str], used: list[str]) -> None:
     unknown = sorted(set(used) - set(known))
-    if not unknown:
-        return
-    described = []
-    for tissue in unknown[:_N_NAMED]:
-        suggestions = closest_names(tissue, known)
-        hint = f" (did you mean {' or '.join(repr(s) for s in suggestions)}?)" if suggestions else ""
-        described.append(f"{tissue!r}{hint}")
-    more = f" and {len(unknown) - _N_NAMED} more" if len(unknown) > _N_NAMED else ""
-    raise IncompatibleCohortError(
-        f"{len(unknown)} tissue(s) of the cohort are unknown to the model, which knows {len(known)}: "
-        f"{', '.join(described)}{more}."
-    )
-
-
-def _few(names: list[str]) -> str:
-    shown = ", ".join(names[:_N_NAMED])
-    return shown + (f" and {len(names) - _N_NAMED:,} more" if len(names) > _N_NAMED else "")
+    if unknown:
+        raise IncompatibleCohortError(
+            f"{len(unknown)} tissue(s) of the cohort are unknown to the model, which knows {len(known)}: "
+            f"{describe_unknown_tissues(unknown, known)}."
+        )

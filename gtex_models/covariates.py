@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from gtex_models.messages import describe_unknown_tissues
 
 SEXES = ("female", "male", "unknown")
 _SEX_CODES = {"1": "male", "2": "female", "m": "male", "male": "male", "f": "female", "female": "female"}
@@ -48,15 +49,6 @@ def parse_age(values: Iterable[Any]) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def closest_names(name: str, known: Sequence[str], n: int = 3) -> list[str]:
-    """Known names that look most like ``name`` (case-insensitive), for "did you mean" messages."""
-    lowered = {k.lower(): k for k in known}
-    hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.4)
-    if not hits:  # fall back to substring matches ("brain" -> all brain tissues)
-        hits = [k for k in lowered if name.lower() in k][:n]
-    return [lowered[h] for h in hits]
-
-
 class UnknownTissueError(ValueError):
     """A sample's tissue is not in the model's vocabulary."""
 
@@ -87,10 +79,9 @@ class CovariateEncoder:
         index = []
         for tissue in tissues:
             if tissue not in lookup:
-                suggestions = closest_names(str(tissue), self.tissues)
-                hint = f" Did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
                 raise UnknownTissueError(
-                    f"Unknown tissue {tissue!r}: the model knows {len(self.tissues)} tissues.{hint}"
+                    f"Unknown tissue {describe_unknown_tissues([tissue], self.tissues)}: the model knows "
+                    f"{len(self.tissues)} tissues."
                 )
             index.append(lookup[tissue])
         return np.asarray(index, dtype=np.int64)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from gtex_models.cohort import SAMPLE_COLUMNS, Cohort, Transform
-from gtex_models.covariates import closest_names, parse_age, parse_sex
+from gtex_models.covariates import parse_age, parse_sex
 from gtex_models.evaluation import mask_cohort, r2_per_gene
 from gtex_models.imputers.base import Imputer, ProgressCallback
 from gtex_models.io.errors import InputError, max_input_mb
@@ -42,19 +42,14 @@ from gtex_models.io.tables import (
     read_samples_table,
 )
 from gtex_models.masks import mcar_mask
+from gtex_models.messages import describe_unknown_tissues, list_examples
 
 LOW_COVERAGE = 0.05
 SCALE_CHOICES = ("auto", "tpm", "log")
 SCALE_NAMES = {"tpm": "TPM", "log": "log2(TPM + 1)"}
 INTERVAL_QUANTILES = (0.05, 0.95)
 UPLOAD_TYPES = ("csv", "tsv", "txt", "gct", "h5ad", "gz")
-_N_NAMED = 5
 T = TypeVar("T")
-
-
-def _few(names: Sequence[str], n: int = _N_NAMED) -> str:
-    shown = ", ".join(str(x) for x in names[:n])
-    return shown + (f" and {len(names) - n:,} more" if len(names) > n else "")
 
 
 # ----------------------------------------------------------------------------------- the model
@@ -85,7 +80,7 @@ def cohort_for_model(cohort: Cohort, space: ModelSpace) -> Cohort:
     columns = pd.Index(cohort.genes["ensembl_gene_id"]).get_indexer(space.genes["ensembl_gene_id"])
     if (columns < 0).any():
         absent = space.genes.loc[columns < 0, "symbol"].tolist()
-        raise ValueError(f"The cohort lacks {len(absent)} of the model's genes: {_few(absent)}.")
+        raise ValueError(f"The cohort lacks {len(absent)} of the model's genes: {list_examples(absent, quote=False)}.")
     return cohort.subset_genes(columns)
 
 
@@ -198,8 +193,8 @@ def align_to_model(table: ExpressionTable, genes: pd.DataFrame) -> Alignment:
     if (model_column < 0).all():
         raise InputError(
             f"None of the {len(table.feature_ids):,} gene identifiers of the upload (e.g. "
-            f"{_few(table.feature_ids, 3)}) is one of the model's {len(genes):,} genes (e.g. "
-            f"{_few(genes['symbol'].tolist(), 3)}). Use HGNC symbols or Ensembl gene IDs, with genes "
+            f"{list_examples(table.feature_ids, 3, quote=False)}) is one of the model's {len(genes):,} genes (e.g. "
+            f"{list_examples(genes['symbol'].tolist(), 3, quote=False)}). Use HGNC symbols or Ensembl gene IDs, with genes "
             "as rows or as columns."
         )
     known = model_column >= 0
@@ -207,7 +202,7 @@ def align_to_model(table: ExpressionTable, genes: pd.DataFrame) -> Alignment:
     if (counts > 1).any():
         clashes = [genes["symbol"].iloc[j] for j in matched[counts > 1]]
         raise InputError(
-            f"Several upload features resolve to the same model gene ({_few(clashes)}). Keep one row "
+            f"Several upload features resolve to the same model gene ({list_examples(clashes, quote=False)}). Keep one row "
             "or column per gene."
         )
     values = np.full((len(table.sample_ids), len(genes)), np.nan, dtype=np.float32)
@@ -231,7 +226,7 @@ def align_to_model(table: ExpressionTable, genes: pd.DataFrame) -> Alignment:
     if coverage.unknown_features:
         coverage.warnings.append(
             f"{len(coverage.unknown_features):,} upload feature(s) are not among the model's genes "
-            f"({_few(coverage.unknown_features)}); they are returned unchanged and not imputed."
+            f"({list_examples(coverage.unknown_features, quote=False)}); they are returned unchanged and not imputed."
         )
     return Alignment(table, values, model_column, coverage)
 
@@ -332,14 +327,8 @@ def resolve_tissues(names: Sequence[str], known: Sequence[str]) -> list[str]:
             unknown.append(name)
         resolved.append(match)
     if unknown:
-        described = []
-        for name in unknown[:_N_NAMED]:
-            suggestions = closest_names(str(name), known)
-            hint = f" (did you mean {' or '.join(repr(s) for s in suggestions)}?)" if suggestions else ""
-            described.append(f"{name!r}{hint}")
-        more = f" and {len(unknown) - _N_NAMED} more" if len(unknown) > _N_NAMED else ""
         raise InputError(
-            f"Unknown tissue {', '.join(described)}{more}. The model knows {len(known)} tissues "
+            f"Unknown tissue {describe_unknown_tissues(unknown, known)}. The model knows {len(known)} tissues "
             f"(GTEx names such as {known[0]!r}); pick one of them."
         )
     return resolved
@@ -374,7 +363,7 @@ def sample_table(
         absent = [s for s in ids if s not in indexed.index]
         if absent:
             raise InputError(
-                f"The sample table has no row for {len(absent)} uploaded sample(s): {_few(absent)}. "
+                f"The sample table has no row for {len(absent)} uploaded sample(s): {list_examples(absent, quote=False)}. "
                 "Its sample IDs must match the expression file's exactly."
             )
         rows = indexed.loc[ids]

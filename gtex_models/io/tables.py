@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from gtex_models.cohort import SAMPLE_COLUMNS, SCALES, Cohort
-from gtex_models.covariates import closest_names, parse_age, parse_sex
+from gtex_models.covariates import parse_age, parse_sex
 from gtex_models.io.errors import InputError, check_file_size, require_file
+from gtex_models.messages import closest_names, list_examples
 from gtex_models.reference import protein_coding_genes
 
 ORIENTATIONS = ("auto", "samples-by-genes", "genes-by-samples")
@@ -175,12 +176,6 @@ def parse_values(cells: Sequence[str], path: Path, line: int, row_id: str,
             "(or too large for float32). Replace it with a finite number, or NA if the value is missing."
         )
     return values
-
-
-def list_examples(items: Sequence[str], n: int = 5, quote: bool = True) -> str:
-    """The first ``n`` items for a message (quoted with repr), and how many more there are."""
-    shown = ", ".join(repr(i) if quote else str(i) for i in items[:n])
-    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
 def check_unique(ids: Sequence[str], kind: str, where: str, path: Path) -> None:
