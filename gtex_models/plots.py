@@ -172,9 +172,10 @@ def embedding_scatter(coords: pd.DataFrame, x: str, y: str, x_title: str, y_titl
                     "symbol": "diamond" if brain else "circle",
                     "line": {"color": "#222222" if brain else "#ffffff", "width": 1.5 if brain else 1}},
         ))
-    figure.update_layout(template=TEMPLATE, title=title or None, height=560, xaxis_title=x_title,
-                         yaxis_title=y_title, legend={"title": {"text": "Organ"}, "font": {"size": 11}},
-                         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 50})
+    figure.update_layout(template=TEMPLATE, title=title or None, height=680, xaxis_title=x_title,
+                         yaxis_title=y_title, margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
+                         legend={"title": {"text": "Organ"}, "font": {"size": 11}, "orientation": "h",
+                                 "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0})
     return figure
 
 
@@ -310,8 +311,9 @@ def training_curves(history: Mapping[str, Any]) -> go.Figure:
     best = history.get("best_epoch")
     if best:
         figure.add_vline(x=best, line={"color": "#2ca02c", "dash": "dot"}, annotation_text=f"best epoch {best}")
-    figure.update_layout(template=TEMPLATE, height=380, xaxis_title="Epoch",
-                         yaxis_title="Loss (MSE, model space)", margin={"l": 10, "r": 10, "t": 30, "b": 50})
+    figure.update_layout(template=TEMPLATE, height=400, xaxis_title="Epoch",
+                         yaxis_title="Loss (MSE, model space)", margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                         legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
     return figure
 
 

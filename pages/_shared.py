@@ -113,6 +113,13 @@ def download_csv(frame: pd.DataFrame, filename: str, label: str = "Download CSV"
                        key=key, icon=":material/download:")
 
 
+def scenario_note(key: str) -> None:
+    """For a model trained in place, say that the test donors were part of its training matrix."""
+    if model(key)[1].get("scenario") == "inplace":
+        st.caption(f"{demo.DEMO_MODELS[key]} was trained in place (the paper's in-place scenario): the test "
+                   "donors' profiles, with values hidden, were part of its training matrix.")
+
+
 def simulated_note(what: str = "These results") -> None:
     """A one-line reminder that the demo data are simulated."""
     st.caption(f":orange-badge[{SIMULATED}] {what} come from the simulated demo cohort, not real GTEx data.")

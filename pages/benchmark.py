@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
 from gtex_models import plots
+from gtex_models.inference import ModelSpace
 from pages._shared import (
     SIMULATED,
     benchmark,
@@ -38,6 +41,27 @@ python -m gtex_models --help   # train, evaluate and impute commands
 ```
 """
 
+
+
+def model_card(metadata: dict[str, Any], space: ModelSpace) -> dict[str, Any]:
+    """The facts of a checkpoint worth a line each."""
+    history = metadata.get("history") or {}
+    evaluation = metadata.get("evaluation") or {}
+    card = {
+        "Method": metadata.get("method"),
+        "Scenario": metadata.get("scenario", "?"),
+        "Genes": f"{space.n_genes:,}" + (f" ({metadata['pathway']} pathway)" if metadata.get("pathway") else ""),
+        "Tissues": len(space.tissues),
+        "Epochs": f"{history.get('epochs', '?')} (best {history.get('best_epoch', '?')}; {history.get('stop_reason', '')})",
+        "Training time": f"{history.get('seconds', float('nan')):.0f} s on {history.get('device', '?')} "
+                         f"({history.get('precision', 'fp32')})",
+    }
+    if evaluation:
+        card["Test R² (mean / median)"] = (f"{evaluation['r2_mean']:.3f} / {evaluation['r2_median']:.3f} at "
+                                           f"{evaluation['missing_rate']:.0%} missing")
+    return card
+
+
 st.title("Benchmark & model card")
 simulated_note("All numbers on this page")
 
@@ -60,12 +84,11 @@ if key is not None:
     st.subheader("Model card")
     left, right = st.columns([2, 3])
     with left:
-        history = metadata.get("history") or {}
-        st.markdown(f"**Method:** `{metadata['method']}`  \n**Genes:** {space.n_genes:,}  \n"
-                    f"**Tissues:** {len(space.tissues)}  \n**Device at training:** {history.get('device', '?')}  \n"
-                    f"**Epochs:** {history.get('epochs', '?')} ({history.get('stop_reason', '')})")
-        st.json(metadata.get("config") or {}, expanded=False)
+        st.markdown("  \n".join(f"**{name}:** {value}" for name, value in model_card(metadata, space).items()))
+        st.markdown("**Hyper-parameters**")
+        st.json((metadata.get("config") or {}).get("params", {}), expanded=False)
     with right:
+        history = metadata.get("history") or {}
         if history.get("train_loss"):
             st.plotly_chart(plots.training_curves(history), width="stretch")
         else:

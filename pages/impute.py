@@ -12,7 +12,15 @@ from gtex_models import demo, inference, plots
 from gtex_models.covariates import SEXES
 from gtex_models.io.errors import InputError, max_input_mb
 from gtex_models.io.tables import ORIENTATIONS
-from pages._shared import SIMULATED, demo_cohort, download_csv, model, selected_model, simulated_note
+from pages._shared import (
+    SIMULATED,
+    demo_cohort,
+    download_csv,
+    model,
+    scenario_note,
+    selected_model,
+    simulated_note,
+)
 
 SCALE_LABELS = {"auto": "Detect", **inference.SCALE_NAMES}
 PER_FILE, PER_SAMPLE = "One tissue for the whole file", "Per sample, from a sample table"
@@ -99,8 +107,9 @@ def _results(result: inference.ImputationResult) -> None:
         help="Each column c gets c_lower and c_upper; observed values have a zero-width interval.")
     frame = inference.result_frame(result, uncertainty=uncertainty)
     st.dataframe(frame.head(PREVIEW_ROWS), width="stretch")
-    if len(frame) > PREVIEW_ROWS:
-        st.caption(f"Showing {PREVIEW_ROWS} of {len(frame):,} rows; the download has them all.")
+    shown = f"Showing {PREVIEW_ROWS} of {len(frame):,} rows; the download has them all. " if len(frame) > PREVIEW_ROWS else ""
+    st.caption(f"{shown}Uploaded values are returned unchanged; the model fills the empty cells and the genes "
+               "the upload lacked (appended at the end).")
     download_csv(frame, "imputed_expression.csv", f"Download the full imputed matrix ({unit}, CSV)", index=True,
                  key="download_imputed")
     if result.lower is not None and result.upper is not None:
@@ -163,6 +172,7 @@ def try_tab(key: str) -> None:
     """Hide values of held-out demo samples, impute them with model ``key``, compare with the truth."""
     st.markdown("Hide a share of the values of held-out demo samples, impute them, and compare with the truth.")
     simulated_note("The samples")
+    scenario_note(key)
     cohort = demo_cohort()
     test = cohort.samples[cohort.samples["split"] == "test"]
     left, middle, right = st.columns(3)

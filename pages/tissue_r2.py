@@ -14,13 +14,14 @@ from pages._shared import (
     model,
     pair_keys,
     selected_model,
+    scenario_note,
     simulated_note,
     tables,
     train_counts,
 )
 
 PRECOMPUTED_RATE = 0.5  # the rate of the demo's precomputed tables (the benchmark's default)
-DEFAULT_TISSUES = (plots.POOLED, "Whole Blood", "Brain - Cortex", "Liver", "Muscle - Skeletal", "Testis")
+DEFAULT_TISSUES = (plots.POOLED, "Whole Blood", "Brain - Cortex", "Liver")
 
 
 @st.cache_data(show_spinner=False)
@@ -35,6 +36,7 @@ st.title("Tissue R²")
 key = selected_model()
 if key is not None:
     simulated_note()
+    scenario_note(key)
     st.subheader("Per-gene R² in each tissue")
     rate = st.select_slider("Missing rate", DEFAULT_RATES, value=PRECOMPUTED_RATE,
                             format_func=lambda r: f"{r:.0%}",
