@@ -75,7 +75,15 @@ def test_unknown_method_fails_cleanly(cohort_dir, tmp_path, capsys):
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_builds_its_imputer(path):
     experiment = Experiment.from_yaml(path)
-    assert experiment.make_imputer().method.startswith(experiment.method.split("-")[0])
+    assert experiment.make_imputer().method == experiment.method
+    assert experiment.checkpoint.get("dtype", "float32") in ("float32", "float16")
+
+
+def test_every_demo_model_has_its_config():
+    from gtex_models.demo import BENCHMARK_CONFIGS, DEMO_EXPERIMENTS
+
+    for name in list(DEMO_EXPERIMENTS.values()) + list(BENCHMARK_CONFIGS.values()):
+        assert (CONFIG_DIR / name).is_file(), name
 
 
 def test_config_with_a_typo_is_refused(tmp_path):
