@@ -133,7 +133,7 @@ def r2_vs_missing_rate(tables: Mapping[str, pd.DataFrame], tissues: Sequence[str
             mean, sd = rows["r2_mean"].to_numpy(), rows["r2_std"].fillna(0).to_numpy()
             figure.add_trace(go.Scatter(
                 x=np.concatenate([rate, rate[::-1]]), y=np.concatenate([mean + sd, (mean - sd)[::-1]]),
-                fill="toself", fillcolor=_rgba(color, 0.15), line={"width": 0}, hoverinfo="skip",
+                mode="lines", fill="toself", fillcolor=_rgba(color, 0.15), line={"width": 0}, hoverinfo="skip",
                 legendgroup=tissue, showlegend=False,
             ), row=1, col=col)
             figure.add_trace(go.Scatter(

@@ -73,7 +73,7 @@ except FileNotFoundError:
 else:
     st.plotly_chart(plots.benchmark_bars(records), width="stretch")
     shown = records[[c for c in BENCHMARK_COLUMNS if c in records.columns]].rename(columns=BENCHMARK_COLUMNS)
-    st.dataframe(shown, width="stretch", hide_index=True,
+    st.dataframe(shown, width="stretch", height="content", hide_index=True,
                  column_config={c: st.column_config.NumberColumn(format="%.3f")
                                 for c in ("Mean R²", "Median R²", "SD R²", "Fit (s)", "Impute (s)")})
     download_csv(records, "benchmark.csv", "Download the benchmark (CSV)", key="download_benchmark")

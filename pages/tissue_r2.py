@@ -64,7 +64,8 @@ if key is not None:
     available = sorted(set().union(*(set(t["tissue"]) for t in across.values())) - {plots.POOLED})
     chosen = st.multiselect("Tissues", [plots.POOLED, *available],
                             default=[t for t in DEFAULT_TISSUES if t == plots.POOLED or t in available])
-    st.caption("Mean per-gene R² with a ±1 SD band; methods side by side on the same gene set.")
+    st.caption("Mean per-gene R² with a ±1 SD band; methods side by side on the same gene set. At low missing "
+               "rates each gene has few hidden values per tissue, so per-tissue R² is noisy there.")
     st.plotly_chart(plots.r2_vs_missing_rate(across, chosen), width="stretch")
     for label, k in pairs.items():
         download_csv(across[label], f"{k}_r2_across_rates.csv", f"Download {label} R² across rates (CSV)",

@@ -69,6 +69,7 @@ def test_r2_vs_missing_rate_panels_side_by_side():
     lines = [t for t in figure.data if t.mode == "lines+markers"]
     bands = [t for t in figure.data if t.fill == "toself"]
     assert len(lines) == len(bands) == 4
+    assert all(band.mode == "lines" and band.line.width == 0 for band in bands)  # no stray markers
     assert sum(t.showlegend for t in lines) == 2
     liver = next(t for t in lines if t.name == "Liver")
     assert liver.line.color == tissue_colors()["Liver"]
