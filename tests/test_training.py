@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from torch import nn
 
-from gtex_models.imputers import make_imputer
 from gtex_models.training import Objective, Task, TrainingConfig, evaluate, seeded, train
 
 
@@ -107,20 +104,3 @@ def test_config_coerces_yaml_strings_and_rejects_bad_values() -> None:
         TrainingConfig(precision="fp8")
     with pytest.raises(ValueError, match="batch_size"):
         TrainingConfig(batch_size=1)
-
-
-CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
-
-
-def test_the_four_demo_experiments_have_configs() -> None:
-    expected = {"pmi_inductive_all", "pmi_inductive_alzheimer", "gain_inplace_all", "gain_inplace_alzheimer"}
-    assert expected <= {path.stem for path in CONFIGS}
-
-
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_every_experiment_config_builds_its_imputer(path: Path) -> None:
-    config = yaml.safe_load(path.read_text())
-    assert config["scenario"] in ("inductive", "inplace") and config["pathway"] in (None, "alzheimer")
-    imputer = make_imputer(config["method"], **config["model"], **config["training"])
-    assert imputer.method == config["method"] and imputer.training.precision in ("fp32", "bf16")
-    assert config["checkpoint"]["dtype"] in ("float32", "float16")
