@@ -29,7 +29,7 @@ def impute_breakdown(imputer, query, repeats: int = 3) -> str:
     import pandas as pd
     import torch
 
-    from gtex_models.training import PREDICT_BATCH_SIZE, _chunks
+    from gtex_models.training import PREDICT_BATCH_SIZE, chunks
 
     def timed(fn):
         times = []
@@ -48,13 +48,13 @@ def impute_breakdown(imputer, query, repeats: int = 3) -> str:
 
     def forward():
         with torch.inference_mode():
-            return torch.cat([imputer._predict_batch(b, generator).float() for b in _chunks(data, PREDICT_BATCH_SIZE)])
+            return torch.cat([imputer._predict_batch(b, generator).float() for b in chunks(data, PREDICT_BATCH_SIZE)])
 
     steps["network forward (fp32, chunks of 2048)"], prediction = timed(forward)
 
     def forward_bf16():
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            return torch.cat([imputer._predict_batch(b, generator).float() for b in _chunks(data, PREDICT_BATCH_SIZE)])
+            return torch.cat([imputer._predict_batch(b, generator).float() for b in chunks(data, PREDICT_BATCH_SIZE)])
 
     steps["(alternative) network forward under bf16 autocast"], _ = timed(forward_bf16)
     bf16_net = __import__("copy").deepcopy(network).to(torch.bfloat16)
@@ -62,7 +62,7 @@ def impute_breakdown(imputer, query, repeats: int = 3) -> str:
     def forward_bf16_weights():
         with torch.inference_mode():
             return torch.cat([bf16_net(b["x"].bfloat16(), b["known"].bfloat16(), b["tissue"], b["sex"],
-                                       b["age"].bfloat16()).float() for b in _chunks(data, PREDICT_BATCH_SIZE)])
+                                       b["age"].bfloat16()).float() for b in chunks(data, PREDICT_BATCH_SIZE)])
 
     steps["(alternative) network forward, weights stored in bf16"], _ = timed(forward_bf16_weights)
     out = np.empty((1, query.n_samples, query.n_genes), dtype=np.float32)
@@ -90,7 +90,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import numpy as np
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
     from benchmarks.impute_latency import untrained_imputer

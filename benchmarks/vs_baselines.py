@@ -3,7 +3,7 @@
 Subsets of the cached GTEx-scale cohort grow along a ladder (donors x genes, every split kept: the
 train / valid / test donors stay as they are). Each baseline is run on the ladder's subsets in turn,
 each run in a subprocess killed at ``--budget`` seconds; its largest subset finished in time is
-kept. PMI (configs/pmi_inductive_all.yaml) and GAIN-GTEx (defaults) are then fitted and scored on
+kept. PMI and GAIN-GTEx (their inductive configs) are then fitted and scored on
 that same subset, with the same protocol: :func:`gtex_models.benchmark.fit_and_score`, inductive
 scenario (fit on train donors, early stopping on valid, 50% of each test sample's values hidden
 MCAR, R² per gene on the hidden entries). Deep models train for at most ``--deep-seconds``.
@@ -34,6 +34,7 @@ LADDER = [(60, 250), (120, 500), (185, 1000), (370, 1000), (370, 2000), (740, 20
           (740, 8000), (740, 12557)]
 BASELINES = ("knn", "mice", "missforest")
 DEEP = ("pmi", "gain")
+DEEP_CONFIGS = {"pmi": "pmi_inductive_all.yaml", "gain": "gain_inductive_all.yaml"}  # inductive protocol
 
 
 def subset(n_donors: int, n_genes: int, seed: int = 0):
@@ -62,10 +63,9 @@ def run_one(method: str, n_donors: int, n_genes: int, deep_seconds: float) -> di
 
     cohort = subset(n_donors, n_genes)
     config: dict[str, Any] = {}
-    if method == "pmi":
-        data = yaml.safe_load((ROOT / "configs" / "pmi_inductive_all.yaml").read_text())
-        config = {**data["model"], **data["training"]}
     if method in DEEP:
+        data = yaml.safe_load((ROOT / "configs" / DEEP_CONFIGS[method]).read_text())
+        config = {**data["model"], **data["training"]}
         config.update(device="cpu", max_seconds=min(deep_seconds, config.get("max_seconds") or deep_seconds))
     load = load_average()
     imputer = make_imputer(method, **config)

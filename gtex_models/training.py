@@ -1,41 +1,31 @@
-"""How the deep imputers are trained: the generic loop, and the machinery PMI and GAIN-GTEx share.
+"""How the deep imputers are trained: the generic loop, knowing nothing about imputation.
 
-The loop (:func:`train`) knows nothing about imputation: a method hands it a :class:`Task` — the
-modules to train, one or more :class:`Objective` (a loss for a batch and the parameters it updates,
-stepped in order on every batch, as GAIN alternates discriminator and generator), a ``prepare``
-hook drawing the batch's random masks, and a validation loss for early stopping. Data stay on the
-device as float32 / int64 tensors; batches are index views, never host-to-device copies.
-
-:class:`DeepImputer` turns a :class:`~gtex_models.cohort.Cohort` into those tensors, runs the loop
-and predicts in batches; :mod:`gtex_models.imputers.pmi` and :mod:`gtex_models.imputers.gain`
-only say what their networks and losses are.
+A method hands :func:`train` a :class:`Task`: the modules to train, one or more :class:`Objective`
+(a loss for a batch and the parameters it updates, stepped in order on every batch, as GAIN
+alternates discriminator and generator), a ``prepare`` hook drawing the batch's random masks, and a
+validation loss for early stopping. Data stay on the device as float32 / int64 tensors; batches are
+index views, never host-to-device copies. :class:`gtex_models.imputers.deep.DeepImputer` builds the
+tasks and tensors from cohorts.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from abc import abstractmethod
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
-import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-from gtex_models.checkpoints import check_compatible
-from gtex_models.cohort import GENE_COLUMNS, Cohort
-from gtex_models.covariates import CovariateEncoder
-from gtex_models.imputers.base import Imputer, ProgressCallback
+from gtex_models.imputers.base import ProgressCallback
 
 PRECISIONS = ("fp32", "bf16")
 PREDICT_BATCH_SIZE = 2048
 Batch = dict[str, torch.Tensor]
 
 
-# --------------------------------------------------------------------------------------- the loop
 @dataclass(frozen=True)
 class TrainingConfig:
     """Settings of the training loop.
@@ -96,7 +86,8 @@ class Task:
     Attributes
     ----------
     module : every trained module (switched between train/eval mode; its best weights are kept).
-    objectives : stepped in order on every batch.
+    objectives : stepped in order on every batch (the same batch dict: an objective may leave a
+        tensor in it for a later one, as GAIN's discriminator step leaves the generator's output).
     prepare : ``prepare(batch, generator) -> batch`` adds the random draws (masks, hints, noise).
     valid_loss : loss of a prepared validation batch, used for early stopping.
     """
@@ -143,6 +134,16 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
 def autocast(device: torch.device, precision: str) -> torch.autocast:
     """bf16 autocast for ``precision="bf16"``, a no-op context otherwise."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Forward passes inside the block record no gradient for ``module``'s parameters."""
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        module.requires_grad_(True)
 
 
 def masked_mse(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -263,162 +264,15 @@ def evaluate(task: Task, data: Batch, config: TrainingConfig) -> float:
     task.module.eval()
     total, rows = 0.0, 0
     with torch.no_grad(), autocast(device, config.precision):
-        for batch in _chunks(data, PREDICT_BATCH_SIZE):
+        for batch in chunks(data, PREDICT_BATCH_SIZE):
             n = _n_rows(batch)
             total += float(task.valid_loss(task.prepare(batch, generator))) * n
             rows += n
     return total / max(rows, 1)
 
 
-# ------------------------------------------------------------------------- shared imputer machinery
-class DeepImputer(Imputer):
-    """What PMI and GAIN-GTEx share: covariate encoding, tensors, the loop, batched prediction, state.
-
-    A subclass defines ``method``, ``prediction_networks``, :meth:`_build_networks`, :meth:`_task`
-    and :meth:`_predict_batch`. Networks needed only for training (GAIN's discriminator) are dropped
-    after :meth:`fit`, so they are neither kept in memory nor saved: ``fit`` always starts afresh.
-    Keyword arguments are the model's hyper-parameters (``params``) plus any
-    :class:`TrainingConfig` setting; the subclass's ``training_defaults`` fill the settings not given.
-    """
-
-    training_defaults: ClassVar[dict[str, Any]] = {}
-    prediction_networks: ClassVar[tuple[str, ...]]
-
-    def __init__(self, params: dict[str, Any], training: dict[str, Any]) -> None:
-        unknown = set(training) - set(TrainingConfig.keys())
-        if unknown:
-            raise ValueError(
-                f"Unknown setting(s) {sorted(unknown)} for {type(self).__name__}; model settings are "
-                f"{sorted(params)}, training settings {list(TrainingConfig.keys())}."
-            )
-        self.params = params
-        self.training = TrainingConfig(**{**self.training_defaults, **training})
-        self.networks: nn.ModuleDict | None = None
-        self.encoder: CovariateEncoder | None = None
-        self.genes: pd.DataFrame | None = None
-        self.history: dict[str, Any] = {}
-
-    # ---------------------------------------------------------------- subclass hooks
-    @abstractmethod
-    def _build_networks(self, n_genes: int, n_tissues: int) -> dict[str, nn.Module]:
-        """The method's networks for training, by name."""
-
-    @abstractmethod
-    def _task(self, networks: nn.ModuleDict) -> Task:
-        """Objectives, random draws and validation loss for :func:`train`."""
-
-    @abstractmethod
-    def _predict_batch(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
-        """Prediction for every entry of a batch (``x`` zero where ``known`` is 0), in fp32."""
-
-    # ---------------------------------------------------------------- public API
-    @property
-    def config(self) -> dict[str, Any]:
-        """All keyword arguments (model and training) that rebuild this imputer."""
-        return {**self.params, **asdict(self.training)}
-
-    @property
-    def tissues(self) -> tuple[str, ...]:
-        """The tissue vocabulary the model was trained on."""
-        return self._fitted_encoder.tissues
-
-    def fit(
-        self, cohort: Cohort, valid: Cohort | None = None, progress: ProgressCallback | None = None
-    ) -> "DeepImputer":
-        """Train on ``cohort`` (NaN = missing: the in-place scenario); ``valid`` drives early stopping.
-
-        Covariates are normalised with the training samples' age statistics; the tissue vocabulary
-        also covers the validation samples' tissues.
-        """
-        if valid is not None and not valid.genes["ensembl_gene_id"].equals(cohort.genes["ensembl_gene_id"]):
-            raise ValueError("The validation cohort must have the training cohort's genes, in the same order.")
-        encoder = CovariateEncoder.fit(cohort.samples)
-        if valid is not None:
-            vocabulary = tuple(sorted(set(encoder.tissues) | set(valid.samples["tissue"])))
-            encoder = CovariateEncoder(vocabulary, encoder.age_mean, encoder.age_std)
-        self.encoder = encoder
-        self.genes = cohort.genes[GENE_COLUMNS].copy()
-        device = resolve_device(self.training.device)
-        with seeded(self.training.seed, device):
-            networks = nn.ModuleDict(self._build_networks(cohort.n_genes, encoder.n_tissues))
-        history = train(self._task(networks), self._tensors(cohort),
-                        None if valid is None else self._tensors(valid), self.training, progress)
-        self.networks = self._for_prediction(networks)
-        self.history = history.to_dict()
-        return self
-
-    def _predict(self, cohort: Cohort) -> np.ndarray:
-        return self._predict_draws(cohort, n_draws=1)[0]
-
-    def _predict_draws(self, cohort: Cohort, n_draws: int, seed: int = 0) -> np.ndarray:
-        """``n_draws`` predictions (draws x samples x genes) of :meth:`_predict_batch` in model space."""
-        networks = self._fitted_networks
-        check_compatible(self, cohort)
-        columns = pd.Index(cohort.genes["ensembl_gene_id"]).get_indexer(self.genes["ensembl_gene_id"])
-        device = next(networks.parameters()).device
-        data = {key: value.to(device) for key, value in self._tensors(cohort, columns).items()}
-        generator = torch.Generator(device=device).manual_seed(seed)
-        networks.eval()
-        out = np.empty((n_draws, cohort.n_samples, cohort.n_genes), dtype=np.float32)
-        with torch.inference_mode():
-            for draw in range(n_draws):
-                chunks = [self._predict_batch(batch, generator).float()
-                          for batch in _chunks(data, PREDICT_BATCH_SIZE)]
-                out[draw][:, columns] = torch.cat(chunks).cpu().numpy()
-        return out
-
-    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {key: value.detach().cpu().numpy() for key, value in self._fitted_networks.state_dict().items()}
-        config = {
-            "method": self.method,
-            "params": self.config,
-            "covariates": self._fitted_encoder.to_dict(),
-            "genes": {column: self.genes[column].tolist() for column in GENE_COLUMNS},
-            "history": self.history,
-        }
-        return arrays, config
-
-    @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], config: dict[str, Any]) -> "DeepImputer":
-        imputer = cls(**config["params"])
-        imputer.encoder = CovariateEncoder.from_dict(config["covariates"])
-        imputer.genes = pd.DataFrame(config["genes"])[GENE_COLUMNS]
-        imputer.history = dict(config.get("history", {}))
-        networks = imputer._for_prediction(
-            nn.ModuleDict(imputer._build_networks(len(imputer.genes), imputer.encoder.n_tissues)))
-        networks.load_state_dict({key: torch.from_numpy(np.asarray(value)) for key, value in arrays.items()})
-        imputer.networks = networks.to(resolve_device(imputer.training.device)).eval()
-        return imputer
-
-    # ---------------------------------------------------------------- helpers
-    def _for_prediction(self, networks: nn.ModuleDict) -> nn.ModuleDict:
-        return nn.ModuleDict({name: networks[name] for name in self.prediction_networks})
-
-    @property
-    def _fitted_networks(self) -> nn.ModuleDict:
-        if self.networks is None:
-            raise RuntimeError(f"Fit the {self.method} imputer (or load a checkpoint) first.")
-        return self.networks
-
-    @property
-    def _fitted_encoder(self) -> CovariateEncoder:
-        if self.encoder is None:
-            raise RuntimeError(f"Fit the {self.method} imputer (or load a checkpoint) first.")
-        return self.encoder
-
-    def _tensors(self, cohort: Cohort, columns: np.ndarray | None = None) -> Batch:
-        """``x`` (NaN -> 0), ``known`` (1 observed), ``tissue``, ``sex``, ``age`` as CPU tensors."""
-        x = cohort.x if columns is None else cohort.x[:, columns]
-        known = ~np.isnan(x)
-        covariates = self._fitted_encoder.encode(cohort.samples)
-        return {
-            "x": torch.from_numpy(np.where(known, x, 0.0).astype(np.float32)),
-            "known": torch.from_numpy(known.astype(np.float32)),
-            **{key: torch.from_numpy(value) for key, value in covariates.items()},
-        }
-
-
-def _chunks(data: Batch, size: int) -> Iterator[Batch]:
+def chunks(data: Batch, size: int) -> Iterator[Batch]:
+    """Consecutive row slices (views) of at most ``size`` rows."""
     n = _n_rows(data)
     for start in range(0, n, size):
         yield {key: value[start:start + size] for key, value in data.items()}

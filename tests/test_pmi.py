@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from gtex_models.cohort import Cohort
 from gtex_models.evaluation import mask_cohort, r2_per_gene, summarize
@@ -65,6 +66,23 @@ def test_bf16_precision_path_runs(small_cohort: Cohort, masked_test) -> None:
     imputer.fit(small_cohort.split("train"), small_cohort.split("valid"))
     assert imputer.history["precision"] == "bf16"
     assert np.isfinite(imputer.impute(masked_test[0])).all()
+
+
+def test_bf16_precision_imputes_with_a_bf16_copy_close_to_fp32(
+    fitted: PMIImputer, small_cohort: Cohort, masked_test
+) -> None:
+    masked, observed = masked_test
+    arrays, config = fitted.get_state()
+    bf16 = PMIImputer.from_state(arrays, {**config, "params": {**config["params"], "precision": "bf16"}})
+    filled32, filled16 = fitted.impute(masked), bf16.impute(masked)
+    assert next(bf16._inference_networks().parameters()).dtype == torch.bfloat16
+    assert next(bf16.networks.parameters()).dtype == torch.float32  # what a checkpoint saves
+    assert filled16.dtype == np.float32
+    np.testing.assert_array_equal(filled16[observed], masked.x[observed])
+    assert 0 < np.abs(filled16 - filled32).max() < 0.1
+    truth = small_cohort.split("test").x
+    r2_16, r2_32 = (summarize(r2_per_gene(truth, f, observed))["r2_mean"] for f in (filled16, filled32))
+    assert abs(r2_16 - r2_32) < 0.005, (r2_16, r2_32)
 
 
 def test_registry_config_and_errors() -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from gtex_models.training import Objective, Task, TrainingConfig, evaluate, seeded, train
+from gtex_models.training import Objective, Task, TrainingConfig, evaluate, frozen, seeded, train
 
 
 def _toy_task() -> Task:
@@ -104,3 +104,14 @@ def test_config_coerces_yaml_strings_and_rejects_bad_values() -> None:
         TrainingConfig(precision="fp8")
     with pytest.raises(ValueError, match="batch_size"):
         TrainingConfig(batch_size=1)
+
+
+def test_frozen_module_takes_no_gradient_and_is_restored() -> None:
+    layer = nn.Linear(3, 1)
+    x = torch.ones(2, 3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="boom"), frozen(layer):
+        assert not any(p.requires_grad for p in layer.parameters())
+        layer(x).sum().backward()
+        raise RuntimeError("boom")
+    assert layer.weight.grad is None and x.grad is not None  # gradient reached the input only
+    assert all(p.requires_grad for p in layer.parameters())

@@ -34,7 +34,8 @@ from torch import nn
 from gtex_models.cohort import Cohort
 from gtex_models.masks import gain_hint, pseudo_mask
 from gtex_models.nn import GAINDiscriminator, GAINGenerator
-from gtex_models.training import Batch, DeepImputer, Objective, Task, masked_mse
+from gtex_models.imputers.deep import DeepImputer
+from gtex_models.training import Batch, Objective, Task, frozen, masked_mse
 
 
 class GAINImputer(DeepImputer):
@@ -90,7 +91,7 @@ class GAINImputer(DeepImputer):
         return networks
 
     def _noise(self, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return torch.rand(like.shape, generator=generator, device=like.device) * self.params["noise"]
+        return torch.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype) * self.params["noise"]
 
     def _task(self, networks: nn.ModuleDict) -> Task:
         params = self.params
@@ -119,19 +120,22 @@ class GAINImputer(DeepImputer):
             return discriminator_net(imputed, batch["hint"], batch["tissue"], batch["sex"], batch["age"]).float()
 
         def discriminator_loss(batch: Batch) -> torch.Tensor:
-            with torch.no_grad():
-                generated = generate(batch)
+            # The generator's forward pass, with its graph, serves both steps of the batch: the
+            # discriminator step does not change the generator, so the generator step reuses it.
+            batch["generated"] = generated = generate(batch)
             open_entries = (batch["hint"] == 0.5).float()  # b = 0: the hint does not give the answer
-            losses = F.binary_cross_entropy_with_logits(discriminate(batch, generated), batch["mask"],
+            losses = F.binary_cross_entropy_with_logits(discriminate(batch, generated.detach()), batch["mask"],
                                                         reduction="none")
             return (losses * open_entries).sum() / open_entries.sum().clamp_min(1.0)
 
         def generator_loss(batch: Batch) -> torch.Tensor:
-            generated = generate(batch)
+            generated = batch.pop("generated")
             target = batch["hidden"] if params["pseudo_mask"] else batch["mask"]
             missing = 1.0 - batch["mask"]
-            # -log D(x̂) on the missing entries: fool the discriminator into calling them observed
-            fooled = F.softplus(-discriminate(batch, generated))
+            # -log D(x̂) on the missing entries: fool the discriminator into calling them observed;
+            # the discriminator's weights take no gradient here (its optimiser does not step)
+            with frozen(discriminator_net):
+                fooled = F.softplus(-discriminate(batch, generated))
             adversarial = (fooled * missing).sum() / missing.sum().clamp_min(1.0)
             return params["reconstruction_weight"] * masked_mse(generated, batch["x"], target) + adversarial
 

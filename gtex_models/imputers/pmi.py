@@ -24,7 +24,8 @@ from torch import nn
 
 from gtex_models.masks import pseudo_mask
 from gtex_models.nn import PMINetwork
-from gtex_models.training import Batch, DeepImputer, Objective, Task, masked_mse
+from gtex_models.imputers.deep import DeepImputer
+from gtex_models.training import Batch, Objective, Task, masked_mse
 
 
 class PMIImputer(DeepImputer):

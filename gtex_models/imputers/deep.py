@@ -1,0 +1,189 @@
+"""What PMI and GAIN-GTEx share as imputers: covariate encoding, tensors, fitting, batched prediction, state.
+
+:class:`DeepImputer` turns a :class:`~gtex_models.cohort.Cohort` into tensors, hands the method's
+:class:`~gtex_models.training.Task` to the training loop (:func:`gtex_models.training.train`) and
+predicts in batches; :mod:`gtex_models.imputers.pmi` and :mod:`gtex_models.imputers.gain` only say
+what their networks and losses are.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import abstractmethod
+from dataclasses import asdict
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from gtex_models.checkpoints import check_compatible
+from gtex_models.cohort import GENE_COLUMNS, Cohort
+from gtex_models.covariates import CovariateEncoder
+from gtex_models.imputers.base import Imputer, ProgressCallback
+from gtex_models.training import (PREDICT_BATCH_SIZE, Batch, Task, TrainingConfig, chunks, resolve_device,
+                                  seeded, train)
+
+
+class DeepImputer(Imputer):
+    """What PMI and GAIN-GTEx share: covariate encoding, tensors, the loop, batched prediction, state.
+
+    A subclass defines ``method``, ``prediction_networks``, :meth:`_build_networks`, :meth:`_task`
+    and :meth:`_predict_batch`. Networks needed only for training (GAIN's discriminator) are dropped
+    after :meth:`fit`, so they are neither kept in memory nor saved: ``fit`` always starts afresh.
+    Keyword arguments are the model's hyper-parameters (``params``) plus any
+    :class:`TrainingConfig` setting; the subclass's ``training_defaults`` fill the settings not given.
+    """
+
+    training_defaults: ClassVar[dict[str, Any]] = {}
+    prediction_networks: ClassVar[tuple[str, ...]]
+
+    def __init__(self, params: dict[str, Any], training: dict[str, Any]) -> None:
+        unknown = set(training) - set(TrainingConfig.keys())
+        if unknown:
+            raise ValueError(
+                f"Unknown setting(s) {sorted(unknown)} for {type(self).__name__}; model settings are "
+                f"{sorted(params)}, training settings {list(TrainingConfig.keys())}."
+            )
+        self.params = params
+        self.training = TrainingConfig(**{**self.training_defaults, **training})
+        self.networks: nn.ModuleDict | None = None
+        self._bf16_copy: tuple[nn.ModuleDict, nn.ModuleDict] | None = None  # (fitted networks, bf16 copy)
+        self.encoder: CovariateEncoder | None = None
+        self.genes: pd.DataFrame | None = None
+        self.history: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------- subclass hooks
+    @abstractmethod
+    def _build_networks(self, n_genes: int, n_tissues: int) -> dict[str, nn.Module]:
+        """The method's networks for training, by name."""
+
+    @abstractmethod
+    def _task(self, networks: nn.ModuleDict) -> Task:
+        """Objectives, random draws and validation loss for :func:`train`."""
+
+    @abstractmethod
+    def _predict_batch(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
+        """Prediction for every entry of a batch (``x`` zero where ``known`` is 0), in fp32."""
+
+    # ---------------------------------------------------------------- public API
+    @property
+    def config(self) -> dict[str, Any]:
+        """All keyword arguments (model and training) that rebuild this imputer."""
+        return {**self.params, **asdict(self.training)}
+
+    @property
+    def tissues(self) -> tuple[str, ...]:
+        """The tissue vocabulary the model was trained on."""
+        return self._fitted_encoder.tissues
+
+    def fit(
+        self, cohort: Cohort, valid: Cohort | None = None, progress: ProgressCallback | None = None
+    ) -> "DeepImputer":
+        """Train on ``cohort`` (NaN = missing: the in-place scenario); ``valid`` drives early stopping.
+
+        Covariates are normalised with the training samples' age statistics; the tissue vocabulary
+        also covers the validation samples' tissues.
+        """
+        if valid is not None and not valid.genes["ensembl_gene_id"].equals(cohort.genes["ensembl_gene_id"]):
+            raise ValueError("The validation cohort must have the training cohort's genes, in the same order.")
+        encoder = CovariateEncoder.fit(cohort.samples)
+        if valid is not None:
+            vocabulary = tuple(sorted(set(encoder.tissues) | set(valid.samples["tissue"])))
+            encoder = CovariateEncoder(vocabulary, encoder.age_mean, encoder.age_std)
+        self.encoder = encoder
+        self.genes = cohort.genes[GENE_COLUMNS].copy()
+        device = resolve_device(self.training.device)
+        with seeded(self.training.seed, device):
+            networks = nn.ModuleDict(self._build_networks(cohort.n_genes, encoder.n_tissues))
+        history = train(self._task(networks), self._tensors(cohort),
+                        None if valid is None else self._tensors(valid), self.training, progress)
+        self.networks = self._for_prediction(networks)
+        self.history = history.to_dict()
+        return self
+
+    def _predict(self, cohort: Cohort) -> np.ndarray:
+        return self._predict_draws(cohort, n_draws=1)[0]
+
+    def _predict_draws(self, cohort: Cohort, n_draws: int, seed: int = 0) -> np.ndarray:
+        """``n_draws`` predictions (draws x samples x genes) of :meth:`_predict_batch` in model space.
+
+        Under ``precision="bf16"`` the networks predict in bfloat16 (a copy made once), else in fp32.
+        """
+        check_compatible(self, cohort)
+        networks = self._inference_networks()
+        parameter = next(networks.parameters())
+        columns = pd.Index(cohort.genes["ensembl_gene_id"]).get_indexer(self.genes["ensembl_gene_id"])
+        identity = np.array_equal(columns, np.arange(cohort.n_genes))
+        data = {key: value.to(parameter.device, parameter.dtype if value.is_floating_point() else None)
+                for key, value in self._tensors(cohort, None if identity else columns).items()}
+        generator = torch.Generator(device=parameter.device).manual_seed(seed)
+        out = np.empty((n_draws, cohort.n_samples, cohort.n_genes), dtype=np.float32)
+        with torch.inference_mode():
+            for draw in range(n_draws):
+                start = 0
+                for batch in chunks(data, PREDICT_BATCH_SIZE):
+                    prediction = self._predict_batch(batch, generator).float().cpu().numpy()
+                    rows = out[draw, start:start + len(prediction)]
+                    rows[:, slice(None) if identity else columns] = prediction
+                    start += len(prediction)
+        return out
+
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {key: value.detach().cpu().numpy() for key, value in self._fitted_networks.state_dict().items()}
+        config = {
+            "method": self.method,
+            "params": self.config,
+            "covariates": self._fitted_encoder.to_dict(),
+            "genes": {column: self.genes[column].tolist() for column in GENE_COLUMNS},
+            "history": self.history,
+        }
+        return arrays, config
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], config: dict[str, Any]) -> "DeepImputer":
+        imputer = cls(**config["params"])
+        imputer.encoder = CovariateEncoder.from_dict(config["covariates"])
+        imputer.genes = pd.DataFrame(config["genes"])[GENE_COLUMNS]
+        imputer.history = dict(config.get("history", {}))
+        networks = imputer._for_prediction(
+            nn.ModuleDict(imputer._build_networks(len(imputer.genes), imputer.encoder.n_tissues)))
+        networks.load_state_dict({key: torch.from_numpy(np.asarray(value)) for key, value in arrays.items()})
+        imputer.networks = networks.to(resolve_device(imputer.training.device)).eval()
+        return imputer
+
+    # ---------------------------------------------------------------- helpers
+    def _for_prediction(self, networks: nn.ModuleDict) -> nn.ModuleDict:
+        return nn.ModuleDict({name: networks[name] for name in self.prediction_networks})
+
+    def _inference_networks(self) -> nn.ModuleDict:
+        """The fitted networks in eval mode, as a bfloat16 copy (made once) under ``precision="bf16"``."""
+        networks = self._fitted_networks.eval()
+        if self.training.precision != "bf16":
+            return networks
+        if self._bf16_copy is None or self._bf16_copy[0] is not networks:
+            self._bf16_copy = (networks, copy.deepcopy(networks).to(torch.bfloat16))
+        return self._bf16_copy[1]
+
+    @property
+    def _fitted_networks(self) -> nn.ModuleDict:
+        if self.networks is None:
+            raise RuntimeError(f"Fit the {self.method} imputer (or load a checkpoint) first.")
+        return self.networks
+
+    @property
+    def _fitted_encoder(self) -> CovariateEncoder:
+        if self.encoder is None:
+            raise RuntimeError(f"Fit the {self.method} imputer (or load a checkpoint) first.")
+        return self.encoder
+
+    def _tensors(self, cohort: Cohort, columns: np.ndarray | None = None) -> Batch:
+        """``x`` (NaN -> 0), ``known`` (1 observed), ``tissue``, ``sex``, ``age`` as CPU tensors."""
+        x = torch.from_numpy(np.ascontiguousarray(cohort.x if columns is None else cohort.x[:, columns]))
+        covariates = self._fitted_encoder.encode(cohort.samples)
+        return {
+            "x": torch.nan_to_num(x, nan=0.0),
+            "known": (~torch.isnan(x)).float(),
+            **{key: torch.from_numpy(value) for key, value in covariates.items()},
+        }
