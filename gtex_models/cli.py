@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="write a simulated GTEx-shaped cohort")
     simulate.add_argument("--out", required=True, type=Path, help="cohort directory to write")
-    simulate.add_argument("--donors", type=int, default=200, help="number of donors (default 200, ~4,000 samples)")
+    simulate.add_argument("--donors", type=int, default=300, help="number of donors (default 300, ~6,000 samples)")
     simulate.add_argument("--genes", type=int, default=2000, help="number of genes (default 2000)")
     simulate.add_argument("--seed", type=int, default=0)
     simulate.set_defaults(handler=_simulate)

@@ -22,7 +22,7 @@ from gtex_models.simulate import SimulationConfig, simulate_cohort
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DEMO_DIR = DATA_DIR / "demo"
 CACHE_DIR = DATA_DIR / "cache"
-DEMO_SIMULATION = SimulationConfig(n_donors=200, n_genes=2000, seed=0)
+DEMO_SIMULATION = SimulationConfig(n_donors=300, n_genes=2000, seed=0)
 DEMO_MODELS: dict[str, str] = {
     "pmi_all": "PMI · all genes",
     "gain_all": "GAIN-GTEx · all genes",

@@ -30,7 +30,7 @@ def test_simulated_cohort_is_gtex_shaped(small_cohort):
 
 def test_default_demo_size():
     cohort = simulate_cohort()
-    assert 3500 <= cohort.n_samples <= 4500 and cohort.n_genes == 2000
+    assert 5500 <= cohort.n_samples <= 6500 and cohort.n_genes == 2000 and cohort.n_donors == 300
 
 
 def test_sex_effect_on_chromosome_y_genes(small_cohort):
