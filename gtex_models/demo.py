@@ -37,9 +37,12 @@ DEMO_EXPERIMENTS = {
     "pmi_alzheimer": "pmi_inductive_alzheimer.yaml",
     "gain_alzheimer": "gain_inplace_alzheimer.yaml",
 }
-# benchmark method -> the config whose model and training settings it uses (others: defaults)
-BENCHMARK_CONFIGS = {"pmi": "pmi_inductive_all.yaml", "gain": "gain_inplace_all.yaml",
-                     "gain-mse": "gain_inplace_all.yaml"}
+# (benchmark method, scenario) -> the config whose model and training settings it uses (others: defaults)
+BENCHMARK_CONFIGS = {
+    ("pmi", "inductive"): "pmi_inductive_all.yaml", ("pmi", "inplace"): "pmi_inplace_all.yaml",
+    ("gain", "inductive"): "gain_inductive_all.yaml", ("gain", "inplace"): "gain_inplace_all.yaml",
+    ("gain-mse", "inductive"): "gain_inductive_all.yaml", ("gain-mse", "inplace"): "gain_inplace_all.yaml",
+}
 BENCHMARK_METHODS = ("pmi", "gain", "gain-mse", "mean", "knn", "mice", "missforest", "blood", "oracle")
 
 
@@ -92,7 +95,8 @@ def build_demo(out: str | Path = DEMO_DIR, progress: ProgressCallback | None = N
     """Train the demo models, precompute their tables and the benchmark, and write them to ``out``.
 
     Every method of :data:`BENCHMARK_METHODS` is fitted under both scenarios on all genes (50 %
-    missing); the runs that are demo models are saved as checkpoints. The whole folder is replaced
+    missing; the deep models with their scenario's config, :data:`BENCHMARK_CONFIGS`); the runs that
+    are demo models are saved as checkpoints. The whole folder is replaced
     in one step at the end. Returns the benchmark records.
     """
     from gtex_models.benchmark import SCENARIOS, evaluation_tables, fit_and_score
@@ -106,8 +110,8 @@ def build_demo(out: str | Path = DEMO_DIR, progress: ProgressCallback | None = N
         for method in BENCHMARK_METHODS:
             if any(e.method == method and e.scenario == scenario and not e.pathway for _, e in runs):
                 continue
-            base = Experiment.from_yaml(CONFIG_DIR / BENCHMARK_CONFIGS[method]) if method in BENCHMARK_CONFIGS \
-                else Experiment(method=method)
+            config = BENCHMARK_CONFIGS.get((method, scenario))
+            base = Experiment.from_yaml(CONFIG_DIR / config) if config else Experiment(method=method)
             runs.append((None, Experiment(method, scenario, None, 0.5, base.model, base.training)))
 
     records = []
