@@ -2,12 +2,12 @@
 
 Models are **untrained** (weights at initialisation): the time does not depend on the weights. They
 have the architecture used at 12,557 genes: PMI with one hidden layer of 3,072 (paper) and 1,024
-(our config), GAIN-GTEx with its defaults (3 x 296). The timed call is the public
-``imputer.impute(masked_cohort)`` — covariate encoding, tensors, batched forward passes under
-``torch.inference_mode`` (the imputers batch internally), observed values put back — on query
-cohorts with 50% of values missing (MCAR), taken from the cached scale cohort. ``--autocast-bf16``
-adds rows with the same call inside ``torch.autocast("cpu"/"cuda", bfloat16)`` (the imputers do not
-use autocast at inference themselves).
+(our config), GAIN-GTEx with one of 1,024 (our config) and its paper defaults (3 x 296). The timed
+call is the public ``imputer.impute(masked_cohort)`` — covariate encoding, tensors, batched forward
+passes under ``torch.inference_mode`` (the imputers batch internally), observed values put back — on
+query cohorts with 50% of values missing (MCAR), taken from the cached scale cohort. Precision
+``bf16`` is the imputers' own setting (``precision="bf16"``, as in the configs): they then predict
+with a bfloat16 copy of their networks, made on the first call (the warm-up call here).
 
 Examples::
 
@@ -29,7 +29,8 @@ except ImportError:
     from _common import load_average, markdown_table, reset_peak_rss, sync, vm_hwm_gib, write_results
 
 
-def untrained_imputer(method: str, hidden: list[int] | None, cohort: Any, device: str) -> Any:
+def untrained_imputer(method: str, hidden: list[int] | None, cohort: Any, device: str,
+                      precision: str = "fp32") -> Any:
     """An imputer with freshly initialised networks for ``cohort``'s genes and tissues."""
     from torch import nn
 
@@ -39,7 +40,7 @@ def untrained_imputer(method: str, hidden: list[int] | None, cohort: Any, device
     from gtex_models.training import resolve_device, seeded
 
     kwargs = {"hidden_sizes": hidden} if hidden else {}
-    imputer = make_imputer(method, device=device, **kwargs)
+    imputer = make_imputer(method, device=device, precision=precision, **kwargs)
     imputer.encoder = CovariateEncoder.fit(cohort.samples)
     imputer.genes = cohort.genes[GENE_COLUMNS].copy()
     device_ = resolve_device(device)
@@ -51,12 +52,12 @@ def untrained_imputer(method: str, hidden: list[int] | None, cohort: Any, device
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="pmi:3072,pmi:1024,gain",
-                        help="method[:hidden width] list (gain uses its default 3 x 296)")
+    parser.add_argument("--models", default="pmi:3072,pmi:1024,gain:1024,gain",
+                        help="method[:hidden width] list (no width: the class default, gain's 3 x 296)")
     parser.add_argument("--sizes", default="1,100,1000,10000")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per size (fewer for >= 1,000)")
-    parser.add_argument("--autocast-bf16", action="store_true", help="also time under bf16 autocast")
+    parser.add_argument("--precisions", default="fp32,bf16", help="the imputers' precision settings")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--name", default="impute_latency")
     args = parser.parse_args()
@@ -82,16 +83,13 @@ def main() -> None:
         query = cohort.subset_samples(rows)
         queries[n] = mask_cohort(query, mcar_mask(query.x.shape, 0.5, 0.5, seed=1))
     rows_out = []
-    precisions = ["fp32", "bf16"] if args.autocast_bf16 else ["fp32"]
     for spec in args.models.split(","):
         method, _, hidden = spec.partition(":")
-        imputer = untrained_imputer(method, [int(hidden)] if hidden else None, cohort, args.device)
-        label = f"{method} ({'x'.join(map(str, imputer.params['hidden_sizes']))})"
-        n_params = sum(p.numel() for p in imputer.networks.parameters())
-        for precision in precisions:
-            context = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-            with context:
-                imputer.impute(queries[sizes[0]])  # warm-up
+        for precision in args.precisions.split(","):
+            imputer = untrained_imputer(method, [int(hidden)] if hidden else None, cohort, args.device, precision)
+            label = f"{method} ({'x'.join(map(str, imputer.params['hidden_sizes']))})"
+            n_params = sum(p.numel() for p in imputer.networks.parameters())
+            imputer.impute(queries[sizes[0]])  # warm-up (and the bf16 copy)
             for n in sizes:
                 repeats = args.repeats if n < 1000 else max(1, min(args.repeats, 3 if n < 10000 else 1))
                 times = []
@@ -100,8 +98,7 @@ def main() -> None:
                 for _ in range(repeats):
                     sync(device)
                     start = time.perf_counter()
-                    with context:
-                        out = imputer.impute(queries[n])
+                    out = imputer.impute(queries[n])
                     sync(device)
                     times.append(time.perf_counter() - start)
                 assert out.shape == queries[n].x.shape and not np.isnan(out).any()
