@@ -36,7 +36,8 @@ class TrainingConfig:
     max_epochs : upper bound on passes over the training samples.
     patience : epochs without a better validation loss before stopping (best weights are restored).
     max_seconds : optional wall-clock budget; training stops after the batch that exceeds it.
-    precision : ``"fp32"`` or ``"bf16"`` (autocast of the forward pass; weights stay float32).
+    precision : ``"fp32"`` or ``"bf16"`` (training: autocast of the forward pass, weights stay float32;
+        imputation: a bfloat16 copy of the fitted networks).
     seed : seeds weight initialisation, batch order, masks and dropout.
     device : ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
     """

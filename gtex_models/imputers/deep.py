@@ -65,7 +65,7 @@ class DeepImputer(Imputer):
 
     @abstractmethod
     def _predict_batch(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
-        """Prediction for every entry of a batch (``x`` zero where ``known`` is 0), in fp32."""
+        """Prediction for every entry of a batch (``x`` zero where ``known`` is 0), in the networks' dtype."""
 
     # ---------------------------------------------------------------- public API
     @property
