@@ -20,10 +20,11 @@ from gtex_models.training import resolve_device
 
 SIMULATED = "SIMULATED"
 MODEL_KEY = "model_key"
-MODEL_HELP = ("PMI is recommended for imputing new samples (it is trained to fill any pattern of "
-              "missing values in unseen donors); GAIN-GTEx for filling gaps in a cohort. The "
-              "pathway models work on the Alzheimer's-pathway genes only.")
-BUILD_HINT = "Build them with `python -m gtex_models build-demo` (a few minutes on a CPU)."
+MODEL_HELP = ("The paper recommends PMI for imputing new samples (it is trained to fill any pattern of "
+              "missing values in unseen donors) and GAIN-GTEx for filling gaps in a cohort; on the "
+              "simulated demo both are close (see the benchmark page). The pathway models work on the "
+              "Alzheimer's-pathway genes only.")
+BUILD_HINT = "Build them with `python -m gtex_models build-demo` (about 30 minutes on a 2-core CPU)."
 
 
 # ------------------------------------------------------------------------------------ loaders
