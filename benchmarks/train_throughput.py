@@ -27,31 +27,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 try:
     from benchmarks._common import (ROOT, load_average, markdown_table, peak_rss_gib, sync, write_results)
 except ImportError:
     from _common import ROOT, load_average, markdown_table, peak_rss_gib, sync, write_results
 
-PMI_CONFIG = ROOT / "configs" / "pmi_inductive_all.yaml"
 
+def method_settings(method: str, hidden: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model, training) settings of ``method``'s inductive config (the demo benchmark's); ``hidden``
+    overrides the width of a single hidden layer."""
+    from gtex_models.demo import BENCHMARK_CONFIGS
+    from gtex_models.experiment import CONFIG_DIR, Experiment
 
-def method_settings(method: str, hidden: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model, training) settings: PMI from configs/pmi_inductive_all.yaml, GAIN-GTEx its defaults."""
-    if method == "pmi":
-        config = yaml.safe_load(PMI_CONFIG.read_text())
-        model, training = dict(config["model"]), dict(config["training"])
-        if hidden:
-            model["hidden_sizes"] = [hidden]
-        return model, training
-    gain_configs = sorted((ROOT / "configs").glob("gain*inductive_all*.yaml"))
-    if gain_configs:
-        config = yaml.safe_load(gain_configs[0].read_text())
-        return dict(config["model"]), dict(config["training"])
-    from gtex_models.imputers.gain import GAINImputer
-
-    return {}, dict(GAINImputer.training_defaults)
+    experiment = Experiment.from_yaml(CONFIG_DIR / BENCHMARK_CONFIGS[(method, "inductive")])
+    model, training = dict(experiment.model), dict(experiment.training)
+    if hidden:
+        model["hidden_sizes"] = [hidden]
+    return model, training
 
 
 def run_one(args: argparse.Namespace) -> dict[str, Any]:

@@ -34,7 +34,6 @@ LADDER = [(60, 250), (120, 500), (185, 1000), (370, 1000), (370, 2000), (740, 20
           (740, 8000), (740, 12557)]
 BASELINES = ("knn", "mice", "missforest")
 DEEP = ("pmi", "gain")
-DEEP_CONFIGS = {"pmi": "pmi_inductive_all.yaml", "gain": "gain_inductive_all.yaml"}  # inductive protocol
 
 
 def subset(n_donors: int, n_genes: int, seed: int = 0):
@@ -56,16 +55,15 @@ def subset(n_donors: int, n_genes: int, seed: int = 0):
 
 
 def run_one(method: str, n_donors: int, n_genes: int, deep_seconds: float) -> dict[str, Any]:
-    import yaml
-
+    from benchmarks.train_throughput import method_settings
     from gtex_models.benchmark import fit_and_score
     from gtex_models.imputers import make_imputer
 
     cohort = subset(n_donors, n_genes)
     config: dict[str, Any] = {}
     if method in DEEP:
-        data = yaml.safe_load((ROOT / "configs" / DEEP_CONFIGS[method]).read_text())
-        config = {**data["model"], **data["training"]}
+        model, training = method_settings(method)
+        config = {**model, **training}
         config.update(device="cpu", max_seconds=min(deep_seconds, config.get("max_seconds") or deep_seconds))
     load = load_average()
     imputer = make_imputer(method, **config)

@@ -119,14 +119,14 @@ class DeepImputer(Imputer):
         data = {key: value.to(parameter.device, parameter.dtype if value.is_floating_point() else None)
                 for key, value in self._tensors(cohort, None if identity else columns).items()}
         generator = torch.Generator(device=parameter.device).manual_seed(seed)
+        target_columns = slice(None) if identity else columns
         out = np.empty((n_draws, cohort.n_samples, cohort.n_genes), dtype=np.float32)
         with torch.inference_mode():
             for draw in range(n_draws):
                 start = 0
                 for batch in chunks(data, PREDICT_BATCH_SIZE):
                     prediction = self._predict_batch(batch, generator).float().cpu().numpy()
-                    rows = out[draw, start:start + len(prediction)]
-                    rows[:, slice(None) if identity else columns] = prediction
+                    out[draw, start:start + len(prediction)][:, target_columns] = prediction
                     start += len(prediction)
         return out
 
