@@ -66,7 +66,7 @@ def checkpoint_path(key: str) -> Path:
     """Path of a demo checkpoint (``pmi_all``, ``gain_all``, ``pmi_alzheimer``, ``gain_alzheimer``)."""
     if key not in DEMO_MODELS:
         raise ValueError(f"Unknown demo model {key!r}; choose one of {list(DEMO_MODELS)}.")
-    return DEMO_DIR / f"{key}.safetensors"
+    return DEMO_DIR / "models" / f"{key}.safetensors"
 
 
 def available_models() -> dict[str, str]:
@@ -123,7 +123,7 @@ def build_demo(out: str | Path = DEMO_DIR, progress: ProgressCallback | None = N
             if key is None:
                 record = fit_and_score(experiment.make_imputer(), cohort, experiment.scenario, experiment.missing_rate)
             else:
-                imputer, record = run_experiment(experiment, cohort, out=tmp / f"{key}.safetensors")
+                imputer, record = run_experiment(experiment, cohort, out=tmp / "models" / f"{key}.safetensors")
                 test = experiment.cohort(cohort).split("test")
                 for name, table in evaluation_tables(imputer, test).items():
                     table.to_csv(tmp / "tables" / f"{key}_{name}.csv.gz", index=False)
