@@ -23,7 +23,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,7 @@ from gtex_models.io.tables import (
     read_samples_table,
 )
 from gtex_models.masks import mcar_mask
+from gtex_models.model_space import ModelSpace, cohort_for_model  # re-exported: the upload pipeline's model side
 from gtex_models.messages import describe_unknown_tissues, list_examples
 
 LOW_COVERAGE = 0.05
@@ -50,38 +51,6 @@ SCALE_NAMES = {"tpm": "TPM", "log": "log2(TPM + 1)"}
 INTERVAL_QUANTILES = (0.05, 0.95)
 UPLOAD_TYPES = ("csv", "tsv", "txt", "gct", "h5ad", "gz")
 T = TypeVar("T")
-
-
-# ----------------------------------------------------------------------------------- the model
-@dataclass(frozen=True)
-class ModelSpace:
-    """What an upload is mapped onto: the model's genes, tissue vocabulary and value transform."""
-
-    genes: pd.DataFrame
-    tissues: tuple[str, ...]
-    transform: Transform
-
-    @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any]) -> "ModelSpace":
-        """From :func:`~gtex_models.checkpoints.load_checkpoint`'s metadata."""
-        missing = [key for key in ("genes", "tissues", "transform") if metadata.get(key) is None]
-        if missing:
-            raise ValueError(f"The checkpoint lacks {', '.join(missing)}; it cannot impute uploads.")
-        return cls(pd.DataFrame(metadata["genes"]).reset_index(drop=True), tuple(metadata["tissues"]),
-                   metadata["transform"])
-
-    @property
-    def n_genes(self) -> int:
-        return len(self.genes)
-
-
-def cohort_for_model(cohort: Cohort, space: ModelSpace) -> Cohort:
-    """The model's genes of ``cohort``, in the model's order (e.g. a pathway model on the full cohort)."""
-    columns = pd.Index(cohort.genes["ensembl_gene_id"]).get_indexer(space.genes["ensembl_gene_id"])
-    if (columns < 0).any():
-        absent = space.genes.loc[columns < 0, "symbol"].tolist()
-        raise ValueError(f"The cohort lacks {len(absent)} of the model's genes: {list_examples(absent, quote=False)}.")
-    return cohort.subset_genes(columns)
 
 
 # ----------------------------------------------------------------------------------- reading

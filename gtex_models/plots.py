@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
+from gtex_models.choices import ALL_TISSUES
 from gtex_models.reference import tissue_colors
 
 TEMPLATE = "plotly_white"
@@ -22,7 +23,7 @@ LOG_UNIT = "log2(TPM + 1)"
 SAMPLES_COLORSCALE = "Viridis"
 R2_COLORSCALE = "RdBu"
 BOX_ORDERS = ("median R²", "training samples", "name")
-POOLED = "All tissues"
+POOLED = ALL_TISSUES
 _FALLBACK_COLOR = "#7f7f7f"
 
 

@@ -28,13 +28,13 @@ from typing import Callable, Iterator, Mapping, Sequence, TextIO
 import numpy as np
 import pandas as pd
 
+from gtex_models.choices import ORIENTATIONS
 from gtex_models.cohort import SAMPLE_COLUMNS, SCALES, Cohort
 from gtex_models.covariates import parse_age, parse_sex
 from gtex_models.io.errors import InputError, check_file_size, require_file
 from gtex_models.messages import closest_names, list_examples
 from gtex_models.reference import protein_coding_genes
 
-ORIENTATIONS = ("auto", "samples-by-genes", "genes-by-samples")
 MISSING_TOKENS = frozenset({"", "na", "nan", "n/a", "-", "?"})
 UNKNOWN_TISSUE = "Unknown"
 GZIP_MAGIC = b"\x1f\x8b"
