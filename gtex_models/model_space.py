@@ -100,7 +100,7 @@ def cohort_for_model(cohort: Cohort, space: ModelSpace) -> Cohort:
     if (columns < 0).any():
         absent = space.genes.loc[columns < 0, "symbol"].tolist()
         raise IncompatibleCohortError(
-            f"The cohort lacks {len(absent)} of the model's {space.n_genes} genes: {list_examples(absent, quote=False)}.")
+            f"The cohort lacks {len(absent)} of the model's genes: {list_examples(absent, quote=False)}.")
     subset = cohort.subset_genes(columns)
     ours, theirs = subset.transform, space.transform
     if np.array_equal(ours.mean, theirs.mean) and np.array_equal(ours.std, theirs.std):
