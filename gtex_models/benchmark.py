@@ -88,6 +88,7 @@ def run_benchmark(
     if pathway is not None:
         cohort = cohort.pathway(pathway)
     _require_complete(cohort)
+    cohort = known_groups_only(cohort, cohort.split("train").tissues, "have no training donors")  # warned once
     configs = configs or {}
     imputers = [make_imputer(method, **configs.get(method, default_settings(method, cohort.n_samples, cohort.n_genes,
                                                                           scenario)))
