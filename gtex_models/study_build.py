@@ -161,6 +161,7 @@ def build_study(
     """
     out = Path(out)
     check_target(out, overwrite)
+    _check_max_epochs(max_epochs)
     if scenario not in SCENARIOS:
         raise StudyError(f"Unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}.")
     cohort_path = None if isinstance(cohort, Cohort) else Path(cohort)
@@ -228,6 +229,7 @@ def add_model(
     """
     path = Path(study)
     opened = Study.open(path)
+    _check_max_epochs(max_epochs)
     cohort = _protocol_cohort(opened.cohort())
     run = _model_runs([model], cohort, scenario, max_epochs)[0]
     run = _Run(run.experiment, key or run.key, label)
@@ -323,6 +325,11 @@ def check_target(out: Path, overwrite: bool) -> None:
     if not overwrite:
         raise StudyError(f"{out} already holds a study; pass --overwrite (overwrite=True) to replace it, "
                          "or choose another folder.")
+
+
+def _check_max_epochs(max_epochs: int | None) -> None:
+    if max_epochs is not None and int(max_epochs) < 1:
+        raise StudyError(f"max_epochs must be at least 1, got {max_epochs}.")
 
 
 def _check_new_key(study: Study, key: str | None) -> None:
