@@ -336,3 +336,12 @@ def test_the_simulated_demo_stores_its_simulation_not_its_matrix(tmp_path):
     manifest = json.loads((tmp_path / "sim" / "study.json").read_text())
     assert manifest["cohort"]["simulation"] == cohort.meta["simulation"]
     np.testing.assert_array_equal(study.cohort().x, cohort.x)
+
+
+def test_a_cohort_with_missing_values_is_refused_before_any_training(probe_cohort, tmp_path):
+    x = probe_cohort.x.copy()
+    x[3, 7] = np.nan
+    gappy = Cohort(x, probe_cohort.genes, probe_cohort.samples, probe_cohort.transform, probe_cohort.meta)
+    with pytest.raises(ValueError, match=r"1 values are already missing, in 1 gene\(s\) such as 1007_at"):
+        build_study(gappy, tmp_path / "s", models=["pmi"])
+    assert list(tmp_path.iterdir()) == []
