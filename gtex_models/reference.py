@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
@@ -25,6 +26,12 @@ def tissue_colors() -> dict[str, str]:
     """GTEx display colour of each tissue, keyed by its full (SMTSD) name."""
     table = tissues()
     return dict(zip(table["smtsd"], table["color"]))
+
+
+def are_gtex_tissues(groups: Iterable[str]) -> bool:
+    """Whether every name is a GTEx v8 tissue name (``"Whole Blood"``), not a cohort's own group."""
+    known = set(tissues()["smtsd"])
+    return all(str(group) in known for group in groups)
 
 
 @lru_cache(maxsize=1)
