@@ -12,7 +12,8 @@ The steps, each a function (used by the app and the CLI alike):
 5. :func:`impute_upload` builds a :class:`~gtex_models.cohort.Cohort` in the model's space, imputes,
    and converts back to the upload's scale and identifiers (plus the model's genes the upload
    lacked), optionally with per-value intervals from several noise draws (GAIN-GTEx).
-6. :func:`result_frame` lays the result out in the upload's orientation for download.
+6. :func:`result_frame` lays the result out in the upload's orientation for download
+   (:func:`imputed_frame`: which of its cells the model filled).
 
 :func:`hide_and_impute` is the "try it" experiment on held-out samples with known truth.
 """
@@ -530,6 +531,12 @@ def result_frame(result: ImputationResult, uncertainty: bool = False) -> pd.Data
     base = frames[""]
     parts = {f"{column}{suffix}": frame[column] for column in base.columns for suffix, frame in frames.items()}
     return pd.DataFrame(parts, index=base.index)
+
+
+def imputed_frame(result: ImputationResult) -> pd.DataFrame:
+    """True where the model filled a value, laid out like :func:`result_frame` (without intervals)."""
+    mask = pd.DataFrame(result.imputed, index=result.values.index, columns=result.values.columns)
+    return mask.T.rename_axis("gene_id") if result.orientation == "genes-by-samples" else mask
 
 
 # ----------------------------------------------------------------------------------- try it

@@ -13,6 +13,10 @@ PATHWAYS = {
     "alzheimer": "alzheimer_kegg_hsa05010.txt",
     "p53": "p53_kegg_hsa04115.txt",
 }
+PATHWAY_TITLES = {
+    "alzheimer": "Alzheimer's disease (KEGG hsa05010)",
+    "p53": "p53 signalling (KEGG hsa04115)",
+}
 WHOLE_BLOOD = "Whole Blood"
 
 

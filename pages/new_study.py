@@ -1,0 +1,3 @@
+"""New study (placeholder while the page is written)."""
+import streamlit as st
+st.title("New study")
