@@ -20,8 +20,10 @@ The steps, each a function (used by the app and the CLI alike):
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
@@ -37,10 +39,12 @@ from gtex_models.io.errors import InputError, max_input_mb
 from gtex_models.io.tables import (
     UNKNOWN_TISSUE,
     ExpressionTable,
+    import_table,
     is_ensembl_gene_id,
     map_features,
     read_expression,
     read_samples_table,
+    table_columns,
 )
 from gtex_models.masks import mcar_mask
 from gtex_models.messages import describe_unknown_tissues, list_examples
@@ -86,25 +90,38 @@ def cohort_for_model(cohort: Cohort, space: ModelSpace) -> Cohort:
 
 
 # ----------------------------------------------------------------------------------- reading
-def _read_uploaded(data: bytes, filename: str, reader: Callable[[Path], T]) -> T:
-    """Run a path-based reader on uploaded bytes; errors name the file as uploaded, not a temp path."""
-    name = Path(filename).name or "upload"
-    size_mb = len(data) / 2**20
+def _read_uploaded(uploads: Sequence[tuple[bytes, str]], reader: Callable[..., T]) -> T:
+    """Run a path-based reader on uploaded files, ``(bytes, filename)`` each (the reader gets their temporary
+    paths, in order); errors and warnings name the files as uploaded, not a temporary path."""
     limit = max_input_mb()
-    if size_mb > limit:
-        raise InputError(
-            f"{name} is {size_mb:.1f} MB, above the upload limit of {limit:g} MB. Upload fewer samples "
-            "or genes at a time (split the file), or ask the administrator to raise GTEX_MAX_INPUT_MB."
-        )
+    for data, filename in uploads:
+        size_mb = len(data) / 2**20
+        if size_mb > limit:
+            raise InputError(
+                f"{Path(filename).name or 'upload'} is {size_mb:.1f} MB, above the upload limit of {limit:g} MB. "
+                "Upload fewer samples or genes at a time (split the file), or ask the administrator to raise "
+                "GTEX_MAX_INPUT_MB."
+            )
     with tempfile.TemporaryDirectory(prefix="gtex-upload-") as directory:
-        path = Path(directory) / name
-        path.write_bytes(data)
+        paths = []
+        for i, (data, filename) in enumerate(uploads):
+            (Path(directory) / str(i)).mkdir()
+            paths.append(Path(directory) / str(i) / (Path(filename).name or "upload"))
+            paths[-1].write_bytes(data)
+
+        def as_uploaded(text: str) -> str:
+            for path in paths:
+                text = text.replace(str(path), path.name)
+            return text
+
         try:
-            result = reader(path)
+            result = reader(*paths)
         except InputError as error:
-            raise InputError(str(error).replace(str(path), name)) from None
+            raise InputError(as_uploaded(str(error))) from None
     if isinstance(result, ExpressionTable):  # warnings too name the file as uploaded
-        result.warnings = [message.replace(str(path), name) for message in result.warnings]
+        result.warnings = [as_uploaded(message) for message in result.warnings]
+    if isinstance(result, Cohort):
+        result.meta = json.loads(as_uploaded(json.dumps(result.meta)))
     return result
 
 
@@ -116,12 +133,34 @@ def read_upload(data: bytes, filename: str, orientation: str = "auto") -> Expres
     InputError
         Above :func:`~gtex_models.io.errors.max_input_mb`, or for any malformed content.
     """
-    return _read_uploaded(data, filename, lambda path: read_expression(path, orientation))
+    return _read_uploaded([(data, filename)], lambda path: read_expression(path, orientation))
 
 
 def read_sample_upload(data: bytes, filename: str, tissue_column: str = "tissue") -> pd.DataFrame:
     """Read an uploaded sample table (``sample_id``, ``tissue``, optional ``sex``, ``age``)."""
-    return _read_uploaded(data, filename, lambda path: read_samples_table(path, tissue_column))
+    return _read_uploaded([(data, filename)], lambda path: read_samples_table(path, tissue_column))
+
+
+def upload_columns(data: bytes, filename: str) -> list[str]:
+    """The column names of an uploaded table (CSV/TSV), e.g. to choose its group column."""
+    return _read_uploaded([(data, filename)], table_columns)
+
+
+def import_uploads(expression: tuple[bytes, str], samples: tuple[bytes, str] | None = None, *,
+                   tissue_column: str = "tissue", orientation: str = "auto", scale: str = "tpm",
+                   seed: int = 0) -> Cohort:
+    """A cohort from an uploaded expression file and optional sample table, ``(bytes, filename)`` each: what
+    :func:`~gtex_models.io.tables.import_table` makes of the files. Its warnings are kept in
+    ``cohort.meta["warnings"]`` (not issued), naming the files as uploaded."""
+    uploads = [expression] if samples is None else [expression, samples]
+
+    def build(expression_path: Path, samples_path: Path | None = None) -> Cohort:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return import_table(expression_path, samples_path, tissue_column=tissue_column,
+                                orientation=orientation, scale=scale, seed=seed)
+
+    return _read_uploaded(uploads, build)
 
 
 # ----------------------------------------------------------------------------------- alignment

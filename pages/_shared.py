@@ -29,15 +29,19 @@ from gtex_models.cohort import Cohort
 from gtex_models.demo import CACHE_DIR, DEMO_DIR
 from gtex_models.imputers.base import Imputer
 from gtex_models.inference import ModelSpace
+from gtex_models.jobs import Job
 from gtex_models.reference import are_gtex_tissues
 from gtex_models.study import MANIFEST, Study, StudyError, find_studies
 from gtex_models.training import resolve_device
 
 SIMULATED = "SIMULATED"
-STUDY_KEY = "study_path"
+STUDY_KEY = "study_path"  # the pickers' widget keys
 MODEL_KEY = "model_key"
+SELECTED_STUDY = "selected_study"  # the choices, kept also on runs that do not draw the pickers
+SELECTED_MODEL = "selected_model"
 _PENDING_STUDY = "_select_study_next"  # set by select_study(), applied before the picker is drawn
-_CURRENT = "_current_study"  # (path, stamp) of the study the sidebar resolved in this run
+_CURRENT = "_current_study"  # (path, stamp) of the selected study, as last resolved
+_READY = "_study_ready"  # a message for the sidebar once, after a new study was built
 STUDIES_DIR_ENV = "GTEX_STUDIES_DIR"
 STUDY_ENV = "GTEX_STUDY"
 DEFAULT_STUDIES_DIR = Path(__file__).resolve().parent.parent / "data" / "studies"
@@ -106,22 +110,52 @@ def study_choices() -> tuple[list[StudyChoice], list[str], Path | None]:
     return choices, notes, next(iter(from_given), None)
 
 
-def select_study(path: str | Path) -> None:
+def select_study(path: str | Path, message: str | None = None) -> None:
     """Make the picker select the study at ``path`` on the next run (call ``st.rerun`` or
-    ``st.switch_page`` after)."""
+    ``st.switch_page`` after), with a ``message`` shown once in the sidebar."""
     st.session_state[_PENDING_STUDY] = str(Path(path).resolve())
+    if message:
+        st.session_state[_READY] = message
+
+
+@st.cache_resource
+def job_board() -> dict[str, Job]:
+    """The server's study build (one at a time, whichever session started it): ``{"job": Job}`` while there
+    is one to show."""
+    return {}
 
 
 # ------------------------------------------------------------------------------------ the selected study
+def resolve_study() -> tuple[list[StudyChoice], list[str], dict[str, StudyChoice]]:
+    """Find the studies and settle which one is selected (a pending :func:`select_study`, else the picker's
+    value, else the last selection, else the first folder given, else the demo); returns the choices, the
+    notes and the usable studies by path."""
+    choices, notes, preferred = study_choices()
+    usable = {str(c.path): c for c in choices if c.study is not None}
+    wanted = [st.session_state.pop(_PENDING_STUDY, None), st.session_state.get(STUDY_KEY),
+              st.session_state.get(SELECTED_STUDY), str(preferred), next(iter(usable), None)]
+    path = next((p for p in wanted if p in usable), None)
+    st.session_state[SELECTED_STUDY] = path
+    st.session_state[_CURRENT] = None if path is None else (path, usable[path].stamp)
+    return choices, notes, usable
+
+
+def _current() -> tuple[str, int] | None:
+    """(path, stamp) of the selected study; resolved here when the sidebar has not run (a page run alone)."""
+    if _CURRENT not in st.session_state:
+        resolve_study()
+    return st.session_state[_CURRENT]
+
+
 def current_study() -> Study | None:
     """The study picked in the sidebar (None when there is none to pick)."""
-    current = st.session_state.get(_CURRENT)
+    current = _current()
     return None if current is None else _open(*current)
 
 
 def study_token() -> str:
     """A string naming the selected study's current version: the first argument of a page's own caches."""
-    path, stamp = st.session_state[_CURRENT]
+    path, stamp = _current()
     return f"{path}@{stamp}"
 
 
@@ -147,7 +181,7 @@ def _model(path: str, stamp: int, key: str) -> tuple[Imputer, dict[str, Any], Mo
 
 def model(key: str) -> tuple[Imputer, dict[str, Any], ModelSpace]:
     """A model of the selected study: the imputer, its checkpoint metadata and its gene/group/transform space."""
-    return _model(*st.session_state[_CURRENT], key)
+    return _model(*_current(), key)
 
 
 @st.cache_resource(show_spinner="Loading the cohort…", max_entries=4)
@@ -157,7 +191,7 @@ def _cohort(path: str, stamp: int) -> Cohort:
 
 def cohort() -> Cohort:
     """The selected study's cohort (shared, never mutated); check ``current_study().has_cohort`` first."""
-    return _cohort(*st.session_state[_CURRENT])
+    return _cohort(*_current())
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -167,7 +201,7 @@ def _tables(path: str, stamp: int, key: str) -> dict[str, pd.DataFrame]:
 
 def tables(key: str) -> dict[str, pd.DataFrame]:
     """The evaluation tables of a model that exist: ``per_gene``, ``per_tissue``, ``across_rates``."""
-    return _tables(*st.session_state[_CURRENT], key)
+    return _tables(*_current(), key)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -178,7 +212,7 @@ def _benchmark(path: str, stamp: int) -> pd.DataFrame | None:
 
 def benchmark() -> pd.DataFrame | None:
     """The study's benchmark records, one row per method and scenario (None when it has none)."""
-    return _benchmark(*st.session_state[_CURRENT])
+    return _benchmark(*_current())
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -190,22 +224,20 @@ def _train_counts(path: str, stamp: int) -> dict[str, int]:
 def train_counts() -> dict[str, int]:
     """Training samples per group in the selected study's cohort (empty without a cohort)."""
     study = current_study()
-    return _train_counts(*st.session_state[_CURRENT]) if study is not None and study.has_cohort else {}
+    return _train_counts(*_current()) if study is not None and study.has_cohort else {}
 
 
 # ------------------------------------------------------------------------------------ sidebar
 def sidebar() -> None:
     """Study and model pickers, shown on every page."""
-    st.session_state.pop(_CURRENT, None)
-    choices, notes, preferred = study_choices()
-    usable = {str(c.path): c for c in choices if c.study is not None}
-    pending = st.session_state.pop(_PENDING_STUDY, None)
-    if pending in usable:
-        st.session_state[STUDY_KEY] = pending
-    if st.session_state.get(STUDY_KEY) not in usable:
-        st.session_state[STUDY_KEY] = str(preferred) if str(preferred) in usable else next(iter(usable), None)
+    choices, notes, usable = resolve_study()
     with st.sidebar:
         st.markdown("### Study")
+        if _READY in st.session_state:
+            st.success(st.session_state.pop(_READY), icon=":material/check_circle:")
+        job = job_board().get("job")
+        if job is not None and job.running:
+            st.caption(f"Building study **{job.title}**: {job.fraction:.0%} ({job.message}); see the New study page.")
         for note in notes + [f"`{c.path}` cannot be opened: {c.problem}" for c in choices if c.study is None]:
             st.warning(note, icon=":material/folder_off:")
         if not usable:
@@ -218,22 +250,32 @@ def sidebar() -> None:
             duplicated = titles.count(choice.study.title) > 1
             return f"{choice.study.title} · {choice.path.name}" if duplicated else choice.study.title
 
+        st.session_state[STUDY_KEY] = st.session_state[SELECTED_STUDY]
         st.selectbox("Study", list(usable), key=STUDY_KEY, format_func=label,
                      help=f"The demo, the studies in `{studies_dir()}` (${STUDIES_DIR_ENV}) and the folders given "
                           f"with `streamlit run app.py -- --study DIR` or ${STUDY_ENV}.")
-        choice = usable[st.session_state[STUDY_KEY]]
-        st.session_state[_CURRENT] = (str(choice.path), choice.stamp)
-        _describe(choice.study)
+        study = usable[st.session_state[SELECTED_STUDY]].study
+        _describe(study)
         st.markdown("### Model")
-        models = choice.study.models
-        if not models:
-            st.info(f"This study has no trained model. {rebuild_hint(choice.study)}")
+        if not study.models:
+            st.info(f"This study has no trained model. {rebuild_hint(study)}")
             return
-        if st.session_state.get(MODEL_KEY) not in models:
-            st.session_state[MODEL_KEY] = next(iter(models))
-        st.selectbox("Imputation model", list(models), format_func=lambda k: models[k].label, key=MODEL_KEY,
-                     help=MODEL_HELP)
+        st.session_state[MODEL_KEY] = _model_key(study)
+        st.selectbox("Imputation model", list(study.models), format_func=lambda k: study.models[k].label,
+                     key=MODEL_KEY, help=MODEL_HELP, on_change=_keep_model)
         st.caption(f"Device: **{resolve_device().type.upper()}**")
+
+
+def _keep_model() -> None:
+    st.session_state[SELECTED_MODEL] = st.session_state[MODEL_KEY]
+
+
+def _model_key(study: Study) -> str | None:
+    """The selected model if the study has it, else the study's first."""
+    key = st.session_state.get(SELECTED_MODEL)
+    key = key if key in study.models else next(iter(study.models), None)
+    st.session_state[SELECTED_MODEL] = key
+    return key
 
 
 def _describe(study: Study) -> None:
@@ -261,9 +303,7 @@ def selected_model() -> str | None:
     if study is None:
         st.info("No study is open: pick one in the sidebar, or create one on the New study page.")
         return None
-    key = st.session_state.get(MODEL_KEY)
-    if key not in study.models:
-        key = next(iter(study.models), None)
+    key = _model_key(study)
     if key is None:
         st.info(f"Study {study.title!r} has no trained model yet, so this page has nothing to show. "
                 f"{rebuild_hint(study)}")

@@ -28,6 +28,7 @@ BENCHMARK_COLUMNS = {
     "r2_median": "Median R²", "r2_std": "SD R²", "n_genes": "Genes", "n_test_samples": "Test samples",
     "fit_seconds": "Fit (s)", "impute_seconds": "Impute (s)",
 }
+SCALE_NOTES = {"tpm": "values imported as TPM (modelled as log2(TPM + 1))", "log": "values imported on a log scale"}
 REAL_DATA = """
 To work with the public GTEx v8 release, download the gene TPM matrix
 (`GTEx_Analysis_2017-06-05_v8_RNASeQCv1.1.9_gene_tpm.gct.gz`), the sample attributes
@@ -115,7 +116,7 @@ if study.has_cohort:
     cols[3].metric("Genes", f"{data.n_genes:,}")
     absent = [name for name, flag in (("sex", summary.get("has_sex", True)), ("age", summary.get("has_age", True)))
               if not flag]
-    notes = [f"values on the {summary['scale']} scale" if summary.get("scale") else "",
+    notes = [SCALE_NOTES.get(summary.get("scale"), ""),
              f"no {' or '.join(absent)} recorded" if absent else ""]
     if any(notes):
         st.caption("; ".join(n for n in notes if n).capitalize() + ".")
