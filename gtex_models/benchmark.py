@@ -23,12 +23,15 @@ Example
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
+from gtex_models.choices import SCENARIOS
 from gtex_models.cohort import Cohort
 from gtex_models.evaluation import (
     extended_test_indices,
@@ -38,11 +41,10 @@ from gtex_models.evaluation import (
     r2_per_tissue,
     summarize,
 )
-from gtex_models.imputers import make_imputer
+from gtex_models.imputers import default_settings, make_imputer
 from gtex_models.imputers.base import Imputer, ProgressCallback
 from gtex_models.masks import mcar_mask
 
-SCENARIOS = ("inductive", "inplace")
 RECORD_KEYS = (
     "method", "scenario", "missing_rate", "r2_mean", "r2_median", "r2_std", "n_genes", "n_test_samples",
     "fit_seconds", "impute_seconds",
@@ -77,7 +79,8 @@ def run_benchmark(
     missing_rate : share of each sample's values hidden.
     pathway : restrict the genes to a named pathway (``alzheimer``, ``p53``) first.
     seed : seed of the masks.
-    configs : constructor arguments per method, e.g. ``{"knn": {"k": 5}}``.
+    configs : constructor arguments per method, e.g. ``{"knn": {"k": 5}}``; a method without one
+        gets :func:`~gtex_models.imputers.default_settings` for the cohort's size.
     progress : ``progress(fraction, message)``, called as the methods fit.
     """
     if scenario not in SCENARIOS:
@@ -86,7 +89,9 @@ def run_benchmark(
         cohort = cohort.pathway(pathway)
     _require_complete(cohort)
     configs = configs or {}
-    imputers = [make_imputer(method, **configs.get(method, {})) for method in methods]  # fail fast
+    imputers = [make_imputer(method, **configs.get(method, default_settings(method, cohort.n_samples, cohort.n_genes,
+                                                                          scenario)))
+                for method in methods]  # fail fast
     records = []
     for i, (method, imputer) in enumerate(zip(methods, imputers)):
         step = None if progress is None else _scaled(progress, i / len(methods), 1 / len(methods), method)
@@ -105,13 +110,107 @@ def fit_and_score(
     seed: int = 0,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """Fit ``imputer`` on ``cohort`` under one scenario and score it: one record (:data:`RECORD_KEYS`)."""
+    """Fit ``imputer`` on ``cohort`` under one scenario and score it: one record (:data:`RECORD_KEYS`).
+
+    The two steps are public: :func:`scenario_data` (what the imputer is fitted on) and
+    :func:`score_fitted` (how a fitted imputer is scored).
+    """
+    data = scenario_data(cohort, scenario, missing_rate, seed)
+    start = perf_counter()
+    imputer.fit(data.fit, valid=data.valid, progress=progress)
+    fit_seconds = perf_counter() - start
+    return _ordered({**score_fitted(imputer, data), "fit_seconds": fit_seconds})
+
+
+@dataclass(frozen=True)
+class ScenarioData:
+    """A cohort laid out for one scenario of the protocol (see the module docstring).
+
+    Attributes
+    ----------
+    scenario, missing_rate, seed : the protocol's settings.
+    fit : what the imputer is fitted on (inductive: the complete train split; in place: the masked
+        train + test pool).
+    valid : the validation donors for early stopping (masked in place); None when the cohort has none.
+    test : the complete test donors (inductive) or the complete pool (in place).
+    observed : in place, the pool's observed-mask; None for inductive (drawn when scoring).
+    is_test : in place, which rows of the pool are test donors; None for inductive.
+    """
+
+    scenario: str
+    missing_rate: float
+    seed: int
+    fit: Cohort
+    valid: Cohort | None
+    test: Cohort
+    observed: np.ndarray | None = None
+    is_test: np.ndarray | None = None
+
+    @property
+    def test_donors(self) -> Cohort:
+        """The complete test donors (in place: the test rows of the pool)."""
+        return self.test if self.is_test is None else self.test.subset_samples(self.is_test)
+
+
+def scenario_data(cohort: Cohort, scenario: str = "inductive", missing_rate: float = 0.5,
+                  seed: int = 0) -> ScenarioData:
+    """Split and mask a complete cohort for ``scenario``: the data an imputer is fitted and scored on.
+
+    Validation and test samples of a tissue (group) without training samples are left out, with a
+    warning: no model can learn such a group, and every method is scored on the same entries.
+    """
     if scenario not in SCENARIOS:
         raise ValueError(f"Unknown scenario {scenario!r}; use one of {SCENARIOS}.")
     _require_complete(cohort)
-    run = _run_inductive if scenario == "inductive" else _run_inplace
-    record = run(imputer, cohort, missing_rate, seed, progress)
-    return _ordered({**record, "method": imputer.method, "scenario": scenario})
+    cohort = known_groups_only(cohort, cohort.split("train").tissues, "have no training donors")
+    for split in ("train", "test"):
+        if not (cohort.samples["split"] == split).any():
+            raise ValueError(f"The cohort has no {split} donors ({cohort.n_donors} donor(s) in all); the protocol "
+                             "needs train, valid and test donors. Use a cohort with more donors.")
+    valid = cohort.split("valid") if (cohort.samples["split"] == "valid").any() else None
+    if scenario == "inductive":
+        return ScenarioData(scenario, missing_rate, seed, cohort.split("train"), valid, cohort.split("test"))
+    split = cohort.samples["split"].to_numpy()
+    pool = cohort.subset_samples(np.flatnonzero(split != "valid"))
+    is_test = split[split != "valid"] == "test"
+    observed = np.empty(pool.x.shape, dtype=bool)
+    observed[is_test] = _test_mask((int(is_test.sum()), pool.n_genes), missing_rate, seed)
+    observed[~is_test] = _test_mask((int((~is_test).sum()), pool.n_genes), missing_rate, seed + 1)
+    masked_valid = None if valid is None else mask_cohort(valid, _test_mask(valid.x.shape, missing_rate, seed + 2))
+    return ScenarioData(scenario, missing_rate, seed, mask_cohort(pool, observed), masked_valid, pool,
+                        observed, is_test)
+
+
+def known_groups_only(cohort: Cohort, groups: Sequence[str], why: str = "are unknown to the model") -> Cohort:
+    """The samples of ``cohort`` whose tissue (group) is in ``groups``; a warning names the others."""
+    known = cohort.samples["tissue"].isin(list(groups)).to_numpy()
+    if known.all():
+        return cohort
+    left_out = cohort.samples.loc[~known, "tissue"].value_counts()
+    described = ", ".join(f"{name!r} ({n})" for name, n in left_out.head(5).items())
+    more = f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""
+    warnings.warn(f"{int((~known).sum())} sample(s) of {len(left_out)} group(s) that {why} are left out of the "
+                  f"evaluation: {described}{more}.", stacklevel=2)
+    return cohort.subset_samples(np.flatnonzero(known))
+
+
+def score_fitted(imputer: Imputer, data: ScenarioData) -> dict[str, Any]:
+    """Score an imputer fitted on ``data.fit``: a record with :data:`RECORD_KEYS` but ``fit_seconds``.
+
+    Inductive: hide ``missing_rate`` of each test sample's values and impute them. In place: impute
+    the masked pool and score its test rows.
+    """
+    if data.scenario == "inductive":
+        record = evaluate_imputer(imputer, data.test, data.missing_rate, data.seed)
+    else:
+        assert data.observed is not None and data.is_test is not None
+        start = perf_counter()
+        imputed = imputer.impute(data.fit)
+        impute_seconds = perf_counter() - start
+        rows = data.is_test
+        record = {"missing_rate": data.missing_rate,
+                  **_score(data.test.x[rows], imputed[rows], data.observed[rows]), "impute_seconds": impute_seconds}
+    return _ordered({**record, "method": imputer.method, "scenario": data.scenario})
 
 
 def evaluate_imputer(
@@ -124,7 +223,7 @@ def evaluate_imputer(
 
     Example
     -------
-    >>> from gtex_models.imputers import make_imputer
+    >>> from gtex_models.imputers import default_settings, make_imputer
     >>> from gtex_models.simulate import simulate_cohort
     >>> cohort = simulate_cohort(n_donors=20, n_genes=400)
     >>> imputer = make_imputer("mean").fit(cohort.split("train"))
@@ -159,7 +258,7 @@ def evaluation_tables(
 
     Example
     -------
-    >>> from gtex_models.imputers import make_imputer
+    >>> from gtex_models.imputers import default_settings, make_imputer
     >>> from gtex_models.simulate import simulate_cohort
     >>> cohort = simulate_cohort(n_donors=20, n_genes=400)
     >>> imputer = make_imputer("mean").fit(cohort.split("train"))
@@ -191,37 +290,6 @@ def to_markdown(records: Sequence[dict[str, Any]]) -> str:
 
 
 # ----------------------------------------------------------------------------- protocol steps
-def _run_inductive(
-    imputer: Imputer, cohort: Cohort, missing_rate: float, seed: int, progress: ProgressCallback | None
-) -> dict[str, Any]:
-    start = perf_counter()
-    imputer.fit(cohort.split("train"), valid=cohort.split("valid"), progress=progress)
-    fit_seconds = perf_counter() - start
-    return {**evaluate_imputer(imputer, cohort.split("test"), missing_rate, seed), "fit_seconds": fit_seconds}
-
-
-def _run_inplace(
-    imputer: Imputer, cohort: Cohort, missing_rate: float, seed: int, progress: ProgressCallback | None
-) -> dict[str, Any]:
-    split = cohort.samples["split"].to_numpy()
-    pool = cohort.subset_samples(np.flatnonzero(split != "valid"))
-    is_test = split[split != "valid"] == "test"
-    observed = np.empty(pool.x.shape, dtype=bool)
-    observed[is_test] = _test_mask((int(is_test.sum()), pool.n_genes), missing_rate, seed)
-    observed[~is_test] = _test_mask((int((~is_test).sum()), pool.n_genes), missing_rate, seed + 1)
-    valid = cohort.split("valid")
-    masked = mask_cohort(pool, observed)
-    start = perf_counter()
-    imputer.fit(masked, valid=mask_cohort(valid, _test_mask(valid.x.shape, missing_rate, seed + 2)),
-                progress=progress)
-    fit_seconds = perf_counter() - start
-    start = perf_counter()
-    imputed = imputer.impute(masked)
-    impute_seconds = perf_counter() - start
-    scores = _score(pool.x[is_test], imputed[is_test], observed[is_test])
-    return {"missing_rate": missing_rate, **scores, "fit_seconds": fit_seconds, "impute_seconds": impute_seconds}
-
-
 def _test_mask(shape: tuple[int, int], missing_rate: float, seed: int) -> np.ndarray:
     """The protocol's observed-mask: MCAR, the same ``missing_rate`` for every sample."""
     return mcar_mask(shape, missing_rate, missing_rate, seed=seed)

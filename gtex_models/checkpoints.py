@@ -10,6 +10,9 @@ Example
 >>> save_checkpoint(imputer, "pmi.safetensors", {"transform": cohort.transform})   # doctest: +SKIP
 >>> imputer, metadata = load_checkpoint("pmi.safetensors")                        # doctest: +SKIP
 >>> check_compatible(metadata, new_cohort)                                        # doctest: +SKIP
+
+(:func:`check_compatible` and :class:`IncompatibleCohortError` live in :mod:`gtex_models.model_space`
+and are re-exported here.)
 """
 
 from __future__ import annotations
@@ -23,23 +26,20 @@ import pandas as pd
 import safetensors.numpy
 
 from gtex_models.atomic import atomic_file
-from gtex_models.cohort import GENE_COLUMNS, Cohort, Transform
-from gtex_models.messages import describe_unknown_tissues, list_examples
+from gtex_models.cohort import GENE_COLUMNS, Transform
 from gtex_models.imputers.base import Imputer
+from gtex_models.model_space import IncompatibleCohortError, check_compatible  # re-exported
 
 FORMAT = "gtex-imputation-checkpoint"
 FORMAT_VERSION = 1
 STORAGE_DTYPES = ("float32", "float16")
 _METADATA_KEY = "gtex_imputation"
 _RESERVED = ("format_version", "method", "config", "dtype")
+__all__ = ["CheckpointError", "IncompatibleCohortError", "check_compatible", "load_checkpoint", "save_checkpoint"]
 
 
 class CheckpointError(ValueError):
     """The file is not a readable checkpoint of this project (foreign, truncated, unknown method...)."""
-
-
-class IncompatibleCohortError(ValueError):
-    """A cohort's genes or tissues are not the ones a model was trained on."""
 
 
 # ------------------------------------------------------------------------------------- saving
@@ -178,45 +178,3 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise CheckpointError(f"{path} is corrupt: {error}") from error
     restored = {key: value.astype(np.float32) if value.dtype == np.float16 else value for key, value in arrays.items()}
     return header, restored
-
-
-# ------------------------------------------------------------------------------------- compatibility
-def check_compatible(source: Mapping[str, Any] | Imputer, cohort: Cohort) -> None:
-    """Raise :class:`IncompatibleCohortError` unless ``cohort`` has the genes and tissues of the model.
-
-    ``source`` is a fitted imputer or the metadata returned by :func:`load_checkpoint`. Genes are
-    matched by Ensembl ID (any order); the cohort's tissues must all be in the model's vocabulary.
-    """
-    if isinstance(source, Imputer):
-        genes, tissues = getattr(source, "genes", None), getattr(source, "tissues", None)
-    else:
-        genes, tissues = source.get("genes"), source.get("tissues")
-    if genes is not None:
-        _check_genes(pd.DataFrame(genes), cohort.genes)
-    if tissues is not None:
-        _check_tissues(list(tissues), cohort.samples["tissue"].unique().tolist())
-
-
-def _check_genes(model: pd.DataFrame, cohort: pd.DataFrame) -> None:
-    model_ids, cohort_ids = pd.Index(model["ensembl_gene_id"]), pd.Index(cohort["ensembl_gene_id"])
-    present = model_ids.isin(cohort_ids)
-    extra = ~cohort_ids.isin(model_ids)
-    if present.all() and not extra.any():
-        return
-    message = (f"The model was trained on {len(model_ids):,} genes; the cohort has {len(cohort_ids):,}, "
-               f"of which {int(present.sum()):,} match (by Ensembl ID).")
-    if not present.all():
-        message += f" Missing from the cohort: {list_examples(model.loc[~present, 'symbol'].tolist(), quote=False)}."
-    if extra.any():
-        message += (f" Unknown to the model: {list_examples(cohort.loc[extra, 'symbol'].tolist(), quote=False)}; "
-                    "keep only the model's genes.")
-    raise IncompatibleCohortError(message)
-
-
-def _check_tissues(known: list[str], used: list[str]) -> None:
-    unknown = sorted(set(used) - set(known))
-    if unknown:
-        raise IncompatibleCohortError(
-            f"{len(unknown)} tissue(s) of the cohort are unknown to the model, which knows {len(known)}: "
-            f"{describe_unknown_tissues(unknown, known)}."
-        )

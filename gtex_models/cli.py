@@ -12,6 +12,8 @@ import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
+from gtex_models.choices import (DUPLICATE_CHOICES, NEGATIVE_CHOICES, ORIENTATIONS, PATHWAYS, SCALE_CHOICES,
+                                 SCENARIOS)
 from gtex_models.cohort import Cohort
 
 Handler = Callable[[argparse.Namespace], str]
@@ -38,9 +40,14 @@ def _import(args: argparse.Namespace) -> str:
     from gtex_models.io import import_table
 
     cohort = import_table(args.expression, args.samples, tissue_column=args.tissue_column,
-                          orientation=args.orientation, scale=args.scale, seed=args.seed)
+                          orientation=args.orientation, scale=args.scale, seed=args.seed,
+                          duplicates=args.duplicates, negatives=args.negatives, gene_map=args.gene_map)
     cohort.save(args.out)
-    return f"Imported cohort: {cohort.summary()} -> {args.out}"
+    scale = cohort.meta["scale"]
+    notes = [f"scale {scale['scale']}: {scale['reason']}", *cohort.meta["merges"]]
+    if cohort.meta["negatives_clipped"]:
+        notes.append(f"{cohort.meta['negatives_clipped']:,} negative value(s) set to 0")
+    return f"Imported cohort: {cohort.summary()} ({'; '.join(notes)}) -> {args.out}"
 
 
 def _progress_bar(description: str):
@@ -56,24 +63,30 @@ def _progress_bar(description: str):
     return bar, progress
 
 
-def _experiment(args: argparse.Namespace):
-    from gtex_models.experiment import Experiment
+def _experiment(args: argparse.Namespace, cohort: Cohort):
+    """The config's experiment, or the default one for the cohort's size; flags override either."""
+    from gtex_models.experiment import Experiment, default_config
 
-    experiment = Experiment.from_yaml(args.config) if args.config else Experiment(method=args.method)
+    if args.config:
+        experiment = Experiment.from_yaml(args.config)
+    elif args.method:
+        experiment = default_config(args.method, cohort.n_samples, cohort.n_genes, args.scenario or "inductive")
+    else:
+        raise ValueError("Say what to train: --method NAME (settings for the cohort's size) or --config FILE.")
     for key in ("method", "scenario", "pathway"):
         if getattr(args, key, None) is not None:
             setattr(experiment, key, getattr(args, key))
-    return Experiment(**vars(experiment))  # re-validate after the overrides
+    return Experiment(**vars(experiment)).with_max_epochs(args.max_epochs)  # re-validate after the overrides
 
 
 def _train(args: argparse.Namespace) -> str:
     from gtex_models.experiment import run_experiment
 
-    experiment = _experiment(args)
+    cohort = Cohort.load(args.cohort)
+    experiment = _experiment(args, cohort)
     bar, progress = _progress_bar(f"train {experiment.method}")
     with bar:
-        _, record = run_experiment(experiment, Cohort.load(args.cohort), out=args.out, seed=args.seed,
-                                   progress=progress)
+        _, record = run_experiment(experiment, cohort, out=args.out, seed=args.seed, progress=progress)
     return (f"Trained {experiment.method} ({experiment.scenario}): test R² {record['r2_mean']:.3f} "
             f"at {record['missing_rate']:.0%} missing, {record['fit_seconds']:.1f} s -> {args.out}")
 
@@ -119,26 +132,23 @@ def _write_records(records: list[dict], json_path: Path | None, markdown_path: P
 def _impute(args: argparse.Namespace) -> str:
     from gtex_models.atomic import atomic_file
     from gtex_models.checkpoints import load_checkpoint
-    from gtex_models.inference import (ModelSpace, align_to_model, impute_upload, resolve_scale,
-                                       result_frame, sample_table)
-    from gtex_models.io import read_expression, read_samples_table
+    from gtex_models.inference import ModelSpace, impute_file, result_frame
+    from gtex_models.io import read_samples_table
 
     imputer, metadata = load_checkpoint(args.checkpoint)
     space = ModelSpace.from_metadata(metadata)
-    table = read_expression(args.input, args.orientation)
-    alignment = align_to_model(table, space.genes)
-    scale, reason = resolve_scale(alignment.values, args.scale, table.sample_ids, space.genes["symbol"].tolist())
     annotation = read_samples_table(args.samples, args.tissue_column) if args.samples else None
-    samples = sample_table(table.sample_ids, space.tissues, tissue=args.tissue, sex=args.sex, age=args.age,
-                           annotation=annotation)
-    for message in alignment.coverage.warnings:  # the reader's warnings included
+    result = impute_file(args.input, imputer, space, orientation=args.orientation, scale=args.scale,
+                         duplicates=args.duplicates, gene_map=args.gene_map, tissue=args.tissue, sex=args.sex,
+                         age=args.age, annotation=annotation, n_draws=args.draws)
+    for message in result.coverage.warnings:  # the reader's warnings included
         warnings.warn(message)
-    result = impute_upload(imputer, space, alignment, samples, scale, n_draws=args.draws)
     with atomic_file(args.out) as tmp:
         result_frame(result, uncertainty=args.draws > 1).to_csv(tmp)
-    coverage = alignment.coverage
-    return (f"Imputed {result.n_imputed:,} values in {len(table.sample_ids)} sample(s) "
-            f"({coverage.n_matched}/{space.n_genes} model genes in the input; scale {scale}: {reason}) -> {args.out}")
+    coverage = result.coverage
+    return (f"Imputed {result.n_imputed:,} values in {len(result.values)} sample(s) "
+            f"({coverage.n_matched}/{space.n_genes} model genes in the input; scale {result.scale}: "
+            f"{result.scale_reason}) -> {args.out}")
 
 
 def _build_demo(args: argparse.Namespace) -> str:
@@ -146,8 +156,70 @@ def _build_demo(args: argparse.Namespace) -> str:
 
     bar, progress = _progress_bar("build demo")
     with bar:
-        records = build_demo(args.out, progress=progress)
-    return f"Demo artefacts: {len(records)} benchmark records -> {args.out}"
+        study = build_demo(args.out, progress=progress)
+    return f"Demo study: {_study_summary(study)} -> {args.out}"
+
+
+def _model_specs(args: argparse.Namespace) -> list:
+    """``--models a,b`` names and ``--config F`` experiments, in that order."""
+    from gtex_models.experiment import Experiment
+
+    names = [m.strip() for m in (args.models or "").split(",") if m.strip()]
+    return [*names, *(Experiment.from_yaml(path) for path in args.config or [])]
+
+
+def _study_summary(study) -> str:
+    summary = study.cohort_summary
+    models = ", ".join(f"{key} (R² {entry.evaluation.get('r2_mean', float('nan')):.3f})"
+                       for key, entry in study.models.items()) or "no model"
+    return (f"{study.title!r}: {summary.get('n_samples', '?')} samples x {summary.get('n_genes', '?')} genes, "
+            f"{summary.get('n_groups', '?')} group(s); models {models}; "
+            f"{len(study.benchmark() or [])} benchmark record(s)")
+
+
+def _study_build(args: argparse.Namespace) -> str:
+    from gtex_models.study_build import build_study
+
+    models = _model_specs(args)
+    if not models:
+        raise ValueError("Give at least one model: --models pmi,gain and/or --config FILE.")
+    baselines = [m.strip() for m in args.baselines.split(",") if m.strip()]
+    bar, progress = _progress_bar("study build")
+    with bar:
+        study = build_study(args.cohort, args.out, models, baselines, title=args.title,
+                            description=args.description, scenario=args.scenario, max_epochs=args.max_epochs,
+                            overwrite=args.overwrite, progress=progress,
+                            cohort_mode="reference" if args.reference_cohort else "copy")
+    return f"Study {_study_summary(study)} -> {args.out}"
+
+
+def _study_add_model(args: argparse.Namespace) -> str:
+    from gtex_models.experiment import Experiment
+    from gtex_models.study_build import add_checkpoint, add_model
+
+    given = [name for name in ("method", "config", "checkpoint") if getattr(args, name) is not None]
+    if len(given) != 1:
+        raise ValueError("Give exactly one of --method, --config and --checkpoint.")
+    if args.checkpoint is not None:
+        study = add_checkpoint(args.study, args.checkpoint, key=args.key, label=args.label)
+    else:
+        model = Experiment.from_yaml(args.config) if args.config else args.method
+        bar, progress = _progress_bar("study add-model")
+        with bar:
+            study = add_model(args.study, model, key=args.key, label=args.label, max_epochs=args.max_epochs,
+                              progress=progress, scenario=args.scenario)
+    return f"Study {_study_summary(study)} -> {args.study}"
+
+
+def _study_info(args: argparse.Namespace) -> str:
+    from gtex_models.study import Study
+    from gtex_models.study_build import study_info
+
+    study = Study.open(args.study)
+    table = study_info(study)
+    lines = [f"Study {_study_summary(study)}", "" if table.empty else table.to_string(index=False)]
+    lines += [f"missing: {problem}" for problem in study.problems]
+    return "\n".join(line for line in lines if line)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,8 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--samples", type=Path, default=None,
                        help="sample table (sample id, optional tissue/sex/age/donor columns)")
     table.add_argument("--tissue-column", default="tissue")
-    table.add_argument("--orientation", choices=["auto", "samples-by-genes", "genes-by-samples"], default="auto")
-    table.add_argument("--scale", choices=["tpm", "log"], default="tpm")
+    table.add_argument("--orientation", choices=ORIENTATIONS, default="auto")
+    table.add_argument("--scale", choices=SCALE_CHOICES, default="auto",
+                       help="auto (detected, printed in the summary), tpm (any non-negative linear scale) or log")
+    table.add_argument("--duplicates", choices=DUPLICATE_CHOICES, default="error",
+                       help="gene identifiers that occur twice (or name one gene): error, keep the first, or average")
+    table.add_argument("--negatives", choices=NEGATIVE_CHOICES, default="error",
+                       help="negative values on a linear scale: error, or clip them to 0 (MAS5 microarray signal)")
+    table.add_argument("--gene-map", type=Path, default=None,
+                       help="probe -> gene file (two columns; several probes of a gene are averaged)")
     table.add_argument("--out", required=True, type=Path, help="cohort directory to write")
     table.add_argument("--seed", type=int, default=0, help="seed of the donor split")
     table.set_defaults(handler=_import)
@@ -191,8 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--cohort", required=True, type=Path, help="cohort directory")
     train.add_argument("--method", default=None, help="pmi, gain, gain-mse, mean, knn, mice, missforest, blood, oracle")
     train.add_argument("--config", type=Path, default=None, help="YAML experiment config (see configs/)")
-    train.add_argument("--scenario", choices=["inductive", "inplace"], default=None)
-    train.add_argument("--pathway", choices=["alzheimer", "p53"], default=None)
+    train.add_argument("--scenario", choices=SCENARIOS, default=None)
+    train.add_argument("--pathway", choices=PATHWAYS, default=None)
+    train.add_argument("--max-epochs", type=int, default=None, help="cap the deep models' training epochs")
     train.add_argument("--out", required=True, type=Path, help="checkpoint file (.safetensors)")
     train.add_argument("--seed", type=int, default=0, help="seed of the evaluation masks")
     train.set_defaults(handler=_train)
@@ -209,9 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--cohort", required=True, type=Path)
     bench.add_argument("--methods", default="pmi,gain,mean,knn,mice,missforest,blood",
                        help="comma-separated method names")
-    bench.add_argument("--scenario", choices=["inductive", "inplace"], default="inductive")
+    bench.add_argument("--scenario", choices=SCENARIOS, default="inductive")
     bench.add_argument("--missing-rate", type=float, default=0.5)
-    bench.add_argument("--pathway", choices=["alzheimer", "p53"], default=None)
+    bench.add_argument("--pathway", choices=PATHWAYS, default=None)
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", type=Path, default=None)
     bench.add_argument("--markdown", type=Path, default=None)
@@ -226,15 +306,53 @@ def build_parser() -> argparse.ArgumentParser:
     impute.add_argument("--tissue-column", default="tissue")
     impute.add_argument("--sex", default=None, help="female, male (or GTEx code 2/1)")
     impute.add_argument("--age", type=float, default=None, help="age in years")
-    impute.add_argument("--orientation", choices=["auto", "samples-by-genes", "genes-by-samples"], default="auto")
-    impute.add_argument("--scale", choices=["auto", "tpm", "log"], default="auto")
+    impute.add_argument("--orientation", choices=ORIENTATIONS, default="auto")
+    impute.add_argument("--scale", choices=SCALE_CHOICES, default="auto")
+    impute.add_argument("--duplicates", choices=DUPLICATE_CHOICES, default="error",
+                        help="gene identifiers that occur twice (or name one gene): error, keep the first, or average")
+    impute.add_argument("--gene-map", type=Path, default=None,
+                        help="probe -> gene file, for a microarray input and a model of genes")
     impute.add_argument("--draws", type=int, default=0,
                         help="GAIN-GTEx: noise draws for per-value intervals (adds _lower/_upper columns)")
     impute.set_defaults(handler=_impute)
 
-    demo = commands.add_parser("build-demo", help="retrain the demo checkpoints and precompute the app's tables")
+    demo = commands.add_parser("build-demo", help="rebuild the demo study (study build with the demo's configs)")
     demo.add_argument("--out", type=Path, default=Path("data/demo"))
     demo.set_defaults(handler=_build_demo)
+
+    study = commands.add_parser("study", help="build, extend and describe studies (what the app opens)")
+    verbs = study.add_subparsers(dest="study_command", required=True)
+    build = verbs.add_parser("build", help="train models and baselines on a cohort, write a study folder")
+    build.add_argument("--cohort", required=True, type=Path, help="cohort directory (simulate, import, prepare-gtex)")
+    build.add_argument("--out", required=True, type=Path, help="study folder to write")
+    build.add_argument("--models", default=None, help="comma-separated methods kept as models, e.g. pmi,gain "
+                       "(settings chosen for the cohort's size)")
+    build.add_argument("--config", type=Path, action="append", default=None,
+                       help="YAML experiment config of a model (repeatable; see configs/)")
+    build.add_argument("--baselines", default="mean,knn,mice", help="comma-separated benchmark-only methods ('' for none)")
+    build.add_argument("--title", default=None, help="shown in the app (default: the cohort folder's name)")
+    build.add_argument("--description", default="")
+    build.add_argument("--scenario", choices=SCENARIOS, default="inductive", help="scenario of --models and baselines")
+    build.add_argument("--max-epochs", type=int, default=None, help="cap the deep models' training epochs")
+    build.add_argument("--reference-cohort", action="store_true",
+                       help="reference the cohort folder (absolute path) instead of copying it into the study")
+    build.add_argument("--overwrite", action="store_true", help="replace an existing study at --out")
+    build.set_defaults(handler=_study_build)
+
+    add = verbs.add_parser("add-model", help="train one more model into a study, or add a checkpoint")
+    add.add_argument("--study", required=True, type=Path)
+    add.add_argument("--method", default=None, help="a method, with settings for the cohort's size")
+    add.add_argument("--config", type=Path, default=None, help="YAML experiment config")
+    add.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint trained elsewhere (train --out)")
+    add.add_argument("--scenario", choices=SCENARIOS, default="inductive", help="scenario of --method")
+    add.add_argument("--key", default=None, help="the model's name in the study (default METHOD_GENESET)")
+    add.add_argument("--label", default=None, help="what the app shows")
+    add.add_argument("--max-epochs", type=int, default=None)
+    add.set_defaults(handler=_study_add_model)
+
+    info = verbs.add_parser("info", help="print the table of what a study holds")
+    info.add_argument("--study", required=True, type=Path)
+    info.set_defaults(handler=_study_info)
     return parser
 
 

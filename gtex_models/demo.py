@@ -1,35 +1,43 @@
-"""The demo: a simulated cohort plus trained checkpoints and precomputed tables under ``data/demo``.
+"""The demo: the study at ``data/demo``, built on a simulated cohort by :func:`build_demo`.
 
-The cohort itself is not committed (it is regenerated from its seed in a few seconds and cached
-under ``data/cache``); the checkpoints, evaluation tables, benchmark records and tissue-embedding
-coordinates are, so the app opens instantly. ``python -m gtex_models build-demo`` rebuilds them.
+The cohort itself is not committed (the study stores the simulation's arguments; it is regenerated
+from its seed in a few seconds and cached under ``data/cache``); the checkpoints, evaluation tables,
+benchmark records and tissue-embedding coordinates are, so the app opens instantly.
+``python -m gtex_models build-demo`` rebuilds them through :func:`gtex_models.study_build.build_study`.
+
+The readers below (:func:`checkpoint_path`, :func:`available_models`, :func:`load_tables`,
+:func:`load_benchmark`, :func:`tissue_umap`) are thin wrappers over :class:`~gtex_models.study.Study`
+kept for the app's pages until they read the selected study themselves.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from gtex_models.atomic import atomic_directory
 from gtex_models.cohort import Cohort
 from gtex_models.imputers.base import ProgressCallback
-from gtex_models.simulate import SimulationConfig, simulate_cohort
+from gtex_models.simulate import SimulationConfig
+from gtex_models.study import Study, simulated_cohort
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DEMO_DIR = DATA_DIR / "demo"
 CACHE_DIR = DATA_DIR / "cache"
 DEMO_SIMULATION = SimulationConfig(n_donors=300, n_genes=2000, seed=0)
+DEMO_TITLE = "Demo cohort (simulated)"
+DEMO_DESCRIPTION = (
+    "Simulated GTEx-shaped cohort: the 49 GTEx v8 tissues with their proportions, real protein-coding gene "
+    "symbols and Ensembl IDs, 300 donors; values drawn from a model with a known ground truth. Not real GTEx data."
+)
 DEMO_MODELS: dict[str, str] = {
     "pmi_all": "PMI · all genes",
     "gain_all": "GAIN-GTEx · all genes",
     "pmi_alzheimer": "PMI · Alzheimer's pathway genes",
     "gain_alzheimer": "GAIN-GTEx · Alzheimer's pathway genes",
 }
-TABLES = ("per_gene", "per_tissue", "across_rates")
 # demo model -> its experiment config in configs/
 DEMO_EXPERIMENTS = {
     "pmi_all": "pmi_inductive_all.yaml",
@@ -48,18 +56,12 @@ BENCHMARK_METHODS = ("pmi", "gain", "gain-mse", "mean", "knn", "mice", "missfore
 
 def load_demo_cohort() -> Cohort:
     """The simulated demo cohort, regenerated from its seed on first use and cached on disk."""
-    cached = CACHE_DIR / "demo_cohort"
-    config = asdict(DEMO_SIMULATION)
-    if (cached / "cohort.json").is_file():
-        cohort = Cohort.load(cached)
-        if cohort.meta.get("simulation") == config:
-            return cohort
-    cohort = simulate_cohort(**config)
-    try:
-        cohort.save(cached)
-    except OSError:  # read-only checkout: keep it in memory only
-        pass
-    return cohort
+    return simulated_cohort(asdict(DEMO_SIMULATION), CACHE_DIR, name="demo_cohort")
+
+
+def demo_study() -> Study:
+    """The demo study (``data/demo``), opened read-only."""
+    return Study.open(DEMO_DIR)
 
 
 def checkpoint_path(key: str) -> Path:
@@ -77,62 +79,50 @@ def available_models() -> dict[str, str]:
 def load_tables(key: str) -> dict[str, pd.DataFrame]:
     """Precomputed evaluation tables of a demo model: ``per_gene``, ``per_tissue``, ``across_rates``."""
     checkpoint_path(key)  # validates the key
-    return {name: pd.read_csv(DEMO_DIR / "tables" / f"{key}_{name}.csv.gz") for name in TABLES}
+    return demo_study().tables(key)
 
 
 def load_benchmark() -> list[dict[str, Any]]:
     """Benchmark records (one per method and scenario) of the demo cohort."""
-    return json.loads((DEMO_DIR / "benchmark.json").read_text())
+    return demo_study().benchmark() or []
 
 
 def tissue_umap(key: str) -> pd.DataFrame:
     """Precomputed UMAP coordinates of a demo model's tissue embeddings: tissue, umap_1, umap_2."""
     checkpoint_path(key)
-    return pd.read_csv(DEMO_DIR / "tables" / f"{key}_tissue_umap.csv")
+    coordinates = demo_study().tissue_umap(key)
+    if coordinates is None:
+        raise FileNotFoundError(f"The demo study has no UMAP coordinates for {key!r}; rebuild it (build-demo).")
+    return coordinates
 
 
-def build_demo(out: str | Path = DEMO_DIR, progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
-    """Train the demo models, precompute their tables and the benchmark, and write them to ``out``.
+def demo_runs() -> tuple[list, list]:
+    """The demo's models (:data:`DEMO_EXPERIMENTS`) and its benchmark-only runs: every other method of
+    :data:`BENCHMARK_METHODS` under both scenarios on all genes, the deep ones with their scenario's
+    config (:data:`BENCHMARK_CONFIGS`), the others with their defaults."""
+    from gtex_models.choices import SCENARIOS
+    from gtex_models.experiment import CONFIG_DIR, Experiment
 
-    Every method of :data:`BENCHMARK_METHODS` is fitted under both scenarios on all genes (50 %
-    missing; the deep models with their scenario's config, :data:`BENCHMARK_CONFIGS`); the runs that
-    are demo models are saved as checkpoints. The whole folder is replaced
-    in one step at the end. Returns the benchmark records.
-    """
-    from gtex_models.benchmark import SCENARIOS, evaluation_tables, fit_and_score
-    from gtex_models.embeddings import tissue_embeddings, umap_coordinates
-    from gtex_models.experiment import CONFIG_DIR, Experiment, run_experiment
-
-    report = progress or (lambda fraction, message: None)
-    cohort = load_demo_cohort()
-    runs = [(key, Experiment.from_yaml(CONFIG_DIR / name)) for key, name in DEMO_EXPERIMENTS.items()]
-    for scenario in SCENARIOS:
-        for method in BENCHMARK_METHODS:
-            if any(e.method == method and e.scenario == scenario and not e.pathway for _, e in runs):
-                continue
+    models = [Experiment.from_yaml(CONFIG_DIR / name) for name in DEMO_EXPERIMENTS.values()]
+    baselines: list = []
+    for method in BENCHMARK_METHODS:
+        for scenario in SCENARIOS:
             config = BENCHMARK_CONFIGS.get((method, scenario))
-            base = Experiment.from_yaml(CONFIG_DIR / config) if config else Experiment(method=method)
-            runs.append((None, Experiment(method, scenario, None, 0.5, base.model, base.training)))
-
-    records = []
-    with atomic_directory(out) as tmp:
-        (tmp / "tables").mkdir()
-        for i, (key, experiment) in enumerate(runs):
-            label = key or f"{experiment.method} ({experiment.scenario})"
-            report(i / len(runs), label)
-            if key is None:
-                record = fit_and_score(experiment.make_imputer(), cohort, experiment.scenario, experiment.missing_rate)
+            if config is None:
+                baselines.append(Experiment(method, scenario))
             else:
-                imputer, record = run_experiment(experiment, cohort, out=tmp / "models" / f"{key}.safetensors")
-                test = experiment.cohort(cohort).split("test")
-                for name, table in evaluation_tables(imputer, test).items():
-                    table.to_csv(tmp / "tables" / f"{key}_{name}.csv.gz", index=False)
-                umap_coordinates(tissue_embeddings(imputer)).to_csv(tmp / "tables" / f"{key}_tissue_umap.csv",
-                                                                     index=False)
-            if not experiment.pathway:
-                records.append(record)
-        order = {method: i for i, method in enumerate(BENCHMARK_METHODS)}
-        records.sort(key=lambda r: (SCENARIOS.index(r["scenario"]), order[r["method"]]))
-        (tmp / "benchmark.json").write_text(json.dumps(records, indent=2) + "\n")
-    report(1.0, "demo built")
-    return records
+                base = Experiment.from_yaml(CONFIG_DIR / config)
+                baselines.append(Experiment(method, scenario, None, 0.5, base.model, base.training))
+    return models, baselines
+
+
+def build_demo(out: str | Path = DEMO_DIR, progress: ProgressCallback | None = None,
+               max_epochs: int | None = None) -> Study:
+    """Rebuild the demo study at ``out``: :func:`~gtex_models.study_build.build_study` on the simulated
+    cohort with the demo's models and benchmark runs (:func:`demo_runs`), replacing the study there."""
+    from gtex_models.study_build import build_study
+
+    models, baselines = demo_runs()
+    return build_study(load_demo_cohort(), out, models, baselines, title=DEMO_TITLE, description=DEMO_DESCRIPTION,
+                       max_epochs=max_epochs, overwrite=True, progress=progress,
+                       simulation=asdict(DEMO_SIMULATION))

@@ -70,6 +70,18 @@ def umap_coordinates(embeddings: pd.DataFrame, n_neighbors: int = 10, min_dist: 
     return pd.DataFrame({"tissue": embeddings.index.to_list(), "umap_1": coords[:, 0], "umap_2": coords[:, 1]})
 
 
+UMAP_MIN_GROUPS = 4
+"""Below this many tissues (groups) no UMAP is computed: two or three points need no projection."""
+
+
+def embedding_coordinates(imputer: Imputer) -> pd.DataFrame | None:
+    """UMAP coordinates of a fitted imputer's tissue embeddings, or None when it has none (baselines)
+    or fewer than :data:`UMAP_MIN_GROUPS` tissues (plot :func:`pca_coordinates` of the embeddings then)."""
+    if getattr(imputer, "networks", None) is None or len(getattr(imputer, "tissues", ())) < UMAP_MIN_GROUPS:
+        return None
+    return umap_coordinates(tissue_embeddings(imputer))
+
+
 def cosine_similarity(embeddings: pd.DataFrame) -> pd.DataFrame:
     """Tissue x tissue cosine similarity of the embedding rows."""
     matrix = embeddings.to_numpy(dtype=np.float64)

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from gtex_models.choices import ALL_TISSUES
 from gtex_models.cohort import Cohort
 from gtex_models.masks import mcar_mask
 
@@ -113,7 +114,7 @@ def r2_across_missing_rates(
 ) -> pd.DataFrame:
     """Per-tissue mean and SD of per-gene R² at each missing rate.
 
-    Returns columns ``missing_rate``, ``tissue`` (``"All tissues"`` for the pooled row), ``r2_mean``,
+    Returns columns ``missing_rate``, ``tissue`` (:data:`~gtex_models.choices.ALL_TISSUES` for the pooled row), ``r2_mean``,
     ``r2_std``, ``n_genes``.
     """
     records = []
@@ -122,7 +123,7 @@ def r2_across_missing_rates(
         observed = mcar_mask(cohort.x.shape, rate, rate, seed=seed + i)
         imputed = impute(mask_cohort(cohort, observed))
         pooled = summarize(r2_per_gene(cohort.x, imputed, observed))
-        records.append({"missing_rate": rate, "tissue": "All tissues", **_mean_std(pooled)})
+        records.append({"missing_rate": rate, "tissue": ALL_TISSUES, **_mean_std(pooled)})
         per_tissue = r2_per_tissue(cohort.x, imputed, observed, cohort.samples["tissue"], symbols)
         for tissue, group in per_tissue.groupby("tissue"):
             records.append({"missing_rate": rate, "tissue": tissue, **_mean_std(summarize(group["r2"]))})

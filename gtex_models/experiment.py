@@ -2,21 +2,28 @@
 
 A config has ``method``, ``scenario`` (inductive | inplace), ``pathway`` (null | alzheimer | p53),
 ``missing_rate``, and the sections ``model`` and ``training`` (constructor arguments of the imputer)
-and ``checkpoint`` (``dtype``).
+and ``checkpoint`` (``dtype``). Without a config, :func:`default_config` picks settings for the
+cohort's size.
+
+Training and evaluation are separate steps: :func:`train_experiment` fits (on the scenario's data,
+:func:`~gtex_models.benchmark.scenario_data`), :func:`~gtex_models.benchmark.score_fitted` scores,
+:func:`save_model` writes the checkpoint; :func:`run_experiment` chains the three.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import yaml
 
-from gtex_models.benchmark import SCENARIOS, fit_and_score
+from gtex_models.benchmark import RECORD_KEYS, ScenarioData, scenario_data, score_fitted
 from gtex_models.checkpoints import save_checkpoint
+from gtex_models.choices import SCENARIOS
 from gtex_models.cohort import Cohort
-from gtex_models.imputers import make_imputer
+from gtex_models.imputers import DEEP_METHODS, default_settings, make_imputer
 from gtex_models.imputers.base import Imputer, ProgressCallback
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -52,6 +59,11 @@ class Experiment:
             raise ValueError(f"{path}: unknown keys {unknown}; allowed: {sorted(_KEYS)}.")
         return cls(**data)
 
+    @property
+    def gene_set(self) -> str:
+        """``all`` or the pathway's name."""
+        return self.pathway or "all"
+
     def make_imputer(self) -> Imputer:
         """A new imputer with this experiment's model and training settings."""
         return make_imputer(self.method, **self.model, **self.training)
@@ -59,6 +71,56 @@ class Experiment:
     def cohort(self, cohort: Cohort) -> Cohort:
         """The cohort restricted to the experiment's genes."""
         return cohort.pathway(self.pathway) if self.pathway else cohort
+
+    def with_max_epochs(self, max_epochs: int | None) -> "Experiment":
+        """A copy whose deep model trains at most ``max_epochs`` epochs (baselines: unchanged)."""
+        if max_epochs is None or self.method not in DEEP_METHODS:
+            return self
+        if int(max_epochs) < 1:
+            raise ValueError(f"max_epochs must be at least 1, got {max_epochs}.")
+        return replace(self, training={**self.training, "max_epochs": int(max_epochs)})
+
+
+def default_config(method: str, n_samples: int, n_genes: int, scenario: str = "inductive",
+                   pathway: str | None = None) -> Experiment:
+    """The experiment run when no config is given: settings chosen for the cohort's size
+    (:func:`~gtex_models.imputers.default_settings`), model and training settings split."""
+    from gtex_models.training import TrainingConfig
+
+    settings = default_settings(method, n_samples, n_genes, scenario)
+    training = {k: v for k, v in settings.items() if k in TrainingConfig.keys()}
+    model = {k: v for k, v in settings.items() if k not in training}
+    return Experiment(method, scenario, pathway, model=model, training=training)
+
+
+def train_experiment(
+    experiment: Experiment, cohort: Cohort, seed: int = 0, progress: ProgressCallback | None = None,
+) -> tuple[Imputer, ScenarioData, float]:
+    """Fit the experiment's imputer on its scenario's data (no scoring).
+
+    Returns
+    -------
+    imputer : fitted.
+    data : the scenario's data (:func:`~gtex_models.benchmark.scenario_data`), to score it with.
+    seconds : the fit's wall-clock time.
+    """
+    data = scenario_data(experiment.cohort(cohort), experiment.scenario, experiment.missing_rate, seed)
+    imputer = experiment.make_imputer()
+    start = perf_counter()
+    imputer.fit(data.fit, valid=data.valid, progress=progress)
+    return imputer, data, perf_counter() - start
+
+
+def save_model(imputer: Imputer, experiment: Experiment, cohort: Cohort, out: str | Path,
+               evaluation: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint whose metadata says what the model is (genes, groups, transform, scenario,
+    gene set, source cohort and test record); a study reads its manifest entry from it."""
+    cohort = experiment.cohort(cohort)
+    tissues = getattr(imputer, "tissues", None) or cohort.split("train").tissues
+    metadata = {"genes": cohort.genes, "tissues": list(tissues), "transform": cohort.transform,
+                "evaluation": evaluation, "scenario": experiment.scenario, "pathway": experiment.pathway,
+                "cohort": cohort.meta.get("source", "unknown")}
+    return save_checkpoint(imputer, out, metadata, dtype=experiment.checkpoint.get("dtype", "float32"))
 
 
 def run_experiment(
@@ -69,14 +131,9 @@ def run_experiment(
 
     Returns the fitted imputer and its benchmark record (stored as the checkpoint's ``evaluation``).
     """
-    cohort = experiment.cohort(cohort)
-    imputer = experiment.make_imputer()
-    record = fit_and_score(imputer, cohort, experiment.scenario, experiment.missing_rate, seed, progress)
+    imputer, data, fit_seconds = train_experiment(experiment, cohort, seed, progress)
+    scores = {**score_fitted(imputer, data), "fit_seconds": fit_seconds}
+    record = {key: scores[key] for key in RECORD_KEYS}
     if out is not None:
-        tissues = getattr(imputer, "tissues", None) or cohort.split("train").tissues
-        metadata = {"genes": cohort.genes, "tissues": list(tissues), "transform": cohort.transform,
-                    "evaluation": record,
-                    "scenario": experiment.scenario, "pathway": experiment.pathway,
-                    "cohort": cohort.meta.get("source", "unknown")}
-        save_checkpoint(imputer, out, metadata, dtype=experiment.checkpoint.get("dtype", "float32"))
+        save_model(imputer, experiment, cohort, out, record)
     return imputer, record

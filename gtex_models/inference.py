@@ -36,57 +36,34 @@ from gtex_models.covariates import parse_age, parse_sex
 from gtex_models.evaluation import mask_cohort, r2_per_gene
 from gtex_models.imputers.base import Imputer, ProgressCallback
 from gtex_models.io.errors import InputError, max_input_mb
+from gtex_models.io.scale import SCALE_CHOICES, detect_scale, resolve_scale  # re-exported: pipeline steps
 from gtex_models.io.tables import (
     UNKNOWN_TISSUE,
     ExpressionTable,
+    apply_gene_map,
     import_table,
     is_ensembl_gene_id,
+    join_samples,
+    looks_like_probes,
     map_features,
+    merge_same_genes,
+    read_gene_map,
     read_expression,
     read_samples_table,
     table_columns,
 )
 from gtex_models.masks import mcar_mask
+from gtex_models.model_space import ModelSpace, cohort_for_model  # re-exported: the upload pipeline's model side
 from gtex_models.messages import describe_unknown_tissues, list_examples
 
 LOW_COVERAGE = 0.05
-SCALE_CHOICES = ("auto", "tpm", "log")
+PROBE_HINT = (" The identifiers look like microarray probe IDs: give a probe-to-gene map (two columns, probe and "
+              "gene symbol or Ensembl ID; CLI: --gene-map FILE, app: the gene map upload), so that several probes "
+              "of one gene are averaged into that gene.")
 SCALE_NAMES = {"tpm": "TPM", "log": "log2(TPM + 1)"}
 INTERVAL_QUANTILES = (0.05, 0.95)
 UPLOAD_TYPES = ("csv", "tsv", "txt", "gct", "h5ad", "gz")
 T = TypeVar("T")
-
-
-# ----------------------------------------------------------------------------------- the model
-@dataclass(frozen=True)
-class ModelSpace:
-    """What an upload is mapped onto: the model's genes, tissue vocabulary and value transform."""
-
-    genes: pd.DataFrame
-    tissues: tuple[str, ...]
-    transform: Transform
-
-    @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any]) -> "ModelSpace":
-        """From :func:`~gtex_models.checkpoints.load_checkpoint`'s metadata."""
-        missing = [key for key in ("genes", "tissues", "transform") if metadata.get(key) is None]
-        if missing:
-            raise ValueError(f"The checkpoint lacks {', '.join(missing)}; it cannot impute uploads.")
-        return cls(pd.DataFrame(metadata["genes"]).reset_index(drop=True), tuple(metadata["tissues"]),
-                   metadata["transform"])
-
-    @property
-    def n_genes(self) -> int:
-        return len(self.genes)
-
-
-def cohort_for_model(cohort: Cohort, space: ModelSpace) -> Cohort:
-    """The model's genes of ``cohort``, in the model's order (e.g. a pathway model on the full cohort)."""
-    columns = pd.Index(cohort.genes["ensembl_gene_id"]).get_indexer(space.genes["ensembl_gene_id"])
-    if (columns < 0).any():
-        absent = space.genes.loc[columns < 0, "symbol"].tolist()
-        raise ValueError(f"The cohort lacks {len(absent)} of the model's genes: {list_examples(absent, quote=False)}.")
-    return cohort.subset_genes(columns)
 
 
 # ----------------------------------------------------------------------------------- reading
@@ -125,15 +102,21 @@ def _read_uploaded(uploads: Sequence[tuple[bytes, str]], reader: Callable[..., T
     return result
 
 
-def read_upload(data: bytes, filename: str, orientation: str = "auto") -> ExpressionTable:
-    """Read an uploaded expression file (CSV, TSV, GCT, h5ad) from its bytes.
+def read_upload(data: bytes, filename: str, orientation: str = "auto", duplicates: str = "error") -> ExpressionTable:
+    """Read an uploaded expression file (CSV, TSV, GCT, h5ad) from its bytes (``duplicates``: see
+    :func:`~gtex_models.io.tables.read_expression`).
 
     Raises
     ------
     InputError
         Above :func:`~gtex_models.io.errors.max_input_mb`, or for any malformed content.
     """
-    return _read_uploaded([(data, filename)], lambda path: read_expression(path, orientation))
+    return _read_uploaded([(data, filename)], lambda path: read_expression(path, orientation, duplicates))
+
+
+def read_gene_map_upload(data: bytes, filename: str) -> dict[str, str]:
+    """Read an uploaded probe -> gene map (see :func:`~gtex_models.io.tables.read_gene_map`)."""
+    return _read_uploaded([(data, filename)], read_gene_map)
 
 
 def read_sample_upload(data: bytes, filename: str, tissue_column: str = "tissue") -> pd.DataFrame:
@@ -235,7 +218,7 @@ def align_to_model(table: ExpressionTable, genes: pd.DataFrame) -> Alignment:
             f"None of the {len(table.feature_ids):,} gene identifiers of the upload (e.g. "
             f"{list_examples(table.feature_ids, 3, quote=False)}) is one of the model's {len(genes):,} genes (e.g. "
             f"{list_examples(genes['symbol'].tolist(), 3, quote=False)}). Use HGNC symbols or Ensembl gene IDs, with genes "
-            "as rows or as columns."
+            "as rows or as columns." + (PROBE_HINT if looks_like_probes(table.feature_ids) else "")
         )
     known = model_column >= 0
     matched, counts = np.unique(model_column[known], return_counts=True)
@@ -272,69 +255,6 @@ def align_to_model(table: ExpressionTable, genes: pd.DataFrame) -> Alignment:
 
 
 # ----------------------------------------------------------------------------------- scale
-def _first_negative(values: np.ndarray, rows: Sequence[str] | None, columns: Sequence[str] | None) -> str:
-    """Where the first negative value is, e.g. `` (first at sample 'S2', gene 'TP53'; 3 in all)``."""
-    with np.errstate(invalid="ignore"):
-        negative = np.asarray(values) < 0
-    if rows is None or columns is None or not negative.any():
-        return ""
-    i, j = np.argwhere(negative)[0]
-    return f" (first at sample {rows[i]!r}, gene {columns[j]!r}; {int(negative.sum()):,} in all)"
-
-
-def detect_scale(values: np.ndarray, rows: Sequence[str] | None = None,
-                 columns: Sequence[str] | None = None) -> tuple[str, str]:
-    """Guess ``tpm`` or ``log`` (log2(TPM + 1)) from the values; returns the scale and the reason.
-
-    Negative values mean log; a maximum above 50 or a heavy right tail (99th percentile more than
-    8 times the median of the non-zero values) means TPM; otherwise log. ``rows`` and ``columns``
-    (sample and gene names of ``values``) only make the messages point at a value.
-
-    Raises
-    ------
-    InputError
-        Without any observed value, or with negative values next to values above 50 (neither TPM,
-        which is never negative, nor log2(TPM + 1)).
-    """
-    finite = np.asarray(values, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
-        raise InputError("The upload has no observed values at all: every cell is empty or NA.")
-    low, high = float(finite.min()), float(finite.max())
-    if low < 0 and high > 50:
-        raise InputError(
-            f"The upload has negative values{_first_negative(values, rows, columns)}, down to {low:.3g}, "
-            f"next to values up to {high:,.4g}: neither TPM (never negative) nor log2(TPM + 1) (rarely "
-            "above 20). Fix the negative values (TPM cannot be negative), or upload log2(TPM + 1) values."
-        )
-    if low < 0:
-        return "log", f"negative values (minimum {low:.3g}), so not TPM"
-    if high > 50:
-        return "tpm", f"values up to {high:,.4g}, beyond a log2(TPM + 1) range"
-    positive = finite[finite > 0]
-    if positive.size and np.quantile(positive, 0.99) > 8 * np.median(positive):
-        return "tpm", "a heavy right tail (99th percentile > 8 x median)"
-    return "log", f"values between {low:.3g} and {high:.3g} without a heavy tail"
-
-
-def resolve_scale(values: np.ndarray, scale: str = "auto", rows: Sequence[str] | None = None,
-                  columns: Sequence[str] | None = None) -> tuple[str, str]:
-    """``auto`` -> :func:`detect_scale`; ``tpm`` or ``log`` are checked and kept.
-
-    ``rows`` and ``columns``, the sample and gene names of ``values``, let errors name the place.
-    """
-    if scale not in SCALE_CHOICES:
-        raise InputError(f"Unknown scale {scale!r}; use one of {', '.join(SCALE_CHOICES)}.")
-    if scale == "auto":
-        return detect_scale(values, rows, columns)
-    if scale == "tpm" and np.nanmin(values, initial=0.0) < 0:
-        raise InputError(
-            f"The values were declared TPM, but some are negative{_first_negative(values, rows, columns)}; "
-            "TPM cannot be negative. Choose 'log' if the values are log2(TPM + 1)."
-        )
-    return scale, "chosen"
-
-
 def upload_transform(space: ModelSpace, scale: str) -> Transform:
     """The model's per-gene standardisation, applied to values on the upload's scale.
 
@@ -399,14 +319,7 @@ def sample_table(
     """
     ids = list(sample_ids)
     if annotation is not None:
-        indexed = annotation.set_index("sample_id", drop=False)
-        absent = [s for s in ids if s not in indexed.index]
-        if absent:
-            raise InputError(
-                f"The sample table has no row for {len(absent)} uploaded sample(s): {list_examples(absent, quote=False)}. "
-                "Its sample IDs must match the expression file's exactly."
-            )
-        rows = indexed.loc[ids]
+        rows, _ = join_samples(ids, annotation, "the upload", "The sample table")
         if (rows["tissue"] == UNKNOWN_TISSUE).all():
             raise InputError(
                 "The sample table has no tissue column (looked for the column you named, or 'tissue' / "
@@ -449,6 +362,7 @@ class ImputationResult:
     scale : ``tpm`` or ``log``, the upload's scale.
     coverage : the coverage report.
     added_features : identifiers of the model's genes the upload lacked (appended at the end).
+    scale_reason : why ``scale`` (detected from the values, or chosen), when known.
     """
 
     values: pd.DataFrame
@@ -459,6 +373,7 @@ class ImputationResult:
     scale: str
     coverage: Coverage
     added_features: list[str]
+    scale_reason: str = ""
 
     @property
     def imputed(self) -> np.ndarray:
@@ -551,6 +466,95 @@ def impute_upload(
         added_features=added,
     )
     report(1.0, "done")
+    return result
+
+
+@dataclass
+class PreparedUpload:
+    """An upload read, mapped from probes to genes (optionally), aligned to a model, its scale decided.
+
+    Attributes
+    ----------
+    alignment : from :func:`align_to_model` (its ``table`` is the upload as read and mapped).
+    scale, scale_reason : from :func:`resolve_scale`.
+    """
+
+    alignment: Alignment
+    scale: str
+    scale_reason: str
+
+    @property
+    def table(self) -> ExpressionTable:
+        return self.alignment.table
+
+
+def prepare_upload(
+    source: str | Path | bytes,
+    space: ModelSpace,
+    *,
+    filename: str | None = None,
+    orientation: str = "auto",
+    scale: str = "auto",
+    duplicates: str = "error",
+    gene_map: Mapping[str, str] | str | Path | None = None,
+) -> PreparedUpload:
+    """Steps 1-3 of the upload pipeline: read, map probes to genes, align to the model, decide the scale.
+
+    Parameters
+    ----------
+    source : a file path, or the bytes of an uploaded file (then ``filename`` names it).
+    space : the model's genes, tissues and transform.
+    orientation, duplicates : see :func:`~gtex_models.io.tables.read_expression`; ``duplicates``
+        also merges features that name one gene differently.
+    scale : ``auto`` (detected), ``tpm`` or ``log``.
+    gene_map : probe -> gene mapping (a dict, or a file read by
+        :func:`~gtex_models.io.tables.read_gene_map`); several probes of a gene are averaged.
+    """
+    if isinstance(source, bytes):
+        table = read_upload(source, filename or "upload", orientation, duplicates)
+    else:
+        table = read_expression(source, orientation, duplicates)
+    if gene_map is not None:
+        name = "the gene map" if isinstance(gene_map, Mapping) else Path(gene_map).name
+        mapping = gene_map if isinstance(gene_map, Mapping) else read_gene_map(gene_map)
+        table = apply_gene_map(table, mapping, name)
+    table = merge_same_genes(table, duplicates)
+    alignment = align_to_model(table, space.genes)
+    scale, reason = resolve_scale(alignment.values, scale, table.sample_ids, space.genes["symbol"].tolist())
+    return PreparedUpload(alignment, scale, reason)
+
+
+def impute_file(
+    source: str | Path | bytes,
+    imputer: Imputer,
+    space: ModelSpace,
+    *,
+    filename: str | None = None,
+    orientation: str = "auto",
+    scale: str = "auto",
+    duplicates: str = "error",
+    gene_map: Mapping[str, str] | str | Path | None = None,
+    tissue: str | None = None,
+    sex: str | None = None,
+    age: float | None = None,
+    annotation: pd.DataFrame | None = None,
+    n_draws: int = 0,
+    progress: ProgressCallback | None = None,
+) -> ImputationResult:
+    """The whole upload pipeline: read -> align -> scale (:func:`prepare_upload`) -> covariates
+    (:func:`sample_table`) -> impute (:func:`impute_upload`) -> result (lay it out with
+    :func:`result_frame`). Used by the CLI's ``impute`` and the app's Impute page.
+
+    ``tissue``/``sex``/``age`` apply to every sample, or ``annotation`` (a sample table read by
+    :func:`~gtex_models.io.tables.read_samples_table`) gives them per sample. The coverage report's
+    ``warnings`` (reader, gene map, alignment) are in ``result.coverage.warnings``.
+    """
+    upload = prepare_upload(source, space, filename=filename, orientation=orientation, scale=scale,
+                            duplicates=duplicates, gene_map=gene_map)
+    samples = sample_table(upload.table.sample_ids, space.tissues, tissue=tissue, sex=sex, age=age,
+                           annotation=annotation)
+    result = impute_upload(imputer, space, upload.alignment, samples, upload.scale, n_draws, progress)
+    result.scale_reason = upload.scale_reason
     return result
 
 

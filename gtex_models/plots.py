@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
+from gtex_models.choices import ALL_TISSUES
 from gtex_models.reference import tissue_colors
 
 TEMPLATE = "plotly_white"
@@ -23,7 +24,7 @@ LOG_UNIT = "log2(TPM + 1)"
 SAMPLES_COLORSCALE = "Viridis"
 R2_COLORSCALE = "RdBu"
 BOX_ORDERS = ("median R²", "training samples", "name")
-POOLED = "All tissues"
+POOLED = ALL_TISSUES
 
 
 def _hex(color: str) -> str:

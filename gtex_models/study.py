@@ -113,9 +113,12 @@ METHOD_LABELS = {"pmi": "PMI", "gain": "GAIN-GTEx", "gain-mse": "GAIN-MSE", "mea
                  "mice": "MICE", "missforest": "MissForest", "blood": "Blood surrogate", "oracle": "Oracle"}
 
 
+PATHWAY_LABELS = {"alzheimer": "Alzheimer's pathway genes", "p53": "p53 pathway genes"}
+
+
 def default_label(method: str, pathway: str | None) -> str:
-    """``"PMI · all genes"``, ``"GAIN-GTEx · alzheimer pathway genes"``, ..."""
-    genes = "all genes" if not pathway else f"{pathway} pathway genes"
+    """``"PMI · all genes"``, ``"GAIN-GTEx · Alzheimer's pathway genes"``, ..."""
+    genes = "all genes" if not pathway else PATHWAY_LABELS.get(pathway, f"{pathway} pathway genes")
     return f"{METHOD_LABELS.get(method, method)} · {genes}"
 
 
@@ -317,15 +320,16 @@ def add_entry(manifest: dict[str, Any], entry: ModelEntry) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------------- simulated cohorts
-def simulated_cohort(simulation: Mapping[str, Any], cache_dir: Path | None = None) -> Cohort:
-    """A simulated cohort regenerated from the simulator's arguments, cached in ``cache_dir`` when given."""
+def simulated_cohort(simulation: Mapping[str, Any], cache_dir: Path | None = None, name: str | None = None) -> Cohort:
+    """A simulated cohort regenerated from the simulator's arguments, cached in ``cache_dir`` when given
+    (in the folder ``name``, default ``simulated_<digest of the arguments>``)."""
     from gtex_models.simulate import simulate_cohort
 
     config = dict(simulation)
     cached = None
     if cache_dir is not None:
         digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
-        cached = Path(cache_dir) / f"simulated_{digest}"
+        cached = Path(cache_dir) / (name or f"simulated_{digest}")
         if (cached / "cohort.json").is_file():
             cohort = Cohort.load(cached)
             if cohort.meta.get("simulation") == config:

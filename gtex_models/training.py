@@ -14,6 +14,7 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
@@ -122,6 +123,20 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def preferred_precision(device: str = "auto") -> str:
+    """``bf16`` where the hardware computes in bfloat16 natively (a CUDA GPU that supports it, a CPU with
+    AVX512-BF16 or AMX), else ``fp32``: on other CPUs bf16 is emulated and an order of magnitude slower
+    (measured: 15x on a 2-core AVX2 EPYC)."""
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "fp32"
+    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
 
 
 @contextmanager

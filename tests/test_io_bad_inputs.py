@@ -198,8 +198,10 @@ def test_invalid_size_limit_setting(tmp_path, monkeypatch):
 
 def test_negative_tpm_suggests_log_scale(tmp_path):
     path = write(tmp_path, "gene,S1,S2\nTP53,1,2\nGAPDH,-3.5,4\n")
-    with pytest.raises(InputError, match=r"negative TPM -3.5 at row 'GAPDH', column 'S1'.*--scale log"):
-        import_table(path)
+    expected = r"declared TPM, but some are negative \(first at sample 'S1', gene 'GAPDH'; 1 in all\).*--scale log"
+    with pytest.raises(InputError, match=expected):
+        import_table(path, scale="tpm")
+    assert import_table(path).transform.scale == "log"  # auto: small values with a negative one are log values
 
 
 def test_unknown_scale(tmp_path):
@@ -209,7 +211,7 @@ def test_unknown_scale(tmp_path):
 
 def test_expression_sample_without_a_samples_row(tmp_path):
     samples = write(tmp_path, "sample_id,tissue\nS1,Lung\n", "samples.csv")
-    expected = r"1 sample\(s\) of x.csv have no row in the samples table, e.g. 'S2'"
+    expected = r"samples\.csv has no row for 1 sample\(s\) of x\.csv, e\.g\. 'S2'"
     with pytest.raises(InputError, match=expected):
         import_table(write(tmp_path, GOOD_CSV), samples)
 

@@ -50,4 +50,44 @@ def make_imputer(method: str, **config: Any) -> Imputer:
     return imputer_class(method)(**{**config, **_entry(method)[2]})
 
 
-__all__ = ["METHODS", "Imputer", "imputer_class", "make_imputer"]
+DEEP_METHODS = ("pmi", "gain", "gain-mse")
+
+
+def default_settings(method: str, n_samples: int, n_genes: int, scenario: str = "inductive") -> dict[str, Any]:
+    """Constructor arguments of ``method`` for a cohort of ``n_samples`` x ``n_genes`` (no config given).
+
+    The baselines keep their own defaults (empty dict). The deep models get the shipped configs'
+    settings (batch 256, Adam 2e-3, early stopping after 10 epochs without progress; bf16 autocast
+    only where the hardware has native bfloat16, :func:`~gtex_models.training.preferred_precision`),
+    scaled down for small cohorts: a batch of a sixteenth of the cohort's samples (about a tenth of
+    the training donors' samples; 16 to 256), so an epoch is about ten optimiser steps, and a hidden
+    layer of half the genes (128 to 1,024).
+    In place (half the values missing) they use the in-place configs' regularisation (dropout 0.5,
+    training mask rate 0.1-0.5).
+
+    Example
+    -------
+    >>> default_settings("pmi", 128, 1000)["batch_size"]
+    16
+    >>> default_settings("knn", 128, 1000)
+    {}
+    """
+    if method not in DEEP_METHODS:
+        return {}
+    from gtex_models.training import preferred_precision
+
+    hidden = int(min(1024, max(128, n_genes // 2)))
+    batch_size = int(min(256, max(16, n_samples // 16)))
+    inplace = scenario == "inplace"
+    settings: dict[str, Any] = {
+        "hidden_sizes": [hidden], "dropout": 0.5 if inplace else 0.2,
+        "m_low": 0.1 if inplace else 0.5, "m_high": 0.5,
+        "batch_size": batch_size, "lr": 2e-3, "max_epochs": 300, "patience": 10, "max_seconds": 900,
+        "precision": preferred_precision(),
+    }
+    if method != "pmi":
+        settings["reconstruction_weight"] = 10.0
+    return settings
+
+
+__all__ = ["DEEP_METHODS", "METHODS", "Imputer", "default_settings", "imputer_class", "make_imputer"]

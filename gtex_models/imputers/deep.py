@@ -18,10 +18,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from gtex_models.checkpoints import check_compatible
 from gtex_models.cohort import GENE_COLUMNS, Cohort
 from gtex_models.covariates import CovariateEncoder
 from gtex_models.imputers.base import Imputer, ProgressCallback
+from gtex_models.model_space import check_compatible, gene_indexer
 from gtex_models.training import (PREDICT_BATCH_SIZE, Batch, Task, TrainingConfig, chunks, resolve_device,
                                   seeded, train)
 
@@ -86,7 +86,7 @@ class DeepImputer(Imputer):
         Covariates are normalised with the training samples' age statistics; the tissue vocabulary
         also covers the validation samples' tissues.
         """
-        if valid is not None and not valid.genes["ensembl_gene_id"].equals(cohort.genes["ensembl_gene_id"]):
+        if valid is not None and not valid.genes[GENE_COLUMNS].equals(cohort.genes[GENE_COLUMNS]):
             raise ValueError("The validation cohort must have the training cohort's genes, in the same order.")
         encoder = CovariateEncoder.fit(cohort.samples)
         if valid is not None:
@@ -114,7 +114,7 @@ class DeepImputer(Imputer):
         check_compatible(self, cohort)
         networks = self._inference_networks()
         parameter = next(networks.parameters())
-        columns = pd.Index(cohort.genes["ensembl_gene_id"]).get_indexer(self.genes["ensembl_gene_id"])
+        columns = gene_indexer(cohort.genes, self.genes)
         identity = np.array_equal(columns, np.arange(cohort.n_genes))
         data = {key: value.to(parameter.device, parameter.dtype if value.is_floating_point() else None)
                 for key, value in self._tensors(cohort, None if identity else columns).items()}

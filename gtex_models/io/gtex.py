@@ -25,8 +25,8 @@ import pandas as pd
 from gtex_models.cohort import SAMPLE_COLUMNS, Cohort
 from gtex_models.covariates import parse_age, parse_sex
 from gtex_models.io.errors import InputError, require_file
+from gtex_models.io.scale import check_non_negative
 from gtex_models.io.tables import (
-    check_non_negative,
     check_unique,
     is_ensembl_gene_id,
     list_examples,
@@ -220,7 +220,7 @@ def prepare_gtex(gct: str | Path, samples: str | Path, subjects: str | Path,
     not_found = keep_gene.not_found(matrix.descriptions)
     if not_found:
         messages.append(f"{len(not_found)} listed gene(s) are not in the GCT: {list_examples(not_found)}.")
-    check_non_negative(matrix.values, matrix.columns, matrix.names, "genes-by-samples", gct)
+    check_non_negative(matrix.values, matrix.columns, matrix.names, where=f"{gct}: ")
     gene_ids = [strip_version(name) for name in matrix.names]
     _, id_to_symbol = reference_lookup()
     symbols = [id_to_symbol.get(g) or d or g for g, d in zip(gene_ids, matrix.descriptions)]

@@ -28,13 +28,13 @@ from typing import Callable, Iterator, Mapping, Sequence, TextIO
 import numpy as np
 import pandas as pd
 
-from gtex_models.cohort import SAMPLE_COLUMNS, SCALES, Cohort
+from gtex_models.choices import DUPLICATE_CHOICES, NEGATIVE_CHOICES, ORIENTATIONS
+from gtex_models.cohort import SAMPLE_COLUMNS, Cohort
 from gtex_models.covariates import parse_age, parse_sex
 from gtex_models.io.errors import InputError, check_file_size, require_file
 from gtex_models.messages import closest_names, list_examples
 from gtex_models.reference import protein_coding_genes
 
-ORIENTATIONS = ("auto", "samples-by-genes", "genes-by-samples")
 MISSING_TOKENS = frozenset({"", "na", "nan", "n/a", "-", "?"})
 UNKNOWN_TISSUE = "Unknown"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -61,6 +61,8 @@ class ExpressionTable:
     sample_ids, feature_ids : identifiers as written in the file (whitespace stripped).
     orientation : ``samples-by-genes`` or ``genes-by-samples``, the file's layout.
     warnings : things the reader noticed and the user should know.
+    merges : one line per merge of features (duplicated identifiers, probes of one gene), e.g.
+        ``"305 -> 300 features (duplicated gene id(s): mean)"``, for one-line summaries.
     """
 
     values: np.ndarray
@@ -68,6 +70,7 @@ class ExpressionTable:
     feature_ids: list[str]
     orientation: str
     warnings: list[str] = field(default_factory=list)
+    merges: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -178,8 +181,9 @@ def parse_values(cells: Sequence[str], path: Path, line: int, row_id: str,
     return values
 
 
-def check_unique(ids: Sequence[str], kind: str, where: str, path: Path) -> None:
-    """Raise :class:`InputError` naming the duplicated (or empty) ``kind`` IDs found in ``where``."""
+def check_unique(ids: Sequence[str], kind: str, where: str, path: Path, hint: str = "") -> None:
+    """Raise :class:`InputError` naming the duplicated (or empty) ``kind`` IDs found in ``where``
+    (``hint`` is appended to the duplicates' message)."""
     if any(not i for i in ids):
         position = [n + 1 for n, i in enumerate(ids) if not i][:5]
         raise InputError(
@@ -192,7 +196,7 @@ def check_unique(ids: Sequence[str], kind: str, where: str, path: Path) -> None:
         shown = list_examples([f"{i!r} ({counts[i]}x)" for i in duplicated], quote=False)
         raise InputError(
             f"{path}: duplicated {kind} id(s) in the {where}: {shown}. Each {kind} must appear "
-            "once: remove or rename the duplicates (or aggregate them, e.g. sum their TPM)."
+            f"once: remove or rename the duplicates (or aggregate them, e.g. sum their TPM).{hint}"
         )
 
 
@@ -385,6 +389,11 @@ def map_features(feature_ids: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
     return genes, messages
 
 
+def looks_like_probes(ids: Sequence[str]) -> bool:
+    """Whether most identifiers are microarray probe IDs (Affymetrix ``1007_s_at``, Illumina, Agilent)."""
+    return sum(1 for i in ids if _PROBE.search(i.strip())) > len(ids) / 2
+
+
 def _gene_like_fraction(ids: Sequence[str]) -> float:
     symbol_to_id, _ = reference_lookup()
     hits = sum(1 for i in ids if i in symbol_to_id or is_ensembl_gene_id(i) or _PROBE.search(i))
@@ -491,7 +500,7 @@ def _read_h5ad(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     return samples, features, values
 
 
-def read_expression(path: str | Path, orientation: str = "auto") -> ExpressionTable:
+def read_expression(path: str | Path, orientation: str = "auto", duplicates: str = "error") -> ExpressionTable:
     """Read an expression matrix from CSV, TSV, GCT 1.2 (plain or gzipped) or h5ad.
 
     The format is recognised from the content. Text tables have identifiers in the first column
@@ -503,6 +512,9 @@ def read_expression(path: str | Path, orientation: str = "auto") -> ExpressionTa
     path : the file; at most :func:`~gtex_models.io.errors.max_input_mb` MB.
     orientation : ``auto`` (decided from which axis looks like gene identifiers),
         ``samples-by-genes`` or ``genes-by-samples``.
+    duplicates : a gene identifier that occurs several times is an ``error``, or its ``first``
+        occurrence is kept, or the occurrences are averaged (``mean``, on the file's scale); reported
+        in the table's warnings.
 
     Raises
     ------
@@ -533,10 +545,139 @@ def read_expression(path: str | Path, orientation: str = "auto") -> ExpressionTa
         else:
             sample_ids, feature_ids, values = row_ids, column_ids, matrix
             where = {"sample": "first column", "gene": "header row"}
+    if duplicates not in DUPLICATE_CHOICES:
+        raise InputError(f"Unknown duplicates choice {duplicates!r}; use one of {', '.join(DUPLICATE_CHOICES)}.")
     check_unique(sample_ids, "sample", where["sample"], path)
-    check_unique(feature_ids, "gene", where["gene"], path)
+    if duplicates == "error":
+        check_unique(feature_ids, "gene", where["gene"], path, DUPLICATES_HINT)
+    else:
+        check_unique(list(dict.fromkeys(feature_ids)), "gene", where["gene"], path)  # empty ids only
     messages += _empty_sample_warnings(values, sample_ids, path)
-    return ExpressionTable(values, list(sample_ids), list(feature_ids), orientation, messages)
+    table = ExpressionTable(values, list(sample_ids), list(feature_ids), orientation, messages)
+    if duplicates != "error":
+        table = merge_features(table, table.feature_ids, duplicates, f"{path}: duplicated gene id(s)")
+    return table
+
+
+DUPLICATES_HINT = " Or choose what to do with them: keep the first, or average them (CLI: --duplicates first|mean)."
+
+
+def merge_features(table: ExpressionTable, keys: Sequence[str], how: str, what: str) -> ExpressionTable:
+    """Combine the features of ``table`` that share a key: keep the ``first`` one, or the ``mean`` of
+    their observed values (on the table's scale). The merged feature keeps its first identifier; a
+    warning says what was merged.
+
+    Example
+    -------
+    >>> table = ExpressionTable(np.array([[1.0, 3.0, 5.0]], dtype=np.float32), ["S1"], ["a", "b", "a"],
+    ...                         "samples-by-genes")
+    >>> merge_features(table, table.feature_ids, "mean", "duplicated ids").values.tolist()
+    [[3.0, 3.0]]
+    """
+    index = pd.Index(list(keys))
+    if not index.has_duplicates:
+        return table
+    counts = index.value_counts(sort=False)
+    repeated = [f"{key!r} ({n}x)" for key, n in counts.items() if n > 1]
+    first = ~index.duplicated()
+    if how == "first":
+        values = table.values[:, first]
+    else:
+        frame = pd.DataFrame(table.values.T, index=index)
+        values = frame.groupby(level=0, sort=False).mean().loc[index[first]].to_numpy(dtype=np.float32).T
+    features = [f for f, keep in zip(table.feature_ids, first) if keep]
+    action = "kept the first" if how == "first" else "averaged the observed values of each"
+    message = (f"{what}: {len(repeated)} identifier(s) occur several times ({list_examples(repeated, quote=False)}); "
+               f"{action} ({len(table.feature_ids):,} features -> {len(features):,}).")
+    merge = f"{len(table.feature_ids):,} -> {len(features):,} features ({what.split(': ')[-1]}: {how})"
+    return ExpressionTable(np.ascontiguousarray(values, dtype=np.float32), table.sample_ids, features,
+                           table.orientation, [*table.warnings, message], [*table.merges, merge])
+
+
+def merge_same_genes(table: ExpressionTable, duplicates: str) -> ExpressionTable:
+    """Merge features that name the same gene differently (``TP53`` and ``ENSG00000141510.11``) as
+    ``duplicates`` says (``first`` or ``mean``); with ``error`` the table is returned unchanged and
+    :func:`map_features` refuses it."""
+    if duplicates == "error":
+        return table
+    symbol_to_id, _ = reference_lookup()
+    keys = [strip_version(f) if is_ensembl_gene_id(f) else symbol_to_id.get(f.strip(), f.strip())
+            for f in table.feature_ids]
+    return merge_features(table, keys, duplicates, "features naming the same gene")
+
+
+_GENE_MAP_HEADERS = {"probe", "probe_id", "probeid", "probeset", "probe_set", "probe_set_id", "id", "id_ref",
+                     "feature", "feature_id", "gene", "symbol", "gene_symbol", "ensembl_gene_id", "gene_id"}
+
+
+def read_gene_map(path: str | Path) -> dict[str, str]:
+    """A probe -> gene mapping: two columns (probe ID, gene symbol or Ensembl ID), CSV or TSV, header
+    optional (recognised by names such as ``probe``/``ID_REF`` and ``gene``/``symbol``).
+
+    Rows with an empty gene are skipped (the probe maps to nothing).
+
+    Raises
+    ------
+    InputError
+        For a file with fewer than two columns, no mapping row, or a probe mapped to two genes.
+    """
+    path = check_file_size(path)
+    with open_text(path) as stream:
+        first = _first_line(stream, path)
+        delimiter = sniff_delimiter(first, path)
+        rows = list(csv.reader([first, *stream], delimiter=delimiter))
+    rows = [[cell.strip() for cell in row] for row in rows if any(cell.strip() for cell in row)]
+    if any(len(row) < 2 for row in rows):
+        line = next(n for n, row in enumerate(rows, start=1) if len(row) < 2)
+        raise InputError(f"{path}, line {line}: a gene map has two columns, the probe ID and its gene "
+                         "(symbol or Ensembl ID).")
+    if rows and (rows[0][0].lower() in _GENE_MAP_HEADERS or rows[0][1].lower() in _GENE_MAP_HEADERS):
+        rows = rows[1:]
+    mapping: dict[str, str] = {}
+    clashes = []
+    for probe, gene, *_ in rows:
+        if not gene:
+            continue
+        if mapping.get(probe, gene) != gene:
+            clashes.append(f"{probe!r} -> {mapping[probe]!r} and {gene!r}")
+        mapping[probe] = gene
+    if clashes:
+        raise InputError(f"{path}: probe(s) mapped to several genes: {list_examples(clashes, quote=False)}. "
+                         "Map each probe to one gene.")
+    if not mapping:
+        raise InputError(f"{path} maps no probe to a gene. Write one 'probe,gene' pair per line.")
+    return mapping
+
+
+def apply_gene_map(table: ExpressionTable, mapping: Mapping[str, str], name: str = "the gene map") -> ExpressionTable:
+    """Re-express a probe-level table at gene level: each feature renamed to its gene; probes of the
+    same gene averaged (observed values, the file's scale); unmapped probes dropped. Reported in the
+    table's warnings.
+
+    Raises
+    ------
+    InputError
+        When no feature of the table is in the map.
+    """
+    mapped = [mapping.get(f) for f in table.feature_ids]
+    keep = np.array([g is not None for g in mapped])
+    if not keep.any():
+        raise InputError(
+            f"None of the {len(table.feature_ids):,} identifiers of the expression file (e.g. "
+            f"{list_examples(table.feature_ids, 3)}) is in {name} (e.g. {list_examples(list(mapping), 3)}). "
+            "Its first column must hold the file's probe IDs."
+        )
+    genes = [g for g in mapped if g is not None]
+    kept = ExpressionTable(np.ascontiguousarray(table.values[:, keep]), table.sample_ids, genes,
+                           table.orientation, list(table.warnings), list(table.merges))
+    merged = merge_features(kept, genes, "mean", f"{name}: several probes of one gene")
+    dropped = [f for f, k in zip(table.feature_ids, keep) if not k]
+    note = f"{name}: {int(keep.sum()):,} probe(s) -> {len(merged.feature_ids):,} gene(s)"
+    if dropped:
+        note += f", {len(dropped):,} probe(s) not in the map dropped (e.g. {list_examples(dropped, 3)})"
+    merged.warnings.append(note + ".")
+    merged.merges[len(table.merges):] = [note]  # the map's line replaces merge_features' own
+    return merged
 
 
 def _empty_sample_warnings(values: np.ndarray, sample_ids: Sequence[str], path: Path) -> list[str]:
@@ -680,27 +821,33 @@ def read_samples_table(path: str | Path, tissue_column: str = "tissue") -> pd.Da
 
 
 # --------------------------------------------------------------------------- cohort
-def check_non_negative(values: np.ndarray, sample_ids: Sequence[str], feature_ids: Sequence[str],
-                       orientation: str, path: Path) -> None:
-    """Raise :class:`InputError` at the first negative value of a samples x genes TPM matrix."""
-    with np.errstate(invalid="ignore"):
-        negative = values < 0
-    if not negative.any():
-        return
-    i, j = np.argwhere(negative)[0]
-    row, column = sample_ids[i], feature_ids[j]
-    if orientation == "genes-by-samples":
-        row, column = column, row
-    raise InputError(
-        f"{path}: negative TPM {values[i, j]:g} at row {row!r}, column {column!r} "
-        f"({int(negative.sum())} negative value(s) in all). TPM cannot be negative: use --scale log "
-        "(scale='log') if the values are already log-transformed."
-    )
+def join_samples(sample_ids: Sequence[str], annotation: pd.DataFrame, expression_name: str,
+                 samples_name: str) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of a sample table (:func:`read_samples_table`) for ``sample_ids``, in their order.
+
+    Returns the rows and warnings (sample-table rows that are not in the expression file).
+
+    Raises
+    ------
+    InputError
+        When a sample of the expression file has no row.
+    """
+    indexed = annotation.set_index("sample_id", drop=False)
+    absent = [s for s in sample_ids if s not in indexed.index]
+    if absent:
+        raise InputError(
+            f"{samples_name} has no row for {len(absent)} sample(s) of {expression_name}, e.g. "
+            f"{list_examples(absent)}. Add a row for each (the sample id must match the expression file exactly)."
+        )
+    extra = len(indexed) - len(set(sample_ids))
+    messages = [f"{extra} sample(s) of the samples table are not in {expression_name}; ignored."] if extra else []
+    return indexed.loc[list(sample_ids)].reset_index(drop=True), messages
 
 
 def import_table(expression_path: str | Path, samples_path: str | Path | None = None,
-                 tissue_column: str = "tissue", orientation: str = "auto", scale: str = "tpm",
-                 seed: int = 0) -> Cohort:
+                 tissue_column: str = "tissue", orientation: str = "auto", scale: str = "auto",
+                 seed: int = 0, *, duplicates: str = "error", negatives: str = "error",
+                 gene_map: str | Path | None = None) -> Cohort:
     """Build a :class:`Cohort` from an expression file and an optional sample table.
 
     Parameters
@@ -708,43 +855,53 @@ def import_table(expression_path: str | Path, samples_path: str | Path | None = 
     expression_path : CSV/TSV/GCT/h5ad, read by :func:`read_expression`.
     samples_path : table read by :func:`read_samples_table`; every expression sample needs a row.
         Without it, each sample is its own donor in tissue ``Unknown``.
-    tissue_column : name of the tissue column in the sample table.
+    tissue_column : name of the tissue (group) column in the sample table.
     orientation : see :func:`read_expression`.
-    scale : ``tpm`` (raw TPM, must be non-negative) or ``log`` (already log-transformed).
+    scale : ``auto`` (detected, :func:`~gtex_models.io.scale.detect_scale`), ``tpm`` (a linear
+        scale: TPM, intensities; must be non-negative) or ``log`` (already log-transformed).
     seed : seed of the donor split.
+    duplicates : ``error``, ``first`` or ``mean`` for gene identifiers that occur several times or
+        name the same gene (:func:`merge_features`).
+    negatives : ``error``, or ``clip`` to set negative values to 0 first (a linear signal whose
+        negative values are noise, e.g. MAS5 microarrays).
+    gene_map : a probe -> gene file (:func:`read_gene_map`): probes become genes (several probes of
+        a gene averaged), so the cohort meets models trained on GTEx genes.
 
     Warnings from reading and gene mapping are issued with :func:`warnings.warn` and kept in
-    ``cohort.meta["warnings"]``.
+    ``cohort.meta["warnings"]``; ``cohort.meta["scale"]`` holds the scale and why, and
+    ``cohort.meta["negatives_clipped"]`` how many values were clipped.
     """
-    if scale not in SCALES:
-        raise InputError(f"Unknown scale {scale!r}; use 'tpm' (raw TPM) or 'log' (already log-transformed).")
+    from gtex_models.io.scale import clip_negative, resolve_scale
+
+    if negatives not in NEGATIVE_CHOICES:
+        raise InputError(f"Unknown negatives choice {negatives!r}; use one of {', '.join(NEGATIVE_CHOICES)}.")
     path = Path(expression_path)
-    table = read_expression(path, orientation)
+    table = read_expression(path, orientation, duplicates)
+    if gene_map is not None:
+        table = apply_gene_map(table, read_gene_map(gene_map), Path(gene_map).name)
+    table = merge_same_genes(table, duplicates)
     genes, gene_messages = map_features(table.feature_ids)
     messages = table.warnings + gene_messages + _empty_gene_warnings(table.values, table.feature_ids, path)
     if samples_path is None:
         samples = default_samples(table.sample_ids)
     else:
-        annotated = read_samples_table(samples_path, tissue_column).set_index("sample_id", drop=False)
-        absent = [s for s in table.sample_ids if s not in annotated.index]
-        if absent:
-            raise InputError(
-                f"{samples_path}: {len(absent)} sample(s) of {path.name} have no row in the samples "
-                f"table, e.g. {list_examples(absent)}. Add a row for each (the sample id must match the "
-                "expression file exactly)."
-            )
-        extra = len(annotated) - len(table.sample_ids)
-        if extra:
-            messages.append(f"{extra} sample(s) of the samples table are not in {path.name}; ignored.")
-        samples = annotated.loc[table.sample_ids].reset_index(drop=True)
-    if scale == "tpm":
-        check_non_negative(table.values, table.sample_ids, table.feature_ids, table.orientation, path)
+        annotation = read_samples_table(samples_path, tissue_column)
+        samples, extra = join_samples(table.sample_ids, annotation, path.name, str(samples_path))
+        messages += extra
+    values, clipped = clip_negative(table.values) if negatives == "clip" else (table.values, 0)
+    if clipped:
+        messages.append(f"{clipped:,} negative value(s) set to 0 (--negatives clip).")
+    scale, reason = resolve_scale(values, scale, table.sample_ids, table.feature_ids)
     for message in messages:
         warnings.warn(message, stacklevel=2)
     meta = {
         "source": "import",
-        "files": {"expression": str(path), "samples": None if samples_path is None else str(samples_path)},
+        "files": {"expression": str(path), "samples": None if samples_path is None else str(samples_path),
+                  "gene_map": None if gene_map is None else str(gene_map)},
         "orientation": table.orientation,
+        "scale": {"scale": scale, "reason": reason},
+        "merges": table.merges,
+        "negatives_clipped": clipped,
         "warnings": messages,
     }
-    return Cohort.from_raw(table.values, genes, samples, scale=scale, seed=seed, meta=meta)
+    return Cohort.from_raw(values, genes, samples, scale=scale, seed=seed, meta=meta)

@@ -1,0 +1,34 @@
+"""The choice lists shared by the CLI, the app and the library, defined once.
+
+Example
+-------
+>>> SCENARIOS
+('inductive', 'inplace')
+>>> ALL_TISSUES
+'All tissues'
+"""
+
+from __future__ import annotations
+
+from gtex_models.reference import PATHWAYS as _PATHWAY_FILES
+
+SCENARIOS = ("inductive", "inplace")
+"""Benchmark / training scenarios: fit on complete donors and impute new ones, or fill a cohort's own gaps."""
+
+ORIENTATIONS = ("auto", "samples-by-genes", "genes-by-samples")
+"""Layouts of an expression table (``auto``: decided from which axis holds gene identifiers)."""
+
+PATHWAYS = tuple(_PATHWAY_FILES)
+"""Named gene sets a model can be restricted to (lists under ``data/reference/pathways``)."""
+
+SCALE_CHOICES = ("auto", "tpm", "log")
+"""Scales a user may declare: detected, linear (TPM or any non-negative linear intensity), log."""
+
+DUPLICATE_CHOICES = ("error", "first", "mean")
+"""What to do with features that share an identifier (or resolve to the same gene)."""
+
+NEGATIVE_CHOICES = ("error", "clip")
+"""What to do with negative values on a linear scale (``clip``: set them to 0, e.g. MAS5 signal)."""
+
+ALL_TISSUES = "All tissues"
+"""The pooled row / curve over every tissue (group) in the evaluation tables and plots."""
