@@ -129,21 +129,26 @@ def upload_columns(data: bytes, filename: str) -> list[str]:
     return _read_uploaded([(data, filename)], table_columns)
 
 
-def import_uploads(expression: tuple[bytes, str], samples: tuple[bytes, str] | None = None, *,
-                   tissue_column: str = "tissue", orientation: str = "auto", scale: str = "tpm",
-                   seed: int = 0) -> Cohort:
-    """A cohort from an uploaded expression file and optional sample table, ``(bytes, filename)`` each: what
-    :func:`~gtex_models.io.tables.import_table` makes of the files. Its warnings are kept in
+def import_uploads(expression: tuple[bytes, str], samples: tuple[bytes, str] | None = None,
+                   gene_map: tuple[bytes, str] | None = None, *, tissue_column: str = "tissue",
+                   orientation: str = "auto", scale: str = "auto", duplicates: str = "error",
+                   negatives: str = "error", seed: int = 0) -> Cohort:
+    """A cohort from uploaded files, ``(bytes, filename)`` each: the expression matrix, an optional sample
+    table and an optional probe -> gene map, made into a cohort by
+    :func:`~gtex_models.io.tables.import_table` (see it for the options). Its warnings are kept in
     ``cohort.meta["warnings"]`` (not issued), naming the files as uploaded."""
-    uploads = [expression] if samples is None else [expression, samples]
+    given = {name: upload for name, upload in (("expression", expression), ("samples", samples),
+                                               ("gene_map", gene_map)) if upload is not None}
 
-    def build(expression_path: Path, samples_path: Path | None = None) -> Cohort:
+    def build(*paths: Path) -> Cohort:
+        files = dict(zip(given, paths))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            return import_table(expression_path, samples_path, tissue_column=tissue_column,
-                                orientation=orientation, scale=scale, seed=seed)
+            return import_table(files["expression"], files.get("samples"), tissue_column=tissue_column,
+                                orientation=orientation, scale=scale, seed=seed, duplicates=duplicates,
+                                negatives=negatives, gene_map=files.get("gene_map"))
 
-    return _read_uploaded(uploads, build)
+    return _read_uploaded(list(given.values()), build)
 
 
 # ----------------------------------------------------------------------------------- alignment

@@ -25,10 +25,11 @@ import pandas as pd
 import streamlit as st
 
 from gtex_models.checkpoints import load_checkpoint
+from gtex_models.choices import DUPLICATE_CHOICES
 from gtex_models.cohort import Cohort
 from gtex_models.demo import CACHE_DIR, DEMO_DIR
 from gtex_models.imputers.base import Imputer
-from gtex_models.inference import ModelSpace
+from gtex_models.model_space import ModelSpace
 from gtex_models.jobs import Job
 from gtex_models.reference import are_gtex_tissues
 from gtex_models.study import MANIFEST, Study, StudyError, find_studies
@@ -48,6 +49,8 @@ DEFAULT_STUDIES_DIR = Path(__file__).resolve().parent.parent / "data" / "studies
 MODEL_HELP = ("The paper recommends PMI for imputing new samples (it is trained to fill any pattern of "
               "missing values in unseen donors) and GAIN-GTEx for filling gaps in a cohort. Pathway models "
               "work on one pathway's genes only.")
+DUPLICATE_LABELS = dict(zip(DUPLICATE_CHOICES, ("Refuse (say which)", "Keep the first", "Average them")))
+Upload = tuple[bytes, str]  # an uploaded file's bytes and name
 DEMO_HINT = "Rebuild the demo with `python -m gtex_models build-demo` (about 30 minutes on a 2-core CPU)."
 STUDY_HINT = ("Add a model with `python -m gtex_models study add-model --study STUDY ...`, or rebuild the "
               "study with `python -m gtex_models study build` (or the New study page).")

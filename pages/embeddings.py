@@ -6,9 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from gtex_models import embeddings, plots
+from gtex_models.embeddings import UMAP_MIN_GROUPS
 from pages._shared import current_study, download_csv, group_word, model, selected_model, simulated_note, study_token
-
-UMAP_MIN_GROUPS = 4  # UMAP needs a few neighbours; below that only PCA is meaningful
 
 
 @st.cache_data(show_spinner=False)

@@ -11,9 +11,11 @@ import streamlit as st
 from gtex_models import inference, plots
 from gtex_models.covariates import SEXES
 from gtex_models.io.errors import InputError, max_input_mb
-from gtex_models.io.tables import ORIENTATIONS
+from gtex_models.choices import ORIENTATIONS
 from gtex_models.study import Study
 from pages._shared import (
+    DUPLICATE_LABELS,
+    Upload,
     cohort,
     current_study,
     download_csv,
@@ -27,7 +29,7 @@ from pages._shared import (
 
 SCALE_LABELS = {"auto": "Detect", **inference.SCALE_NAMES}
 PER_FILE, PER_SAMPLE = "One {word} for the whole file", "Per sample, from a sample table"
-PREVIEW_ROWS, PREVIEW_COLUMNS = 50, 200
+PREVIEW_ROWS, PREVIEW_COLUMNS = 50, 60  # styling is slow: ~3,000 cells take ~0.3 s
 IMPUTED_STYLE = "background-color: #ffe0b2"  # the imputed cells of the result preview
 UPLOAD, TRY = "Upload your samples", "Try it on held-out samples"
 ALL = "All"
@@ -35,18 +37,25 @@ EXAMPLE_TISSUE = "Whole Blood"
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _read(token: str, data: bytes, filename: str, orientation: str, key: str) -> inference.Alignment:
-    """An uploaded file read and aligned to model ``key``'s genes."""
-    return inference.align_to_model(inference.read_upload(data, filename, orientation), model(key)[2].genes)
+def _prepare(token: str, key: str, upload: Upload, options: tuple[str, str, str],
+             gene_map: Upload | None) -> inference.PreparedUpload:
+    """An upload read, mapped to genes (with a gene map), aligned to model ``key`` and its scale decided;
+    ``options``: orientation, scale choice, duplicates."""
+    orientation, scale, duplicates = options
+    mapping = None if gene_map is None else inference.read_gene_map_upload(*gene_map)
+    return inference.prepare_upload(upload[0], model(key)[2], filename=upload[1], orientation=orientation,
+                                    scale=scale, duplicates=duplicates, gene_map=mapping)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _impute(token: str, data: bytes, filename: str, orientation: str, key: str, samples: pd.DataFrame, scale: str,
-            n_draws: int) -> inference.ImputationResult:
-    """The imputation of an upload (cached on the study, the file's bytes and every option)."""
+def _impute(token: str, key: str, upload: Upload, options: tuple[str, str, str], gene_map: Upload | None,
+            samples: pd.DataFrame, n_draws: int) -> inference.ImputationResult:
+    """The imputation of an upload (cached on the study, the model, the files' bytes and every option)."""
     imputer, _, space = model(key)
-    alignment = _read(token, data, filename, orientation, key)
-    return inference.impute_upload(imputer, space, alignment, samples, scale, n_draws)
+    prepared = _prepare(token, key, upload, options, gene_map)
+    result = inference.impute_upload(imputer, space, prepared.alignment, samples, prepared.scale, n_draws)
+    result.scale_reason = prepared.scale_reason
+    return result
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -185,38 +194,43 @@ def upload_tab(study: Study, key: str) -> None:
     st.markdown(
         "Upload a table of expression values: **CSV, TSV, GCT or h5ad**, samples x genes or genes x "
         "samples, genes named as the model names them (HGNC symbols or Ensembl IDs, versioned or not; or the "
-        "study's own identifiers). Empty or `NA` cells are missing values and get imputed. "
-        f"Limit: {max_input_mb():g} MB."
+        "study's own identifiers). Microarray probe IDs need a probe-to-gene map (below). Empty or `NA` cells "
+        f"are missing values and get imputed. Limit: {max_input_mb():g} MB."
     )
     if study.has_cohort:
         st.download_button("No file at hand? Download an example (held-out samples of the study with gaps)",
                            lambda: _example(study_token()), file_name="example_partial_samples.csv",
                            mime="text/csv", type="tertiary", icon=":material/download:", key="download_example")
     upload = st.file_uploader("Expression file", type=list(inference.UPLOAD_TYPES), key="expression_file")
-    left, right = st.columns(2)
+    left, middle, right = st.columns(3)
     orientation = left.selectbox("Layout", ORIENTATIONS, help="`auto` looks at which axis holds gene identifiers.")
-    scale_choice = right.selectbox("Scale", list(SCALE_LABELS), format_func=SCALE_LABELS.__getitem__,
-                                   help="Detect: negative values or a maximum below 50 without a heavy tail "
-                                        "mean log2(TPM + 1); otherwise TPM.")
+    scale_choice = middle.selectbox("Scale", list(SCALE_LABELS), format_func=SCALE_LABELS.__getitem__,
+                                    help="Detect: negative values or a maximum below 50 without a heavy tail "
+                                         "mean log2(TPM + 1); otherwise TPM.")
+    duplicates = right.selectbox("Duplicated genes", list(DUPLICATE_LABELS), format_func=DUPLICATE_LABELS.__getitem__,
+                                 key="duplicates", help="Rows (columns) that name the same gene, or several probes "
+                                                        "of a gene without a gene map.")
+    mapping = st.file_uploader("Probe-to-gene map (optional, for microarray probe IDs): two columns, probe ID and "
+                               "gene symbol or Ensembl ID", type=["csv", "tsv", "txt", "gz"], key="gene_map")
     if upload is None:
         return
     token = study_token()
+    files = (upload.getvalue(), upload.name)
+    gene_map = None if mapping is None else (mapping.getvalue(), mapping.name)
+    options = (orientation, scale_choice, duplicates)
     try:
-        data = upload.getvalue()
-        alignment = _read(token, data, upload.name, orientation, key)
-        table = alignment.table
-        scale, reason = inference.resolve_scale(table.values, scale_choice, table.sample_ids, table.feature_ids)
-        _coverage(alignment, scale, reason)
-        options = _sample_options(study, space, alignment.table.sample_ids)
-        if options is None:
+        prepared = _prepare(token, key, files, options, gene_map)
+        _coverage(prepared.alignment, prepared.scale, prepared.scale_reason)
+        sample_options = _sample_options(study, space, prepared.table.sample_ids)
+        if sample_options is None:
             return
-        samples = inference.sample_table(alignment.table.sample_ids, space.tissues, **options)
+        samples = inference.sample_table(prepared.table.sample_ids, space.tissues, **sample_options)
         n_draws = 0
         if inference.supports_uncertainty(imputer):
             n_draws = st.slider("Noise draws for uncertainty intervals (GAIN-GTEx)", 0, 50, 20, step=5,
                                 help="0 skips the intervals.")
         with st.status("Imputing…", expanded=False) as status:
-            result = _impute(token, data, upload.name, orientation, key, samples, scale, n_draws)
+            result = _impute(token, key, files, options, gene_map, samples, n_draws)
             status.update(label="Imputation done", state="complete")
     except InputError as error:
         st.error(str(error), icon=":material/error:")

@@ -14,15 +14,18 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from gtex_models import inference
 from gtex_models.cohort import Cohort
 from gtex_models.io.errors import InputError, max_input_mb
-from gtex_models.io.tables import ORIENTATIONS
+from gtex_models.choices import ORIENTATIONS
+from gtex_models.io.tables import ExpressionTable
 from gtex_models.jobs import CANCELLED, DONE, FAILED, Job, start_job
-from gtex_models.study import METHOD_LABELS, StudyCancelled, build_study
-from pages._shared import job_board, select_study, studies_dir
+from gtex_models.study import METHOD_LABELS
+from gtex_models.study_build import StudyCancelled, build_study
+from pages._shared import DUPLICATE_LABELS, Upload, job_board, select_study, studies_dir
 
 MAX_CELLS = 2_000_000  # samples x genes trained on this page (~1,000 samples x 2,000 genes); beyond: the CLI
 DEEP_MODELS = ("pmi", "gain")
@@ -39,16 +42,19 @@ LANDING_PAGE = "pages/benchmark.py"
 
 # ------------------------------------------------------------------------------------ reading
 @st.cache_data(show_spinner="Reading the matrix…", max_entries=2)
-def _read(data: bytes, filename: str, orientation: str):
-    return inference.read_upload(data, filename, orientation)
+def _read(data: bytes, filename: str, orientation: str, duplicates: str) -> ExpressionTable:
+    return inference.read_upload(data, filename, orientation, duplicates)
 
 
 @st.cache_data(show_spinner="Building the cohort…", max_entries=2)
-def _import(expression: tuple[bytes, str], samples: tuple[bytes, str] | None, group_column: str | None,
-            orientation: str, scale: str) -> Cohort:
-    """The uploads as a cohort; without a group column every sample is in the group ``All samples``."""
-    cohort = inference.import_uploads(expression, samples, tissue_column=group_column or "tissue",
-                                      orientation=orientation, scale=scale)
+def _import(expression: Upload, samples: Upload | None, gene_map: Upload | None,
+            options: tuple[str | None, str, str, str, str]) -> Cohort:
+    """The uploads as a cohort (``options``: group column, orientation, scale, duplicates, negatives); without
+    a group column every sample is in the group ``All samples``."""
+    group_column, orientation, scale, duplicates, negatives = options
+    cohort = inference.import_uploads(expression, samples, gene_map, tissue_column=group_column or "tissue",
+                                      orientation=orientation, scale=scale, duplicates=duplicates,
+                                      negatives=negatives)
     if group_column is None:
         cohort.samples["tissue"] = ONE_GROUP_NAME
     return cohort
@@ -93,47 +99,59 @@ def _upload_source() -> Source:
     st.markdown(f"An expression matrix: **CSV, TSV, GCT or h5ad**, samples x genes or genes x samples, any gene "
                 f"identifiers (symbols, Ensembl IDs, probe IDs); empty or `NA` cells are missing. An optional sample "
                 f"table (CSV/TSV): a `sample_id` column, a group column (tissue, condition, ...), optional donor, sex "
-                f"and age. Limit: {max_input_mb():g} MB per file.")
-    left, right = st.columns(2)
+                f"and age. An optional probe-to-gene map turns probe IDs into genes (then the pathway views and "
+                f"GTEx-gene models apply). Limit: {max_input_mb():g} MB per file.")
+    left, middle, right = st.columns(3)
     matrix = left.file_uploader("Expression matrix", type=list(inference.UPLOAD_TYPES), key="new_expression")
-    sheet = right.file_uploader("Sample table (optional)", type=["csv", "tsv", "txt", "gz"], key="new_samples")
+    sheet = middle.file_uploader("Sample table (optional)", type=["csv", "tsv", "txt", "gz"], key="new_samples")
+    mapping = right.file_uploader("Probe-to-gene map (optional)", type=["csv", "tsv", "txt", "gz"],
+                                  key="new_gene_map", help="Two columns: probe ID, gene symbol or Ensembl ID. "
+                                                           "Several probes of a gene are averaged.")
     if matrix is None:
         st.info("Upload an expression matrix to start.")
         return Source()
     left, middle, right = st.columns(3)
     orientation = left.selectbox("Layout", ORIENTATIONS, key="new_orientation",
                                  help="`auto` looks at which axis holds gene identifiers.")
+    duplicates = middle.selectbox("Duplicated genes", list(DUPLICATE_LABELS), format_func=DUPLICATE_LABELS.__getitem__,
+                                  key="new_duplicates", help="Rows (columns) with the same identifier or naming the "
+                                                             "same gene: refuse, keep the first, or average them.")
     data = matrix.getvalue()
-    table = _read(data, matrix.name, orientation)
+    table = _read(data, matrix.name, orientation, duplicates)
     detected, reason = inference.detect_scale(table.values, table.sample_ids, table.feature_ids)
     digest = hashlib.sha1(data).hexdigest()[:12]
-    scale = middle.selectbox("Scale", list(SCALE_LABELS), index=list(SCALE_LABELS).index(detected),
-                             format_func=SCALE_LABELS.__getitem__, key=f"new_scale_{digest}",
-                             help="Detected from the values; change it if the detection is wrong.")
-    middle.caption(f"Detected: **{detected}** ({reason}).")
-    group_column = None
-    samples = None
+    scale = right.selectbox("Scale", list(SCALE_LABELS), index=list(SCALE_LABELS).index(detected),
+                            format_func=SCALE_LABELS.__getitem__, key=f"new_scale_{digest}",
+                            help="Detected from the values; change it if the detection is wrong.")
+    right.caption(f"Detected: **{detected}** ({reason}).")
+    negatives = "error"
+    if scale == "tpm" and np.nanmin(table.values, initial=0.0) < 0:
+        clip = right.toggle("Set negative values to 0", key=f"new_clip_{digest}",
+                            help="A linear signal cannot be negative; MAS5-like arrays have small negative noise.")
+        negatives = "clip" if clip else "error"
+    group_column, samples = None, None
     if sheet is not None:
         samples = (sheet.getvalue(), sheet.name)
         columns = inference.upload_columns(*samples)
         default = next((c for c in columns if c.lower() in GROUP_COLUMNS), ONE_GROUP)
-        choice = right.selectbox("Group column", [ONE_GROUP, *columns], index=[ONE_GROUP, *columns].index(default),
-                                 key=f"new_group_{hashlib.sha1(samples[0]).hexdigest()[:12]}",
-                                 help="The column that sorts samples into groups (GTEx: the tissue). The models "
-                                      "learn one embedding per group.")
+        choice = left.selectbox("Group column", [ONE_GROUP, *columns], index=[ONE_GROUP, *columns].index(default),
+                                key=f"new_group_{hashlib.sha1(samples[0]).hexdigest()[:12]}",
+                                help="The sample table's column that sorts samples into groups (GTEx: the tissue). "
+                                     "The models learn one embedding per group.")
         group_column = None if choice == ONE_GROUP else choice
     else:
-        right.caption("No sample table: every sample is its own donor, all in one group.")
-    cli = {"expression": matrix.name, "scale": scale}
-    if sheet is not None:
-        cli["samples"] = sheet.name
-        if group_column:
-            cli["tissue_column"] = group_column
+        left.caption("No sample table: every sample is its own donor, all in one group.")
+    gene_map = None if mapping is None else (mapping.getvalue(), mapping.name)
+    cli = {"expression": matrix.name, "scale": scale, "duplicates": duplicates, "negatives": negatives}
+    cli.update({"samples": sheet.name} if sheet is not None else {})
+    cli.update({"tissue_column": group_column} if group_column else {})
+    cli.update({"gene_map": mapping.name} if mapping is not None else {})
     for message in table.warnings:
         st.warning(message)
     source = Source(None, len(table.sample_ids), len(table.feature_ids), cli)
     if not source.too_large:
-        source.cohort = _import((data, matrix.name), samples, group_column, orientation, scale)
+        options = (group_column, orientation, scale, duplicates, negatives)
+        source.cohort = _import((data, matrix.name), samples, gene_map, options)
     return source
 
 
@@ -165,7 +183,12 @@ def cli_commands(cli: dict[str, str], title: str, models: list[str], baselines: 
             command += ["--samples", cli["samples"]]
         if "tissue_column" in cli:
             command += ["--tissue-column", cli["tissue_column"]]
-        command += ["--scale", cli.get("scale", "auto"), "--out", cohort]
+        if "gene_map" in cli:
+            command += ["--gene-map", cli["gene_map"]]
+        command += ["--scale", cli.get("scale", "auto"), "--duplicates", cli.get("duplicates", "error")]
+        if cli.get("negatives") == "clip":
+            command += ["--negatives", "clip"]
+        command += ["--out", cohort]
         lines.append(shlex.join(command))
     command = ["python", "-m", "gtex_models", "study", "build", "--cohort", cohort,
                "--out", str(studies_dir() / name), "--title", title]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
@@ -96,6 +98,24 @@ def probe_matrix(directory: Path, n_samples: int = 60, n_probes: int = 300, seed
     expression.to_csv(directory / "expression.csv")
     pd.DataFrame({"sample_id": samples, "condition": groups}).to_csv(directory / "samples.csv", index=False)
     return directory / "expression.csv", directory / "samples.csv"
+
+
+def build_probe_study(directory: Path) -> Path:
+    """A study built by :func:`~gtex_models.study_build.build_study` from :func:`probe_matrix` imported as a
+    user would (scale detected): PMI and GAIN-GTEx (hidden 32, 2 epochs) and the mean, KNN and MICE baselines."""
+    from gtex_models.experiment import default_config
+    from gtex_models.io import import_table
+    from gtex_models.study_build import build_study
+
+    expression, samples = probe_matrix(directory / "files")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "neither gene symbols nor Ensembl IDs": expected here
+        cohort = import_table(expression, samples, tissue_column="condition")
+    models = [default_config(method, cohort.n_samples, cohort.n_genes) for method in DEEP]
+    models = [replace(m, model={**m.model, "hidden_sizes": TINY["hidden_sizes"]}) for m in models]
+    build_study(cohort, directory / "study", models=models, baselines=("mean", "knn", "mice"),
+                title="Microarray-like cohort", max_epochs=TINY["max_epochs"])
+    return directory / "study"
 
 
 def clear_caches() -> None:

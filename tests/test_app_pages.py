@@ -19,13 +19,23 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from gtex_models import plots
 from gtex_models.demo import CACHE_DIR, DEMO_DIR
 from gtex_models.inference import example_upload
 from gtex_models.reference import pathway_genes
 from gtex_models.simulate import simulate_cohort
 from gtex_models.study import MANIFEST, MODELS_DIR, Study
 from pages._shared import SELECTED_STUDY, given_locations
-from studies import PAGES, assert_clean, clear_caches, open_app, point_app_at, write_study
+from studies import (
+    PAGES,
+    PROBE_GROUPS,
+    assert_clean,
+    build_probe_study,
+    clear_caches,
+    open_app,
+    point_app_at,
+    write_study,
+)
 
 UPLOAD_TISSUE = "Whole Blood"
 TINY_MODELS = {"pmi_all": ("pmi", None), "gain_all": ("gain", None), "mean_all": ("mean", None)}
@@ -37,6 +47,21 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cohort = simulate_cohort(n_donors=30, n_genes=400, seed=1)
     return write_study(tmp_path_factory.mktemp("studies") / "tiny", cohort, TINY_MODELS, title="Tiny simulated",
                        simulated=True)
+
+
+@pytest.fixture(scope="module")
+def probe_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A study built from a microarray-like matrix unlike GTEx (see studies.probe_matrix)."""
+    return build_probe_study(tmp_path_factory.mktemp("probe"))
+
+
+@pytest.fixture()
+def on_probes(monkeypatch, tmp_path, probe_study):
+    """The app with the microarray-like study given (so selected at start) next to the demo."""
+    point_app_at(monkeypatch, probe_study, studies_dir=tmp_path / "no_studies")
+    clear_caches()
+    yield Study.open(probe_study)
+    clear_caches()
 
 
 @pytest.fixture()
@@ -222,11 +247,11 @@ def test_impute_page_imputes_an_upload_marks_imputed_cells_and_keeps_observed_va
     assert metrics["Scale"] == "TPM" and metrics["Samples"] == str(len(partial_upload))
     table = at.dataframe[0]
     shown = table.value
-    assert shown.shape == (len(partial_upload), 200)  # the preview: every sample, the first 200 columns
-    assert list(shown.columns) == list(partial_upload.columns[:200])
-    observed = partial_upload.iloc[:, :200].notna().to_numpy()
+    assert shown.shape == (len(partial_upload), 60)  # the preview: every sample, the first 60 columns
+    assert list(shown.columns) == list(partial_upload.columns[:60])
+    observed = partial_upload.iloc[:, :60].notna().to_numpy()
     np.testing.assert_array_equal(shown.to_numpy(np.float32)[observed],
-                                  partial_upload.iloc[:, :200].to_numpy(np.float32)[observed])
+                                  partial_upload.iloc[:, :60].to_numpy(np.float32)[observed])
     assert not shown.isna().any().any()
     assert shaded_cells(table) == {(int(i), int(j)) for i, j in np.argwhere(~observed)}  # exactly the imputed cells
     preview = charts(at)[0]
@@ -330,3 +355,74 @@ def test_benchmark_page_lists_methods_and_training_curves(on_demo):
     assert curves["layout"]["xaxis"]["title"]["text"] == "Epoch"
     assert {m.label for m in at.metric} >= {"Samples", "Donors", "Tissues", "Genes"}
     assert any("prepare-gtex" in md.value for md in at.markdown)
+
+
+# ------------------------------------------------------------------------------------- a cohort unlike GTEx
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_a_microarray_study(on_probes, page):
+    at = open_app(page)
+    assert_clean(at)
+    assert at.session_state[SELECTED_STUDY] == str(on_probes.path.resolve())
+    shown = " ".join(e.value for e in [*at.markdown, *at.caption, *at.sidebar.markdown])
+    assert "SIMULATED" not in shown  # a real-data study
+
+
+def test_microarray_study_pages_adapt_to_three_groups_without_genes_of_pathways(on_probes):
+    assert on_probes.cohort_summary["has_sex"] is False and on_probes.cohort_summary["scale"] == "log"
+    at = open_app("pages/tissue_r2.py")
+    boxes = [t for t in charts(at)[0]["data"] if t["type"] == "box"]
+    assert sorted(t["y"][0] for t in boxes) == list(PROBE_GROUPS)
+    at = open_app("pages/embeddings.py")
+    assert any("UMAP is not drawn for 3 groups" in i.value for i in at.info)
+    (pca,) = charts(at)
+    drawn = {t: c for trace in pca["data"] for t, c in zip(trace["text"], trace["marker"]["color"])}
+    assert drawn == plots.group_colors(list(PROBE_GROUPS))  # palette colours, not one grey
+    at = open_app("pages/pathway.py")
+    assert not charts(at)
+    assert any("None of the 273 genes" in i.value and "--gene-map" in i.value for i in at.info)
+    at = open_app("pages/benchmark.py")
+    assert sorted(at.dataframe[0].value["Method"]) == ["gain", "knn", "mean", "mice", "pmi"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Groups"] == "3" and metrics["Samples"] == "60"
+    assert "no sex or age recorded" in texts(at)
+
+
+def test_impute_on_a_microarray_study_asks_for_the_group_only(on_probes):
+    cohort = on_probes.cohort()
+    test = cohort.split("test")
+    rows = test.samples["tissue"] == "tumour"
+    frame = pd.DataFrame(test.raw()[rows.to_numpy()], index=test.samples.loc[rows, "sample_id"],
+                         columns=test.genes["symbol"]).round(4)
+    partial = frame.mask(np.random.default_rng(0).random(frame.shape) < 0.3)
+    at = upload(open_app(), partial.T.to_csv().encode())  # probes x samples, like the file it came from
+    assert_clean(at, warnings=False)
+    assert at.selectbox(key="upload_tissue").label == "Group"
+    assert not [w for w in [*at.selectbox, *at.number_input] if w.label in ("Sex", "Age (years)")]
+    assert "records no sex or age" in texts(at)
+    at.selectbox(key="upload_tissue").set_value("tumour").run()
+    assert_clean(at, warnings=False)
+    assert {m.label: m.value for m in at.metric}["Scale"] == "log2(TPM + 1)"
+    table = at.dataframe[0]
+    assert table.value.shape == (50, len(partial))  # genes x samples, as uploaded: the first 50 genes
+    assert list(table.value.index) == list(partial.columns[:50])
+    observed = partial.T.iloc[:50].notna().to_numpy()
+    np.testing.assert_array_equal(table.value.to_numpy(np.float32)[observed],
+                                  partial.T.iloc[:50].to_numpy(np.float32)[observed])
+    assert shaded_cells(table) == {(int(i), int(j)) for i, j in np.argwhere(~observed)}
+    at.segmented_control(key="impute_mode").set_value("Try it on held-out samples").run()
+    assert_clean(at, warnings=False)
+    assert float({m.label: m.value for m in at.metric}["R², all hidden values"]) <= 1.0
+
+
+def test_a_probe_upload_on_a_gene_model_points_to_the_gene_map_which_then_works(on_demo, partial_upload):
+    genes = list(partial_upload.columns[:40])
+    probes = [f"{2000 + i}_at" for i in range(len(genes))]
+    upload_probes = partial_upload[genes].set_axis(probes, axis=1)
+    at = upload(open_app(), upload_probes.to_csv().encode(), "array.csv")
+    assert len(at.error) == 1 and "probe IDs" in at.error[0].value and "gene map upload" in at.error[0].value
+    mapping = pd.DataFrame({"probe_id": probes, "symbol": genes}).to_csv(index=False)
+    at.file_uploader(key="gene_map").set_value(("probes.csv", mapping.encode(), "text/csv")).run()
+    at.selectbox(key="upload_tissue").set_value(UPLOAD_TISSUE).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Imputed" in at.success[0].value
+    assert list(at.dataframe[0].value.columns[:40]) == genes  # probes became genes (the model's others follow)
