@@ -117,6 +117,7 @@ def select_study(path: str | Path, message: str | None = None) -> None:
     """Make the picker select the study at ``path`` on the next run (call ``st.rerun`` or
     ``st.switch_page`` after), with a ``message`` shown once in the sidebar."""
     st.session_state[_PENDING_STUDY] = str(Path(path).resolve())
+    st.session_state.pop(_CURRENT, None)  # resolved afresh by the next run, with or without the sidebar
     if message:
         st.session_state[_READY] = message
 

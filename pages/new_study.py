@@ -3,12 +3,14 @@
 The models train in a background thread (:mod:`gtex_models.jobs`), one study at a time for the
 whole server, so the user can browse the other pages meanwhile; the study is written to the studies
 folder only once complete (``build_study`` writes it in one step), so a cancel or a failure leaves
-nothing behind. Cohorts above :data:`MAX_CELLS` values get the CLI commands instead.
+nothing behind. Cohorts above :data:`MAX_CELLS` values (``$GTEX_MAX_TRAIN_CELLS``) get the CLI
+commands instead.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from gtex_models.study_build import StudyCancelled, build_study
 from pages._shared import DUPLICATE_LABELS, Upload, job_board, select_study, studies_dir
 
 MAX_CELLS = 2_000_000  # samples x genes trained on this page (~1,000 samples x 2,000 genes); beyond: the CLI
+MAX_CELLS_ENV = "GTEX_MAX_TRAIN_CELLS"  # a deployment with more cores may raise it
 DEEP_MODELS = ("pmi", "gain")
 BASELINES = ("mean", "knn", "mice", "missforest")
 DEFAULT_BASELINES = ("mean", "knn", "mice")
@@ -91,7 +94,13 @@ class Source:
 
     @property
     def too_large(self) -> bool:
-        return self.n_samples * self.n_genes > MAX_CELLS
+        return self.n_samples * self.n_genes > max_train_cells()
+
+
+def max_train_cells() -> int:
+    """The most values (samples x genes) the page trains on: ``$GTEX_MAX_TRAIN_CELLS``, else :data:`MAX_CELLS`."""
+    value = os.environ.get(MAX_CELLS_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else MAX_CELLS
 
 
 def _upload_source() -> Source:
@@ -146,6 +155,7 @@ def _upload_source() -> Source:
     cli.update({"samples": sheet.name} if sheet is not None else {})
     cli.update({"tissue_column": group_column} if group_column else {})
     cli.update({"gene_map": mapping.name} if mapping is not None else {})
+    cli.update({"orientation": orientation} if orientation != "auto" else {})
     for message in table.warnings:
         st.warning(message)
     source = Source(None, len(table.sample_ids), len(table.feature_ids), cli)
@@ -185,6 +195,8 @@ def cli_commands(cli: dict[str, str], title: str, models: list[str], baselines: 
             command += ["--tissue-column", cli["tissue_column"]]
         if "gene_map" in cli:
             command += ["--gene-map", cli["gene_map"]]
+        if "orientation" in cli:
+            command += ["--orientation", cli["orientation"]]
         command += ["--scale", cli.get("scale", "auto"), "--duplicates", cli.get("duplicates", "error")]
         if cli.get("negatives") == "clip":
             command += ["--negatives", "clip"]
@@ -192,9 +204,7 @@ def cli_commands(cli: dict[str, str], title: str, models: list[str], baselines: 
         lines.append(shlex.join(command))
     command = ["python", "-m", "gtex_models", "study", "build", "--cohort", cohort,
                "--out", str(studies_dir() / name), "--title", title]
-    if models:
-        command += ["--models", ",".join(models)]
-    command += ["--baselines", ",".join(baselines) if baselines else "none"]
+    command += ["--models", ",".join(models), "--baselines", ",".join(baselines)]
     lines.append(shlex.join(command))
     return "\n".join(lines)
 
@@ -277,9 +287,9 @@ except InputError as error:
     source = Source()
 if source.too_large:
     st.warning(f"{source.n_samples:,} samples x {source.n_genes:,} genes = {source.n_samples * source.n_genes:,} "
-               f"values: more than this page trains ({MAX_CELLS:,} values, e.g. 1,000 samples x 2,000 genes: on a "
-               "small machine training would take long and slow the app for everyone). Build the study from a "
-               "terminal instead with the commands below; it then appears in the study picker.")
+               f"values: more than this page trains ({max_train_cells():,} values; ${MAX_CELLS_ENV}): training would "
+               "take long and slow the app for everyone. Build the study from a terminal instead with the commands "
+               "below; it then appears in the study picker.")
 if source.cohort is not None or source.too_large:
     if source.cohort is not None:
         _summary(source.cohort)
