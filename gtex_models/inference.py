@@ -213,7 +213,7 @@ def align_to_model(table: ExpressionTable, genes: pd.DataFrame) -> Alignment:
     InputError
         If two features resolve to the same gene, or none matches a model gene.
     """
-    mapped, messages = map_features(table.feature_ids)
+    mapped, _ = map_features(table.feature_ids)
     by_id = {gene_id: i for i, gene_id in enumerate(genes["ensembl_gene_id"]) if gene_id}
     by_symbol = {symbol: i for i, symbol in enumerate(genes["symbol"])}
     model_column = np.array([by_id.get(gene_id, by_symbol.get(symbol, -1)) for gene_id, symbol
@@ -226,6 +226,8 @@ def align_to_model(table: ExpressionTable, genes: pd.DataFrame) -> Alignment:
             "as rows or as columns." + (PROBE_HINT if looks_like_probes(table.feature_ids) else "")
         )
     known = model_column >= 0
+    # what the reference says of identifiers the model does not know (those it knows need no comment)
+    _, messages = map_features([f for f, k in zip(table.feature_ids, known) if not k])
     matched, counts = np.unique(model_column[known], return_counts=True)
     if (counts > 1).any():
         clashes = [genes["symbol"].iloc[j] for j in matched[counts > 1]]

@@ -16,7 +16,7 @@ from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 from gtex_models.choices import ALL_TISSUES
-from gtex_models.reference import tissue_colors
+from gtex_models.reference import are_gtex_tissues, tissue_colors
 
 TEMPLATE = "plotly_white"
 R2_TITLE = "R² (per gene, hidden values)"
@@ -174,7 +174,8 @@ def r2_vs_missing_rate(tables: Mapping[str, pd.DataFrame], tissues: Sequence[str
 # ----------------------------------------------------------------------------- Fig. 3: embeddings
 def embedding_scatter(coords: pd.DataFrame, x: str, y: str, x_title: str, y_title: str,
                       title: str = "") -> go.Figure:
-    """Tissues as points in an embedding view, GTEx colours, one legend entry per organ.
+    """Tissues as points in an embedding view, GTEx colours, one legend entry per organ (per group for a
+    cohort's own groups).
 
     Brain regions are large diamonds so they read as one group; hover gives the full tissue name.
     """
@@ -194,7 +195,8 @@ def embedding_scatter(coords: pd.DataFrame, x: str, y: str, x_title: str, y_titl
         ))
     figure.update_layout(template=TEMPLATE, title=title or None, height=680, xaxis_title=x_title,
                          yaxis_title=y_title, margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
-                         legend={"title": {"text": "Organ"}, "font": {"size": 11}, "orientation": "h",
+                         legend={"title": {"text": "Organ" if are_gtex_tissues(coords["tissue"]) else "Group"},
+                                 "font": {"size": 11}, "orientation": "h",
                                  "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0})
     return figure
 

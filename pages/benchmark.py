@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from gtex_models import plots
-from gtex_models.inference import ModelSpace
+from gtex_models.model_space import ModelSpace
+from gtex_models.study import METHOD_LABELS
 from pages._shared import (
     SIMULATED,
     benchmark,
@@ -81,6 +82,7 @@ if records is None or records.empty:
     st.info(f"Study {study.title!r} has no benchmark records (they are written when a study is built with "
             f"baselines). {rebuild_hint(study)}")
 else:
+    records = records.assign(method=records["method"].map(lambda m: METHOD_LABELS.get(m, m)))
     st.plotly_chart(plots.benchmark_bars(records), width="stretch")
     shown = records[[c for c in BENCHMARK_COLUMNS if c in records.columns]].rename(columns=BENCHMARK_COLUMNS)
     st.dataframe(shown, width="stretch", height="content", hide_index=True,

@@ -45,24 +45,24 @@ if key is not None:
                    + ("; brain regions are diamonds." if word == "tissue" else "."))
         left, right = st.columns(2)
         with left:
-            if umap is None:
-                st.info(f"PCA only: {_umap_reason(len(matrix))}. The PCA view is exact.")
-            else:
-                st.plotly_chart(plots.embedding_scatter(umap, "umap_1", "umap_2", "UMAP 1", "UMAP 2",
-                                                        title="UMAP (cosine)"), width="stretch")
-        with right:
             second = f"PC 2 ({explained[1]:.0%} of variance)" if len(explained) > 1 else "PC 2"
             if "pc_2" not in pca:
                 pca = pca.assign(pc_2=0.0)
             st.plotly_chart(plots.embedding_scatter(pca, "pc_1", "pc_2", f"PC 1 ({explained[0]:.0%} of variance)",
                                                     second, title="PCA"), width="stretch")
+        with right:
+            if umap is None:
+                st.info(f"PCA only: {_umap_reason(len(matrix))}. The PCA view is exact.")
+            else:
+                st.plotly_chart(plots.embedding_scatter(umap, "umap_1", "umap_2", "UMAP 1", "UMAP 2",
+                                                        title="UMAP (cosine)"), width="stretch")
         st.subheader(f"Nearest {word}s")
         names = matrix.index.tolist()
         tissue = st.selectbox(word.capitalize(), names,
                               index=names.index("Brain - Cortex") if "Brain - Cortex" in names else 0)
         most = min(15, len(names) - 1)
         k = st.slider("Neighbours", 1, most, min(5, most)) if most > 1 else 1
-        nearest = embeddings.nearest_tissues(matrix, tissue, k)
+        nearest = embeddings.nearest_tissues(matrix, tissue, k).rename(columns={"tissue": word})
         st.dataframe(nearest, width="stretch", hide_index=True,
                      column_config={"cosine_similarity": st.column_config.ProgressColumn(
                          "Cosine similarity", min_value=-1.0, max_value=1.0, format="%.3f")})

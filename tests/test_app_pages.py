@@ -314,7 +314,7 @@ def test_embeddings_page_shows_every_tissue(on_demo):
     at = open_app("pages/embeddings.py")
     assert_clean(at)
     n_tissues = len(on_demo.tissue_umap("pmi_all"))
-    umap, pca = charts(at)[:2]
+    pca, umap = charts(at)[:2]
     assert sum(len(array(trace["x"])) for trace in umap["data"]) == n_tissues
     assert sum(len(array(trace["x"])) for trace in pca["data"]) == n_tissues
     assert umap["data"][0]["marker"]["symbol"] == "diamond"  # the brain group first
@@ -377,11 +377,12 @@ def test_microarray_study_pages_adapt_to_three_groups_without_genes_of_pathways(
     (pca,) = charts(at)
     drawn = {t: c for trace in pca["data"] for t, c in zip(trace["text"], trace["marker"]["color"])}
     assert drawn == plots.group_colors(list(PROBE_GROUPS))  # palette colours, not one grey
+    assert pca["layout"]["legend"]["title"]["text"] == "Group"  # not "Organ"
     at = open_app("pages/pathway.py")
     assert not charts(at)
     assert any("None of the 273 genes" in i.value and "--gene-map" in i.value for i in at.info)
     at = open_app("pages/benchmark.py")
-    assert sorted(at.dataframe[0].value["Method"]) == ["gain", "knn", "mean", "mice", "pmi"]
+    assert sorted(at.dataframe[0].value["Method"]) == ["GAIN-GTEx", "Group mean", "KNN", "MICE", "PMI"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Groups"] == "3" and metrics["Samples"] == "60"
     assert "no sex or age recorded" in texts(at)
@@ -395,12 +396,12 @@ def test_impute_on_a_microarray_study_asks_for_the_group_only(on_probes):
                          columns=test.genes["symbol"]).round(4)
     partial = frame.mask(np.random.default_rng(0).random(frame.shape) < 0.3)
     at = upload(open_app(), partial.T.to_csv().encode())  # probes x samples, like the file it came from
-    assert_clean(at, warnings=False)
+    assert_clean(at)
     assert at.selectbox(key="upload_tissue").label == "Group"
     assert not [w for w in [*at.selectbox, *at.number_input] if w.label in ("Sex", "Age (years)")]
     assert "records no sex or age" in texts(at)
     at.selectbox(key="upload_tissue").set_value("tumour").run()
-    assert_clean(at, warnings=False)
+    assert_clean(at)
     assert {m.label: m.value for m in at.metric}["Scale"] == "log2(TPM + 1)"
     table = at.dataframe[0]
     assert table.value.shape == (50, len(partial))  # genes x samples, as uploaded: the first 50 genes
@@ -410,7 +411,7 @@ def test_impute_on_a_microarray_study_asks_for_the_group_only(on_probes):
                                   partial.T.iloc[:50].to_numpy(np.float32)[observed])
     assert shaded_cells(table) == {(int(i), int(j)) for i, j in np.argwhere(~observed)}
     at.segmented_control(key="impute_mode").set_value("Try it on held-out samples").run()
-    assert_clean(at, warnings=False)
+    assert_clean(at)
     assert float({m.label: m.value for m in at.metric}["R², all hidden values"]) <= 1.0
 
 
