@@ -1,7 +1,8 @@
 """GTEx Imputation Studio: ``streamlit run app.py``.
 
-The entry point only sets up the page, the navigation and the shared sidebar; each page lives in
-``pages/`` and calls ``gtex_models`` for the work.
+The entry point only sets up the page, the navigation and the shared sidebar (study and model
+pickers); each page lives in ``pages/`` and calls ``gtex_models`` for the work. Studies beyond the
+demo and the studies folder: ``streamlit run app.py -- --study DIR [--study DIR2]`` or ``$GTEX_STUDY``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ navigation = st.navigation([
     st.Page(PAGES_DIR / "impute.py", title="Impute", icon=":material/science:", default=True),
     st.Page(PAGES_DIR / "tissue_r2.py", title="Tissue R²", icon=":material/bar_chart:"),
     st.Page(PAGES_DIR / "embeddings.py", title="Tissue embeddings", icon=":material/scatter_plot:"),
-    st.Page(PAGES_DIR / "alzheimer.py", title="Alzheimer's pathway", icon=":material/neurology:"),
+    st.Page(PAGES_DIR / "pathway.py", title="Pathway genes", icon=":material/neurology:"),
     st.Page(PAGES_DIR / "benchmark.py", title="Benchmark & model card", icon=":material/table_chart:"),
+    st.Page(PAGES_DIR / "new_study.py", title="New study", icon=":material/add_circle:"),
 ])
 st.sidebar.title("GTEx Imputation Studio")
 st.sidebar.caption("PMI and GAIN-GTEx imputation of gene expression (Viñas et al. 2021)")

@@ -12,15 +12,18 @@ The steps, each a function (used by the app and the CLI alike):
 5. :func:`impute_upload` builds a :class:`~gtex_models.cohort.Cohort` in the model's space, imputes,
    and converts back to the upload's scale and identifiers (plus the model's genes the upload
    lacked), optionally with per-value intervals from several noise draws (GAIN-GTEx).
-6. :func:`result_frame` lays the result out in the upload's orientation for download.
+6. :func:`result_frame` lays the result out in the upload's orientation for download
+   (:func:`imputed_frame`: which of its cells the model filled).
 
 :func:`hide_and_impute` is the "try it" experiment on held-out samples with known truth.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
@@ -38,6 +41,7 @@ from gtex_models.io.tables import (
     UNKNOWN_TISSUE,
     ExpressionTable,
     apply_gene_map,
+    import_table,
     is_ensembl_gene_id,
     join_samples,
     looks_like_probes,
@@ -46,6 +50,7 @@ from gtex_models.io.tables import (
     read_gene_map,
     read_expression,
     read_samples_table,
+    table_columns,
 )
 from gtex_models.masks import mcar_mask
 from gtex_models.model_space import ModelSpace, cohort_for_model  # re-exported: the upload pipeline's model side
@@ -62,25 +67,38 @@ T = TypeVar("T")
 
 
 # ----------------------------------------------------------------------------------- reading
-def _read_uploaded(data: bytes, filename: str, reader: Callable[[Path], T]) -> T:
-    """Run a path-based reader on uploaded bytes; errors name the file as uploaded, not a temp path."""
-    name = Path(filename).name or "upload"
-    size_mb = len(data) / 2**20
+def _read_uploaded(uploads: Sequence[tuple[bytes, str]], reader: Callable[..., T]) -> T:
+    """Run a path-based reader on uploaded files, ``(bytes, filename)`` each (the reader gets their temporary
+    paths, in order); errors and warnings name the files as uploaded, not a temporary path."""
     limit = max_input_mb()
-    if size_mb > limit:
-        raise InputError(
-            f"{name} is {size_mb:.1f} MB, above the upload limit of {limit:g} MB. Upload fewer samples "
-            "or genes at a time (split the file), or ask the administrator to raise GTEX_MAX_INPUT_MB."
-        )
+    for data, filename in uploads:
+        size_mb = len(data) / 2**20
+        if size_mb > limit:
+            raise InputError(
+                f"{Path(filename).name or 'upload'} is {size_mb:.1f} MB, above the upload limit of {limit:g} MB. "
+                "Upload fewer samples or genes at a time (split the file), or ask the administrator to raise "
+                "GTEX_MAX_INPUT_MB."
+            )
     with tempfile.TemporaryDirectory(prefix="gtex-upload-") as directory:
-        path = Path(directory) / name
-        path.write_bytes(data)
+        paths = []
+        for i, (data, filename) in enumerate(uploads):
+            (Path(directory) / str(i)).mkdir()
+            paths.append(Path(directory) / str(i) / (Path(filename).name or "upload"))
+            paths[-1].write_bytes(data)
+
+        def as_uploaded(text: str) -> str:
+            for path in paths:
+                text = text.replace(str(path), path.name)
+            return text
+
         try:
-            result = reader(path)
+            result = reader(*paths)
         except InputError as error:
-            raise InputError(str(error).replace(str(path), name)) from None
+            raise InputError(as_uploaded(str(error))) from None
     if isinstance(result, ExpressionTable):  # warnings too name the file as uploaded
-        result.warnings = [message.replace(str(path), name) for message in result.warnings]
+        result.warnings = [as_uploaded(message) for message in result.warnings]
+    if isinstance(result, Cohort):
+        result.meta = json.loads(as_uploaded(json.dumps(result.meta)))
     return result
 
 
@@ -93,17 +111,44 @@ def read_upload(data: bytes, filename: str, orientation: str = "auto", duplicate
     InputError
         Above :func:`~gtex_models.io.errors.max_input_mb`, or for any malformed content.
     """
-    return _read_uploaded(data, filename, lambda path: read_expression(path, orientation, duplicates))
+    return _read_uploaded([(data, filename)], lambda path: read_expression(path, orientation, duplicates))
 
 
 def read_gene_map_upload(data: bytes, filename: str) -> dict[str, str]:
     """Read an uploaded probe -> gene map (see :func:`~gtex_models.io.tables.read_gene_map`)."""
-    return _read_uploaded(data, filename, read_gene_map)
+    return _read_uploaded([(data, filename)], read_gene_map)
 
 
 def read_sample_upload(data: bytes, filename: str, tissue_column: str = "tissue") -> pd.DataFrame:
     """Read an uploaded sample table (``sample_id``, ``tissue``, optional ``sex``, ``age``)."""
-    return _read_uploaded(data, filename, lambda path: read_samples_table(path, tissue_column))
+    return _read_uploaded([(data, filename)], lambda path: read_samples_table(path, tissue_column))
+
+
+def upload_columns(data: bytes, filename: str) -> list[str]:
+    """The column names of an uploaded table (CSV/TSV), e.g. to choose its group column."""
+    return _read_uploaded([(data, filename)], table_columns)
+
+
+def import_uploads(expression: tuple[bytes, str], samples: tuple[bytes, str] | None = None,
+                   gene_map: tuple[bytes, str] | None = None, *, tissue_column: str = "tissue",
+                   orientation: str = "auto", scale: str = "auto", duplicates: str = "error",
+                   negatives: str = "error", seed: int = 0) -> Cohort:
+    """A cohort from uploaded files, ``(bytes, filename)`` each: the expression matrix, an optional sample
+    table and an optional probe -> gene map, made into a cohort by
+    :func:`~gtex_models.io.tables.import_table` (see it for the options). Its warnings are kept in
+    ``cohort.meta["warnings"]`` (not issued), naming the files as uploaded."""
+    given = {name: upload for name, upload in (("expression", expression), ("samples", samples),
+                                               ("gene_map", gene_map)) if upload is not None}
+
+    def build(*paths: Path) -> Cohort:
+        files = dict(zip(given, paths))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return import_table(files["expression"], files.get("samples"), tissue_column=tissue_column,
+                                orientation=orientation, scale=scale, seed=seed, duplicates=duplicates,
+                                negatives=negatives, gene_map=files.get("gene_map"))
+
+    return _read_uploaded(list(given.values()), build)
 
 
 # ----------------------------------------------------------------------------------- alignment
@@ -168,7 +213,7 @@ def align_to_model(table: ExpressionTable, genes: pd.DataFrame) -> Alignment:
     InputError
         If two features resolve to the same gene, or none matches a model gene.
     """
-    mapped, messages = map_features(table.feature_ids)
+    mapped, _ = map_features(table.feature_ids)
     by_id = {gene_id: i for i, gene_id in enumerate(genes["ensembl_gene_id"]) if gene_id}
     by_symbol = {symbol: i for i, symbol in enumerate(genes["symbol"])}
     model_column = np.array([by_id.get(gene_id, by_symbol.get(symbol, -1)) for gene_id, symbol
@@ -181,6 +226,8 @@ def align_to_model(table: ExpressionTable, genes: pd.DataFrame) -> Alignment:
             "as rows or as columns." + (PROBE_HINT if looks_like_probes(table.feature_ids) else "")
         )
     known = model_column >= 0
+    # what the reference says of identifiers the model does not know (those it knows need no comment)
+    _, messages = map_features([f for f, k in zip(table.feature_ids, known) if not k])
     matched, counts = np.unique(model_column[known], return_counts=True)
     if (counts > 1).any():
         clashes = [genes["symbol"].iloc[j] for j in matched[counts > 1]]
@@ -534,6 +581,12 @@ def result_frame(result: ImputationResult, uncertainty: bool = False) -> pd.Data
     base = frames[""]
     parts = {f"{column}{suffix}": frame[column] for column in base.columns for suffix, frame in frames.items()}
     return pd.DataFrame(parts, index=base.index)
+
+
+def imputed_frame(result: ImputationResult) -> pd.DataFrame:
+    """True where the model filled a value, laid out like :func:`result_frame` (without intervals)."""
+    mask = pd.DataFrame(result.imputed, index=result.values.index, columns=result.values.columns)
+    return mask.T.rename_axis("gene_id") if result.orientation == "genes-by-samples" else mask
 
 
 # ----------------------------------------------------------------------------------- try it

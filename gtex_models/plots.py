@@ -1,7 +1,8 @@
 """Plotly figures of the app, one builder per view (testable without Streamlit).
 
-Every figure has axis titles with units; tissues use their GTEx display colours; brain regions are
-drawn as diamonds so that they read as one group.
+Every figure has axis titles with units; tissues use their GTEx display colours, groups of other
+cohorts the colours of :data:`GROUP_PALETTE`; brain regions are drawn as diamonds so that they read
+as one group.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import sample_colorscale
+from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 from gtex_models.choices import ALL_TISSUES
-from gtex_models.reference import tissue_colors
+from gtex_models.reference import are_gtex_tissues, tissue_colors
 
 TEMPLATE = "plotly_white"
 R2_TITLE = "R² (per gene, hidden values)"
@@ -24,11 +25,27 @@ SAMPLES_COLORSCALE = "Viridis"
 R2_COLORSCALE = "RdBu"
 BOX_ORDERS = ("median R²", "training samples", "name")
 POOLED = ALL_TISSUES
-_FALLBACK_COLOR = "#7f7f7f"
 
 
-def _color(tissue: str) -> str:
-    return tissue_colors().get(tissue, _FALLBACK_COLOR)
+def _hex(color: str) -> str:
+    """``"#1F77B4"`` as is; ``"rgb(27,158,119)"`` (some plotly palettes) as ``"#1b9e77"``."""
+    if color.startswith("#"):
+        return color
+    red, green, blue = (int(float(v)) for v in color[color.index("(") + 1:color.index(")")].split(",")[:3])
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
+# colours of groups that are not GTEx tissues (a user's own cohort), given in the groups' sorted order
+GROUP_PALETTE = tuple(dict.fromkeys(_hex(c).lower() for c in (*qualitative.D3, *qualitative.Dark2, *qualitative.Set1)))
+
+
+def group_colors(groups: Sequence[str]) -> dict[str, str]:
+    """A colour per group: the GTEx display colour of a GTEx tissue name, else the next colour of
+    :data:`GROUP_PALETTE` (groups sorted by name, so the same set of groups always gets the same colours)."""
+    gtex = tissue_colors()
+    others = sorted({str(g) for g in groups} - set(gtex))
+    palette = {name: GROUP_PALETTE[i % len(GROUP_PALETTE)] for i, name in enumerate(others)}
+    return {str(g): gtex.get(str(g)) or palette[str(g)] for g in groups}
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -121,6 +138,7 @@ def r2_vs_missing_rate(tables: Mapping[str, pd.DataFrame], tissues: Sequence[str
     tissues : the tissues to draw (``"All tissues"`` for the pooled curve).
     """
     labels = list(tables)
+    colors = group_colors(sorted(set().union(*(set(t["tissue"]) for t in tables.values())) - {POOLED}))
     figure = make_subplots(rows=1, cols=max(len(labels), 1), shared_yaxes=True, subplot_titles=labels,
                            horizontal_spacing=0.04)
     for col, label in enumerate(labels, start=1):
@@ -129,7 +147,7 @@ def r2_vs_missing_rate(tables: Mapping[str, pd.DataFrame], tissues: Sequence[str
             rows = table[table["tissue"] == tissue].sort_values("missing_rate")
             if rows.empty:
                 continue
-            color = "#222222" if tissue == POOLED else _color(tissue)
+            color = "#222222" if tissue == POOLED else colors[tissue]
             rate = rows["missing_rate"].to_numpy()
             mean, sd = rows["r2_mean"].to_numpy(), rows["r2_std"].fillna(0).to_numpy()
             figure.add_trace(go.Scatter(
@@ -156,11 +174,13 @@ def r2_vs_missing_rate(tables: Mapping[str, pd.DataFrame], tissues: Sequence[str
 # ----------------------------------------------------------------------------- Fig. 3: embeddings
 def embedding_scatter(coords: pd.DataFrame, x: str, y: str, x_title: str, y_title: str,
                       title: str = "") -> go.Figure:
-    """Tissues as points in an embedding view, GTEx colours, one legend entry per organ.
+    """Tissues as points in an embedding view, GTEx colours, one legend entry per organ (per group for a
+    cohort's own groups).
 
     Brain regions are large diamonds so they read as one group; hover gives the full tissue name.
     """
     figure = go.Figure()
+    colors = group_colors(coords["tissue"].tolist())
     groups = coords.assign(_organ=coords["tissue"].map(organ))
     order = sorted(groups["_organ"].unique(), key=lambda name: (name != "Brain", name))
     for name in order:
@@ -169,13 +189,14 @@ def embedding_scatter(coords: pd.DataFrame, x: str, y: str, x_title: str, y_titl
         figure.add_trace(go.Scatter(
             x=rows[x], y=rows[y], mode="markers", name=f"{name} ({len(rows)})" if len(rows) > 1 else name,
             text=rows["tissue"], hovertemplate="<b>%{text}</b><extra></extra>",
-            marker={"color": [_color(t) for t in rows["tissue"]], "size": 15 if brain else 11,
+            marker={"color": [colors[t] for t in rows["tissue"]], "size": 15 if brain else 11,
                     "symbol": "diamond" if brain else "circle",
                     "line": {"color": "#222222" if brain else "#ffffff", "width": 1.5 if brain else 1}},
         ))
     figure.update_layout(template=TEMPLATE, title=title or None, height=680, xaxis_title=x_title,
                          yaxis_title=y_title, margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
-                         legend={"title": {"text": "Organ"}, "font": {"size": 11}, "orientation": "h",
+                         legend={"title": {"text": "Organ" if are_gtex_tissues(coords["tissue"]) else "Group"},
+                                 "font": {"size": 11}, "orientation": "h",
                                  "yanchor": "top", "y": -0.12, "xanchor": "left", "x": 0})
     return figure
 

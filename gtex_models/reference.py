@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
@@ -11,6 +12,10 @@ REFERENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "reference"
 PATHWAYS = {
     "alzheimer": "alzheimer_kegg_hsa05010.txt",
     "p53": "p53_kegg_hsa04115.txt",
+}
+PATHWAY_TITLES = {
+    "alzheimer": "Alzheimer's disease (KEGG hsa05010)",
+    "p53": "p53 signalling (KEGG hsa04115)",
 }
 WHOLE_BLOOD = "Whole Blood"
 
@@ -25,6 +30,12 @@ def tissue_colors() -> dict[str, str]:
     """GTEx display colour of each tissue, keyed by its full (SMTSD) name."""
     table = tissues()
     return dict(zip(table["smtsd"], table["color"]))
+
+
+def are_gtex_tissues(groups: Iterable[str]) -> bool:
+    """Whether every name is a GTEx v8 tissue name (``"Whole Blood"``), not a cohort's own group."""
+    known = set(tissues()["smtsd"])
+    return all(str(group) in known for group in groups)
 
 
 @lru_cache(maxsize=1)

@@ -1,109 +1,334 @@
-"""What every page shares: cached loaders for the demo cohort, models and tables, and the sidebar.
+"""What every page shares: the study and model pickers of the sidebar, and cached loaders of what they picked.
 
-Models and the cohort are ``st.cache_resource`` (one shared object, never mutated); tables and
-derived results are ``st.cache_data``. Pages stay thin: widgets and plots, calling ``gtex_models``.
+The studies offered are the demo (``data/demo``, always), every study in the studies folder
+(``$GTEX_STUDIES_DIR``, default ``data/studies``), and each folder given as
+``streamlit run app.py -- --study DIR`` (repeatable) or listed in ``$GTEX_STUDY`` (separated by
+``os.pathsep``); such a folder may be a study or hold studies. The first folder given that way is
+selected at start, else the demo.
+
+Everything read from a study is cached under its path and its manifest's modification time (a
+rebuilt study is read afresh): models and cohorts with ``st.cache_resource`` (one shared object,
+never mutated), tables with ``st.cache_data``. Pages stay thin: widgets and plots, calling
+``gtex_models``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 import streamlit as st
 
-from gtex_models import demo
 from gtex_models.checkpoints import load_checkpoint
+from gtex_models.choices import DUPLICATE_CHOICES
 from gtex_models.cohort import Cohort
+from gtex_models.demo import CACHE_DIR, DEMO_DIR
 from gtex_models.imputers.base import Imputer
-from gtex_models.inference import ModelSpace
+from gtex_models.model_space import ModelSpace
+from gtex_models.jobs import Job
+from gtex_models.reference import are_gtex_tissues
+from gtex_models.study import MANIFEST, Study, StudyError, find_studies
 from gtex_models.training import resolve_device
 
 SIMULATED = "SIMULATED"
+STUDY_KEY = "study_path"  # the pickers' widget keys
 MODEL_KEY = "model_key"
+SELECTED_STUDY = "selected_study"  # the choices, kept also on runs that do not draw the pickers
+SELECTED_MODEL = "selected_model"
+_PENDING_STUDY = "_select_study_next"  # set by select_study(), applied before the picker is drawn
+_CURRENT = "_current_study"  # (path, stamp) of the selected study, as last resolved
+_READY = "_study_ready"  # a message for the sidebar once, after a new study was built
+STUDIES_DIR_ENV = "GTEX_STUDIES_DIR"
+STUDY_ENV = "GTEX_STUDY"
+DEFAULT_STUDIES_DIR = Path(__file__).resolve().parent.parent / "data" / "studies"
 MODEL_HELP = ("The paper recommends PMI for imputing new samples (it is trained to fill any pattern of "
-              "missing values in unseen donors) and GAIN-GTEx for filling gaps in a cohort; on the "
-              "simulated demo both are close (see the benchmark page). The pathway models work on the "
-              "Alzheimer's-pathway genes only.")
-BUILD_HINT = "Build them with `python -m gtex_models build-demo` (about 30 minutes on a 2-core CPU)."
+              "missing values in unseen donors) and GAIN-GTEx for filling gaps in a cohort. Pathway models "
+              "work on one pathway's genes only.")
+DUPLICATE_LABELS = dict(zip(DUPLICATE_CHOICES, ("Refuse (say which)", "Keep the first", "Average them")))
+Upload = tuple[bytes, str]  # an uploaded file's bytes and name
+DEMO_HINT = "Rebuild the demo with `python -m gtex_models build-demo` (about 30 minutes on a 2-core CPU)."
+STUDY_HINT = ("Add a model with `python -m gtex_models study add-model --study STUDY ...`, or rebuild the "
+              "study with `python -m gtex_models study build` (or the New study page).")
+
+
+# ------------------------------------------------------------------------------------ where studies are
+def studies_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """The studies folder: ``$GTEX_STUDIES_DIR``, else ``data/studies`` (where the New study page writes)."""
+    value = environ.get(STUDIES_DIR_ENV, "").strip()
+    return Path(value).expanduser() if value else DEFAULT_STUDIES_DIR
+
+
+def given_locations(argv: Sequence[str] = (), environ: Mapping[str, str] = os.environ) -> list[Path]:
+    """The folders named by ``--study DIR`` options in ``argv`` and by ``$GTEX_STUDY``, in that order."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--study", action="append", default=[])
+    options, _ = parser.parse_known_args(list(argv))
+    listed = environ.get(STUDY_ENV, "").split(os.pathsep)
+    return [Path(p).expanduser() for p in [*options.study, *listed] if p.strip()]
+
+
+@dataclass(frozen=True)
+class StudyChoice:
+    """A study the picker offers (``study``), or a folder that could not be opened (``problem``)."""
+
+    path: Path
+    stamp: int
+    study: Study | None
+    problem: str | None = None
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _open(path: str, stamp: int) -> Study:
+    """A study opened read-only (cached until its manifest changes)."""
+    return Study.open(path)
+
+
+def _manifest_stamp(path: Path) -> int:
+    try:
+        return (path / MANIFEST).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def study_choices() -> tuple[list[StudyChoice], list[str], Path | None]:
+    """The studies to offer (the demo, the studies folder, then the folders given), a note for each given
+    folder that holds no study, and the study to select at start (the first one given, if any)."""
+    given = [(location, find_studies(location)) for location in given_locations(sys.argv[1:])]
+    notes = [f"`{location}` holds no study (no {MANIFEST} in it or in its sub-folders)."
+             for location, found in given if not found]
+    from_given = [path for _, found in given for path in found]
+    ordered = dict.fromkeys([*find_studies(DEMO_DIR), *find_studies(studies_dir()), *from_given])
+    choices = []
+    for path in ordered:
+        stamp = _manifest_stamp(path)
+        try:
+            choices.append(StudyChoice(path, stamp, _open(str(path), stamp)))
+        except (StudyError, OSError) as error:
+            choices.append(StudyChoice(path, stamp, None, str(error)))
+    return choices, notes, next(iter(from_given), None)
+
+
+def select_study(path: str | Path, message: str | None = None) -> None:
+    """Make the picker select the study at ``path`` on the next run (call ``st.rerun`` or
+    ``st.switch_page`` after), with a ``message`` shown once in the sidebar."""
+    st.session_state[_PENDING_STUDY] = str(Path(path).resolve())
+    st.session_state.pop(_CURRENT, None)  # resolved afresh by the next run, with or without the sidebar
+    if message:
+        st.session_state[_READY] = message
+
+
+@st.cache_resource
+def job_board() -> dict[str, Job]:
+    """The server's study build (one at a time, whichever session started it): ``{"job": Job}`` while there
+    is one to show."""
+    return {}
+
+
+# ------------------------------------------------------------------------------------ the selected study
+def resolve_study() -> tuple[list[StudyChoice], list[str], dict[str, StudyChoice]]:
+    """Find the studies and settle which one is selected (a pending :func:`select_study`, else the picker's
+    value, else the last selection, else the first folder given, else the demo); returns the choices, the
+    notes and the usable studies by path."""
+    choices, notes, preferred = study_choices()
+    usable = {str(c.path): c for c in choices if c.study is not None}
+    wanted = [st.session_state.pop(_PENDING_STUDY, None), st.session_state.get(STUDY_KEY),
+              st.session_state.get(SELECTED_STUDY), str(preferred), next(iter(usable), None)]
+    path = next((p for p in wanted if p in usable), None)
+    st.session_state[SELECTED_STUDY] = path
+    st.session_state[_CURRENT] = None if path is None else (path, usable[path].stamp)
+    return choices, notes, usable
+
+
+def _current() -> tuple[str, int] | None:
+    """(path, stamp) of the selected study; resolved here when the sidebar has not run (a page run alone)."""
+    if _CURRENT not in st.session_state:
+        resolve_study()
+    return st.session_state[_CURRENT]
+
+
+def current_study() -> Study | None:
+    """The study picked in the sidebar (None when there is none to pick)."""
+    current = _current()
+    return None if current is None else _open(*current)
+
+
+def study_token() -> str:
+    """A string naming the selected study's current version: the first argument of a page's own caches."""
+    path, stamp = _current()
+    return f"{path}@{stamp}"
+
+
+def is_demo(study: Study) -> bool:
+    return study.path.resolve() == DEMO_DIR.resolve()
+
+
+def rebuild_hint(study: Study) -> str:
+    return DEMO_HINT if is_demo(study) else STUDY_HINT
+
+
+def group_word(groups: Sequence[str]) -> str:
+    """``tissue`` when the groups are GTEx tissues, else ``group`` (a cohort's own sample groups)."""
+    return "tissue" if are_gtex_tissues(groups) else "group"
 
 
 # ------------------------------------------------------------------------------------ loaders
-@st.cache_resource(show_spinner="Regenerating the simulated demo cohort…")
-def demo_cohort() -> Cohort:
-    """The simulated demo cohort (shared, never mutated)."""
-    return demo.load_demo_cohort()
-
-
-@st.cache_resource(show_spinner="Loading the model…")
-def model(key: str) -> tuple[Imputer, dict[str, Any], ModelSpace]:
-    """A demo checkpoint: the imputer, its metadata and its gene/tissue/transform space."""
-    imputer, metadata = load_checkpoint(demo.checkpoint_path(key))
+@st.cache_resource(show_spinner="Loading the model…", max_entries=16)
+def _model(path: str, stamp: int, key: str) -> tuple[Imputer, dict[str, Any], ModelSpace]:
+    imputer, metadata = load_checkpoint(_open(path, stamp).checkpoint_path(key))
     return imputer, metadata, ModelSpace.from_metadata(metadata)
 
 
-@st.cache_data(show_spinner=False)
+def model(key: str) -> tuple[Imputer, dict[str, Any], ModelSpace]:
+    """A model of the selected study: the imputer, its checkpoint metadata and its gene/group/transform space."""
+    return _model(*_current(), key)
+
+
+@st.cache_resource(show_spinner="Loading the cohort…", max_entries=4)
+def _cohort(path: str, stamp: int) -> Cohort:
+    return _open(path, stamp).cohort(CACHE_DIR)
+
+
+def cohort() -> Cohort:
+    """The selected study's cohort (shared, never mutated); check ``current_study().has_cohort`` first."""
+    return _cohort(*_current())
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _tables(path: str, stamp: int, key: str) -> dict[str, pd.DataFrame]:
+    return _open(path, stamp).tables(key)
+
+
 def tables(key: str) -> dict[str, pd.DataFrame]:
-    """Precomputed evaluation tables of a demo model."""
-    return demo.load_tables(key)
+    """The evaluation tables of a model that exist: ``per_gene``, ``per_tissue``, ``across_rates``."""
+    return _tables(*_current(), key)
 
 
-@st.cache_data(show_spinner=False)
-def benchmark() -> pd.DataFrame:
-    """Benchmark records of the demo cohort, one row per method and scenario."""
-    return pd.DataFrame.from_records(demo.load_benchmark())
+@st.cache_data(show_spinner=False, max_entries=16)
+def _benchmark(path: str, stamp: int) -> pd.DataFrame | None:
+    records = _open(path, stamp).benchmark()
+    return None if records is None else pd.DataFrame.from_records(records)
 
 
-@st.cache_data(show_spinner=False)
-def train_counts() -> dict[str, int]:
-    """Training samples per tissue in the demo cohort."""
-    samples = demo_cohort().samples
+def benchmark() -> pd.DataFrame | None:
+    """The study's benchmark records, one row per method and scenario (None when it has none)."""
+    return _benchmark(*_current())
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _train_counts(path: str, stamp: int) -> dict[str, int]:
+    samples = _cohort(path, stamp).samples
     return samples.loc[samples["split"] == "train", "tissue"].value_counts().to_dict()
+
+
+def train_counts() -> dict[str, int]:
+    """Training samples per group in the selected study's cohort (empty without a cohort)."""
+    study = current_study()
+    return _train_counts(*_current()) if study is not None and study.has_cohort else {}
 
 
 # ------------------------------------------------------------------------------------ sidebar
 def sidebar() -> None:
-    """Cohort and model pickers, shown on every page."""
+    """Study and model pickers, shown on every page."""
+    choices, notes, usable = resolve_study()
     with st.sidebar:
-        st.markdown("### Cohort")
-        st.markdown(f"**Demo cohort · :orange-badge[{SIMULATED}]**")
-        st.caption("Simulated GTEx-shaped data (real tissue names, gene symbols and proportions; "
-                   "values drawn from a model), not real GTEx data.")
-        st.markdown("### Model")
-        models = demo.available_models()
-        if not models:
-            st.info(f"No demo models in `{demo.DEMO_DIR.name}/`. {BUILD_HINT}")
+        st.markdown("### Study")
+        if _READY in st.session_state:
+            st.success(st.session_state.pop(_READY), icon=":material/check_circle:")
+        job = job_board().get("job")
+        if job is not None and job.running:
+            st.caption(f"Building study **{job.title}**: {job.fraction:.0%} ({job.message}); see the New study page.")
+        for note in notes + [f"`{c.path}` cannot be opened: {c.problem}" for c in choices if c.study is None]:
+            st.warning(note, icon=":material/folder_off:")
+        if not usable:
+            st.info(f"No study to open. {DEMO_HINT} Or create one on the New study page.")
             return
-        if st.session_state.get(MODEL_KEY) not in models:
-            st.session_state[MODEL_KEY] = next(iter(models))
-        st.selectbox("Imputation model", list(models), format_func=models.__getitem__, key=MODEL_KEY,
-                     help=MODEL_HELP)
-        st.caption(MODEL_HELP)
+        titles = [c.study.title for c in usable.values()]
+
+        def label(path: str) -> str:
+            choice = usable[path]
+            duplicated = titles.count(choice.study.title) > 1
+            return f"{choice.study.title} · {choice.path.name}" if duplicated else choice.study.title
+
+        st.session_state[STUDY_KEY] = st.session_state[SELECTED_STUDY]
+        st.selectbox("Study", list(usable), key=STUDY_KEY, format_func=label,
+                     help=f"The demo, the studies in `{studies_dir()}` (${STUDIES_DIR_ENV}) and the folders given "
+                          f"with `streamlit run app.py -- --study DIR` or ${STUDY_ENV}.")
+        study = usable[st.session_state[SELECTED_STUDY]].study
+        _describe(study)
+        st.markdown("### Model")
+        if not study.models:
+            st.info(f"This study has no trained model. {rebuild_hint(study)}")
+            return
+        st.session_state[MODEL_KEY] = _model_key(study)
+        st.selectbox("Imputation model", list(study.models), format_func=lambda k: study.models[k].label,
+                     key=MODEL_KEY, help=MODEL_HELP, on_change=_keep_model)
         st.caption(f"Device: **{resolve_device().type.upper()}**")
+
+
+def _keep_model() -> None:
+    st.session_state[SELECTED_MODEL] = st.session_state[MODEL_KEY]
+
+
+def _model_key(study: Study) -> str | None:
+    """The selected model if the study has it, else the study's first."""
+    key = st.session_state.get(SELECTED_MODEL)
+    key = key if key in study.models else next(iter(study.models), None)
+    st.session_state[SELECTED_MODEL] = key
+    return key
+
+
+def _describe(study: Study) -> None:
+    """Badge, description, size and what is missing of the selected study."""
+    if study.simulated:
+        st.markdown(f":orange-badge[{SIMULATED}] simulated data, not real measurements")
+    summary = study.cohort_summary
+    if summary:
+        groups = summary.get("n_groups", 0)
+        st.caption(f"{summary.get('n_samples', 0):,} samples × {summary.get('n_genes', 0):,} genes, "
+                   f"{groups} group{'s' if groups != 1 else ''}; {len(study.models)} model(s)")
+    if study.description:
+        with st.expander("About this study"):
+            st.markdown(study.description)
+            st.caption(f"Folder: `{study.path}`")
+    if study.problems:
+        st.warning("This study is incomplete; pages show what it has.\n\n"
+                   + "\n".join(f"- {problem}" for problem in study.problems), icon=":material/construction:")
 
 
 def selected_model() -> str | None:
     """The key of the model picked in the sidebar; None (with an info box, or an error for a checkpoint
     that cannot be loaded) when there is none to use."""
-    models = demo.available_models()
-    key = st.session_state.get(MODEL_KEY)
-    if key not in models:
-        key = next(iter(models), None)
+    study = current_study()
+    if study is None:
+        st.info("No study is open: pick one in the sidebar, or create one on the New study page.")
+        return None
+    key = _model_key(study)
     if key is None:
-        st.info(f"The demo models are not built yet, so this page has nothing to show. {BUILD_HINT}")
+        st.info(f"Study {study.title!r} has no trained model yet, so this page has nothing to show. "
+                f"{rebuild_hint(study)}")
         return None
     try:
         model(key)  # cached: a broken checkpoint file is reported here instead of crashing the page
     except ValueError as error:  # CheckpointError, or metadata the app cannot use
-        st.error(f"The demo model {models[key]!r} cannot be loaded: {error} {BUILD_HINT}", icon=":material/error:")
+        st.error(f"The model {study.models[key].label!r} of study {study.title!r} cannot be loaded: {error} "
+                 f"{rebuild_hint(study)}", icon=":material/error:")
         return None
     return key
 
 
-def pair_keys(key: str) -> dict[str, str]:
-    """The PMI and GAIN-GTEx models of the same gene set as ``key`` that exist, label -> key."""
-    gene_set = key.split("_", 1)[1]
-    models = demo.available_models()
-    return {models[k]: k for k in (f"pmi_{gene_set}", f"gain_{gene_set}") if k in models}
+def same_gene_set(key: str) -> dict[str, str]:
+    """The study's models on the same genes as ``key`` that have an across-rates table, label -> key
+    (``key`` first): the models that can be drawn side by side."""
+    study = current_study()
+    assert study is not None
+    gene_set = study.models[key].gene_set
+    keys = [key, *(k for k, e in study.models.items() if k != key and e.gene_set == gene_set)]
+    return {study.models[k].label: k for k in keys if "across_rates" in tables(k)}
 
 
 # ------------------------------------------------------------------------------------ widgets
@@ -116,11 +341,15 @@ def download_csv(frame: pd.DataFrame, filename: str, label: str = "Download CSV"
 
 def scenario_note(key: str) -> None:
     """For a model trained in place, say that the test donors were part of its training matrix."""
-    if model(key)[1].get("scenario") == "inplace":
-        st.caption(f"{demo.DEMO_MODELS[key]} was trained in place (the paper's in-place scenario): the test "
+    study = current_study()
+    if study is not None and model(key)[1].get("scenario") == "inplace":
+        st.caption(f"{study.models[key].label} was trained in place (the paper's in-place scenario): the test "
                    "donors' profiles, with values hidden, were part of its training matrix.")
 
 
 def simulated_note(what: str = "These results") -> None:
-    """A one-line reminder that the demo data are simulated."""
-    st.caption(f":orange-badge[{SIMULATED}] {what} come from the simulated demo cohort, not real GTEx data.")
+    """For a simulated study, a one-line reminder that its data are simulated."""
+    study = current_study()
+    if study is not None and study.simulated:
+        st.caption(f":orange-badge[{SIMULATED}] {what} come from a simulated cohort ({study.title}), "
+                   "not real measurements.")

@@ -8,13 +8,17 @@ import pandas as pd
 import streamlit as st
 
 from gtex_models import plots
-from gtex_models.inference import ModelSpace
+from gtex_models.model_space import ModelSpace
+from gtex_models.study import METHOD_LABELS
 from pages._shared import (
     SIMULATED,
     benchmark,
-    demo_cohort,
+    cohort,
+    current_study,
     download_csv,
+    group_word,
     model,
+    rebuild_hint,
     selected_model,
     simulated_note,
     train_counts,
@@ -25,8 +29,9 @@ BENCHMARK_COLUMNS = {
     "r2_median": "Median R²", "r2_std": "SD R²", "n_genes": "Genes", "n_test_samples": "Test samples",
     "fit_seconds": "Fit (s)", "impute_seconds": "Impute (s)",
 }
+SCALE_NOTES = {"tpm": "values imported as TPM (modelled as log2(TPM + 1))", "log": "values imported on a log scale"}
 REAL_DATA = """
-The demo cohort is simulated. To work with the public GTEx v8 release, download the gene TPM matrix
+To work with the public GTEx v8 release, download the gene TPM matrix
 (`GTEx_Analysis_2017-06-05_v8_RNASeQCv1.1.9_gene_tpm.gct.gz`), the sample attributes
 (`GTEx_Analysis_v8_Annotations_SampleAttributesDS.txt`) and the subject phenotypes
 (`GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt`) from the GTEx portal, then:
@@ -37,8 +42,10 @@ python -m gtex_models prepare-gtex \\
     --samples GTEx_Analysis_v8_Annotations_SampleAttributesDS.txt \\
     --subjects GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt \\
     --out data/gtex_v8
-python -m gtex_models --help   # train, evaluate and impute commands
+python -m gtex_models study build --cohort data/gtex_v8 --out data/studies/gtex_v8 --title "GTEx v8"
 ```
+The new study then appears in the sidebar's study picker. Your own matrix (CSV, TSV, GCT, h5ad) becomes a
+study on the **New study** page, or with `python -m gtex_models import` then `study build`.
 """
 
 
@@ -51,7 +58,7 @@ def model_card(metadata: dict[str, Any], space: ModelSpace) -> dict[str, Any]:
         "Method": metadata.get("method"),
         "Scenario": metadata.get("scenario", "?"),
         "Genes": f"{space.n_genes:,}" + (f" ({metadata['pathway']} pathway)" if metadata.get("pathway") else ""),
-        "Tissues": len(space.tissues),
+        group_word(space.tissues).capitalize() + "s": len(space.tissues),
         "Epochs": f"{history.get('epochs', '?')} (best {history.get('best_epoch', '?')}; {history.get('stop_reason', '')})",
         "Training time": f"{history.get('seconds', float('nan')):.0f} s on {history.get('device', '?')} "
                          f"({history.get('precision', 'fp32')})",
@@ -63,14 +70,19 @@ def model_card(metadata: dict[str, Any], space: ModelSpace) -> dict[str, Any]:
 
 
 st.title("Benchmark & model card")
+study = current_study()
+if study is None:
+    st.info("No study is open: pick one in the sidebar, or create one on the New study page.")
+    st.stop()
 simulated_note("All numbers on this page")
 
 st.subheader("Method comparison")
-try:
-    records = benchmark()
-except FileNotFoundError:
-    st.info("No benchmark records yet: they are written when the demo is built (`python -m gtex_models build-demo`).")
+records = benchmark()
+if records is None or records.empty:
+    st.info(f"Study {study.title!r} has no benchmark records (they are written when a study is built with "
+            f"baselines). {rebuild_hint(study)}")
 else:
+    records = records.assign(method=records["method"].map(lambda m: METHOD_LABELS.get(m, m)))
     st.plotly_chart(plots.benchmark_bars(records), width="stretch")
     shown = records[[c for c in BENCHMARK_COLUMNS if c in records.columns]].rename(columns=BENCHMARK_COLUMNS)
     st.dataframe(shown, width="stretch", height="content", hide_index=True,
@@ -92,19 +104,31 @@ if key is not None:
         if history.get("train_loss"):
             st.plotly_chart(plots.training_curves(history), width="stretch")
         else:
-            st.info("This checkpoint has no training history.")
+            st.info("This checkpoint has no training history (baselines have none).")
 
-st.subheader(f"Cohort · {SIMULATED}")
-cohort = demo_cohort()
-cols = st.columns(4)
-cols[0].metric("Samples", f"{cohort.n_samples:,}")
-cols[1].metric("Donors", f"{cohort.n_donors:,}")
-cols[2].metric("Tissues", len(cohort.tissues))
-cols[3].metric("Genes", f"{cohort.n_genes:,}")
-counts = pd.crosstab(cohort.samples["tissue"], cohort.samples["split"]).reset_index()
-counts = counts.assign(training_samples=counts["tissue"].map(train_counts()))
-st.dataframe(counts, width="stretch", hide_index=True)
-download_csv(counts, "demo_cohort_tissues.csv", "Download samples per tissue (CSV)", key="download_cohort")
+st.subheader("Cohort" + (f" · {SIMULATED}" if study.simulated else ""))
+summary = study.cohort_summary
+if study.has_cohort:
+    data = cohort()
+    word = group_word(data.tissues)
+    cols = st.columns(4)
+    cols[0].metric("Samples", f"{data.n_samples:,}")
+    cols[1].metric("Donors", f"{data.n_donors:,}")
+    cols[2].metric(f"{word.capitalize()}s", len(data.tissues))
+    cols[3].metric("Genes", f"{data.n_genes:,}")
+    absent = [name for name, flag in (("sex", summary.get("has_sex", True)), ("age", summary.get("has_age", True)))
+              if not flag]
+    notes = [SCALE_NOTES.get(summary.get("scale"), ""),
+             f"no {' or '.join(absent)} recorded" if absent else ""]
+    if any(notes):
+        st.caption("; ".join(n for n in notes if n).capitalize() + ".")
+    counts = pd.crosstab(data.samples["tissue"], data.samples["split"]).reset_index()
+    counts = counts.assign(training_samples=counts["tissue"].map(train_counts())).rename(columns={"tissue": word})
+    st.dataframe(counts, width="stretch", hide_index=True)
+    download_csv(counts, f"cohort_{word}s.csv", f"Download samples per {word} (CSV)", key="download_cohort")
+else:
+    st.info(f"The cohort of study {study.title!r} is missing ({study.cohort_path}); its summary from the manifest: "
+            + ", ".join(f"{k} {v}" for k, v in summary.items()) + ".")
 
-st.subheader("Using real GTEx data")
+st.subheader("Using real GTEx data, or your own")
 st.markdown(REAL_DATA)

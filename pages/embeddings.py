@@ -1,53 +1,72 @@
-"""Tissue embeddings: where the model places each tissue (Viñas et al. 2021, Fig. 3)."""
+"""Tissue embeddings: where the model places each tissue or group (Viñas et al. 2021, Fig. 3)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from gtex_models import demo, embeddings, plots
-from pages._shared import download_csv, model, selected_model, simulated_note
+from gtex_models import embeddings, plots
+from gtex_models.embeddings import UMAP_MIN_GROUPS
+from pages._shared import current_study, download_csv, group_word, model, selected_model, simulated_note, study_token
 
 
 @st.cache_data(show_spinner=False)
-def _views(key: str) -> tuple[pd.DataFrame, pd.DataFrame, list[float], pd.DataFrame | None]:
-    """Embedding matrix, PCA coordinates, explained variance and the precomputed UMAP (if any) of a model."""
+def _views(token: str, key: str) -> tuple[pd.DataFrame, pd.DataFrame, list[float]]:
+    """Embedding matrix, PCA coordinates and explained variance of a model."""
     matrix = embeddings.tissue_embeddings(model(key)[0])
     pca, explained = embeddings.pca_coordinates(matrix)
-    try:
-        umap = demo.tissue_umap(key)
-    except FileNotFoundError:
-        umap = None
-    return matrix, pca, explained.tolist(), umap
+    return matrix, pca, explained.tolist()
+
+
+def _umap_reason(n_groups: int) -> str:
+    if n_groups < UMAP_MIN_GROUPS:
+        return f"UMAP is not drawn for {n_groups} groups (it needs at least {UMAP_MIN_GROUPS} to find neighbours)"
+    return ("this study has no precomputed UMAP for the model (it is computed when the study is built; "
+            "`python -m gtex_models study build` or `build-demo` writes it)")
 
 
 st.title("Tissue embeddings")
 key = selected_model()
 if key is not None:
+    study = current_study()
+    imputer, _, space = model(key)
+    word = group_word(space.tissues)
     simulated_note("The embeddings")
-    matrix, pca, explained, umap = _views(key)
-    st.caption(f"Each tissue is a learnt {matrix.shape[1]}-dimensional vector that conditions the network. "
-               "Tissues with similar expression end up close; brain regions are diamonds.")
-    left, right = st.columns(2)
-    with left:
-        if umap is None:
-            st.info("No precomputed UMAP for this model; rebuild the demo to add it. The PCA view is exact.")
-        else:
-            st.plotly_chart(plots.embedding_scatter(umap, "umap_1", "umap_2", "UMAP 1", "UMAP 2",
-                                                    title="UMAP (cosine)"), width="stretch")
-    with right:
-        st.plotly_chart(plots.embedding_scatter(pca, "pc_1", "pc_2", f"PC 1 ({explained[0]:.0%} of variance)",
-                                                f"PC 2 ({explained[1]:.0%} of variance)", title="PCA"),
-                        width="stretch")
-    st.subheader("Nearest tissues")
-    tissue = st.selectbox("Tissue", matrix.index.tolist(),
-                          index=matrix.index.tolist().index("Brain - Cortex") if "Brain - Cortex" in matrix.index else 0)
-    k = st.slider("Neighbours", 1, 15, 5)
-    nearest = embeddings.nearest_tissues(matrix, tissue, k)
-    st.dataframe(nearest, width="stretch", hide_index=True,
-                 column_config={"cosine_similarity": st.column_config.ProgressColumn(
-                     "Cosine similarity", min_value=-1.0, max_value=1.0, format="%.3f")})
-    download_csv(embeddings.nearest_tissues(matrix, k=k), f"{key}_nearest_tissues.csv",
-                 "Download nearest tissues of every tissue (CSV)", key="download_nearest")
-    download_csv(matrix.reset_index(), f"{key}_tissue_embeddings.csv", "Download the embedding matrix (CSV)",
-                 key="download_matrix")
+    if getattr(imputer, "networks", None) is None:
+        st.info(f"{study.models[key].label} learns no {word} embedding: only PMI and GAIN-GTEx do. Pick one of "
+                "them in the sidebar.")
+    elif len(space.tissues) < 2:
+        st.info(f"The model knows one {word} only ({space.tissues[0]!r}), so there is no layout of {word}s to show.")
+    else:
+        matrix, pca, explained = _views(study_token(), key)
+        umap = study.tissue_umap(key) if len(matrix) >= UMAP_MIN_GROUPS else None
+        st.caption(f"Each {word} is a learnt {matrix.shape[1]}-dimensional vector that conditions the network. "
+                   f"{word.capitalize()}s with similar expression end up close"
+                   + ("; brain regions are diamonds." if word == "tissue" else "."))
+        left, right = st.columns(2)
+        with left:
+            second = f"PC 2 ({explained[1]:.0%} of variance)" if len(explained) > 1 else "PC 2"
+            if "pc_2" not in pca:
+                pca = pca.assign(pc_2=0.0)
+            st.plotly_chart(plots.embedding_scatter(pca, "pc_1", "pc_2", f"PC 1 ({explained[0]:.0%} of variance)",
+                                                    second, title="PCA"), width="stretch")
+        with right:
+            if umap is None:
+                st.info(f"PCA only: {_umap_reason(len(matrix))}. The PCA view is exact.")
+            else:
+                st.plotly_chart(plots.embedding_scatter(umap, "umap_1", "umap_2", "UMAP 1", "UMAP 2",
+                                                        title="UMAP (cosine)"), width="stretch")
+        st.subheader(f"Nearest {word}s")
+        names = matrix.index.tolist()
+        tissue = st.selectbox(word.capitalize(), names,
+                              index=names.index("Brain - Cortex") if "Brain - Cortex" in names else 0)
+        most = min(15, len(names) - 1)
+        k = st.slider("Neighbours", 1, most, min(5, most)) if most > 1 else 1
+        nearest = embeddings.nearest_tissues(matrix, tissue, k).rename(columns={"tissue": word})
+        st.dataframe(nearest, width="stretch", hide_index=True,
+                     column_config={"cosine_similarity": st.column_config.ProgressColumn(
+                         "Cosine similarity", min_value=-1.0, max_value=1.0, format="%.3f")})
+        download_csv(embeddings.nearest_tissues(matrix, k=k), f"{key}_nearest_{word}s.csv",
+                     f"Download nearest {word}s of every {word} (CSV)", key="download_nearest")
+        download_csv(matrix.reset_index(), f"{key}_{word}_embeddings.csv", "Download the embedding matrix (CSV)",
+                     key="download_matrix")

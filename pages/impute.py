@@ -1,4 +1,4 @@
-"""Impute: upload partial expression profiles and get the full transcriptome back, or try it on demo samples."""
+"""Impute: upload partial expression profiles and get the full transcriptome back, or try it on held-out samples."""
 
 from __future__ import annotations
 
@@ -8,72 +8,109 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from gtex_models import demo, inference, plots
+from gtex_models import inference, plots
 from gtex_models.covariates import SEXES
 from gtex_models.io.errors import InputError, max_input_mb
-from gtex_models.io.tables import ORIENTATIONS
+from gtex_models.choices import ORIENTATIONS
+from gtex_models.study import Study
 from pages._shared import (
-    SIMULATED,
-    demo_cohort,
+    DUPLICATE_LABELS,
+    Upload,
+    cohort,
+    current_study,
     download_csv,
+    group_word,
     model,
     scenario_note,
     selected_model,
     simulated_note,
+    study_token,
 )
 
 SCALE_LABELS = {"auto": "Detect", **inference.SCALE_NAMES}
-PER_FILE, PER_SAMPLE = "One tissue for the whole file", "Per sample, from a sample table"
-PREVIEW_ROWS = 200
-UPLOAD, TRY = "Upload your samples", f"Try it on demo samples ({SIMULATED})"
+PER_FILE, PER_SAMPLE = "One {word} for the whole file", "Per sample, from a sample table"
+PREVIEW_ROWS, PREVIEW_COLUMNS = 50, 60  # styling is slow: ~3,000 cells take ~0.3 s
+IMPUTED_STYLE = "background-color: #ffe0b2"  # the imputed cells of the result preview
+UPLOAD, TRY = "Upload your samples", "Try it on held-out samples"
+ALL = "All"
+EXAMPLE_TISSUE = "Whole Blood"
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _read(data: bytes, filename: str, orientation: str, key: str) -> inference.Alignment:
-    """An uploaded file read and aligned to model ``key``'s genes."""
-    return inference.align_to_model(inference.read_upload(data, filename, orientation), model(key)[2].genes)
+def _prepare(token: str, key: str, upload: Upload, options: tuple[str, str, str],
+             gene_map: Upload | None) -> inference.PreparedUpload:
+    """An upload read, mapped to genes (with a gene map), aligned to model ``key`` and its scale decided;
+    ``options``: orientation, scale choice, duplicates."""
+    orientation, scale, duplicates = options
+    mapping = None if gene_map is None else inference.read_gene_map_upload(*gene_map)
+    return inference.prepare_upload(upload[0], model(key)[2], filename=upload[1], orientation=orientation,
+                                    scale=scale, duplicates=duplicates, gene_map=mapping)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _impute(data: bytes, filename: str, orientation: str, key: str, samples: pd.DataFrame, scale: str,
-            n_draws: int) -> inference.ImputationResult:
-    """The imputation of an upload (cached on the file's bytes and every option)."""
+def _impute(token: str, key: str, upload: Upload, options: tuple[str, str, str], gene_map: Upload | None,
+            samples: pd.DataFrame, n_draws: int) -> inference.ImputationResult:
+    """The imputation of an upload (cached on the study, the model, the files' bytes and every option)."""
     imputer, _, space = model(key)
-    alignment = _read(data, filename, orientation, key)
-    return inference.impute_upload(imputer, space, alignment, samples, scale, n_draws)
+    prepared = _prepare(token, key, upload, options, gene_map)
+    result = inference.impute_upload(imputer, space, prepared.alignment, samples, prepared.scale, n_draws)
+    result.scale_reason = prepared.scale_reason
+    return result
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _trial(key: str, rows: tuple[int, ...], rate: float, seed: int) -> inference.TrialResult:
-    """The try-it experiment on demo rows ``rows``."""
+def _trial(token: str, key: str, rows: tuple[int, ...], rate: float, seed: int) -> inference.TrialResult:
+    """The try-it experiment on rows ``rows`` of the study's cohort."""
     imputer, _, space = model(key)
-    cohort = inference.cohort_for_model(demo_cohort(), space)
-    return inference.hide_and_impute(imputer, cohort, rows, rate, seed)
+    return inference.hide_and_impute(imputer, inference.cohort_for_model(cohort(), space), rows, rate, seed)
 
 
-def _sample_options(space: inference.ModelSpace, sample_ids: list[str]) -> dict[str, Any] | None:
-    """Tissue, sex and age widgets; returns sample_table's keyword arguments (None until complete)."""
-    mode = st.radio("Tissue of the samples", (PER_FILE, PER_SAMPLE), horizontal=True)
+@st.cache_data(show_spinner=False, max_entries=4)
+def _example(token: str) -> bytes:
+    """Held-out samples of the study with gaps, as the CSV a user would upload (genes as columns)."""
+    data = cohort()
+    test_groups = data.samples.loc[data.samples["split"] == "test", "tissue"]
+    group = EXAMPLE_TISSUE if EXAMPLE_TISSUE in set(test_groups) else test_groups.value_counts().index[0]
+    return inference.example_upload(data, group).T.to_csv().encode()
+
+
+def _sample_options(study: Study, space: inference.ModelSpace, sample_ids: list[str]) -> dict[str, Any] | None:
+    """Group, sex and age widgets (only those the model can use); sample_table's keyword arguments, or None
+    until complete."""
+    word = group_word(space.tissues)
+    summary = study.cohort_summary
+    has_sex, has_age = summary.get("has_sex", True), summary.get("has_age", True)
+    if len(space.tissues) == 1:
+        st.caption(f"The model knows one {word}, {space.tissues[0]!r}: every sample is imputed as such.")
+        return {"tissue": space.tissues[0]}
+    mode = st.radio(f"{word.capitalize()} of the samples", (PER_FILE.format(word=word), PER_SAMPLE), horizontal=True,
+                    key="group_mode")
     if mode == PER_SAMPLE:
         left, right = st.columns([3, 1])
-        sheet = left.file_uploader("Sample table (sample_id, tissue; optional sex, age)",
-                                   type=["csv", "tsv", "txt"], key="sample_table")
-        column = right.text_input("Tissue column", value="tissue")
+        wanted = ", ".join(["sample_id", word] + (["optional sex"] if has_sex else []) + (["age"] if has_age else []))
+        sheet = left.file_uploader(f"Sample table ({wanted})", type=["csv", "tsv", "txt"], key="sample_table")
+        column = right.text_input(f"{word.capitalize()} column", value="tissue")
         if sheet is None:
             st.info("Upload a sample table whose `sample_id` column matches the expression file.")
             return None
         return {"annotation": inference.read_sample_upload(sheet.getvalue(), sheet.name, column)}
-    left, middle, right = st.columns([3, 1, 1])
-    tissues = list(space.tissues)
-    tissue = left.selectbox("Tissue (GTEx name)", tissues, index=None, placeholder="Choose the tissue…",
-                            key="upload_tissue", help="The tissue every sample of the file comes from.")
-    sex = middle.selectbox("Sex", SEXES, index=SEXES.index("unknown"))
-    age = right.number_input("Age (years)", min_value=0.0, max_value=120.0, value=None, step=1.0,
-                             placeholder="unknown")
+    widths = [3] + [1] * (has_sex + has_age)
+    columns = st.columns(widths)
+    label = "Tissue (GTEx name)" if word == "tissue" else "Group"
+    tissue = columns[0].selectbox(label, list(space.tissues), index=None, placeholder=f"Choose the {word}…",
+                                  key="upload_tissue", help=f"The {word} every sample of the file comes from.")
+    options: dict[str, Any] = {"tissue": tissue}
+    if has_sex:
+        options["sex"] = columns[1].selectbox("Sex", SEXES, index=SEXES.index("unknown"))
+    if has_age:
+        options["age"] = columns[-1].number_input("Age (years)", min_value=0.0, max_value=120.0, value=None,
+                                                  step=1.0, placeholder="unknown")
+    if not (has_sex or has_age):
+        st.caption("The study records no sex or age, so the model does not use them.")
     if tissue is None:
-        st.info(f"Choose the tissue of the {len(sample_ids)} sample(s) to impute them.")
+        st.info(f"Choose the {word} of the {len(sample_ids)} sample(s) to impute them.")
         return None
-    return {"tissue": tissue, "sex": sex, "age": age}
+    return options
 
 
 def _coverage(alignment: inference.Alignment, scale: str, reason: str) -> None:
@@ -95,72 +132,105 @@ def _coverage(alignment: inference.Alignment, scale: str, reason: str) -> None:
                         + ", ".join(coverage.absent_genes[:200]) + (" …" if len(coverage.absent_genes) > 200 else ""))
 
 
+def _to_log(values: pd.DataFrame | pd.Series, scale: str) -> pd.DataFrame | pd.Series:
+    """Values on the log2(TPM + 1) scale, for the charts (a log-scale upload as it is)."""
+    return values if scale == "log" else np.log2(values + 1.0)
+
+
+def _marked_preview(frame: pd.DataFrame, imputed: pd.DataFrame) -> pd.io.formats.style.Styler:
+    """The first rows and columns of the result, imputed cells shaded."""
+    shown = frame.iloc[:PREVIEW_ROWS, :PREVIEW_COLUMNS]
+    mask = imputed.reindex(index=shown.index, columns=shown.columns, fill_value=False).to_numpy()
+    return shown.style.apply(lambda _: np.where(mask, IMPUTED_STYLE, ""), axis=None).format(precision=3)
+
+
 def _results(result: inference.ImputationResult) -> None:
-    """Preview heat map, table, download and (GAIN-GTEx) interval chart of an imputation."""
+    """Preview heat map, marked table, downloads and (GAIN-GTEx) interval chart of an imputation."""
     unit = inference.SCALE_NAMES[result.scale]
     st.success(f"Imputed {result.n_imputed:,} values: {result.values.shape[0]:,} samples x "
                f"{result.values.shape[1]:,} genes ({len(result.added_features):,} genes added from the model).")
-    preview = result.values if result.scale == "log" else np.log2(result.values + 1.0)
-    st.plotly_chart(plots.expression_preview(preview, result.observed, plots.LOG_UNIT), width="stretch")
+    uploaded = result.values.columns[: result.values.shape[1] - len(result.added_features)]
+    st.plotly_chart(plots.expression_preview(_to_log(result.values[uploaded], result.scale),
+                                             result.observed[uploaded], plots.LOG_UNIT), width="stretch")
+    st.caption("The heat maps show the genes of your upload (those with gaps first); the genes the model added "
+               "are in the table and the download.")
     uncertainty = result.lower is not None and st.toggle(
         "Add uncertainty columns (5–95 % spread over noise draws)", value=True,
         help="Each column c gets c_lower and c_upper; observed values have a zero-width interval.")
     frame = inference.result_frame(result, uncertainty=uncertainty)
-    st.dataframe(frame.head(PREVIEW_ROWS), width="stretch")
-    shown = f"Showing {PREVIEW_ROWS} of {len(frame):,} rows; the download has them all. " if len(frame) > PREVIEW_ROWS else ""
-    st.caption(f"{shown}Uploaded values are returned unchanged; the model fills the empty cells and the genes "
-               "the upload lacked (appended at the end).")
-    download_csv(frame, "imputed_expression.csv", f"Download the full imputed matrix ({unit}, CSV)", index=True,
-                 key="download_imputed")
+    imputed = inference.imputed_frame(result)
+    st.dataframe(_marked_preview(frame, imputed), width="stretch")
+    rows, columns = frame.shape
+    clipped = (f"Showing {min(rows, PREVIEW_ROWS)} of {rows:,} rows and {min(columns, PREVIEW_COLUMNS)} of "
+               f"{columns:,} columns; the download has them all. " if rows > PREVIEW_ROWS or columns > PREVIEW_COLUMNS
+               else "")
+    st.caption(f"{clipped}Shaded cells were imputed; the others are your values, unchanged. The genes the upload "
+               "lacked are appended at the end.")
+    left, right = st.columns(2)
+    with left:
+        download_csv(frame, "imputed_expression.csv", f"Download the full imputed matrix ({unit}, CSV)", index=True,
+                     key="download_imputed")
+    with right:
+        download_csv(imputed.astype(int), "imputed_cells.csv", "Download which cells were imputed (CSV, 1 = imputed)",
+                     index=True, key="download_imputed_mask")
     if result.lower is not None and result.upper is not None:
         median = float(np.median(result.values.to_numpy()[result.imputed]))
         st.caption(f"Median interval width over the imputed values: {result.median_interval_width():.3g} {unit} "
                    f"(median imputed value {median:.3g} {unit}). Narrow intervals mean the generator "
                    "barely depends on its noise, not that the imputation is exact.")
         sample = st.selectbox("Sample for the interval chart", result.values.index.tolist())
-        st.plotly_chart(plots.interval_chart(result.values.loc[sample], result.lower.loc[sample],
-                                             result.upper.loc[sample], result.observed.loc[sample], unit),
+        values, lower, upper = (_to_log(frame.loc[sample], result.scale) for frame in
+                                (result.values, result.lower, result.upper))
+        st.plotly_chart(plots.interval_chart(values, lower, upper, result.observed.loc[sample], plots.LOG_UNIT),
                         width="stretch")
 
 
-def upload_tab(key: str) -> None:
+def upload_tab(study: Study, key: str) -> None:
     """Upload, coverage report, sample covariates, imputation with model ``key``, results."""
     imputer, _, space = model(key)
-    st.caption(f"Model: **{demo.DEMO_MODELS[key]}** ({space.n_genes:,} genes, {len(space.tissues)} tissues); "
-               "change it in the sidebar.")
+    word = group_word(space.tissues)
+    st.caption(f"Model: **{study.models[key].label}** of study **{study.title}** ({space.n_genes:,} genes, "
+               f"{len(space.tissues)} {word}{'s' if len(space.tissues) != 1 else ''}); change it in the sidebar.")
     st.markdown(
         "Upload a table of expression values: **CSV, TSV, GCT or h5ad**, samples x genes or genes x "
-        "samples, genes as HGNC symbols or Ensembl IDs (versioned or not). Empty or `NA` cells are "
-        f"missing values and get imputed. Limit: {max_input_mb():g} MB."
+        "samples, genes named as the model names them (HGNC symbols or Ensembl IDs, versioned or not; or the "
+        "study's own identifiers). Microarray probe IDs need a probe-to-gene map (below). Empty or `NA` cells "
+        f"are missing values and get imputed. Limit: {max_input_mb():g} MB."
     )
-    st.download_button("No file at hand? Download an example (simulated whole-blood samples with gaps)",
-                       lambda: inference.example_upload(demo_cohort()).T.to_csv().encode(),
-                       file_name="example_partial_whole_blood.csv", mime="text/csv", type="tertiary",
-                       icon=":material/download:", key="download_example")
+    if study.has_cohort:
+        st.download_button("No file at hand? Download an example (held-out samples of the study with gaps)",
+                           lambda: _example(study_token()), file_name="example_partial_samples.csv",
+                           mime="text/csv", type="tertiary", icon=":material/download:", key="download_example")
     upload = st.file_uploader("Expression file", type=list(inference.UPLOAD_TYPES), key="expression_file")
-    left, right = st.columns(2)
+    left, middle, right = st.columns(3)
     orientation = left.selectbox("Layout", ORIENTATIONS, help="`auto` looks at which axis holds gene identifiers.")
-    scale_choice = right.selectbox("Scale", list(SCALE_LABELS), format_func=SCALE_LABELS.__getitem__,
-                                   help="Detect: negative values or a maximum below 50 without a heavy tail "
-                                        "mean log2(TPM + 1); otherwise TPM.")
+    scale_choice = middle.selectbox("Scale", list(SCALE_LABELS), format_func=SCALE_LABELS.__getitem__,
+                                    help="Detect: negative values or a maximum below 50 without a heavy tail "
+                                         "mean log2(TPM + 1); otherwise TPM.")
+    duplicates = right.selectbox("Duplicated genes", list(DUPLICATE_LABELS), format_func=DUPLICATE_LABELS.__getitem__,
+                                 key="duplicates", help="Rows (columns) that name the same gene, or several probes "
+                                                        "of a gene without a gene map.")
+    mapping = st.file_uploader("Probe-to-gene map (optional, for microarray probe IDs): two columns, probe ID and "
+                               "gene symbol or Ensembl ID", type=["csv", "tsv", "txt", "gz"], key="gene_map")
     if upload is None:
         return
+    token = study_token()
+    files = (upload.getvalue(), upload.name)
+    gene_map = None if mapping is None else (mapping.getvalue(), mapping.name)
+    options = (orientation, scale_choice, duplicates)
     try:
-        data = upload.getvalue()
-        alignment = _read(data, upload.name, orientation, key)
-        table = alignment.table
-        scale, reason = inference.resolve_scale(table.values, scale_choice, table.sample_ids, table.feature_ids)
-        _coverage(alignment, scale, reason)
-        options = _sample_options(space, alignment.table.sample_ids)
-        if options is None:
+        prepared = _prepare(token, key, files, options, gene_map)
+        _coverage(prepared.alignment, prepared.scale, prepared.scale_reason)
+        sample_options = _sample_options(study, space, prepared.table.sample_ids)
+        if sample_options is None:
             return
-        samples = inference.sample_table(alignment.table.sample_ids, space.tissues, **options)
+        samples = inference.sample_table(prepared.table.sample_ids, space.tissues, **sample_options)
         n_draws = 0
         if inference.supports_uncertainty(imputer):
             n_draws = st.slider("Noise draws for uncertainty intervals (GAIN-GTEx)", 0, 50, 20, step=5,
                                 help="0 skips the intervals.")
         with st.status("Imputing…", expanded=False) as status:
-            result = _impute(data, upload.name, orientation, key, samples, scale, n_draws)
+            result = _impute(token, key, files, options, gene_map, samples, n_draws)
             status.update(label="Imputation done", state="complete")
     except InputError as error:
         st.error(str(error), icon=":material/error:")
@@ -168,22 +238,34 @@ def upload_tab(key: str) -> None:
     _results(result)
 
 
-def try_tab(key: str) -> None:
-    """Hide values of held-out demo samples, impute them with model ``key``, compare with the truth."""
-    st.markdown("Hide a share of the values of held-out demo samples, impute them, and compare with the truth.")
+def try_tab(study: Study, key: str) -> None:
+    """Hide values of the study's held-out samples, impute them with model ``key``, compare with the truth."""
+    if not study.has_cohort:
+        st.info(f"Study {study.title!r} has no cohort (its folder lacks it), so there are no held-out samples to "
+                "try the model on. Upload your own samples instead.")
+        return
+    space = model(key)[2]
+    word = group_word(space.tissues)
+    st.markdown("Hide a share of the values of the study's held-out (test) samples, impute them, and compare "
+                "with the truth.")
     simulated_note("The samples")
     scenario_note(key)
-    cohort = demo_cohort()
-    test = cohort.samples[cohort.samples["split"] == "test"]
+    samples = cohort().samples
+    test = samples[(samples["split"] == "test") & samples["tissue"].isin(space.tissues)]
+    if test.empty:
+        st.info(f"The study's cohort has no test sample in a {word} the model knows.")
+        return
     left, middle, right = st.columns(3)
-    tissue = left.selectbox("Tissue", ["All tissues", *sorted(test["tissue"].unique())])
-    pool = test if tissue == "All tissues" else test[test["tissue"] == tissue]
-    n = middle.slider("Test samples", 1, min(100, len(pool)), min(20, len(pool)))
+    group = left.selectbox(word.capitalize(), [ALL, *sorted(test["tissue"].unique())],
+                           format_func=lambda g: f"All {word}s" if g == ALL else g)
+    pool = test if group == ALL else test[test["tissue"] == group]
+    most = min(100, len(pool))
+    n = middle.slider("Test samples", 1, most, min(20, most)) if most > 1 else 1
     rate = right.slider("Missing rate", 0.1, 0.9, 0.5, step=0.05, format="%.2f",
                         help="Share of each sample's values hidden before imputation.")
     rows = tuple(int(i) for i in pool.index[:n])
     with st.spinner("Imputing…"):
-        trial = _trial(key, rows, rate, 0)
+        trial = _trial(study_token(), key, rows, rate, 0)
     cols = st.columns(3)
     cols[0].metric("R², all hidden values", f"{trial.r2_pooled:.3f}")
     cols[1].metric("Median per-gene R²", f"{trial.per_gene['r2'].median():.3f}")
@@ -202,4 +284,4 @@ model_key = selected_model()
 if model_key is not None:
     mode = st.segmented_control("Mode", (UPLOAD, TRY), default=UPLOAD, required=True, key="impute_mode",
                                 label_visibility="collapsed")
-    (upload_tab if mode == UPLOAD else try_tab)(model_key)
+    (upload_tab if mode == UPLOAD else try_tab)(current_study(), model_key)

@@ -1,18 +1,23 @@
-"""Take a PNG screenshot of every page of the app in headless Chromium.
+"""Take a PNG screenshot of every page of the app, for every study, in headless Chromium.
 
 Usage::
 
-    python scripts/screenshots.py --out screenshots/            # starts `streamlit run app.py`
-    python scripts/screenshots.py --url http://localhost:8501   # uses a running app
+    python scripts/screenshots.py --out screenshots/                      # the demo study
+    python scripts/screenshots.py --study data/studies/mine --out shots/  # the demo and another study
+    python scripts/screenshots.py --url http://localhost:8501             # a running app, its studies
 
-The Impute page is shot three times: as it opens, after uploading a partial profile of demo samples
-(``impute_result.png``), and in "try it" mode (``impute_try.png``). Needs pip ``playwright`` and Debian's ``/usr/bin/chromium``.
+Each study is picked in the sidebar's study picker, then every page is opened from the navigation
+(``{study}_{page}.png``). The Impute page is also shot after uploading held-out samples of the study
+with gaps (``{study}_impute_result.png``) and in "try it" mode (``{study}_impute_try.png``). Needs pip
+``playwright`` and Debian's ``/usr/bin/chromium``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,7 +25,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as `python scripts/screenshots.py`: make gtex_models importable
@@ -30,8 +35,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # screenshot name -> (URL path, page title)
 PAGES = {"impute": ("", "Impute"), "tissue_r2": ("tissue_r2", "Tissue R²"),
-         "embeddings": ("embeddings", "Tissue embeddings"), "alzheimer": ("alzheimer", "Alzheimer's disease pathway"),
-         "benchmark": ("benchmark", "Benchmark & model card")}
+         "embeddings": ("embeddings", "Tissue embeddings"), "pathway": ("pathway", "Pathway genes"),
+         "benchmark": ("benchmark", "Benchmark & model card"), "new_study": ("new_study", "New study")}
 VIEWPORT = {"width": 1500, "height": 1000}
 
 
@@ -55,14 +60,17 @@ def wait_healthy(url: str, timeout: float = 120.0) -> float:
 
 
 @contextlib.contextmanager
-def running_app(script: Path = REPO / "app.py") -> Iterator[str]:
-    """Start ``streamlit run script`` on a free port; yields its URL and stops it afterwards."""
+def running_app(script: Path = REPO / "app.py", studies: Sequence[Path] = (),
+                env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Start ``streamlit run script -- --study DIR ...`` on a free port (``env`` added to the environment);
+    yields its URL and stops it afterwards."""
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="streamlit-", suffix=".log", delete=False)
+    study_args = [arg for study in studies for arg in ("--study", str(study))]
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+         "--server.port", str(port), "--browser.gatherUsageStats", "false", *(["--", *study_args] if studies else [])],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     try:
         url = f"http://localhost:{port}"
         wait_healthy(url)
@@ -102,73 +110,115 @@ def full_height(page) -> None:
     page.wait_for_timeout(800)
 
 
-def demo_upload_csv(path: Path) -> Path:
-    """Write a genes x samples TPM CSV of demo whole-blood samples with gaps (see ``example_upload``)."""
-    from gtex_models.demo import load_demo_cohort
-    from gtex_models.inference import example_upload
-
-    example_upload(load_demo_cohort(), n_samples=6, missing_rate=0.4).T.rename_axis("gene").to_csv(path)
-    return path
-
-
-def choose_option(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled ``label``."""
-    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).locator("input")
+def choose_option(page, label: str, option: str, scope: str = "") -> None:
+    """Pick ``option`` in the selectbox labelled ``label`` (within the CSS selector ``scope``, if given)."""
+    box = page.locator(f'{scope} [data-testid="stSelectbox"]'.strip()).filter(has_text=label).locator("input")
     box.click()
     box.fill(option)
     page.keyboard.press("Enter")
 
 
-def shoot(url: str, out: Path) -> list[Path]:
-    """Screenshot every page (and the Impute page with a result) into ``out``."""
+STUDY_PICKER = '[data-testid="stSidebar"] input[aria-label="Study"]'
+
+
+def selected_study(page) -> str:
+    """The title shown by the sidebar's study picker."""
+    return page.locator(STUDY_PICKER).input_value()
+
+
+def choose_study(page, title: str) -> None:
+    """Select the study titled ``title`` in the sidebar's study picker, on the Impute page, and wait until the
+    page shows it (its caption names the study)."""
+    box = page.locator(STUDY_PICKER)
+    box.click()
+    box.fill(title)
+    page.keyboard.press("Enter")
+    page.locator('[data-testid="stMain"] [data-testid="stCaptionContainer"]').filter(
+        has_text=f"of study {title} (").first.wait_for(timeout=120_000)
+    settle(page)
+
+
+def open_page(page, url: str, path: str, title: str) -> None:
+    """Open a page from the sidebar's navigation (the session, hence the chosen study, is kept)."""
+    page.locator(f'[data-testid="stSidebarNav"] a[href="{url}/{path}"]').click()
+    settle(page, title)
+
+
+def upload_csv(study_path: Path, path: Path) -> tuple[Path, str]:
+    """A genes x samples CSV of the study's held-out samples of one group with gaps, and that group."""
+    from gtex_models.demo import CACHE_DIR
+    from gtex_models.inference import example_upload
+    from gtex_models.study import Study
+
+    cohort = Study.open(study_path).cohort(CACHE_DIR)
+    groups = cohort.samples.loc[cohort.samples["split"] == "test", "tissue"]
+    group = "Whole Blood" if "Whole Blood" in set(groups) else groups.value_counts().index[0]
+    example_upload(cohort, group, n_samples=6, missing_rate=0.4).T.rename_axis("gene").to_csv(path)
+    return path, group
+
+
+def slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+
+
+def shoot(url: str, out: Path, studies: Mapping[str, Path]) -> list[Path]:
+    """Screenshot every page of every study (title -> folder) into ``out``."""
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
     shots = []
+
+    def snap(page, name: str) -> None:
+        full_height(page)
+        shots.append(out / f"{name}.png")
+        page.screenshot(path=shots[-1])
+        page.set_viewport_size(VIEWPORT)
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport=VIEWPORT)
-        for name, (path, title) in PAGES.items():
-            page.set_viewport_size(VIEWPORT)
-            start = time.perf_counter()
-            page.goto(f"{url}/{path}")
-            settle(page, title)
-            print(f"{name}: usable after {time.perf_counter() - start:.1f} s")
-            full_height(page)
-            shots.append(out / f"{name}.png")
-            page.screenshot(path=shots[-1])
-
-        page.set_viewport_size(VIEWPORT)
         page.goto(url)
-        settle(page, "Impute")
-        csv = demo_upload_csv(Path(tempfile.mkdtemp()) / "partial_whole_blood.csv")
-        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(csv))
-        choose_option(page, "Tissue (GTEx name)", "Whole Blood")
-        page.get_by_text("Download the full imputed matrix").wait_for(timeout=60_000)
-        settle(page)
-        full_height(page)
-        shots.append(out / "impute_result.png")
-        page.screenshot(path=shots[-1])
-
-        page.set_viewport_size(VIEWPORT)
-        page.get_by_text("Try it on demo samples").click()
-        page.get_by_text("R², all hidden values").wait_for(timeout=60_000)
-        settle(page)
-        full_height(page)
-        shots.append(out / "impute_try.png")
-        page.screenshot(path=shots[-1])
+        settle(page, "Impute", timeout=120_000)
+        for title, folder in studies.items():
+            prefix = slug(title)
+            open_page(page, url, "", "Impute")
+            choose_study(page, title)
+            for name, (path, heading) in PAGES.items():
+                start = time.perf_counter()
+                open_page(page, url, path, heading)
+                print(f"{title} · {name}: usable after {time.perf_counter() - start:.1f} s")
+                snap(page, f"{prefix}_{name}")
+            open_page(page, url, "", "Impute")
+            csv, group = upload_csv(folder, Path(tempfile.mkdtemp()) / "partial.csv")
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(csv))
+            choose_option(page, "Tissue (GTEx name)" if group == "Whole Blood" else "Group", group, '[data-testid="stMain"]')
+            page.get_by_text("Download the full imputed matrix").wait_for(timeout=120_000)
+            settle(page)
+            snap(page, f"{prefix}_impute_result")
+            page.get_by_text("Try it on held-out samples").click()
+            page.get_by_text("R², all hidden values").wait_for(timeout=120_000)
+            settle(page)
+            snap(page, f"{prefix}_impute_try")
+            page.get_by_text("Upload your samples").click()
+            settle(page)
         browser.close()
     return shots
 
 
 def main() -> int:
+    from gtex_models.demo import DEMO_DIR
+    from gtex_models.study import Study
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "screenshots")
+    parser.add_argument("--study", type=Path, action="append", default=[],
+                        help="a study folder to shoot besides the demo (repeatable)")
     parser.add_argument("--url", help="URL of a running app (default: start one)")
     args = parser.parse_args()
+    studies = {Study.open(path).title: path for path in [DEMO_DIR, *args.study]}
     with contextlib.ExitStack() as stack:
-        url = args.url or stack.enter_context(running_app())
-        for shot in shoot(url, args.out):
+        url = args.url or stack.enter_context(running_app(studies=args.study))
+        for shot in shoot(url, args.out, studies):
             print(shot)
     return 0
 

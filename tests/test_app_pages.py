@@ -1,104 +1,85 @@
-"""Every page of the app, driven headlessly with Streamlit's AppTest.
+"""Every page of the app on several studies, driven headlessly with Streamlit's AppTest.
 
-The tests run against the committed demo artefacts (``data/demo``) when they exist; otherwise they
-build tiny ones (a small simulated cohort, one-epoch models: seconds) and point the demo locator at them.
+The studies: the committed demo (``data/demo``), a tiny GTEx-shaped simulated study, a study built
+from a microarray-like matrix unlike GTEx (probe IDs, three conditions, no sex or age, log scale),
+and studies that lack parts. Tiny ones are written here with the study writers (seconds).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import asdict
+import re
+import shutil
+import sys
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from gtex_models import demo
-from gtex_models.benchmark import evaluate_imputer, evaluation_tables
-from gtex_models.checkpoints import save_checkpoint
-from gtex_models.embeddings import pca_coordinates, tissue_embeddings
-from gtex_models.imputers import make_imputer
+from gtex_models import plots
+from gtex_models.demo import CACHE_DIR, DEMO_DIR
 from gtex_models.inference import example_upload
 from gtex_models.reference import pathway_genes
-from gtex_models.simulate import SimulationConfig, simulate_cohort
+from gtex_models.simulate import simulate_cohort
+from gtex_models.study import MANIFEST, MODELS_DIR, Study
+from pages._shared import SELECTED_STUDY, given_locations
+from studies import (
+    PAGES,
+    PROBE_GROUPS,
+    assert_clean,
+    build_probe_study,
+    clear_caches,
+    open_app,
+    point_app_at,
+    write_study,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-APP = str(REPO / "app.py")
-TIMEOUT = 180
-TINY_SIMULATION = SimulationConfig(n_donors=30, n_genes=400, seed=1)
 UPLOAD_TISSUE = "Whole Blood"
-
-
-# ------------------------------------------------------------------------------------- artefacts
-def real_demo_exists() -> bool:
-    """Whether every demo checkpoint and table is committed under data/demo."""
-    return (demo.DEMO_DIR / "benchmark.json").is_file() and all(
-        demo.checkpoint_path(key).is_file() and (demo.DEMO_DIR / "tables" / f"{key}_tissue_umap.csv").is_file()
-        for key in demo.DEMO_MODELS)
-
-
-def build_tiny_demo(directory: Path) -> None:
-    """Tiny demo artefacts in the layout of :mod:`gtex_models.demo` (cohort cache, models, tables)."""
-    cohort = simulate_cohort(**asdict(TINY_SIMULATION))
-    cohort.save(directory / "cache" / "demo_cohort")
-    (directory / "tables").mkdir(parents=True, exist_ok=True)
-    records = []
-    for key in demo.DEMO_MODELS:
-        method, gene_set = key.split("_", 1)
-        genes = cohort if gene_set == "all" else cohort.pathway(gene_set)
-        imputer = make_imputer(method, hidden_sizes=(32,), max_epochs=2).fit(genes.split("train"), genes.split("valid"))
-        save_checkpoint(imputer, directory / f"{key}.safetensors", {"transform": genes.transform})
-        test = genes.split("test")
-        for name, table in evaluation_tables(imputer, test, rates=(0.2, 0.5, 0.8)).items():
-            table.to_csv(directory / "tables" / f"{key}_{name}.csv.gz", index=False)
-        coords, _ = pca_coordinates(tissue_embeddings(imputer))
-        coords.set_axis(["tissue", "umap_1", "umap_2"], axis=1).to_csv(
-            directory / "tables" / f"{key}_tissue_umap.csv", index=False)
-        records.append({**evaluate_imputer(imputer, test), "method": key, "fit_seconds": imputer.history["seconds"]})
-    (directory / "benchmark.json").write_text(json.dumps(records))
-
-
-def point_demo_at(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
-    """Make :mod:`gtex_models.demo` read the artefacts of ``directory``."""
-    monkeypatch.setattr(demo, "DEMO_DIR", directory)
-    monkeypatch.setattr(demo, "CACHE_DIR", directory / "cache")
-    monkeypatch.setattr(demo, "DEMO_SIMULATION", TINY_SIMULATION)
-
-
-def clear_caches() -> None:
-    st.cache_data.clear()
-    st.cache_resource.clear()
+TINY_MODELS = {"pmi_all": ("pmi", None), "gain_all": ("gain", None), "mean_all": ("mean", None)}
 
 
 @pytest.fixture(scope="module")
-def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The real demo artefacts, or tiny ones built for the tests."""
+def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated GTEx-shaped study: PMI, GAIN-GTEx and the group mean on all genes."""
+    cohort = simulate_cohort(n_donors=30, n_genes=400, seed=1)
+    return write_study(tmp_path_factory.mktemp("studies") / "tiny", cohort, TINY_MODELS, title="Tiny simulated",
+                       simulated=True)
+
+
+@pytest.fixture(scope="module")
+def probe_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A study built from a microarray-like matrix unlike GTEx (see studies.probe_matrix)."""
+    return build_probe_study(tmp_path_factory.mktemp("probe"))
+
+
+@pytest.fixture()
+def on_probes(monkeypatch, tmp_path, probe_study):
+    """The app with the microarray-like study given (so selected at start) next to the demo."""
+    point_app_at(monkeypatch, probe_study, studies_dir=tmp_path / "no_studies")
     clear_caches()
-    if real_demo_exists():
-        yield
-    else:
-        directory = tmp_path_factory.mktemp("demo")
-        build_tiny_demo(directory)
-        with pytest.MonkeyPatch.context() as monkeypatch:
-            point_demo_at(monkeypatch, directory)
-            yield
+    yield Study.open(probe_study)
     clear_caches()
 
 
-def run_page(page: str | None = None) -> AppTest:
-    """The app after one run, on ``page`` (a path under pages/) or the default page."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    if page is not None:
-        at.switch_page(page)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+@pytest.fixture()
+def on_demo(monkeypatch, tmp_path):
+    """The app with the demo study only (an empty studies folder, no study given)."""
+    point_app_at(monkeypatch, studies_dir=tmp_path / "no_studies")
+    clear_caches()
+    yield Study.open(DEMO_DIR)
+    clear_caches()
+
+
+@pytest.fixture()
+def on_tiny(monkeypatch, tmp_path, tiny_study):
+    """The app with the tiny study given (so selected at start) next to the demo."""
+    point_app_at(monkeypatch, tiny_study, studies_dir=tmp_path / "no_studies")
+    clear_caches()
+    yield Study.open(tiny_study)
+    clear_caches()
 
 
 def charts(at: AppTest) -> list[dict]:
@@ -114,21 +95,13 @@ def array(value: list | dict) -> np.ndarray:
     return np.asarray(value)
 
 
-def first_model() -> str:
-    return next(iter(demo.available_models()))
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.warning, [w.value for w in at.warning]
-    assert not at.error, [e.value for e in at.error]
-
-
-# ------------------------------------------------------------------------------------- uploads
-@pytest.fixture(scope="module")
-def partial_upload(artefacts) -> pd.DataFrame:
-    """Demo whole-blood test samples as TPM, samples x genes, 30% blanked, the last 10% of genes absent."""
-    return example_upload(demo.load_demo_cohort(), UPLOAD_TISSUE)
+def shaded_cells(table) -> set[tuple[int, int]]:
+    """(row, column) of the cells a styled dataframe gives a background colour."""
+    cells = set()
+    for rule in table.proto.arrow_data.styler.styles.split("}"):
+        if "background-color" in rule:
+            cells |= {(int(i), int(j)) for i, j in re.findall(r"_row(\d+)_col(\d+)", rule)}
+    return cells
 
 
 def upload(at: AppTest, data: bytes, name: str = "partial.csv") -> AppTest:
@@ -136,40 +109,164 @@ def upload(at: AppTest, data: bytes, name: str = "partial.csv") -> AppTest:
     return at.run()
 
 
-# ------------------------------------------------------------------------------------- pages
-def test_impute_page_imputes_an_upload_and_keeps_observed_values(artefacts, partial_upload):
-    at = upload(run_page(), partial_upload.to_csv().encode())
+def texts(at: AppTest) -> str:
+    return " ".join(e.value for kind in ("caption", "markdown", "info") for e in getattr(at, kind))
+
+
+# ------------------------------------------------------------------------------------- the picker
+def test_study_locations_from_the_command_line_and_the_environment(tmp_path):
+    argv = ["--study", "a", "--server.port", "1", "--study=b"]
+    assert given_locations(argv, {"GTEX_STUDY": f"c{__import__('os').pathsep}d"}) == list(map(Path, "abcd"))
+    assert given_locations([], {}) == []
+
+
+# Under AppTest the sidebar runs on a new app's first run only (see studies.open_app): sidebar checks
+# happen there, and a study or model is chosen before it; the browser test clicks the real pickers.
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_the_demo(on_demo, page):
+    at = open_app(page)
+    assert_clean(at)
+    assert at.session_state[SELECTED_STUDY] == str(DEMO_DIR.resolve())
+    if page is None:
+        assert "SIMULATED" in " ".join(m.value for m in at.sidebar.markdown)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_a_small_study(on_tiny, page):
+    at = open_app(page)
+    assert_clean(at)
+    assert at.session_state[SELECTED_STUDY] == str(on_tiny.path.resolve())
+
+
+def test_the_selected_study_drives_every_page(on_tiny):
+    demo = Study.open(DEMO_DIR)
+    for study in (on_tiny, demo):
+        at = open_app(study=study.path)
+        assert at.selectbox(key="study_path").options == ["Demo cohort (simulated)", "Tiny simulated"]
+        assert at.selectbox(key="study_path").value == str(study.path.resolve())
+        assert at.selectbox(key="model_key").options == [e.label for e in study.models.values()]
+        open_app("pages/benchmark.py", at)
+        assert_clean(at)
+        metrics = {m.label: m.value for m in at.metric}
+        assert metrics["Samples"] == f"{study.cohort_summary['n_samples']:,}"
+        assert len(at.dataframe[0].value) == len(study.benchmark())
+
+
+def test_the_simulated_badge_only_for_simulated_studies(monkeypatch, tmp_path, tiny_study):
+    real = tmp_path / "real"
+    shutil.copytree(tiny_study, real)
+    manifest = json.loads((real / MANIFEST).read_text())
+    (real / MANIFEST).write_text(json.dumps({**manifest, "simulated": False, "title": "Not simulated"}))
+    point_app_at(monkeypatch, real, studies_dir=tmp_path / "none")
+    clear_caches()
+    for page in PAGES:
+        at = open_app(page)
+        assert_clean(at)
+        assert "SIMULATED" not in " ".join(e.value for e in [*at.markdown, *at.caption, *at.sidebar.markdown])
+    assert "SIMULATED" in " ".join(m.value for m in open_app(study=DEMO_DIR).sidebar.markdown)
+    clear_caches()
+
+
+def test_a_study_missing_parts_opens_with_what_it_has(monkeypatch, tmp_path, tiny_study):
+    partial = tmp_path / "partial"
+    shutil.copytree(tiny_study, partial)
+    (partial / MODELS_DIR / "gain_all.safetensors").unlink()
+    shutil.rmtree(partial / "cohort")
+    (partial / "benchmark.json").unlink()
+    point_app_at(monkeypatch, partial, studies_dir=tmp_path / "none")
+    clear_caches()
+    for page in PAGES:
+        assert_clean(open_app(page), warnings=False)
+    at = open_app()
+    lacking = " ".join(w.value for w in at.sidebar.warning)
+    assert "gain_all.safetensors is missing" in lacking and "the cohort is missing" in lacking
+    assert at.selectbox(key="model_key").options == ["PMI · all genes", "Group mean · all genes"]
+    at = open_app("pages/benchmark.py")
+    assert any("no benchmark records" in i.value for i in at.info)
+    assert any("cohort of study" in i.value and "is missing" in i.value for i in at.info)
+    at = open_app()
+    at.segmented_control(key="impute_mode").set_value("Try it on held-out samples").run()
+    assert_clean(at, warnings=False)
+    assert any("no cohort" in i.value for i in at.info)
+    clear_caches()
+
+
+def test_a_folder_that_is_not_a_study_is_reported_and_the_others_stay(monkeypatch, tmp_path, tiny_study):
+    broken = tmp_path / "studies" / "broken"
+    broken.mkdir(parents=True)
+    (broken / MANIFEST).write_text("{not json")
+    point_app_at(monkeypatch, tmp_path / "nothing_here", tiny_study, studies_dir=tmp_path / "studies")
+    clear_caches()
+    at = open_app()
+    assert not at.exception and not at.error
+    warnings = " ".join(w.value for w in at.sidebar.warning)
+    assert "nothing_here` holds no study" in warnings
+    assert "broken` cannot be opened" in warnings and "not valid JSON" in warnings
+    assert at.selectbox(key="study_path").value == str(tiny_study.resolve())
+    assert str(broken) not in at.selectbox(key="study_path").options
+    clear_caches()
+
+
+def test_the_study_flag_of_streamlit_run_adds_a_study(monkeypatch, tmp_path, tiny_study):
+    point_app_at(monkeypatch, studies_dir=tmp_path / "none")
+    monkeypatch.setattr(sys, "argv", ["app.py", "--study", str(tiny_study)])
+    clear_caches()
+    at = open_app()
+    assert at.selectbox(key="study_path").value == str(tiny_study.resolve())
+    assert at.selectbox(key="study_path").options == ["Demo cohort (simulated)", "Tiny simulated"]
+    clear_caches()
+
+
+def model_pickers(block) -> list:
+    return [w for kind in ("selectbox", "segmented_control", "radio", "pills", "multiselect")
+            for w in getattr(block, kind) if "model" in str(w.label).lower()]
+
+
+def test_only_one_model_picker_on_every_page(on_demo):
+    assert [w.key for w in model_pickers(open_app().sidebar)] == ["model_key"]
+    for page in PAGES:
+        assert not model_pickers(open_app(page).main), page  # the sidebar's is the only one
+
+
+# ------------------------------------------------------------------------------------- demo pages
+@pytest.fixture(scope="module")
+def partial_upload() -> pd.DataFrame:
+    """Demo whole-blood test samples as TPM, samples x genes, 30% blanked, the last 10% of genes absent."""
+    return example_upload(Study.open(DEMO_DIR).cohort(CACHE_DIR), UPLOAD_TISSUE)
+
+
+def test_impute_page_imputes_an_upload_marks_imputed_cells_and_keeps_observed_values(on_demo, partial_upload):
+    at = upload(open_app(), partial_upload.to_csv().encode())
     assert_clean(at)
     assert at.info  # asks for the tissue first
-    at.selectbox(key="upload_tissue").set_value(UPLOAD_TISSUE)
-    at.run()
+    assert at.selectbox(key="upload_tissue").label == "Tissue (GTEx name)"
+    at.selectbox(key="upload_tissue").set_value(UPLOAD_TISSUE).run()
     assert_clean(at)
     assert "Imputed" in at.success[0].value
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Scale"] == "TPM"
-    assert metrics["Samples"] == str(len(partial_upload))
-    n_model_genes = len(demo.load_demo_cohort().genes) if first_model().endswith("_all") else None
-    result = at.dataframe[0].value
-    assert result.shape[0] == len(partial_upload)
-    if n_model_genes is not None:
-        assert result.shape[1] == n_model_genes
-    assert list(result.columns[: partial_upload.shape[1]]) == list(partial_upload.columns)
-    shown = result[partial_upload.columns].to_numpy(dtype=np.float32)
-    observed = partial_upload.notna().to_numpy()
-    np.testing.assert_array_equal(shown[observed], partial_upload.to_numpy(dtype=np.float32)[observed])
-    assert not np.isnan(shown).any()
+    assert metrics["Scale"] == "TPM" and metrics["Samples"] == str(len(partial_upload))
+    table = at.dataframe[0]
+    shown = table.value
+    assert shown.shape == (len(partial_upload), 60)  # the preview: every sample, the first 60 columns
+    assert list(shown.columns) == list(partial_upload.columns[:60])
+    observed = partial_upload.iloc[:, :60].notna().to_numpy()
+    np.testing.assert_array_equal(shown.to_numpy(np.float32)[observed],
+                                  partial_upload.iloc[:, :60].to_numpy(np.float32)[observed])
+    assert not shown.isna().any().any()
+    assert shaded_cells(table) == {(int(i), int(j)) for i, j in np.argwhere(~observed)}  # exactly the imputed cells
     preview = charts(at)[0]
     assert [trace["type"] for trace in preview["data"]] == ["heatmap", "heatmap"]
-    assert at.get("download_button")
+    assert set(preview["data"][0]["x"]) <= set(partial_upload.columns)  # the upload's genes, not the model's
+    buttons = {b.proto.label for b in at.get("download_button")}
+    assert {"Download the full imputed matrix (TPM, CSV)", "Download which cells were imputed (CSV, 1 = imputed)"} <= buttons
 
 
-def test_impute_page_shows_clear_errors_and_stays_usable(artefacts, partial_upload):
-    at = upload(run_page(), b"gene;sample_1\nTP53;1,5\n", "bad.csv")
+def test_impute_page_shows_clear_errors_and_stays_usable(on_demo, partial_upload):
+    at = upload(open_app(), b"gene;sample_1\nTP53;1,5\n", "bad.csv")
     assert not at.exception
     assert "bad.csv, line 2" in at.error[0].value and "decimal separator" in at.error[0].value
-    assert at.file_uploader(key="expression_file")  # the page is still there
     at = upload(at, partial_upload.to_csv().encode())
-    at.radio[0].set_value("Per sample, from a sample table").run()
+    at.radio(key="group_mode").set_value("Per sample, from a sample table").run()
     sheet = pd.DataFrame({"sample_id": partial_upload.index, "tissue": "Whole Blod"}).to_csv(index=False)
     at.file_uploader(key="sample_table").set_value(("samples.csv", sheet.encode(), "text/csv"))
     at.run()
@@ -177,55 +274,63 @@ def test_impute_page_shows_clear_errors_and_stays_usable(artefacts, partial_uplo
     assert "Unknown tissue 'Whole Blod' (did you mean 'Whole Blood'" in at.error[0].value
 
 
-def test_try_it_hides_imputes_and_scores(artefacts):
-    at = run_page()
-    at.segmented_control(key="impute_mode").set_value("Try it on demo samples (SIMULATED)").run()
+def test_try_it_hides_imputes_and_scores_held_out_samples(on_demo):
+    at = open_app()
+    at.segmented_control(key="impute_mode").set_value("Try it on held-out samples").run()
     assert_clean(at)
     figure = charts(at)[0]
     assert "R² =" in figure["layout"]["title"]["text"]
     assert len(array(figure["data"][0]["x"])) > 0
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["R², all hidden values"]) <= 1.0
-    per_gene = at.dataframe[0].value
-    assert list(per_gene.columns) == ["gene", "r2", "n_hidden"]
+    assert list(at.dataframe[0].value.columns) == ["gene", "r2", "n_hidden"]
 
 
-def test_tissue_r2_page_has_a_box_per_tissue_and_rate_curves(artefacts):
-    at = run_page("pages/tissue_r2.py")
+def test_tissue_r2_page_has_a_box_per_tissue_and_rate_curves(on_demo):
+    at = open_app("pages/tissue_r2.py")
     assert_clean(at)
-    key = first_model()
-    per_tissue = demo.load_tables(key)["per_tissue"]
+    per_tissue = on_demo.tables("pmi_all")["per_tissue"]
     boxplot, curves = charts(at)[:2]
     boxes = [trace for trace in boxplot["data"] if trace["type"] == "box"]
     assert len(boxes) == per_tissue.dropna()["tissue"].nunique()
     assert boxplot["layout"]["xaxis"]["title"]["text"].startswith("R²")
     panels = [a["text"] for a in curves["layout"]["annotations"]]
-    assert panels == [demo.DEMO_MODELS[k] for k in (key, key.replace("pmi", "gain"))]
+    assert panels == ["PMI · all genes", "GAIN-GTEx · all genes"]  # the models on the same genes
     at.segmented_control[0].set_value("name").run()
     names = [trace["y"][0] for trace in charts(at)[0]["data"] if trace["type"] == "box"]
     assert names == sorted(names, reverse=True)
+
+
+def test_tissue_r2_at_another_rate_is_computed_from_the_study_cohort(on_tiny):
+    at = open_app("pages/tissue_r2.py")
     at.select_slider[0].set_value(0.2).run()  # not precomputed: imputed live, then cached
     assert_clean(at)
     boxes = [trace for trace in charts(at)[0]["data"] if trace["type"] == "box"]
-    assert len(boxes) == per_tissue.dropna()["tissue"].nunique()
-    assert "20% of each sample's values hidden" in " ".join(c.value for c in at.caption)
+    assert len(boxes) == on_tiny.tables("pmi_all")["per_tissue"].dropna()["tissue"].nunique()
+    assert "20% of each sample's values hidden" in texts(at)
 
 
-def test_embeddings_page_shows_every_tissue(artefacts):
-    at = run_page("pages/embeddings.py")
+def test_embeddings_page_shows_every_tissue(on_demo):
+    at = open_app("pages/embeddings.py")
     assert_clean(at)
-    n_tissues = len(demo.tissue_umap(first_model()))
-    umap, pca = charts(at)[:2]
+    n_tissues = len(on_demo.tissue_umap("pmi_all"))
+    pca, umap = charts(at)[:2]
     assert sum(len(array(trace["x"])) for trace in umap["data"]) == n_tissues
     assert sum(len(array(trace["x"])) for trace in pca["data"]) == n_tissues
     assert umap["data"][0]["marker"]["symbol"] == "diamond"  # the brain group first
     assert len(at.dataframe[0].value) == 5
 
 
-def test_alzheimer_page_heatmap_genes_by_tissues_and_gene_search(artefacts):
-    at = run_page("pages/alzheimer.py")
+def test_embeddings_page_explains_a_model_without_embeddings(on_tiny):
+    at = open_app("pages/embeddings.py", study=on_tiny.path, model="mean_all")
     assert_clean(at)
-    per_tissue = demo.load_tables(first_model().split("_")[0] + "_alzheimer")["per_tissue"]
+    assert any("learns no tissue embedding" in i.value for i in at.info)
+
+
+def test_pathway_page_heatmap_gene_search_and_pathway_picker(on_demo):
+    at = open_app("pages/pathway.py")
+    assert_clean(at)
+    per_tissue = on_demo.tables("pmi_alzheimer")["per_tissue"]
     expected = per_tissue[per_tissue["gene"].isin(pathway_genes("alzheimer"))]
     heatmap = charts(at)[0]["data"][0]
     assert array(heatmap["z"]).shape == (expected["gene"].nunique(), expected["tissue"].nunique())
@@ -234,26 +339,91 @@ def test_alzheimer_page_heatmap_genes_by_tissues_and_gene_search(artefacts):
     assert charts(at)[2]["layout"]["title"]["text"].startswith("APP")
     comparison = at.dataframe[0].value
     assert comparison.shape[1] == 4 and "difference" in comparison.columns
-
-
-def test_benchmark_page_lists_methods_and_training_curves(artefacts):
-    at = run_page("pages/benchmark.py")
+    at.segmented_control(key="pathway").set_value("p53").run()  # no p53-only model: the all-genes one, restricted
     assert_clean(at)
-    assert len(at.dataframe[0].value) == len(demo.load_benchmark())
+    p53 = set(pathway_genes("p53")) & set(on_demo.tables("pmi_all")["per_gene"]["gene"])
+    assert set(charts(at)[0]["data"][0]["y"]) == p53
+    assert "restricted to the pathway's genes" in texts(at)
+    assert list(at.dataframe[0].value.columns) == ["gene", "PMI · all genes"]
+
+
+def test_benchmark_page_lists_methods_and_training_curves(on_demo):
+    at = open_app("pages/benchmark.py")
+    assert_clean(at)
+    assert len(at.dataframe[0].value) == len(on_demo.benchmark())
     curves = charts(at)[1]
     assert curves["layout"]["xaxis"]["title"]["text"] == "Epoch"
     assert {m.label for m in at.metric} >= {"Samples", "Donors", "Tissues", "Genes"}
     assert any("prepare-gtex" in md.value for md in at.markdown)
 
 
-@pytest.mark.parametrize("page", [None, "pages/tissue_r2.py", "pages/embeddings.py", "pages/alzheimer.py",
-                                  "pages/benchmark.py"])
-def test_pages_without_demo_models_explain_how_to_build_them(monkeypatch, tmp_path, page):
-    monkeypatch.setattr(demo, "DEMO_DIR", tmp_path)
-    monkeypatch.setattr(demo, "CACHE_DIR", tmp_path / "cache")
-    monkeypatch.setattr(demo, "DEMO_SIMULATION", TINY_SIMULATION)
-    clear_caches()
-    at = run_page(page)
-    assert not at.error
-    assert any("build-demo" in info.value for info in at.info)
-    clear_caches()
+# ------------------------------------------------------------------------------------- a cohort unlike GTEx
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_a_microarray_study(on_probes, page):
+    at = open_app(page)
+    assert_clean(at)
+    assert at.session_state[SELECTED_STUDY] == str(on_probes.path.resolve())
+    shown = " ".join(e.value for e in [*at.markdown, *at.caption, *at.sidebar.markdown])
+    assert "SIMULATED" not in shown  # a real-data study
+
+
+def test_microarray_study_pages_adapt_to_three_groups_without_genes_of_pathways(on_probes):
+    assert on_probes.cohort_summary["has_sex"] is False and on_probes.cohort_summary["scale"] == "log"
+    at = open_app("pages/tissue_r2.py")
+    boxes = [t for t in charts(at)[0]["data"] if t["type"] == "box"]
+    assert sorted(t["y"][0] for t in boxes) == list(PROBE_GROUPS)
+    at = open_app("pages/embeddings.py")
+    assert any("UMAP is not drawn for 3 groups" in i.value for i in at.info)
+    (pca,) = charts(at)
+    drawn = {t: c for trace in pca["data"] for t, c in zip(trace["text"], trace["marker"]["color"])}
+    assert drawn == plots.group_colors(list(PROBE_GROUPS))  # palette colours, not one grey
+    assert pca["layout"]["legend"]["title"]["text"] == "Group"  # not "Organ"
+    at = open_app("pages/pathway.py")
+    assert not charts(at)
+    assert any("None of the 273 genes" in i.value and "--gene-map" in i.value for i in at.info)
+    at = open_app("pages/benchmark.py")
+    assert sorted(at.dataframe[0].value["Method"]) == ["GAIN-GTEx", "Group mean", "KNN", "MICE", "PMI"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Groups"] == "3" and metrics["Samples"] == "60"
+    assert "no sex or age recorded" in texts(at)
+
+
+def test_impute_on_a_microarray_study_asks_for_the_group_only(on_probes):
+    cohort = on_probes.cohort()
+    test = cohort.split("test")
+    rows = test.samples["tissue"] == "tumour"
+    frame = pd.DataFrame(test.raw()[rows.to_numpy()], index=test.samples.loc[rows, "sample_id"],
+                         columns=test.genes["symbol"]).round(4)
+    partial = frame.mask(np.random.default_rng(0).random(frame.shape) < 0.3)
+    at = upload(open_app(), partial.T.to_csv().encode())  # probes x samples, like the file it came from
+    assert_clean(at)
+    assert at.selectbox(key="upload_tissue").label == "Group"
+    assert not [w for w in [*at.selectbox, *at.number_input] if w.label in ("Sex", "Age (years)")]
+    assert "records no sex or age" in texts(at)
+    at.selectbox(key="upload_tissue").set_value("tumour").run()
+    assert_clean(at)
+    assert {m.label: m.value for m in at.metric}["Scale"] == "log2(TPM + 1)"
+    table = at.dataframe[0]
+    assert table.value.shape == (50, len(partial))  # genes x samples, as uploaded: the first 50 genes
+    assert list(table.value.index) == list(partial.columns[:50])
+    observed = partial.T.iloc[:50].notna().to_numpy()
+    np.testing.assert_array_equal(table.value.to_numpy(np.float32)[observed],
+                                  partial.T.iloc[:50].to_numpy(np.float32)[observed])
+    assert shaded_cells(table) == {(int(i), int(j)) for i, j in np.argwhere(~observed)}
+    at.segmented_control(key="impute_mode").set_value("Try it on held-out samples").run()
+    assert_clean(at)
+    assert float({m.label: m.value for m in at.metric}["R², all hidden values"]) <= 1.0
+
+
+def test_a_probe_upload_on_a_gene_model_points_to_the_gene_map_which_then_works(on_demo, partial_upload):
+    genes = list(partial_upload.columns[:40])
+    probes = [f"{2000 + i}_at" for i in range(len(genes))]
+    upload_probes = partial_upload[genes].set_axis(probes, axis=1)
+    at = upload(open_app(), upload_probes.to_csv().encode(), "array.csv")
+    assert len(at.error) == 1 and "probe IDs" in at.error[0].value and "gene map upload" in at.error[0].value
+    mapping = pd.DataFrame({"probe_id": probes, "symbol": genes}).to_csv(index=False)
+    at.file_uploader(key="gene_map").set_value(("probes.csv", mapping.encode(), "text/csv")).run()
+    at.selectbox(key="upload_tissue").set_value(UPLOAD_TISSUE).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Imputed" in at.success[0].value
+    assert list(at.dataframe[0].value.columns[:40]) == genes  # probes became genes (the model's others follow)

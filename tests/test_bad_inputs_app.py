@@ -2,53 +2,39 @@
 
 Each bad file gets a specific ``st.error`` naming the file as uploaded (never a temp path), the page
 stays usable (the next good upload imputes), and nothing is written outside a temporary directory.
-The demo model is a tiny mean-imputer checkpoint built here (seconds), so no real demo is needed.
+The model is a group-mean imputer in a small study written here (seconds), selected in the app.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import tomllib
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import bad_inputs as corpus
-from gtex_models import demo, inference
-from gtex_models.checkpoints import save_checkpoint
-from gtex_models.imputers import make_imputer
+from gtex_models import inference
 from gtex_models.io.errors import MAX_INPUT_MB, InputError
 from gtex_models.simulate import simulate_cohort
+from gtex_models.study import MODELS_DIR
+from studies import APP, REPO, clear_caches, point_app_at, write_study
 
-REPO = Path(__file__).resolve().parent.parent
-APP = str(REPO / "app.py")
 TISSUE = "Whole Blood"
-KEY = "pmi_all"
-
-
-def clear_caches() -> None:
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def point_demo_at(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
-    monkeypatch.setattr(demo, "DEMO_DIR", directory)
-    monkeypatch.setattr(demo, "CACHE_DIR", directory / "cache")
+KEY = "mean_all"
 
 
 @pytest.fixture(scope="module")
 def app_model(tmp_path_factory):
-    """A demo directory holding one small checkpoint (a mean imputer under the first demo key)."""
+    """``(cohort, study folder)``: a small study holding one model (a group-mean imputer), selected at start."""
     cohort = simulate_cohort(n_donors=20, n_genes=400, seed=1)
-    directory = tmp_path_factory.mktemp("demo")
-    imputer = make_imputer("mean").fit(cohort.split("train"))
-    save_checkpoint(imputer, directory / f"{KEY}.safetensors",
-                    {"genes": cohort.genes, "transform": cohort.transform, "tissues": cohort.tissues})
+    directory = write_study(tmp_path_factory.mktemp("study") / "study", cohort, {KEY: ("mean", None)},
+                            title="Bad inputs", benchmark=False)
     clear_caches()
     with pytest.MonkeyPatch.context() as monkeypatch:
-        point_demo_at(monkeypatch, directory)
+        point_app_at(monkeypatch, directory, studies_dir=tmp_path_factory.mktemp("no_studies"))
         yield cohort, directory
     clear_caches()
 
@@ -116,7 +102,8 @@ def test_low_coverage_warns_and_still_imputes(app_model, tmp_path):
     assert any(re.search(case.warning, w.value) for w in at.warning), [w.value for w in at.warning]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Model genes in upload"] == "4 / 400"
-    assert at.dataframe[0].value.shape == (4, 400)
+    assert "4 samples x 400 genes (396 genes added from the model)" in at.success[0].value
+    assert at.dataframe[0].value.shape == (4, 60)  # the preview's first columns; the download has all 400
 
 
 def test_accepted_uploads_impute(app_model, tmp_path):
@@ -148,21 +135,21 @@ def test_unknown_tissue_in_the_sample_table_suggests_names(app_model, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["foreign", "pickle", "truncated"])
-def test_a_broken_demo_checkpoint_is_reported_not_raised(kind, app_model, tmp_path, monkeypatch):
+def test_a_broken_checkpoint_is_reported_not_raised(kind, app_model, tmp_path, monkeypatch):
     _, directory = app_model
-    good = directory / f"{KEY}.safetensors"
-    broken_dir = tmp_path / "demo"
-    broken_dir.mkdir()
+    good = directory / MODELS_DIR / f"{KEY}.safetensors"
+    broken = tmp_path / "broken"
+    shutil.copytree(directory, broken)
     case = {"foreign": corpus.checkpoint_foreign, "pickle": corpus.checkpoint_pickle}.get(
         kind, lambda d: corpus.checkpoint_truncated(d, good))(tmp_path)
-    (broken_dir / f"{KEY}.safetensors").write_bytes(case.path.read_bytes())
-    point_demo_at(monkeypatch, broken_dir)
+    (broken / MODELS_DIR / f"{KEY}.safetensors").write_bytes(case.path.read_bytes())
+    point_app_at(monkeypatch, broken, studies_dir=tmp_path / "no_studies")
     clear_caches()
     try:
         at = open_page()
         assert at.error, "a broken checkpoint must be reported"
         assert re.search(r"not a GTEx Imputation Studio checkpoint|is truncated", at.error[0].value)
-        assert "build-demo" in at.error[0].value
+        assert "study add-model" in at.error[0].value  # how to fix it
     finally:
         clear_caches()
 

@@ -147,3 +147,27 @@ def test_gene_r2_by_tissue_has_one_series_per_model(per_tissue):
     assert [t.name for t in figure.data] == ["pathway model", "all-genes model"]
     assert list(figure.data[0].x) == sorted(TISSUES)
     assert figure.layout.title.text.startswith("G3")
+
+
+def test_groups_that_are_not_gtex_tissues_get_distinct_palette_colours():
+    groups = ["tumour", "Liver", "normal", "adjacent"]
+    colors = plots.group_colors(groups)
+    assert colors["Liver"] == tissue_colors()["Liver"]  # a GTEx name keeps its GTEx colour
+    others = [colors[g] for g in ("adjacent", "normal", "tumour")]
+    assert others == list(plots.GROUP_PALETTE[:3])  # sorted by name, then the palette in order
+    assert len(set(colors.values())) == len(groups)
+    coords = pd.DataFrame({"tissue": groups, "x": [0, 1, 2, 3], "y": [0, 1, 0, 1]})
+    figure = plots.embedding_scatter(coords, "x", "y", "X", "Y")
+    drawn = {t: c for trace in figure.data for t, c in zip(trace.text, trace.marker.color)}
+    assert drawn == colors
+    table = pd.DataFrame([{"missing_rate": r, "tissue": t, "r2_mean": 0.5, "r2_std": 0.1}
+                          for r in (0.2, 0.8) for t in [plots.POOLED, *groups]])
+    lines = [t for t in plots.r2_vs_missing_rate({"PMI": table}, ["normal"]).data if t.mode == "lines+markers"]
+    assert lines[0].line.color == colors["normal"]  # the same colour whatever the tissues chosen
+
+
+def test_are_gtex_tissues():
+    from gtex_models.reference import are_gtex_tissues
+
+    assert are_gtex_tissues(["Whole Blood", "Brain - Cortex"])
+    assert not are_gtex_tissues(["Whole Blood", "tumour"])

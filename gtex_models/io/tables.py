@@ -767,6 +767,15 @@ def read_annotation(path: str | Path, columns: Mapping[str, Sequence[str]], requ
     return pd.DataFrame({name: table[i].fillna("").str.strip() for name, i in found.items()})
 
 
+def table_columns(path: str | Path) -> list[str]:
+    """The column names of a delimited table (CSV/TSV, plain or gzipped), e.g. to offer them as choices."""
+    path = check_file_size(path)
+    with open_text(path) as stream:
+        header_line = _first_line(stream, path)
+        delimiter = sniff_delimiter(header_line, path)
+    return [h.strip() for h in next(csv.reader([header_line], delimiter=delimiter))]
+
+
 def default_samples(sample_ids: Sequence[str]) -> pd.DataFrame:
     """A sample table with defaults: each sample its own donor, tissue Unknown, sex unknown, no age."""
     return pd.DataFrame({
