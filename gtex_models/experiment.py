@@ -1,8 +1,9 @@
-"""Experiments as YAML configs (``configs/*.yaml``): which method, scenario and genes, and how to train.
+"""Experiments as YAML configs: which method, scenario and genes, and how to train.
 
-A config has ``method``, ``scenario`` (inductive | inplace), ``pathway`` (null | alzheimer | p53),
-``missing_rate``, and the sections ``model`` and ``training`` (constructor arguments of the imputer)
-and ``checkpoint`` (``dtype``).
+``configs/paper/*.yaml`` hold the authors' settings, ``configs/demo/*.yaml`` those tuned for the
+simulated demo (see ``configs/README.md``). A config has ``method``, ``scenario`` (inductive |
+inplace), ``pathway`` (null | alzheimer | p53), ``missing_rate``, and the sections ``model`` and
+``training`` (constructor arguments of the imputer) and ``checkpoint`` (``dtype``).
 """
 
 from __future__ import annotations
