@@ -9,11 +9,15 @@ masks, autocast, backward, fused Adam step, for every objective). Seconds per ep
 ``--full-epochs K`` to instead time K real epochs through ``imputer.fit`` (with early-stopping
 validation), which checks the extrapolation.
 
+Settings come from the demo's inductive configs (``--methods``, ``--pmi-hidden``), or from the
+given config files (``--configs``, e.g. the paper's).
+
 Examples::
 
     python benchmarks/train_throughput.py                          # CPU, fp32 and bf16, PMI 1024/3072, GAIN
     python benchmarks/train_throughput.py --device cuda
     python benchmarks/train_throughput.py --methods pmi --pmi-hidden 1024 --precisions bf16 --full-epochs 1
+    python benchmarks/train_throughput.py --configs configs/paper/pmi_inductive_all.yaml --precisions fp32
 """
 
 from __future__ import annotations
@@ -33,13 +37,15 @@ except ImportError:
     from _common import ROOT, load_average, markdown_table, peak_rss_gib, sync, write_results
 
 
-def method_settings(method: str, hidden: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model, training) settings of ``method``'s inductive config (the demo benchmark's); ``hidden``
-    overrides the width of a single hidden layer."""
+def method_settings(
+    method: str, hidden: int | None = None, config: str | Path | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model, training) settings of ``config`` if given, else of ``method``'s inductive config (the
+    demo benchmark's); ``hidden`` overrides the width of a single hidden layer."""
     from gtex_models.demo import BENCHMARK_CONFIGS
     from gtex_models.experiment import CONFIG_DIR, Experiment
 
-    experiment = Experiment.from_yaml(CONFIG_DIR / BENCHMARK_CONFIGS[(method, "inductive")])
+    experiment = Experiment.from_yaml(config or CONFIG_DIR / BENCHMARK_CONFIGS[(method, "inductive")])
     model, training = dict(experiment.model), dict(experiment.training)
     if hidden:
         model["hidden_sizes"] = [hidden]
@@ -62,11 +68,11 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     load_before = load_average()
     cohort = scale_cohort()
     train, valid = cohort.split("train"), cohort.split("valid")
-    model, training = method_settings(args.method, args.hidden)
+    model, training = method_settings(args.method, args.hidden, args.config)
     training.update(precision=args.precision, device=args.device, max_seconds=None)
     if args.batch_size:
         training["batch_size"] = args.batch_size
-    row: dict[str, Any] = {"method": args.method, "hidden": model.get("hidden_sizes"),
+    row: dict[str, Any] = {"method": args.method, "config": args.config, "hidden": model.get("hidden_sizes"),
                            "precision": args.precision, "n_train": train.n_samples, "n_genes": train.n_genes}
 
     if args.full_epochs:
@@ -142,6 +148,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", default="pmi,gain")
     parser.add_argument("--pmi-hidden", default="1024,3072", help="PMI hidden widths (config 1024, paper 3072)")
+    parser.add_argument("--configs", default=None,
+                        help="comma-separated config files whose settings to measure (instead of --methods)")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--batch-size", type=int, default=None, help="override the configs' batch size")
@@ -153,6 +161,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--name", default="train_throughput", help="results file name")
     parser.add_argument("--one", nargs=3, metavar=("METHOD", "HIDDEN", "PRECISION"), help=argparse.SUPPRESS)
+    parser.add_argument("--config", default=None, help=argparse.SUPPRESS)  # with --one
     args = parser.parse_args()
 
     if args.one:
@@ -166,16 +175,23 @@ def main() -> None:
                    "--full-epochs", str(args.full_epochs), "--threads", str(args.threads)]
     if args.batch_size:
         passthrough += ["--batch-size", str(args.batch_size)]
-    runs = []
-    for method in args.methods.split(","):
-        hiddens = [int(h) for h in args.pmi_hidden.split(",")] if method == "pmi" else [0]
-        for hidden in hiddens:
-            for precision in args.precisions.split(","):
-                runs.append((method, hidden, precision))
+    runs = []  # (method, hidden, precision, config)
+    if args.configs:
+        from gtex_models.experiment import Experiment
+
+        for config in args.configs.split(","):
+            method = Experiment.from_yaml(config).method
+            runs += [(method, 0, precision, config) for precision in args.precisions.split(",")]
+    else:
+        for method in args.methods.split(","):
+            hiddens = [int(h) for h in args.pmi_hidden.split(",")] if method == "pmi" else [0]
+            for hidden in hiddens:
+                for precision in args.precisions.split(","):
+                    runs.append((method, hidden, precision, None))
     rows = []
-    for method, hidden, precision in runs:
+    for method, hidden, precision, config in runs:
         command = [sys.executable, str(Path(__file__).resolve()), "--one", method, str(hidden), precision,
-                   *passthrough]
+                   *passthrough, *(["--config", config] if config else [])]
         result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
         lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
         if result.returncode or not lines:
@@ -190,7 +206,8 @@ def main() -> None:
         row["load_1min"] = row["load"][1][0]
         row["hidden_str"] = "x".join(str(h) for h in row["hidden"]) if row["hidden"] else "default"
     table = markdown_table(rows, [
-        ("method", "Method", ""), ("hidden_str", "Hidden", ""), ("batch_size", "Batch", ""),
+        ("method", "Method", ""), *([("config", "Config", "")] if args.configs else []),
+        ("hidden_str", "Hidden", ""), ("batch_size", "Batch", ""),
         ("precision", "Precision", ""), ("device", "Device", ""), ("threads", "Threads", ""),
         ("samples_per_s", "Samples/s", "{:.0f}"),
         ("epoch_seconds", "s / epoch", "{:.1f}"), ("mode", "How", ""),
