@@ -5,7 +5,9 @@ Python process that loads the cached scale cohort (memory-mapped), copies the tr
 the model's tensors and trains. It runs ``--warmup`` batches, then times batches for ``--seconds``
 (at least ``--min-batches``), exactly as :func:`gtex_models.training._train_epoch` does them (random
 masks, autocast, backward, fused Adam step, for every objective). Seconds per epoch are
-**extrapolated**: ``ceil(n_train / batch) * seconds_per_batch + one validation pass`` (timed). Use
+**extrapolated**: ``ceil(n_train / batch) * seconds_per_batch + one validation pass`` (timed), in wall
+seconds and in CPU seconds of the process (with ``--threads 1`` on a busy machine, the CPU seconds are
+the better estimate of the wall time on an idle core). Use
 ``--full-epochs K`` to instead time K real epochs through ``imputer.fit`` (with early-stopping
 validation), which checks the extrapolation.
 
@@ -105,12 +107,13 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         order = torch.randperm(train.n_samples, generator=generator, device=device)
         task.module.train()
         times: list[float] = []
+        cpu_times: list[float] = []  # process CPU time: with one thread, ~ the wall time on an idle core
         with seeded(config.seed, device):
             batches = _batches(data, config.batch_size, order.repeat(50))
             t_all = time.perf_counter()
             for i, batch in enumerate(batches):
                 sync(device)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 batch = task.prepare(batch, generator)
                 for objective, optimizer in zip(task.objectives, optimizers):
                     with autocast(device, config.precision):
@@ -122,20 +125,23 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
                 sync(device)
                 if i >= args.warmup:
                     times.append(time.perf_counter() - t0)
+                    cpu_times.append(time.process_time() - c0)
                 if (len(times) >= args.min_batches and time.perf_counter() - t_all > args.seconds
                         or len(times) >= args.max_batches):
                     break
             sync(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             evaluate(task, valid_data, config)
             sync(device)
-            valid_seconds = time.perf_counter() - t0
+            valid_seconds, valid_cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
         per_batch = sum(times) / len(times)
+        cpu_per_batch = sum(cpu_times) / len(cpu_times)
         n_batches = math.ceil(train.n_samples / config.batch_size)
         row.update(mode=f"{len(times)} timed batches, extrapolated", device=str(device),
-                   timed_batches=len(times), seconds_per_batch=per_batch,
+                   timed_batches=len(times), seconds_per_batch=per_batch, cpu_seconds_per_batch=cpu_per_batch,
                    samples_per_s=config.batch_size / per_batch, valid_seconds=valid_seconds,
-                   epoch_seconds=n_batches * per_batch + valid_seconds)
+                   epoch_seconds=n_batches * per_batch + valid_seconds,
+                   epoch_cpu_seconds=n_batches * cpu_per_batch + valid_cpu_seconds)
         if device.type == "cuda":
             row["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     row["peak_rss_gib"] = peak_rss_gib()
@@ -210,7 +216,8 @@ def main() -> None:
         ("hidden_str", "Hidden", ""), ("batch_size", "Batch", ""),
         ("precision", "Precision", ""), ("device", "Device", ""), ("threads", "Threads", ""),
         ("samples_per_s", "Samples/s", "{:.0f}"),
-        ("epoch_seconds", "s / epoch", "{:.1f}"), ("mode", "How", ""),
+        ("epoch_seconds", "s / epoch", "{:.1f}"), ("epoch_cpu_seconds", "CPU s / epoch", "{:.1f}"),
+        ("mode", "How", ""),
         ("peak_rss_gib", "Peak RSS (GiB)", "{:.2f}"), ("load_1min", "Load (1 min)", "{:.2f}")])
     print(table)
     write_results(args.name, {"rows": rows, "n_train": rows[0]["n_train"] if rows else None}, table)
