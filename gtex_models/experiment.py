@@ -1,9 +1,10 @@
-"""Experiments as YAML configs (``configs/*.yaml``): which method, scenario and genes, and how to train.
+"""Experiments as YAML configs: which method, scenario and genes, and how to train.
 
-A config has ``method``, ``scenario`` (inductive | inplace), ``pathway`` (null | alzheimer | p53),
-``missing_rate``, and the sections ``model`` and ``training`` (constructor arguments of the imputer)
-and ``checkpoint`` (``dtype``). Without a config, :func:`default_config` picks settings for the
-cohort's size.
+``configs/paper/*.yaml`` hold the authors' settings, ``configs/demo/*.yaml`` those tuned for the
+simulated demo (see ``configs/README.md``). A config has ``method``, ``scenario`` (inductive |
+inplace), ``pathway`` (null | alzheimer | p53), ``missing_rate``, and the sections ``model`` and
+``training`` (constructor arguments of the imputer) and ``checkpoint`` (``dtype``). Without a config,
+:func:`default_config` picks settings for the cohort's size.
 
 Training and evaluation are separate steps: :func:`train_experiment` fits (on the scenario's data,
 :func:`~gtex_models.benchmark.scenario_data`), :func:`~gtex_models.benchmark.score_fitted` scores,

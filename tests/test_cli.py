@@ -72,7 +72,7 @@ def test_unknown_method_fails_cleanly(cohort_dir, tmp_path, capsys):
     assert not (tmp_path / "m").exists()
 
 
-@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIG_DIR)))
 def test_every_shipped_config_builds_its_imputer(path):
     experiment = Experiment.from_yaml(path)
     assert experiment.make_imputer().method == experiment.method

@@ -1,6 +1,5 @@
 """prepare_gtex on small files written exactly in the public GTEx v8 formats."""
 
-import gzip
 import json
 
 import numpy as np
@@ -9,6 +8,7 @@ import pytest
 from gtex_models.cohort import Cohort
 from gtex_models.io import InputError, prepare_gtex
 from gtex_models.io.gtex import donor_of
+from gtex_files import write_gtex_files
 
 # (Name, Description) rows of the GCT, in file order
 GCT_GENES = [
@@ -49,34 +49,7 @@ def tpm(gene_row: int, sample_column: int) -> float:
 
 def write_gtex(directory, gz=False, genes=GCT_GENES, bad_cell=None):
     """Write the three GTEx files; ``bad_cell=(row, text)`` puts text in that row's first value."""
-    samples = list(GCT_SAMPLES)
-    lines = ["#1.2", f"{len(genes)}\t{len(samples)}", "\t".join(["Name", "Description", *samples])]
-    for g, (name, symbol) in enumerate(genes):
-        cells = [f"{tpm(g, s):g}" for s in range(len(samples))]
-        if bad_cell and bad_cell[0] == g:
-            cells[0] = bad_cell[1]
-        lines.append("\t".join([name, symbol, *cells]))
-    text = "\n".join(lines) + "\n"
-    gct = directory / ("gene_tpm.gct.gz" if gz else "gene_tpm.gct")
-    if gz:
-        gct.write_bytes(gzip.compress(text.encode()))
-    else:
-        gct.write_text(text)
-
-    header = ["SAMPID", "SMATSSCR", "SMCENTER", "SMPTHNTS", "SMRIN", "SMTS", "SMTSD", "SMAFRZE", "SMGEBTCH"]
-    rows = [header, ["GTEX-1117F-0003-SM-58Q7G", "", "B1", "", "", "Blood", "Whole Blood", "WGS", ""]]
-    for sample, annotation in GCT_SAMPLES.items():
-        if annotation:
-            tissue, freeze = annotation
-            # free text with a lone quote and a comma, as in the real SMPTHNTS column
-            rows.append([sample, "0", "B1, A1", '2 pieces, "mild autolysis', "7.2",
-                         tissue.split(" - ")[0], tissue, freeze, "LCSET-4822"])
-    attributes = directory / "SampleAttributesDS.txt"
-    attributes.write_text("\n".join("\t".join(r) for r in rows) + "\n")
-
-    subjects = directory / "SubjectPhenotypesDS.txt"
-    subjects.write_text("SUBJID\tSEX\tAGE\tDTHHRDY\n" + "\n".join("\t".join(r) for r in SUBJECTS) + "\n")
-    return gct, attributes, subjects
+    return write_gtex_files(directory, genes, GCT_SAMPLES, SUBJECTS, tpm, gz=gz, bad_cell=bad_cell)
 
 
 @pytest.mark.parametrize("gz", [False, True])
