@@ -37,8 +37,9 @@ class TrainingConfig:
     max_epochs : upper bound on passes over the training samples.
     patience : epochs without a better validation loss before stopping (best weights are restored).
     max_seconds : optional wall-clock budget; training stops after the batch that exceeds it.
-    precision : ``"fp32"`` or ``"bf16"`` (training: autocast of the forward pass, weights stay float32;
-        imputation: a bfloat16 copy of the fitted networks).
+    precision : ``"fp32"``, ``"bf16"`` (training: autocast of the forward pass, weights stay float32;
+        imputation: a bfloat16 copy of the fitted networks) or ``"auto"``: bf16 where the hardware
+        computes it natively, else fp32 (:func:`preferred_precision`; resolved when the config is made).
     seed : seeds weight initialisation, batch order, masks and dropout.
     device : ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
     """
@@ -59,8 +60,10 @@ class TrainingConfig:
             object.__setattr__(self, name, kind(getattr(self, name)))
         if self.max_seconds is not None:
             object.__setattr__(self, "max_seconds", float(self.max_seconds))
+        if self.precision == "auto":
+            object.__setattr__(self, "precision", preferred_precision(self.device))
         if self.precision not in PRECISIONS:
-            raise ValueError(f"Unknown precision {self.precision!r}; use one of {PRECISIONS}.")
+            raise ValueError(f"Unknown precision {self.precision!r}; use one of {PRECISIONS} or 'auto'.")
         if self.batch_size < 2:
             raise ValueError("batch_size must be at least 2 (batch normalisation needs two samples).")
         if self.lr <= 0 or self.max_epochs < 1 or self.patience < 1:
