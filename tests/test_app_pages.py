@@ -427,3 +427,42 @@ def test_a_probe_upload_on_a_gene_model_points_to_the_gene_map_which_then_works(
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert "Imputed" in at.success[0].value
     assert list(at.dataframe[0].value.columns[:40]) == genes  # probes became genes (the model's others follow)
+    heatmap = charts(at)[0]["data"][0]
+    assert set(heatmap["x"]) <= set(genes)  # the preview shows the upload's genes, not the model's others
+
+
+def test_gain_intervals_are_drawn_on_the_log_scale(on_demo, partial_upload):
+    at = upload(open_app(study=DEMO_DIR, model="gain_all"), partial_upload.to_csv().encode())
+    at.selectbox(key="upload_tissue").set_value(UPLOAD_TISSUE).run()
+    assert_clean(at)
+    assert {m.label: m.value for m in at.metric}["Scale"] == "TPM"  # the upload is TPM...
+    interval = charts(at)[-1]
+    assert interval["layout"]["yaxis"]["title"]["text"] == "Imputed expression (log2(TPM + 1))"  # ...drawn as log
+    values = array(interval["data"][0]["y"])
+    sample = at.selectbox[-1].value
+    genes = list(interval["data"][0]["x"])
+    tpm = at.dataframe[0].value  # the preview, in TPM
+    shown = [g for g in genes if g in tpm.columns]
+    np.testing.assert_allclose(values[[genes.index(g) for g in shown]], np.log2(tpm.loc[sample, shown] + 1), rtol=1e-3)
+
+
+def test_a_one_group_study_without_benchmark_asks_nothing_about_groups(monkeypatch, tmp_path, probe_study):
+    cohort = Study.open(probe_study).cohort()
+    cohort.samples["tissue"] = "All samples"
+    single = write_study(tmp_path / "single", cohort, {"pmi_all": ("pmi", None), "mean_all": ("mean", None)},
+                         title="One group", benchmark=False, umap=False)
+    point_app_at(monkeypatch, single, studies_dir=tmp_path / "none")
+    clear_caches()
+    for page in PAGES:
+        assert_clean(open_app(page), warnings=False)
+    at = open_app("pages/embeddings.py")
+    assert any("knows one group only ('All samples')" in i.value for i in at.info)
+    at = open_app("pages/benchmark.py")
+    assert any("has no benchmark records" in i.value for i in at.info)
+    test = cohort.split("test")
+    frame = pd.DataFrame(test.raw()[:3], index=test.samples["sample_id"][:3], columns=test.genes["symbol"])
+    at = upload(open_app(), frame.mask(np.random.default_rng(1).random(frame.shape) < 0.3).to_csv().encode())
+    assert not at.exception and not at.error
+    assert not [w for w in at.selectbox if w.key == "upload_tissue"] and not at.radio  # nothing to ask
+    assert "every sample is imputed as such" in texts(at) and "Imputed" in at.success[0].value
+    clear_caches()

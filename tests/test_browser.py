@@ -1,7 +1,9 @@
-"""The real app in headless Chromium: upload a partial profile, impute, download, check the file.
+"""The real app in headless Chromium: switch studies in the picker, upload a partial profile, impute,
+download, check the file; every page of every study opens.
 
-Runs ``streamlit run app.py`` on a free port (against tiny demo artefacts when data/demo is not
-built) and drives Debian's ``/usr/bin/chromium`` with pip ``playwright``.
+Runs ``streamlit run app.py -- --study STUDY`` on a free port, with a study built here from a
+microarray-like matrix (probe IDs, three groups, no sex or age) next to the committed demo, and drives
+Debian's ``/usr/bin/chromium`` with pip ``playwright``.
 """
 
 from __future__ import annotations
@@ -15,59 +17,53 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gtex_models import demo
-from gtex_models.cohort import Cohort
+from gtex_models.demo import CACHE_DIR, DEMO_DIR
 from gtex_models.inference import example_upload
-from scripts.screenshots import CHROMIUM, CHROMIUM_ARGS, PAGES, choose_option, running_app, settle
-from test_app_pages import TINY_SIMULATION, UPLOAD_TISSUE, build_tiny_demo, real_demo_exists
+from gtex_models.study import Study
+from scripts.screenshots import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PAGES,
+    choose_option,
+    choose_study,
+    open_page,
+    running_app,
+    selected_study,
+    settle,
+)
+from studies import build_probe_study
 
 pytestmark = pytest.mark.browser
-REPO = Path(__file__).resolve().parent.parent
-WRAPPER = """\
-import runpy, sys
-from pathlib import Path
-sys.path.insert(0, {repo!r})
-from gtex_models import demo
-from gtex_models.simulate import SimulationConfig
-demo.DEMO_DIR = Path({directory!r})
-demo.CACHE_DIR = demo.DEMO_DIR / "cache"
-demo.DEMO_SIMULATION = SimulationConfig(**{simulation!r})
-runpy.run_path({app!r}, run_name="__main__")
-"""
+DEMO, PROBES = "Demo cohort (simulated)", "Microarray-like cohort"
+UPLOAD_TISSUE = "Whole Blood"
+NO_CHARTS = {DEMO: {"new_study"}, PROBES: {"new_study", "pathway"}}  # pages without a chart, per study
 
 
 @pytest.fixture(scope="module")
-def app_script(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """``(script to run, demo directory)``: app.py itself, or a wrapper pointing at tiny artefacts."""
+def probe_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    if real_demo_exists():
-        return REPO / "app.py", demo.DEMO_DIR
-    directory = tmp_path_factory.mktemp("demo")
-    build_tiny_demo(directory)
-    wrapper = directory / "app_with_tiny_demo.py"
-    wrapper.write_text(WRAPPER.format(repo=str(REPO), directory=str(directory), app=str(REPO / "app.py"),
-                                      simulation=TINY_SIMULATION.__dict__))
-    return wrapper, directory
+    return build_probe_study(tmp_path_factory.mktemp("probe"))
 
 
 @pytest.fixture(scope="module")
-def partial_csv(app_script: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def partial_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Genes x samples TPM of demo whole-blood test samples, 30% blanked, the last 10% of genes absent."""
-    script, directory = app_script
-    cohort = demo.load_demo_cohort() if script.name == "app.py" else Cohort.load(directory / "cache" / "demo_cohort")
     path = tmp_path_factory.mktemp("upload") / "partial_blood.csv"
+    cohort = Study.open(DEMO_DIR).cohort(CACHE_DIR)
     example_upload(cohort, UPLOAD_TISSUE, n_samples=4, seed=1).T.rename_axis("gene").to_csv(path)
     return path
 
 
 @pytest.fixture(scope="module")
-def browser_page(app_script: tuple[Path, Path]) -> Iterator[tuple[object, str, float]]:
+def browser_page(probe_study: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, str, float]]:
     """A Chromium page, the app's URL and the seconds until its first page was usable."""
     from playwright.sync_api import sync_playwright
 
+    studies_dir = tmp_path_factory.mktemp("no_studies")
     start = time.perf_counter()
-    with running_app(app_script[0]) as url, sync_playwright() as playwright:
+    with running_app(studies=[probe_study], env={"GTEX_STUDIES_DIR": str(studies_dir)}) as url, \
+            sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         page.goto(url)
@@ -76,10 +72,58 @@ def browser_page(app_script: tuple[Path, Path]) -> Iterator[tuple[object, str, f
         browser.close()
 
 
-def test_upload_impute_download_in_chromium(browser_page, partial_csv: Path):
-    page, _, first_usable = browser_page
+def metrics(page) -> dict[str, str]:
+    labels = page.locator('[data-testid="stMetricLabel"]').all_inner_texts()
+    values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+    return {label.strip(): value.strip() for label, value in zip(labels, values)}
+
+
+def fresh_session(page, url: str, study: str) -> None:
+    """A new session (no upload or widget state left by another test) on the Impute page of ``study``."""
+    page.goto(url)
+    settle(page, "Impute")
+    if selected_study(page) != study:
+        choose_study(page, study)
+
+
+def errors(page) -> list[str]:
+    return page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+
+
+def sidebar_text(page) -> str:
+    return page.locator('[data-testid="stSidebar"]').inner_text()
+
+
+def test_the_study_picker_switches_every_page(browser_page):
+    page, url, first_usable = browser_page
     print(f"first page usable {first_usable:.1f} s after `streamlit run`")
+    page.goto(url)
+    settle(page, "Impute")
+    assert selected_study(page) == PROBES  # the study given with --study is selected at start
+    assert "SIMULATED" not in sidebar_text(page)
+    open_page(page, url, "benchmark", "Benchmark & model card")
+    assert metrics(page)["Samples"] == "60" and metrics(page)["Groups"] == "3"
+    open_page(page, url, "", "Impute")
+    choose_study(page, DEMO)
+    assert "SIMULATED" in sidebar_text(page)
+    for path, title in (("benchmark", "Benchmark & model card"), ("tissue_r2", "Tissue R²")):
+        open_page(page, url, path, title)
+        assert selected_study(page) == DEMO  # the choice holds across pages
+    assert page.get_by_text("every tissue equally represented").count() == 1
+    open_page(page, url, "benchmark", "Benchmark & model card")
+    assert metrics(page)["Samples"] == "6,018" and metrics(page)["Tissues"] == "49"
+    open_page(page, url, "", "Impute")
+    choose_study(page, PROBES)
+    open_page(page, url, "tissue_r2", "Tissue R²")
+    assert page.get_by_text("every group equally represented").count() == 1
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_upload_impute_download_in_chromium(browser_page, partial_csv: Path):
+    page, url, _ = browser_page
+    fresh_session(page, url, DEMO)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(partial_csv))
+    settle(page)
     choose_option(page, "Tissue (GTEx name)", UPLOAD_TISSUE)
     button = page.get_by_role("button", name="Download the full imputed matrix (TPM, CSV)")
     button.wait_for(timeout=120_000)
@@ -97,12 +141,17 @@ def test_upload_impute_download_in_chromium(browser_page, partial_csv: Path):
     observed = upload.notna().to_numpy()
     np.testing.assert_array_equal(downloaded.iloc[: len(upload)].to_numpy(np.float32)[observed],
                                   upload.to_numpy(np.float32)[observed])
+    settle(page)  # the first download reran the page
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download which cells were imputed (CSV, 1 = imputed)").click()
+    mask = pd.read_csv(io.BytesIO(Path(info.value.path()).read_bytes()), index_col=0)
+    np.testing.assert_array_equal(mask.iloc[: len(upload)].to_numpy() == 1, ~observed)
+    assert (mask.iloc[len(upload):] == 1).all().all()  # the added genes: all imputed
 
 
 def test_example_file_downloads_and_imputes(browser_page, tmp_path: Path):
     page, url, _ = browser_page
-    page.goto(url)
-    settle(page, "Impute")
+    fresh_session(page, url, DEMO)
     with page.expect_download() as info:
         page.get_by_role("button", name="No file at hand?").click()
     path = tmp_path / info.value.suggested_filename
@@ -110,18 +159,21 @@ def test_example_file_downloads_and_imputes(browser_page, tmp_path: Path):
     example = pd.read_csv(path, index_col=0)
     assert path.suffix == ".csv" and example.shape[1] == 5 and example.isna().any().any()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(path))
+    settle(page)
     choose_option(page, "Tissue (GTEx name)", UPLOAD_TISSUE)
     page.get_by_role("button", name="Download the full imputed matrix (TPM, CSV)").wait_for(timeout=120_000)
-    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    assert not errors(page)
 
 
-def test_every_page_opens_without_error(browser_page):
+@pytest.mark.parametrize("study", [DEMO, PROBES])
+def test_every_page_opens_without_error(browser_page, study):
     page, url, _ = browser_page
+    fresh_session(page, url, study)
     for name, (path, title) in PAGES.items():
-        link = page.locator(f'[data-testid="stSidebarNav"] a[href="{url}/{path}"]')
         start = time.perf_counter()
-        link.click()
-        settle(page, title)
-        print(f"{name}: usable {time.perf_counter() - start:.1f} s after the click")
+        open_page(page, url, path, title)
+        print(f"{study} · {name}: usable {time.perf_counter() - start:.1f} s after the click")
         assert page.locator('[data-testid="stException"]').count() == 0
-        assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
+        assert not errors(page), (name, errors(page))
+        charts = page.locator('[data-testid="stPlotlyChart"]').count()
+        assert (charts == 0) if name in NO_CHARTS[study] else (charts >= 1), name
