@@ -67,8 +67,12 @@ def _experiment(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> str:
+    from gtex_models.distributed import launched
     from gtex_models.experiment import run_experiment
+    from gtex_models.store import is_store
 
+    if launched() or args.resume or is_store(args.cohort):
+        return _train_at_scale(args)
     experiment = _experiment(args)
     bar, progress = _progress_bar(f"train {experiment.method}")
     with bar:
@@ -76,6 +80,34 @@ def _train(args: argparse.Namespace) -> str:
                                    progress=progress)
     return (f"Trained {experiment.method} ({experiment.scenario}): test R² {record['r2_mean']:.3f} "
             f"at {record['missing_rate']:.0%} missing, {record['fit_seconds']:.1f} s -> {args.out}")
+
+
+def _train_at_scale(args: argparse.Namespace) -> str:
+    """``train`` on an on-disk store and/or under torchrun (:func:`gtex_models.distributed.train_at_scale`)."""
+    from contextlib import nullcontext
+
+    import torch.distributed as dist
+
+    from gtex_models.distributed import init_process_group, is_main_process, train_at_scale
+
+    init_process_group()
+    try:
+        experiment = _experiment(args)
+        bar, progress = _progress_bar(f"train {experiment.method}") if is_main_process() else (nullcontext(), None)
+        with bar:
+            _, record = train_at_scale(experiment, Cohort.load(args.cohort), args.out, args.seed, args.resume,
+                                       progress)
+        processes = dist.get_world_size() if dist.is_initialized() else 1
+        main = is_main_process()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if not main:
+        return ""
+    score = (f"test R² {record['r2_mean']:.3f} on {record['n_test_samples']:,} test samples at "
+             f"{record['missing_rate']:.0%} missing, {record['fit_seconds']:.1f} s" if record
+             else "not scored (the test samples have missing values of their own)")
+    return f"Trained {experiment.method} with {processes} process(es): {score} -> {args.out}"
 
 
 def _evaluate(args: argparse.Namespace) -> str:
@@ -195,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--pathway", choices=["alzheimer", "p53"], default=None)
     train.add_argument("--out", required=True, type=Path, help="checkpoint file (.safetensors)")
     train.add_argument("--seed", type=int, default=0, help="seed of the evaluation masks")
+    train.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run from its training state (<out>.resume)")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="score a checkpoint on a cohort's test donors")
@@ -250,5 +284,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(summary)
+    if summary:  # under torchrun only rank 0 reports
+        print(summary)
     return 0

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import copy
 from abc import abstractmethod
-from dataclasses import asdict
-from typing import Any, ClassVar
+from dataclasses import asdict, replace
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -22,8 +22,8 @@ from gtex_models.checkpoints import check_compatible
 from gtex_models.cohort import GENE_COLUMNS, Cohort
 from gtex_models.covariates import CovariateEncoder
 from gtex_models.imputers.base import Imputer, ProgressCallback
-from gtex_models.training import (PREDICT_BATCH_SIZE, Batch, Task, TrainingConfig, chunks, resolve_device,
-                                  seeded, train)
+from gtex_models.training import (PREDICT_BATCH_SIZE, Batch, BatchSource, LoopState, Task, TrainingConfig, chunks,
+                                  resolve_device, seeded, train)
 
 
 class DeepImputer(Imputer):
@@ -79,12 +79,16 @@ class DeepImputer(Imputer):
         return self._fitted_encoder.tissues
 
     def fit(
-        self, cohort: Cohort, valid: Cohort | None = None, progress: ProgressCallback | None = None
+        self, cohort: Cohort, valid: Cohort | None = None, progress: ProgressCallback | None = None, *,
+        on_epoch: Callable[[LoopState], None] | None = None, resume: LoopState | None = None,
     ) -> "DeepImputer":
         """Train on ``cohort`` (NaN = missing: the in-place scenario); ``valid`` drives early stopping.
 
         Covariates are normalised with the training samples' age statistics; the tissue vocabulary
-        also covers the validation samples' tissues.
+        also covers the validation samples' tissues. Cohorts from an on-disk store are read block by
+        block; inside a ``torchrun`` process group (:mod:`gtex_models.distributed`) the networks train
+        as DistributedDataParallel modules, each rank on its share of the blocks. ``on_epoch`` and
+        ``resume`` go to :func:`~gtex_models.training.train`.
         """
         if valid is not None and not valid.genes["ensembl_gene_id"].equals(cohort.genes["ensembl_gene_id"]):
             raise ValueError("The validation cohort must have the training cohort's genes, in the same order.")
@@ -97,8 +101,13 @@ class DeepImputer(Imputer):
         device = resolve_device(self.training.device)
         with seeded(self.training.seed, device):
             networks = nn.ModuleDict(self._build_networks(cohort.n_genes, encoder.n_tissues))
-        history = train(self._task(networks), self._tensors(cohort),
-                        None if valid is None else self._tensors(valid), self.training, progress)
+        from gtex_models.distributed import current_sync
+
+        sync = current_sync()
+        task = self._task(networks) if sync is None else replace(self._task(sync.wrap(networks.to(device))),
+                                                                 module=networks)
+        history = train(task, self._rows(cohort, sync), None if valid is None else self._rows(valid, sync),
+                        self.training, progress, sync=sync, on_epoch=on_epoch, resume=resume)
         self.networks = self._for_prediction(networks)
         self.history = history.to_dict()
         return self
@@ -177,6 +186,16 @@ class DeepImputer(Imputer):
         if self.encoder is None:
             raise RuntimeError(f"Fit the {self.method} imputer (or load a checkpoint) first.")
         return self.encoder
+
+    def _rows(self, cohort: Cohort, sync: Any) -> Batch | BatchSource:
+        """Training rows: tensors for an in-memory cohort in one process, else blocks (this rank's share)."""
+        if not cohort.stored and sync is None:
+            return self._tensors(cohort)
+        from gtex_models.store import BlockBatches
+
+        rank, world_size = (0, 1) if sync is None else (sync.rank, sync.world_size)
+        return BlockBatches(cohort.x, self._fitted_encoder.encode(cohort.samples), rank, world_size,
+                            seed=self.training.seed)
 
     def _tensors(self, cohort: Cohort, columns: np.ndarray | None = None) -> Batch:
         """``x`` (NaN -> 0), ``known`` (1 observed), ``tissue``, ``sex``, ``age`` as CPU tensors."""
