@@ -154,9 +154,12 @@ def _impute(args: argparse.Namespace) -> str:
     from gtex_models.inference import (ModelSpace, align_to_model, impute_upload, resolve_scale,
                                        result_frame, sample_table)
     from gtex_models.io import read_expression, read_samples_table
+    from gtex_models.store import is_store
 
     imputer, metadata = load_checkpoint(args.checkpoint)
     space = ModelSpace.from_metadata(metadata)
+    if is_store(args.input):
+        return _impute_store(args, imputer, space)
     table = read_expression(args.input, args.orientation)
     alignment = align_to_model(table, space.genes)
     scale, reason = resolve_scale(alignment.values, args.scale, table.sample_ids, space.genes["symbol"].tolist())
@@ -171,6 +174,22 @@ def _impute(args: argparse.Namespace) -> str:
     coverage = alignment.coverage
     return (f"Imputed {result.n_imputed:,} values in {len(table.sample_ids)} sample(s) "
             f"({coverage.n_matched}/{space.n_genes} model genes in the input; scale {scale}: {reason}) -> {args.out}")
+
+
+def _impute_store(args: argparse.Namespace, imputer, space) -> str:
+    """``impute`` of an on-disk store: streamed block by block (:func:`gtex_models.streaming.impute_store`)."""
+    from gtex_models.streaming import impute_store
+
+    if args.draws or args.tissue or args.samples or args.sex or args.age is not None:
+        raise ValueError(f"{args.input} is an on-disk store: its samples' tissue, sex and age come from its own "
+                         "sample table, and intervals (--draws) are not streamed; drop --draws, --tissue, "
+                         "--samples, --sex and --age.")
+    bar, progress = _progress_bar("impute")
+    with bar:
+        summary = impute_store(imputer, space, Cohort.load(args.input), args.out, progress)
+    return (f"Imputed {summary.n_imputed:,} values in {summary.n_samples:,} samples, streamed "
+            f"({summary.n_model_genes - summary.n_genes_absent}/{summary.n_model_genes} model genes in the store) "
+            f"-> {args.out}")
 
 
 def _build_demo(args: argparse.Namespace) -> str:
@@ -253,8 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     impute = commands.add_parser("impute", help="fill the missing values of an expression file")
     impute.add_argument("--checkpoint", required=True, type=Path)
-    impute.add_argument("--input", required=True, type=Path, help="CSV, TSV, GCT or h5ad; empty cells are missing")
-    impute.add_argument("--out", required=True, type=Path, help="CSV, same orientation and scale as the input")
+    impute.add_argument("--input", required=True, type=Path,
+                        help="CSV, TSV, GCT or h5ad (empty cells are missing), or an on-disk store (streamed)")
+    impute.add_argument("--out", required=True, type=Path,
+                        help="CSV, same orientation and scale as the input (a store: CSV, or a directory for a new store)")
     impute.add_argument("--tissue", default=None, help="tissue of every sample (e.g. 'Whole Blood')")
     impute.add_argument("--samples", type=Path, default=None, help="per-sample table with a tissue column")
     impute.add_argument("--tissue-column", default="tissue")

@@ -276,6 +276,11 @@ class StoredMatrix:
             kept = picked if self.columns is None else self.columns[picked]
         return StoredMatrix(self._file, self._n_rows, mean, std, self.block_rows, view_rows, kept)
 
+    def log_values(self) -> "StoredMatrix":
+        """The same view on the stored log scale (``log2(TPM + pseudocount)``), not standardised."""
+        return StoredMatrix(self._file, self._n_rows, np.zeros_like(self.mean), np.ones_like(self.std),
+                            self.block_rows, self.rows, self.columns)
+
     def block_plan(self) -> list[tuple[int, int, np.ndarray]]:
         """The view's rows by storage block: ``(first, stop, offsets)``, rows ``first + offsets`` in view order.
 
