@@ -37,10 +37,29 @@ def _prepare_gtex(args: argparse.Namespace) -> str:
 def _import(args: argparse.Namespace) -> str:
     from gtex_models.io import import_table
 
-    cohort = import_table(args.expression, args.samples, tissue_column=args.tissue_column,
+    if args.archs4 is not None:
+        return _import_archs4(args)
+    if args.samples_query is not None or args.sample_list is not None:
+        raise ValueError("--samples-query and --sample-list choose samples of an ARCHS4 file; use them with --archs4.")
+    cohort = import_table(args.expression, args.samples, tissue_column=args.tissue_column or "tissue",
                           orientation=args.orientation, scale=args.scale, seed=args.seed)
     cohort.save(args.out)
     return f"Imported cohort: {cohort.summary()} -> {args.out}"
+
+
+def _import_archs4(args: argparse.Namespace) -> str:
+    """``import --archs4``: stream the chosen samples into an on-disk store (:mod:`gtex_models.io.archs4`)."""
+    from gtex_models.io.archs4 import DEFAULT_TISSUE_FIELD, import_archs4
+    from gtex_models.io.errors import require_file
+
+    sample_list = None
+    if args.sample_list is not None:
+        sample_list = require_file(args.sample_list).read_text(encoding="utf-8-sig").split()
+    bar, progress = _progress_bar("import ARCHS4")
+    with bar:
+        cohort = import_archs4(args.archs4, args.out, args.samples_query, sample_list,
+                               args.tissue_column or DEFAULT_TISSUE_FIELD, args.seed, progress)
+    return f"Imported ARCHS4 samples into an on-disk store: {cohort.summary()} -> {args.out}"
 
 
 def _progress_bar(description: str):
@@ -228,10 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     gtex.set_defaults(handler=_prepare_gtex)
 
     table = commands.add_parser("import", help="build a cohort from a CSV/TSV/GCT/h5ad expression table")
-    table.add_argument("--expression", required=True, type=Path)
+    source = table.add_mutually_exclusive_group(required=True)
+    source.add_argument("--expression", type=Path)
+    source.add_argument("--archs4", type=Path, default=None,
+                        help="ARCHS4 gene-count HDF5 file: the chosen samples are streamed into an on-disk store")
+    table.add_argument("--samples-query", default=None,
+                       help="--archs4: regular expression over title, source, characteristics and series")
+    table.add_argument("--sample-list", type=Path, default=None, help="--archs4: file of GSM accessions to import")
     table.add_argument("--samples", type=Path, default=None,
                        help="sample table (sample id, optional tissue/sex/age/donor columns)")
-    table.add_argument("--tissue-column", default="tissue")
+    table.add_argument("--tissue-column", default=None,
+                       help="tissue column of the sample table (default tissue); --archs4: the sample field "
+                            "naming the tissue (default source_name_ch1)")
     table.add_argument("--orientation", choices=["auto", "samples-by-genes", "genes-by-samples"], default="auto")
     table.add_argument("--scale", choices=["tpm", "log"], default="tpm")
     table.add_argument("--out", required=True, type=Path, help="cohort directory to write")

@@ -13,6 +13,7 @@ and tensors from cohorts.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from abc import ABC, abstractmethod
@@ -219,7 +220,7 @@ class Sync:
 
 @dataclass
 class LoopState:
-    """Where the loop stands after an epoch: enough to continue it exactly (see ``resume`` of :func:`train`)."""
+    """Where the loop stands after an epoch (a copy): enough to continue it exactly (``resume`` of :func:`train`)."""
 
     epoch: int
     history: History
@@ -313,9 +314,9 @@ def train(
                     fraction = max(fraction, (time.perf_counter() - start) / config.max_seconds)
                 progress(min(fraction, 1.0), message)
             if on_epoch is not None:
-                on_epoch(LoopState(epoch, history, best_loss, best_state, stale, task.module.state_dict(),
-                                   [optimizer.state_dict() for optimizer in optimizers], generator.get_state(),
-                                   torch.get_rng_state()))
+                on_epoch(LoopState(epoch, copy.deepcopy(history), best_loss, best_state, stale, _snapshot(task.module),
+                                   [copy.deepcopy(optimizer.state_dict()) for optimizer in optimizers],
+                                   generator.get_state(), torch.get_rng_state()))
             if stale >= config.patience:
                 history.stop_reason = f"early stopping (no better validation loss for {config.patience} epochs)"
                 break
