@@ -47,7 +47,8 @@ def impute_store(imputer: Imputer, space: ModelSpace, cohort: Cohort, out: str |
     imputer, space : a fitted model and its genes, tissues and transform.
     cohort : a cohort opened from a store (:func:`gtex_models.store.open_store`).
     out : ``*.csv`` (samples x the model's genes, by symbol, on the store's scale) or a directory,
-        written as a new store. Written atomically: a failure leaves nothing behind.
+        written as a new store (compressed as the input). Written atomically: a failure leaves
+        nothing behind.
     progress : ``progress(fraction, message)`` after every block.
     """
     if not cohort.stored:
@@ -83,7 +84,8 @@ def impute_store(imputer: Imputer, space: ModelSpace, cohort: Cohort, out: str |
                 frame.to_csv(stream, header=i == 0)
     else:
         with StoreWriter(out, space.genes, cohort.samples, transform.scale, transform.pseudocount,
-                         {"source": "imputed", "from": str(cohort.meta.get("source", "unknown"))}) as writer:
+                         {"source": "imputed", "from": str(cohort.meta.get("source", "unknown"))},
+                         compression=cohort.x.compression) as writer:
             for _, filled in imputed_blocks():
                 writer.append(filled * transform.std + transform.mean, log=True)
     return StreamSummary(cohort.n_samples, summary["n_imputed"], space.n_genes, int((~present).sum()))

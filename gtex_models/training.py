@@ -165,6 +165,12 @@ def masked_mse(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Ten
     return (squared * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def _batches(data: Batch, batch_size: int, order: torch.Tensor) -> Iterator[Batch]:
+    for rows in order.split(batch_size):
+        if len(rows) > 1:  # batch normalisation cannot train on one sample
+            yield {key: value[rows] for key, value in data.items()}
+
+
 def _n_rows(data: Batch) -> int:
     return len(next(iter(data.values())))
 
@@ -189,9 +195,7 @@ class TensorBatches(BatchSource):
 
     def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
         order = torch.randperm(_n_rows(self.data), generator=generator, device=generator.device)
-        for rows in order.split(batch_size):
-            if len(rows) > 1:  # batch normalisation cannot train on one sample
-                yield {key: value[rows] for key, value in self.data.items()}
+        return _batches(self.data, batch_size, order)
 
     def ordered(self, size: int) -> Iterator[Batch]:
         return chunks(self.data, size)
