@@ -1,4 +1,4 @@
-"""Run by ``tests/test_distributed.py`` under torchrun: train PMI on a store, then save this rank's weights.
+"""Run by ``tests/test_distributed.py`` under torchrun: train PMI and GAIN-GTEx on a store, save each rank's weights.
 
 Usage: ``torchrun --standalone --nproc-per-node 2 tests/distributed_worker.py STORE OUT_DIR``
 """
@@ -15,9 +15,10 @@ from gtex_models.experiment import Experiment
 
 store, out = Path(sys.argv[1]), Path(sys.argv[2])
 init_process_group()
-experiment = Experiment(method="pmi", model={"hidden_sizes": [32], "dropout": 0.1},
-                        training={"batch_size": 16, "lr": 0.01, "max_epochs": 2, "device": "cpu"})
-imputer, _ = train_at_scale(experiment, Cohort.load(store), out / "pmi.safetensors")
-weights = {key: value.contiguous() for key, value in imputer.networks.state_dict().items()}
-safetensors.torch.save_file(weights, out / f"rank{dist.get_rank()}.safetensors")
+for method in ("pmi", "gain"):
+    experiment = Experiment(method=method, model={"hidden_sizes": [32], "dropout": 0.1},
+                            training={"batch_size": 16, "lr": 0.01, "max_epochs": 2, "device": "cpu"})
+    imputer, _ = train_at_scale(experiment, Cohort.load(store), out / f"{method}.safetensors")
+    weights = {key: value.contiguous() for key, value in imputer.networks.state_dict().items()}
+    safetensors.torch.save_file(weights, out / f"{method}_rank{dist.get_rank()}.safetensors")
 dist.destroy_process_group()

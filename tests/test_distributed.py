@@ -29,23 +29,24 @@ def test_two_processes_hold_identical_weights_and_rank_zero_checkpoints(small_co
                str(ROOT / "tests" / "distributed_worker.py"), str(tmp_path / "store"), str(tmp_path)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
-    rank0 = safetensors.torch.load_file(tmp_path / "rank0.safetensors")
-    rank1 = safetensors.torch.load_file(tmp_path / "rank1.safetensors")
-    assert rank0.keys() == rank1.keys()
-    assert all(torch.equal(rank0[key], rank1[key]) for key in rank0)  # weights and batch-norm statistics
-    # the checkpoint (written by rank 0 alone) loads in one process and imputes
-    imputer, metadata = load_checkpoint(tmp_path / "pmi.safetensors")
-    assert metadata["processes"] == 2 and imputer.history["epochs"] == 2
-    assert not (tmp_path / "pmi.safetensors.resume").exists()
-    assert all(torch.equal(value, rank0[key]) for key, value in imputer.networks.state_dict().items())
-    untrained = make_imputer("pmi", hidden_sizes=[32]).__class__(hidden_sizes=[32])._build_networks(
-        small_cohort.n_genes, len(imputer.tissues))["network"]
-    assert not torch.equal(untrained.output.weight, rank0["network.output.weight"])
     test = small_cohort.split("test")
-    test = test.subset_samples(test.samples["tissue"].isin(imputer.tissues).to_numpy())
-    observed = np.random.default_rng(0).random(test.x.shape) > 0.5
-    filled = imputer.impute(mask_cohort(test, observed))
-    assert np.isfinite(filled).all() and np.array_equal(filled[observed], test.x[observed])
+    for method in ("pmi", "gain"):  # GAIN: generator and discriminator as separate DDP modules
+        rank0 = safetensors.torch.load_file(tmp_path / f"{method}_rank0.safetensors")
+        rank1 = safetensors.torch.load_file(tmp_path / f"{method}_rank1.safetensors")
+        assert rank0.keys() == rank1.keys()
+        assert all(torch.equal(rank0[key], rank1[key]) for key in rank0)  # weights and batch-norm statistics
+        # the checkpoint (written by rank 0 alone) loads in one process and imputes
+        imputer, metadata = load_checkpoint(tmp_path / f"{method}.safetensors")
+        assert metadata["processes"] == 2 and imputer.history["epochs"] == 2
+        assert not (tmp_path / f"{method}.safetensors.resume").exists()
+        assert all(torch.equal(value, rank0[key]) for key, value in imputer.networks.state_dict().items())
+        untrained = type(imputer)(hidden_sizes=[32])._build_networks(small_cohort.n_genes, len(imputer.tissues))
+        name = imputer.prediction_networks[0]
+        assert not torch.equal(untrained[name].output.weight, rank0[f"{name}.output.weight"])
+        known = test.subset_samples(test.samples["tissue"].isin(imputer.tissues).to_numpy())
+        observed = np.random.default_rng(0).random(known.x.shape) > 0.5
+        filled = imputer.impute(mask_cohort(known, observed))
+        assert np.isfinite(filled).all() and np.array_equal(filled[observed], known.x[observed])
 
 
 def test_resume_continues_exactly_where_training_stopped(small_cohort, tmp_path: Path) -> None:

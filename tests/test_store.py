@@ -117,16 +117,41 @@ def test_pmi_trains_on_a_store_and_streams_its_imputation(stored, tmp_path: Path
                            device="cpu").fit(store.split("train"), store.split("valid"))
     history = imputer.history["valid_loss"]
     assert len(history) == 4 and min(history) < history[0]
-    space = ModelSpace(memory.genes, imputer.tissues, memory.transform)
+    # a model space of its own (another mean and SD): the store's log values are standardised with it
+    model_transform = Transform(memory.transform.mean + 0.3, memory.transform.std * 1.2, "tpm")
+    space = ModelSpace(memory.genes, imputer.tissues, model_transform)
     part = store.subset_samples(known)
     summary = impute_store(imputer, space, part, tmp_path / "out.csv")
     frame = pd.read_csv(tmp_path / "out.csv", index_col="sample_id")
     rows = _aligned(part, memory)
     assert summary.n_imputed == int(np.isnan(memory.x[rows]).sum()) > 0
     # block by block, the same values as imputing the whole cohort at once, on the TPM scale
-    whole = imputer.impute(Cohort(memory.x[rows], memory.genes, memory.samples.iloc[rows], memory.transform))
-    np.testing.assert_allclose(frame.to_numpy(), memory.transform.inverse(whole), rtol=1e-4, atol=1e-3)
+    x = model_transform.forward(memory.raw()[rows])
+    whole = imputer.impute(Cohort(x, memory.genes, memory.samples.iloc[rows], model_transform))
+    np.testing.assert_allclose(frame.to_numpy(), model_transform.inverse(whole), rtol=1e-4, atol=1e-3)
     assert frame.index.tolist() == part.samples["sample_id"].astype(str).tolist()
     impute_store(imputer, space, part, tmp_path / "imputed")
     out = open_store(tmp_path / "imputed")
     assert not np.isnan(np.asarray(out.x)).any() and out.n_samples == part.n_samples
+
+
+def test_cli_trains_on_a_store_and_streams_imputation(stored, tmp_path: Path, capsys) -> None:
+    from gtex_models.cli import main
+
+    store, _ = stored
+    path = Path(store.x._file.path).parent
+    config = tmp_path / "pmi.yaml"
+    config.write_text("method: pmi\nmodel: {hidden_sizes: [32]}\n"
+                      "training: {batch_size: 32, lr: 0.005, max_epochs: 2, device: cpu}\n")
+    checkpoint = tmp_path / "pmi.safetensors"
+    assert main(["train", "--cohort", str(path), "--config", str(config), "--out", str(checkpoint), "--resume"]) == 2
+    assert "no training state" in capsys.readouterr().err and not checkpoint.exists()
+    assert main(["train", "--cohort", str(path), "--config", str(config), "--scenario", "inplace",
+                 "--out", str(checkpoint)]) == 2
+    assert "--scenario inductive" in capsys.readouterr().err
+    assert main(["train", "--cohort", str(path), "--config", str(config), "--out", str(checkpoint)]) == 0
+    assert "Trained pmi with 1 process(es): not scored (the test samples have missing values" in capsys.readouterr().out
+    assert checkpoint.exists() and not Path(f"{checkpoint}.resume").exists()
+    assert main(["impute", "--checkpoint", str(checkpoint), "--input", str(path), "--out", str(tmp_path / "o.csv"),
+                 "--draws", "5"]) == 2
+    assert "drop --draws" in capsys.readouterr().err
