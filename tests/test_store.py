@@ -102,6 +102,12 @@ def test_block_batches_shard_the_blocks_between_ranks(stored) -> None:
     assert len(seen[0]) == len(seen[1]) > 0  # lockstep: the same number of batches on both ranks
     assert not set(seen[0]) & set(seen[1])  # each row on one rank only
     assert len(seen[0]) + len(seen[1]) > train.n_samples - 2 * 16 - 2 * train.x.block_rows
+    # three blocks: two for one rank, one for the other; both still take the same number of steps
+    uneven = train.subset_samples(np.arange(3 * train.x.block_rows))
+    few = {key: value[:uneven.n_samples] for key, value in covariates.items()}
+    counts = [len(list(BlockBatches(uneven.x, few, rank=rank, world_size=2, seed=3).shuffled(
+        16, torch.Generator().manual_seed(rank)))) for rank in range(2)]
+    assert counts == [train.x.block_rows // 16] * 2
     one = BlockBatches(train.x, covariates, seed=3)
     rows = torch.cat([b["tissue"] for b in one.shuffled(16, torch.Generator().manual_seed(0))]).numpy()
     assert sorted(rows) == list(range(train.n_samples))  # one process: every row once
