@@ -363,6 +363,18 @@ def _as_index(key: Any, n: int) -> np.ndarray:
     return np.where(key < 0, key + n, key)
 
 
+def _read_samples(path: Path) -> pd.DataFrame:
+    """The sample table, parsed by Arrow straight into compact columns (no Python string per cell)."""
+    import pyarrow as pa
+    from pyarrow import csv
+
+    text, category = pa.string(), pa.dictionary(pa.int32(), pa.string())
+    types = {"sample_id": text, "donor_id": text, "tissue": category, "sex": category, "split": category,
+             "age": pa.float64()}
+    table = csv.read_csv(path, convert_options=csv.ConvertOptions(column_types=types, strings_can_be_null=False))
+    return table.to_pandas(types_mapper={text: pd.StringDtype("pyarrow")}.get)
+
+
 def open_store(directory: str | Path) -> Cohort:
     """A :class:`Cohort` over a store, read lazily (``cohort.x`` is a :class:`StoredMatrix`).
 
@@ -373,11 +385,7 @@ def open_store(directory: str | Path) -> Cohort:
     info = json.loads((directory / "cohort.json").read_text())
     arrays = np.load(directory / "transform.npz")
     transform = Transform(arrays["mean"], arrays["std"], info["scale"], info["pseudocount"])
-    samples = pd.read_csv(
-        directory / "samples.csv", keep_default_na=False, na_values={"age": [""]},
-        dtype={"sample_id": "string[pyarrow]", "donor_id": "string[pyarrow]", "tissue": "category",
-               "sex": "category", "split": "category", "age": "float32"})
-    samples["age"] = samples["age"].astype(float)
+    samples = _read_samples(directory / "samples.csv")
     genes = pd.read_csv(directory / "genes.csv", dtype=str, keep_default_na=False)
     matrix = StoredMatrix(_File(directory / EXPRESSION_FILE), len(samples), transform.mean, transform.std,
                           int(info["store"]["block_rows"]), compression=info["store"].get("compression", "gzip"))
