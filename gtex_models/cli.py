@@ -39,7 +39,11 @@ def _prepare_gtex(args: argparse.Namespace) -> str:
 def _import(args: argparse.Namespace) -> str:
     from gtex_models.io import import_table
 
-    cohort = import_table(args.expression, args.samples, tissue_column=args.tissue_column,
+    if args.archs4 is not None:
+        return _import_archs4(args)
+    if args.samples_query is not None or args.sample_list is not None:
+        raise ValueError("--samples-query and --sample-list choose samples of an ARCHS4 file; use them with --archs4.")
+    cohort = import_table(args.expression, args.samples, tissue_column=args.tissue_column or "tissue",
                           orientation=args.orientation, scale=args.scale, seed=args.seed,
                           duplicates=args.duplicates, negatives=args.negatives, gene_map=args.gene_map)
     cohort.save(args.out)
@@ -48,6 +52,21 @@ def _import(args: argparse.Namespace) -> str:
     if cohort.meta["negatives_clipped"]:
         notes.append(f"{cohort.meta['negatives_clipped']:,} negative value(s) set to 0")
     return f"Imported cohort: {cohort.summary()} ({'; '.join(notes)}) -> {args.out}"
+
+
+def _import_archs4(args: argparse.Namespace) -> str:
+    """``import --archs4``: stream the chosen samples into an on-disk store (:mod:`gtex_models.io.archs4`)."""
+    from gtex_models.io.archs4 import DEFAULT_TISSUE_FIELD, import_archs4
+    from gtex_models.io.errors import require_file
+
+    sample_list = None
+    if args.sample_list is not None:
+        sample_list = require_file(args.sample_list).read_text(encoding="utf-8-sig").split()
+    bar, progress = _progress_bar("import ARCHS4")
+    with bar:
+        cohort = import_archs4(args.archs4, args.out, args.samples_query, sample_list,
+                               args.tissue_column or DEFAULT_TISSUE_FIELD, args.seed, progress)
+    return f"Imported ARCHS4 samples into an on-disk store: {cohort.summary()} -> {args.out}"
 
 
 class _ProgressBar:
@@ -97,8 +116,12 @@ def _experiment(args: argparse.Namespace, cohort: Cohort):
 
 
 def _train(args: argparse.Namespace) -> str:
+    from gtex_models.distributed import launched
     from gtex_models.experiment import run_experiment
+    from gtex_models.store import is_store
 
+    if launched() or args.resume or is_store(args.cohort):
+        return _train_at_scale(args)
     cohort = Cohort.load(args.cohort)
     experiment = _experiment(args, cohort)
     bar, progress = _progress_bar(f"train {experiment.method}")
@@ -106,6 +129,34 @@ def _train(args: argparse.Namespace) -> str:
         _, record = run_experiment(experiment, cohort, out=args.out, seed=args.seed, progress=progress)
     return (f"Trained {experiment.method} ({experiment.scenario}): test R² {record['r2_mean']:.3f} "
             f"at {record['missing_rate']:.0%} missing, {record['fit_seconds']:.1f} s -> {args.out}")
+
+
+def _train_at_scale(args: argparse.Namespace) -> str:
+    """``train`` on an on-disk store and/or under torchrun (:func:`gtex_models.distributed.train_at_scale`)."""
+    from contextlib import nullcontext
+
+    import torch.distributed as dist
+
+    from gtex_models.distributed import init_process_group, is_main_process, train_at_scale
+
+    init_process_group()
+    try:
+        cohort = Cohort.load(args.cohort)
+        experiment = _experiment(args, cohort)
+        bar, progress = _progress_bar(f"train {experiment.method}") if is_main_process() else (nullcontext(), None)
+        with bar:
+            _, record = train_at_scale(experiment, cohort, args.out, args.seed, args.resume, progress)
+        processes = dist.get_world_size() if dist.is_initialized() else 1
+        main = is_main_process()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if not main:
+        return ""
+    score = (f"test R² {record['r2_mean']:.3f} on {record['n_test_samples']:,} test samples at "
+             f"{record['missing_rate']:.0%} missing, {record['fit_seconds']:.1f} s" if record
+             else "not scored (the test samples have missing values of their own)")
+    return f"Trained {experiment.method} with {processes} process(es): {score} -> {args.out}"
 
 
 def _evaluate(args: argparse.Namespace) -> str:
@@ -151,9 +202,12 @@ def _impute(args: argparse.Namespace) -> str:
     from gtex_models.checkpoints import load_checkpoint
     from gtex_models.inference import ModelSpace, impute_file, result_frame
     from gtex_models.io import read_samples_table
+    from gtex_models.store import is_store
 
     imputer, metadata = load_checkpoint(args.checkpoint)
     space = ModelSpace.from_metadata(metadata)
+    if is_store(args.input):
+        return _impute_store(args, imputer, space)
     annotation = read_samples_table(args.samples, args.tissue_column) if args.samples else None
     result = impute_file(args.input, imputer, space, orientation=args.orientation, scale=args.scale,
                          duplicates=args.duplicates, gene_map=args.gene_map, tissue=args.tissue, sex=args.sex,
@@ -166,6 +220,22 @@ def _impute(args: argparse.Namespace) -> str:
     return (f"Imputed {result.n_imputed:,} values in {len(result.values)} sample(s) "
             f"({coverage.n_matched}/{space.n_genes} model genes in the input; scale {result.scale}: "
             f"{result.scale_reason}) -> {args.out}")
+
+
+def _impute_store(args: argparse.Namespace, imputer, space) -> str:
+    """``impute`` of an on-disk store: streamed block by block (:func:`gtex_models.streaming.impute_store`)."""
+    from gtex_models.streaming import impute_store
+
+    if args.draws or args.tissue or args.samples or args.sex or args.age is not None:
+        raise ValueError(f"{args.input} is an on-disk store: its samples' tissue, sex and age come from its own "
+                         "sample table, and intervals (--draws) are not streamed; drop --draws, --tissue, "
+                         "--samples, --sex and --age.")
+    bar, progress = _progress_bar("impute")
+    with bar:
+        summary = impute_store(imputer, space, Cohort.load(args.input), args.out, progress)
+    return (f"Imputed {summary.n_imputed:,} values in {summary.n_samples:,} samples, streamed "
+            f"({summary.n_model_genes - summary.n_genes_absent}/{summary.n_model_genes} model genes in the store) "
+            f"-> {args.out}")
 
 
 def _build_demo(args: argparse.Namespace) -> str:
@@ -269,10 +339,18 @@ def build_parser() -> argparse.ArgumentParser:
     gtex.set_defaults(handler=_prepare_gtex)
 
     table = commands.add_parser("import", help="build a cohort from a CSV/TSV/GCT/h5ad expression table")
-    table.add_argument("--expression", required=True, type=Path)
+    source = table.add_mutually_exclusive_group(required=True)
+    source.add_argument("--expression", type=Path)
+    source.add_argument("--archs4", type=Path, default=None,
+                        help="ARCHS4 gene-count HDF5 file: the chosen samples are streamed into an on-disk store")
+    table.add_argument("--samples-query", default=None,
+                       help="--archs4: regular expression over title, source, characteristics and series")
+    table.add_argument("--sample-list", type=Path, default=None, help="--archs4: file of GSM accessions to import")
     table.add_argument("--samples", type=Path, default=None,
                        help="sample table (sample id, optional tissue/sex/age/donor columns)")
-    table.add_argument("--tissue-column", default="tissue")
+    table.add_argument("--tissue-column", default=None,
+                       help="tissue column of the sample table (default tissue); --archs4: the sample field "
+                            "naming the tissue (default source_name_ch1)")
     table.add_argument("--orientation", choices=ORIENTATIONS, default="auto")
     table.add_argument("--scale", choices=SCALE_CHOICES, default="auto",
                        help="auto (detected, printed in the summary), tpm (any non-negative linear scale) or log")
@@ -295,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-epochs", type=int, default=None, help="cap the deep models' training epochs")
     train.add_argument("--out", required=True, type=Path, help="checkpoint file (.safetensors)")
     train.add_argument("--seed", type=int, default=0, help="seed of the evaluation masks")
+    train.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run from its training state (<out>.resume)")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="score a checkpoint on a cohort's test donors")
@@ -319,8 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     impute = commands.add_parser("impute", help="fill the missing values of an expression file")
     impute.add_argument("--checkpoint", required=True, type=Path)
-    impute.add_argument("--input", required=True, type=Path, help="CSV, TSV, GCT or h5ad; empty cells are missing")
-    impute.add_argument("--out", required=True, type=Path, help="CSV, same orientation and scale as the input")
+    impute.add_argument("--input", required=True, type=Path,
+                        help="CSV, TSV, GCT or h5ad (empty cells are missing), or an on-disk store (streamed)")
+    impute.add_argument("--out", required=True, type=Path,
+                        help="CSV, same orientation and scale as the input (a store: CSV, or a directory for a new store)")
     impute.add_argument("--tissue", default=None, help="tissue of every sample (e.g. 'Whole Blood')")
     impute.add_argument("--samples", type=Path, default=None, help="per-sample table with a tissue column")
     impute.add_argument("--tissue-column", default="tissue")
@@ -388,5 +470,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(summary)
+    if summary:  # under torchrun only rank 0 reports
+        print(summary)
     return 0

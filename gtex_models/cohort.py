@@ -128,7 +128,9 @@ class Cohort:
 
     Attributes
     ----------
-    x : float32 array, samples x genes, model space; NaN marks a missing value.
+    x : float32 array, samples x genes, model space; NaN marks a missing value. For a cohort opened
+        from an on-disk store, a :class:`gtex_models.store.StoredMatrix` read block by block instead
+        (see :attr:`stored`).
     genes : DataFrame with ``ensembl_gene_id`` and ``symbol``, one row per column of ``x``.
     samples : DataFrame with ``sample_id``, ``donor_id``, ``tissue``, ``sex`` (female/male/unknown),
         ``age`` (years, NaN if unknown) and ``split`` (train/valid/test), one row per row of ``x``.
@@ -143,7 +145,8 @@ class Cohort:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.x = np.asarray(self.x, dtype=np.float32)
+        if not self.stored:
+            self.x = np.asarray(self.x, dtype=np.float32)
         if self.x.ndim != 2:
             raise ValueError(f"Expression must be a 2-D samples x genes matrix, got shape {self.x.shape}.")
         missing = [c for c in GENE_COLUMNS if c not in self.genes.columns]
@@ -183,6 +186,11 @@ class Cohort:
         return cls(transform.forward(raw), genes.copy(), samples, transform, dict(meta or {}))
 
     # ----------------------------------------------------------------- views
+    @property
+    def stored(self) -> bool:
+        """Whether ``x`` is read lazily from an on-disk store (a large cohort) instead of held in memory."""
+        return bool(getattr(self.x, "stored", False))
+
     @property
     def n_samples(self) -> int:
         return self.x.shape[0]
@@ -269,13 +277,17 @@ class Cohort:
 
     @classmethod
     def load(cls, directory: str | Path, mmap: bool = False) -> "Cohort":
-        """Read a cohort written by :meth:`save`."""
+        """Read a cohort written by :meth:`save`; an on-disk store (:mod:`gtex_models.store`) is opened lazily."""
         directory = Path(directory)
         if not (directory / "cohort.json").is_file():
             raise FileNotFoundError(
                 f"{directory} is not a cohort directory (no cohort.json). Create one with "
                 "`python -m gtex_models simulate`, `import` or `prepare-gtex`."
             )
+        if (directory / "expression.h5").is_file():
+            from gtex_models.store import open_store
+
+            return open_store(directory)
         info = json.loads((directory / "cohort.json").read_text())
         transform_arrays = np.load(directory / "transform.npz")
         transform = Transform(transform_arrays["mean"], transform_arrays["std"],

@@ -3,22 +3,28 @@
 A method hands :func:`train` a :class:`Task`: the modules to train, one or more :class:`Objective`
 (a loss for a batch and the parameters it updates, stepped in order on every batch, as GAIN
 alternates discriminator and generator), a ``prepare`` hook drawing the batch's random masks, and a
-validation loss for early stopping. Data stay on the device as float32 / int64 tensors; batches are
-index views, never host-to-device copies. :class:`gtex_models.imputers.deep.DeepImputer` builds the
-tasks and tensors from cohorts.
+validation loss for early stopping. In-memory data stay on the device as float32 / int64 tensors;
+batches are index views, never host-to-device copies. A :class:`BatchSource` instead feeds batches
+read from elsewhere (an on-disk store, :class:`gtex_models.store.BlockBatches`), and a :class:`Sync`
+lets several data-parallel processes agree on losses and on when to stop
+(:mod:`gtex_models.distributed`). :class:`gtex_models.imputers.deep.DeepImputer` builds the tasks
+and tensors from cohorts.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from gtex_models.imputers.base import ProgressCallback
 
@@ -157,10 +163,16 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
 
 @contextmanager
 def frozen(module: nn.Module) -> Iterator[None]:
-    """Forward passes inside the block record no gradient for ``module``'s parameters."""
+    """Forward passes inside the block record no gradient for ``module``'s parameters.
+
+    A :class:`~torch.nn.parallel.DistributedDataParallel` module also skips its gradient
+    synchronisation there (``no_sync``): with its parameters frozen no gradient arrives, and DDP would
+    otherwise wait for them at its next step.
+    """
     module.requires_grad_(False)
     try:
-        yield
+        with module.no_sync() if isinstance(module, DistributedDataParallel) else nullcontext():
+            yield
     finally:
         module.requires_grad_(True)
 
@@ -183,49 +195,137 @@ def _n_rows(data: Batch) -> int:
     return len(next(iter(data.values())))
 
 
+class BatchSource(ABC):
+    """Where the loop's rows come from: random-order batches for training, chunks in order for validation."""
+
+    @abstractmethod
+    def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        """One pass in random order (drawn from ``generator``), batches of 2 to ``batch_size`` rows."""
+
+    @abstractmethod
+    def ordered(self, size: int) -> Iterator[Batch]:
+        """One pass in order, chunks of at most ``size`` rows."""
+
+
+class TensorBatches(BatchSource):
+    """Rows held as tensors (on the training device): batches are index views."""
+
+    def __init__(self, data: Batch) -> None:
+        self.data = data
+
+    def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+        order = torch.randperm(_n_rows(self.data), generator=generator, device=generator.device)
+        return batches(self.data, batch_size, order)
+
+    def ordered(self, size: int) -> Iterator[Batch]:
+        return chunks(self.data, size)
+
+
+class Sync:
+    """How the processes of a data-parallel run agree; one process (this class) agrees with itself.
+
+    :class:`gtex_models.distributed.DistributedSync` all-reduces across the ranks instead.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+
+    def sum(self, values: Sequence[float]) -> list[float]:
+        """Element-wise sum over the ranks."""
+        return list(values)
+
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any rank."""
+        return flag
+
+    def average_buffers(self, module: nn.Module) -> None:
+        """Make the modules' buffers (batch-norm running statistics) equal on every rank."""
+
+
+@dataclass
+class LoopState:
+    """Where the loop stands after an epoch (a copy): enough to continue it exactly (``resume`` of :func:`train`)."""
+
+    epoch: int
+    history: History
+    best_loss: float
+    best_state: dict[str, torch.Tensor] | None
+    stale: int
+    module_state: dict[str, torch.Tensor]
+    optimizer_states: list[dict[str, Any]]
+    generator_state: torch.Tensor
+    rng_state: torch.Tensor
+
+
+def _to_source(data: Batch | BatchSource, device: torch.device) -> BatchSource:
+    if isinstance(data, BatchSource):
+        return data
+    return TensorBatches({key: value.to(device) for key, value in data.items()})
+
+
 def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().clone() for key, value in module.state_dict().items()}
 
 
 def train(
     task: Task,
-    train_data: Batch,
-    valid_data: Batch | None,
+    train_data: Batch | BatchSource,
+    valid_data: Batch | BatchSource | None,
     config: TrainingConfig,
     progress: ProgressCallback | None = None,
+    sync: Sync | None = None,
+    on_epoch: Callable[[LoopState], None] | None = None,
+    resume: LoopState | None = None,
 ) -> History:
-    """Train ``task`` on tensors (one row per sample); early-stop on ``valid_data`` when given.
+    """Train ``task`` on tensors (one row per sample) or a :class:`BatchSource`; early-stop on ``valid_data``.
 
     The validation batches get the same random draws every epoch (a fixed seed), so their losses are
     comparable. Without ``valid_data`` training runs ``max_epochs`` (or ``max_seconds``).
+
+    Parameters
+    ----------
+    sync : data-parallel agreement (losses, validation, stopping); ``None`` for one process. Rank
+        ``r`` draws its masks from seed ``config.seed + r``.
+    on_epoch : called after every epoch with the loop's :class:`LoopState` (to save checkpoints).
+    resume : a state from ``on_epoch`` to continue from (the same task, data and config).
 
     Returns
     -------
     History : per-epoch mean training loss of each objective, validation losses, best epoch.
     """
+    sync = sync or Sync()
     device = resolve_device(config.device)
     task.module.to(device)
-    train_data = {key: value.to(device) for key, value in train_data.items()}
-    valid_data = None if valid_data is None else {key: value.to(device) for key, value in valid_data.items()}
+    train_source = _to_source(train_data, device)
+    valid_source = None if valid_data is None else _to_source(valid_data, device)
     optimizers = make_optimizers(task, config)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
+    generator = torch.Generator(device=device).manual_seed(config.seed + sync.rank)
     history = History(train_loss={o.name: [] for o in task.objectives}, device=str(device),
                       precision=config.precision)
     start = time.perf_counter()
     deadline = math.inf if config.max_seconds is None else start + config.max_seconds
-    best_loss, best_state, stale = math.inf, None, 0
+    best_loss, best_state, stale, first_epoch = math.inf, None, 0, 1
     history.stop_reason = f"max_epochs ({config.max_epochs})"
 
-    with seeded(config.seed, device):
-        for epoch in range(1, config.max_epochs + 1):
-            losses = _train_epoch(task, optimizers, train_data, config, generator, deadline)
+    with seeded(config.seed + sync.rank, device):
+        if resume is not None:
+            task.module.load_state_dict(resume.module_state)
+            for optimizer, state in zip(optimizers, resume.optimizer_states):
+                optimizer.load_state_dict(state)
+            generator.set_state(resume.generator_state)
+            torch.set_rng_state(resume.rng_state)
+            history, best_loss, best_state, stale = resume.history, resume.best_loss, resume.best_state, resume.stale
+            first_epoch = resume.epoch + 1
+        for epoch in range(first_epoch, config.max_epochs + 1):
+            losses = _train_epoch(task, optimizers, train_source, config, generator, deadline, sync)
+            sync.average_buffers(task.module)
             for objective, loss in zip(task.objectives, losses):
                 history.train_loss[objective.name].append(loss)
             history.epochs = epoch
             message = f"epoch {epoch}/{config.max_epochs}: train " + ", ".join(
                 f"{o.name} {loss:.4f}" for o, loss in zip(task.objectives, losses))
-            if valid_data is not None:
-                valid = evaluate(task, valid_data, config)
+            if valid_source is not None:
+                valid = evaluate(task, valid_source, config, sync)
                 history.valid_loss.append(valid)
                 message += f", valid {valid:.4f}"
                 if valid < best_loss:
@@ -237,10 +337,14 @@ def train(
                 if config.max_seconds:
                     fraction = max(fraction, (time.perf_counter() - start) / config.max_seconds)
                 progress(min(fraction, 1.0), message)
+            if on_epoch is not None:
+                on_epoch(LoopState(epoch, copy.deepcopy(history), best_loss, best_state, stale, _snapshot(task.module),
+                                   [copy.deepcopy(optimizer.state_dict()) for optimizer in optimizers],
+                                   generator.get_state(), torch.get_rng_state()))
             if stale >= config.patience:
                 history.stop_reason = f"early stopping (no better validation loss for {config.patience} epochs)"
                 break
-            if time.perf_counter() > deadline:
+            if sync.any(time.perf_counter() > deadline):
                 history.stop_reason = f"time budget of {config.max_seconds:g} s"
                 break
 
@@ -275,34 +379,42 @@ def train_step(task: Task, optimizers: Sequence[torch.optim.Optimizer], batch: B
 
 
 def _train_epoch(
-    task: Task, optimizers: Sequence[torch.optim.Optimizer], data: Batch, config: TrainingConfig,
-    generator: torch.Generator, deadline: float,
+    task: Task, optimizers: Sequence[torch.optim.Optimizer], source: BatchSource, config: TrainingConfig,
+    generator: torch.Generator, deadline: float, sync: Sync,
 ) -> list[float]:
-    """One pass over ``data`` in random order (cut short at ``deadline``); mean loss per objective."""
+    """One pass over ``source`` in random order (cut short at ``deadline``); mean loss per objective."""
     device = generator.device
     task.module.train()
     sums = torch.zeros(len(task.objectives), device=device)
     n_batches = 0
-    order = torch.randperm(_n_rows(data), generator=generator, device=device)
-    for batch in batches(data, config.batch_size, order):
+    for batch in source.shuffled(config.batch_size, generator):
+        batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
         sums += torch.stack(train_step(task, optimizers, batch, config, generator))
         n_batches += 1
-        if time.perf_counter() > deadline:
+        if deadline < math.inf and sync.any(time.perf_counter() > deadline):
             break
-    return (sums / max(n_batches, 1)).tolist()
+    *totals, count = sync.sum([*sums.tolist(), float(n_batches)])
+    return (torch.tensor(totals, dtype=torch.float32) / max(count, 1.0)).tolist()
 
 
-def evaluate(task: Task, data: Batch, config: TrainingConfig) -> float:
-    """Row-weighted mean of ``task.valid_loss`` over ``data`` in eval mode, with fixed random draws."""
-    device = next(iter(data.values())).device
+def evaluate(task: Task, data: Batch | BatchSource, config: TrainingConfig, sync: Sync | None = None) -> float:
+    """Row-weighted mean of ``task.valid_loss`` over ``data`` in eval mode, with fixed random draws.
+
+    Under ``sync`` each rank scores its share of the rows and the totals are summed over the ranks.
+    """
+    sync = sync or Sync()
+    device = next(task.module.parameters()).device
+    source = _to_source(data, device)
     generator = torch.Generator(device=device).manual_seed(config.seed + 1)
     task.module.eval()
     total, rows = 0.0, 0
     with torch.no_grad(), autocast(device, config.precision):
-        for batch in chunks(data, PREDICT_BATCH_SIZE):
+        for batch in source.ordered(PREDICT_BATCH_SIZE):
+            batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
             n = _n_rows(batch)
             total += float(task.valid_loss(task.prepare(batch, generator))) * n
             rows += n
+    total, rows = sync.sum([total, float(rows)])
     return total / max(rows, 1)
 
 

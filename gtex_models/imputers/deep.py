@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import copy
 from abc import abstractmethod
-from dataclasses import asdict
-from typing import Any, ClassVar
+from dataclasses import asdict, replace
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -22,8 +22,8 @@ from gtex_models.cohort import GENE_COLUMNS, Cohort
 from gtex_models.covariates import CovariateEncoder
 from gtex_models.imputers.base import Imputer, ProgressCallback
 from gtex_models.model_space import check_compatible, gene_indexer
-from gtex_models.training import (PREDICT_BATCH_SIZE, Batch, Task, TrainingConfig, chunks, resolve_device,
-                                  seeded, train)
+from gtex_models.training import (PREDICT_BATCH_SIZE, Batch, BatchSource, LoopState, Task, TrainingConfig, chunks,
+                                  resolve_device, seeded, train)
 
 
 class DeepImputer(Imputer):
@@ -80,25 +80,33 @@ class DeepImputer(Imputer):
         return self._fitted_encoder.tissues
 
     def fit(
-        self, cohort: Cohort, valid: Cohort | None = None, progress: ProgressCallback | None = None
+        self, cohort: Cohort, valid: Cohort | None = None, progress: ProgressCallback | None = None, *,
+        on_epoch: Callable[[LoopState], None] | None = None, resume: LoopState | None = None,
     ) -> "DeepImputer":
         """Train on ``cohort`` (NaN = missing: the in-place scenario); ``valid`` drives early stopping.
 
         Covariates are normalised with the training samples' age statistics; the tissue vocabulary
-        also covers the validation samples' tissues.
+        also covers the validation samples' tissues. Cohorts from an on-disk store are read block by
+        block; inside a ``torchrun`` process group (:mod:`gtex_models.distributed`) the networks train
+        as DistributedDataParallel modules, each rank on its share of the blocks. ``on_epoch`` and
+        ``resume`` go to :func:`~gtex_models.training.train`.
         """
-        task = self.setup(cohort, valid)
-        history = train(task, self.tensors(cohort), None if valid is None else self.tensors(valid), self.training,
-                        progress)
+        from gtex_models.distributed import current_sync
+
+        sync = current_sync()
+        task = self.setup(cohort, valid, sync)
+        history = train(task, self._rows(cohort, sync), None if valid is None else self._rows(valid, sync),
+                        self.training, progress, sync=sync, on_epoch=on_epoch, resume=resume)
         self.history = history.to_dict()
         return self
 
-    def setup(self, cohort: Cohort, valid: Cohort | None = None) -> Task:
+    def setup(self, cohort: Cohort, valid: Cohort | None = None, sync: Any = None) -> Task:
         """Make an untrained model for ``cohort`` and return its training :class:`~gtex_models.training.Task`.
 
         Fits the covariate encoder (ages of ``cohort``; tissues of both), keeps the gene table, and
         builds freshly initialised networks (seeded); the prediction networks are the imputer's own,
-        so training the task trains the imputer. :meth:`fit` is ``setup`` then the training loop.
+        so training the task trains the imputer. Under a process group ``sync`` the task's losses use
+        DistributedDataParallel wrappers of the networks. :meth:`fit` is ``setup`` then the loop.
         """
         if valid is not None and not valid.genes[GENE_COLUMNS].equals(cohort.genes[GENE_COLUMNS]):
             raise ValueError("The validation cohort must have the training cohort's genes, in the same order.")
@@ -113,7 +121,9 @@ class DeepImputer(Imputer):
         with seeded(self.training.seed, device):
             networks = nn.ModuleDict(self._build_networks(cohort.n_genes, encoder.n_tissues))
         self.networks = self._for_prediction(networks)
-        return self._task(networks)
+        if sync is None:
+            return self._task(networks)
+        return replace(self._task(sync.wrap(networks.to(device))), module=networks)
 
     def _predict(self, cohort: Cohort) -> np.ndarray:
         return self._predict_draws(cohort, n_draws=1)[0]
@@ -189,6 +199,16 @@ class DeepImputer(Imputer):
         if self.encoder is None:
             raise RuntimeError(f"Fit the {self.method} imputer (or load a checkpoint) first.")
         return self.encoder
+
+    def _rows(self, cohort: Cohort, sync: Any) -> Batch | BatchSource:
+        """Training rows: tensors for an in-memory cohort in one process, else blocks (this rank's share)."""
+        if not cohort.stored and sync is None:
+            return self.tensors(cohort)
+        from gtex_models.store import BlockBatches
+
+        rank, world_size = (0, 1) if sync is None else (sync.rank, sync.world_size)
+        return BlockBatches(cohort.x, self._fitted_encoder.encode(cohort.samples), rank, world_size,
+                            seed=self.training.seed)
 
     def tensors(self, cohort: Cohort, columns: np.ndarray | None = None) -> Batch:
         """``x`` (NaN -> 0), ``known`` (1 observed), ``tissue``, ``sex``, ``age`` as CPU tensors."""
