@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from gtex_models.cohort import Cohort, Transform
-from gtex_models.evaluation import mask_cohort
+from gtex_models.evaluation import mask_cohort, r2_per_gene, summarize
 from gtex_models.imputers import METHODS, imputer_class, make_imputer
-from gtex_models.imputers.baselines import BloodImputer, MeanImputer, TissueMeans
+from gtex_models.imputers.baselines import (
+    FOREST_MAX_FEATURES,
+    FOREST_MIN_SAMPLES_LEAF,
+    BloodImputer,
+    MeanImputer,
+    TissueMeans,
+)
 from gtex_models.masks import mcar_mask
 from gtex_models.reference import WHOLE_BLOOD
 from gtex_models.simulate import simulate_cohort
@@ -70,6 +75,70 @@ def test_state_round_trip_gives_identical_imputations(tiny: Cohort, method: str)
                                                 json.loads(json.dumps(config)))
     test = _masked(tiny.split("test"))
     np.testing.assert_array_equal(restored.impute(test), imputer.impute(test))
+
+
+# Settings for the comparison with scikit-learn: cheap, yet each well above the mean on ``tiny``
+REFERENCE_CONFIGS = {
+    "knn": {"k": 5},
+    "mice": {"max_iter": 2, "n_nearest_features": 10},
+    "missforest": {"n_estimators": 5, "max_iter": 1, "n_nearest_features": 10},
+}
+
+
+def _scikit_learn_reference(method: str, config: dict, train: Cohort, query: Cohort) -> np.ndarray:
+    """The documented recipe, built here from pandas and scikit-learn alone: per-tissue means of the
+    training matrix (global means for unseen tissues), the estimator on the residuals (the chained
+    ones with the training rows stacked above the query rows as context), the means added back."""
+    from sklearn.ensemble import ExtraTreesRegressor
+    from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+    from sklearn.impute import IterativeImputer, KNNImputer
+    from sklearn.linear_model import BayesianRidge
+
+    frame = pd.DataFrame(train.x.astype(np.float64))
+    tissue_means = frame.groupby(train.samples["tissue"].to_numpy()).mean()
+
+    def means_of(cohort: Cohort) -> np.ndarray:
+        return tissue_means.reindex(cohort.samples["tissue"]).fillna(frame.mean()).to_numpy()
+
+    context, residuals = train.x - means_of(train), query.x - means_of(query)
+    if method == "knn":
+        filled = KNNImputer(n_neighbors=config["k"], keep_empty_features=True).fit(context).transform(residuals)
+    else:
+        estimator = BayesianRidge() if method == "mice" else ExtraTreesRegressor(
+            n_estimators=config["n_estimators"], min_samples_leaf=FOREST_MIN_SAMPLES_LEAF,
+            max_features=FOREST_MAX_FEATURES, random_state=0)
+        chained = IterativeImputer(estimator=estimator, max_iter=config["max_iter"],
+                                   n_nearest_features=config["n_nearest_features"], keep_empty_features=True,
+                                   random_state=0)
+        filled = chained.fit_transform(np.vstack([context, residuals]))[len(context):]
+    return means_of(query) + filled
+
+
+@pytest.mark.filterwarnings("ignore:.*Early stopping criterion not reached")  # max_iter is small on purpose
+@pytest.mark.parametrize("method", list(REFERENCE_CONFIGS))
+def test_matches_scikit_learn_on_the_residuals_and_beats_the_mean(tiny: Cohort, method: str) -> None:
+    """Same numbers as scikit-learn's KNNImputer / IterativeImputer given the same residuals.
+
+    Tolerance 1e-4: our tissue means are float32, the reference's float64 (measured largest
+    differences: KNN 2e-7, MICE 4e-6, MissForest 2e-7). Measured R² (inductive,
+    50% missing): KNN 0.255, MICE 0.350, MissForest 0.155, per-tissue mean -0.066.
+    """
+    train, test = tiny.split("train"), _masked(tiny.split("test"))
+    config = REFERENCE_CONFIGS[method]
+    filled = make_imputer(method, **config).fit(train).impute(test)
+    np.testing.assert_allclose(filled, _scikit_learn_reference(method, config, train, test), atol=1e-4)
+    truth = tiny.split("test").x
+
+    def r2(imputed: np.ndarray) -> float:
+        return summarize(r2_per_gene(truth, imputed, test.observed))["r2_mean"]
+
+    assert r2(filled) > r2(MeanImputer().fit(train).impute(test)) + 0.1
+
+
+def test_knn_and_mice_beat_the_mean_and_stay_below_the_oracle(reference_r2: dict[str, float]) -> None:
+    """On the small cohort (inductive, 50% missing). Measured: KNN 0.436, MICE 0.436, mean 0.078, oracle 0.899."""
+    for method in ("knn", "mice"):
+        assert reference_r2["mean"] + 0.2 < reference_r2[method] < reference_r2["oracle"], reference_r2
 
 
 def test_mean_uses_tissue_means_and_global_fallbacks() -> None:
@@ -128,18 +197,6 @@ def test_registry_lists_methods_in_order() -> None:
 def test_unknown_method_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match="missforest"):
         make_imputer("softimpute")
-
-
-def test_gain_mse_is_gain_without_the_adversarial_loss(monkeypatch: pytest.MonkeyPatch) -> None:
-    class FakeGAIN:
-        def __init__(self, **config: object) -> None:
-            self.config = config
-
-    fake = types.ModuleType("gtex_models.imputers.gain")
-    fake.GAINImputer = FakeGAIN
-    monkeypatch.setitem(sys.modules, "gtex_models.imputers.gain", fake)
-    assert make_imputer("gain-mse", adversarial=True, epochs=3).config == {"adversarial": False, "epochs": 3}
-    assert make_imputer("gain").config == {}
 
 
 def test_importing_the_registry_imports_no_estimators() -> None:

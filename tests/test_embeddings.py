@@ -61,11 +61,23 @@ def test_nearest_tissues_by_cosine_similarity(toy: pd.DataFrame):
         embeddings.nearest_tissues(toy, "Kidney")
 
 
-def test_umap_coordinates(toy: pd.DataFrame):
+def test_umap_coordinates_keep_each_tissues_neighbours():
+    """Two tight clusters of tissues stay apart and keep their neighbours in the UMAP plane.
+
+    Trustworthiness (scikit-learn, 4 neighbours, cosine): measured 0.977; random coordinates give
+    0.535 on average and 0.788 at most over 200 draws.
+    """
+    from sklearn.manifold import trustworthiness
+
     rng = np.random.default_rng(0)
     matrix = pd.DataFrame(np.vstack([rng.normal(0, 0.1, (6, 5)) + 3, rng.normal(0, 0.1, (6, 5)) - 3]),
                           index=[f"t{i}" for i in range(12)])
     coords = embeddings.umap_coordinates(matrix, n_neighbors=4)
     assert coords.columns.tolist() == ["tissue", "umap_1", "umap_2"]
     assert coords["tissue"].tolist() == matrix.index.tolist()
-    assert np.isfinite(coords[["umap_1", "umap_2"]].to_numpy()).all()
+    plane = coords[["umap_1", "umap_2"]].to_numpy()
+    assert np.isfinite(plane).all()
+    assert trustworthiness(matrix.to_numpy(), plane, n_neighbors=4, metric="cosine") > 0.9
+    distances = np.linalg.norm(plane[:, None] - plane[None], axis=-1) + np.diag(np.full(12, np.inf))
+    cluster = np.arange(12) // 6
+    np.testing.assert_array_equal(cluster[distances.argmin(axis=1)], cluster)  # nearest is a clustermate

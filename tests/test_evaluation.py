@@ -44,6 +44,32 @@ def test_two_gene_example_by_hand() -> None:
     np.testing.assert_allclose(r2_per_gene(x, imputed, observed), [1 - 0.5 / 8.5, 1 - 5 / 16])
 
 
+def test_worse_than_the_observed_mean_scores_below_zero_everywhere() -> None:
+    x = np.array([[1, 2], [2, 4], [3, 6], [4, 8]], dtype=float)
+    observed = np.array([[1, 1], [1, 0], [0, 1], [0, 0]], dtype=bool)
+    imputed = np.array([[1, 2], [2, 14], [10, 6], [10, 0]])
+    # gene 0: reference 1.5; missing 3, 4 imputed 10, 10: SS_res = 49 + 36 = 85; SS_tot = 8.5; R² = -9
+    # gene 1: reference 4; missing 4, 8 imputed 14, 0: SS_res = 100 + 64 = 164; SS_tot = 16; R² = -9.25
+    r2 = r2_per_gene(x, imputed, observed)
+    np.testing.assert_allclose(r2, [-9.0, -9.25])
+    assert summarize(r2)["r2_mean"] == pytest.approx(-9.125)
+    table = r2_per_tissue(x, imputed, observed, ["Lung"] * 4, ["A", "B"])
+    np.testing.assert_allclose(table["r2"], [-9.0, -9.25])
+    cohort = simulate_cohort(n_donors=20, n_genes=400).subset_genes(np.arange(50))
+    sweep = r2_across_missing_rates(lambda masked: -cohort.x, cohort, rates=(0.5,), seed=0)
+    pooled = sweep.loc[sweep["tissue"] == "All tissues", "r2_mean"]
+    assert pooled.item() < -1  # the sign-flipped truth: R² about -3
+    assert (sweep["r2_mean"].dropna() < 0).all()  # tissues with too few samples have no R² (NaN)
+
+
+def test_only_the_missing_entries_are_scored() -> None:
+    x, observed = _random_case()
+    imputed = np.where(observed, x + 100.0, x + 0.1)  # wild where observed, close where missing
+    np.testing.assert_allclose(r2_per_gene(x, imputed, observed), r2_per_gene(x, np.where(observed, x, x + 0.1),
+                                                                               observed))
+    assert (r2_per_gene(x, imputed, observed) > 0.9).all()
+
+
 def test_zero_variance_gene_is_excluded_not_propagated() -> None:
     x, observed = _random_case()
     x[:, 2] = 5.0

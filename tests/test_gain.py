@@ -1,16 +1,18 @@
-"""GAIN-GTEx and its MSE-only ablation: in-place fit, observed values kept, noise draws."""
+"""GAIN-GTEx and its MSE-only ablation: in-place fit and accuracy, the adversarial loss's effect, noise draws."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from gtex_models.cohort import Cohort
+from gtex_models.cohort import Cohort, Transform
 from gtex_models.evaluation import mask_cohort, r2_per_gene, summarize
 from gtex_models.imputers import make_imputer
 from gtex_models.imputers.gain import GAINImputer
 from gtex_models.masks import mcar_mask
+from gtex_models.nn import GAINDiscriminator
 
 SMALL = {"hidden_sizes": [128, 128], "batch_size": 64, "lr": 2e-3, "max_epochs": 30, "patience": 5,
          "m_low": 0.2, "m_high": 0.5, "seed": 0}
@@ -46,18 +48,92 @@ def test_fills_missing_entries_and_keeps_observed_ones(fitted: GAINImputer, inpl
     assert list(fitted.networks) == ["generator"]  # the discriminator served training only
 
 
-def test_inplace_gain_beats_per_tissue_means(fitted: GAINImputer, inplace: dict) -> None:
-    mean = make_imputer("mean").fit(inplace["cohort"])
-    r2_gain, r2_mean = _r2(fitted, inplace), _r2(mean, inplace)
-    assert r2_gain > r2_mean + 0.1, (r2_gain, r2_mean)
+def test_inplace_gain_accuracy_against_knn_and_the_oracle(fitted: GAINImputer, inplace: dict) -> None:
+    """In place, GAIN-GTEx beats KNN fitted on the same gappy cohort and closes much of the gap to the oracle.
+
+    Measured (simulate_cohort(30 donors, 400 genes, seed 1), 50% missing everywhere): GAIN 0.457,
+    KNN 0.297, MICE (2 rounds, 10 neighbours) 0.326, mean 0.024, oracle 0.900; GAIN closes 49% of
+    the mean-to-oracle gap. A generator blind to the expression values scores like the mean.
+    """
+    r2 = {"gain": _r2(fitted, inplace)}
+    for name in ("knn", "mean", "oracle"):
+        r2[name] = _r2(make_imputer(name).fit(inplace["cohort"]), inplace)
+    assert r2["gain"] > r2["knn"] + 0.05, r2
+    assert (r2["gain"] - r2["mean"]) / (r2["oracle"] - r2["mean"]) > 0.3, r2
+
+
+def test_a_sample_without_values_is_imputed_from_its_tissue(fitted: GAINImputer, inplace: dict) -> None:
+    """With nothing observed, only the covariates speak: two tissues must get different profiles.
+
+    Measured: mean absolute difference 0.08 (model space) between Whole Blood and Lung.
+    """
+    test = inplace["test"]
+    samples = pd.DataFrame({"sample_id": ["empty-blood", "empty-lung"], "donor_id": "empty",
+                            "tissue": ["Whole Blood", "Lung"], "sex": "female", "age": 50.0, "split": "test"})
+    empty = Cohort(np.full((2, test.n_genes), np.nan, dtype=np.float32), test.genes, samples, test.transform)
+    blood, lung = fitted.impute(empty)
+    assert np.isfinite(blood).all() and np.abs(blood - lung).mean() > 0.01
 
 
 def test_mse_only_ablation(inplace: dict) -> None:
-    imputer = make_imputer("gain-mse", **{**SMALL, "max_epochs": 3})
+    imputer = make_imputer("gain-mse", **{**SMALL, "max_epochs": 3, "adversarial": True})
     assert isinstance(imputer, GAINImputer) and imputer.method == "gain-mse"
+    assert imputer.params["adversarial"] is False  # the method's name wins over the setting
     imputer.fit(inplace["cohort"], inplace["valid"])
-    assert list(imputer.history["train_loss"]) == ["generator"]
+    assert list(imputer.history["train_loss"]) == ["generator"]  # no discriminator was trained
     assert imputer.get_state()[1]["method"] == "gain-mse"
+    assert np.isfinite(imputer.impute(inplace["test"])).all()
+
+
+def _coin_flips(n_samples: int = 512, n_genes: int = 10, seed: int = 0) -> Cohort:
+    """Independent ±1 values (model space): nothing predicts a hidden value, whose MSE-best guess is 0."""
+    x = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_samples, n_genes)).astype(np.float32)
+    genes = pd.DataFrame({"ensembl_gene_id": [f"ENSG{i:011d}" for i in range(n_genes)],
+                          "symbol": [f"G{i}" for i in range(n_genes)]})
+    samples = pd.DataFrame({"sample_id": [f"S{i}" for i in range(n_samples)],
+                            "donor_id": [f"D{i}" for i in range(n_samples)], "tissue": "Lung", "sex": "female",
+                            "age": 50.0, "split": "train"})
+    return Cohort(x, genes, samples, Transform(np.zeros(n_genes), np.ones(n_genes), scale="log"))
+
+
+def test_the_adversarial_loss_pushes_imputations_towards_observed_looking_values() -> None:
+    """GAIN-GTEx vs its MSE-only ablation on coin flips: the discriminator unmasks imputed values near 0,
+    so the adversarial loss pushes them out towards ±1, where MSE alone keeps them near the mean.
+
+    Measured (512 samples x 10 genes, 50% missing, 30 epochs, λ = 1): mean |imputed| 0.53 with the
+    adversarial loss, 0.29 without (seed 1: 0.54 and 0.28).
+    """
+    coins = _coin_flips()
+    cohort = mask_cohort(coins, mcar_mask(coins.x.shape, 0.5, 0.5, seed=1))
+    missing = ~cohort.observed
+    settings = {"hidden_sizes": [128, 128], "batch_size": 64, "lr": 2e-3, "max_epochs": 30, "seed": 0,
+                "reconstruction_weight": 1.0}
+    spread = {method: float(np.abs(make_imputer(method, **settings).fit(cohort).impute(cohort)[missing]).mean())
+              for method in ("gain", "gain-mse")}
+    assert spread["gain"] > spread["gain-mse"] + 0.1, spread
+
+
+def test_the_discriminator_is_shown_the_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Half the entries hinted (0 or 1, the training mask), the other half left open (0.5).
+
+    Gene 0 is never observed: its hint can say "missing" (0) but never "observed" (1).
+    """
+    hints: list[torch.Tensor] = []
+    forward = GAINDiscriminator.forward
+
+    def watched(self, x, hint, tissue, sex, age):
+        hints.append(hint.detach().clone())
+        return forward(self, x, hint, tissue, sex, age)
+
+    monkeypatch.setattr(GAINDiscriminator, "forward", watched)
+    coins = _coin_flips(n_samples=128)
+    observed = mcar_mask(coins.x.shape, 0.5, 0.5, seed=1)
+    observed[:, 0] = False
+    GAINImputer(hidden_sizes=[16], batch_size=64, max_epochs=1, seed=0).fit(mask_cohort(coins, observed))
+    hint = torch.cat(hints)
+    assert set(hint.unique().tolist()) == {0.0, 0.5, 1.0}
+    assert (hint == 0.5).float().mean().item() == pytest.approx(0.5, abs=0.05)
+    assert set(hint[:, 0].unique().tolist()) == {0.0, 0.5}
 
 
 def test_original_gain_loss_path_runs(inplace: dict) -> None:

@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import MaskedTest
 from gtex_models import inference
-from gtex_models.cohort import Cohort
+from gtex_models.cohort import Cohort, Transform
+from gtex_models.evaluation import mask_cohort, r2_per_gene, summarize
 from gtex_models.imputers import make_imputer
 from gtex_models.io.errors import MAX_INPUT_MB_ENV, InputError
 from gtex_models.io.tables import ExpressionTable
@@ -166,6 +168,46 @@ def test_imputation_keeps_observed_values_identifiers_and_orientation(fitted, bl
     assert list(frame.columns) == list(part.index)
 
 
+@pytest.mark.parametrize("scale", ["tpm", "log"])
+def test_an_upload_is_imputed_as_the_same_values_given_as_a_cohort(small_pmi, inductive: MaskedTest, scale):
+    """The upload path (file -> model space -> PMI -> upload scale) adds nothing to the model's own answer.
+
+    The test donors, half their values blank and the last 40 genes left out, uploaded as TPM or
+    log2(TPM + 1) with a per-sample table, come back as PMI's imputation of the same values given as
+    a cohort, and score well above the per-tissue mean through the same path. Measured: R² 0.578
+    (PMI) against 0.084 (mean).
+    """
+    truth, model = inductive.truth, inductive.truth.transform
+    observed = inductive.observed.copy()
+    observed[:, -40:] = False  # genes absent from the upload
+    tpm = model.inverse(truth.x)  # what a TPM file can hold (log values below 0 become TPM 0)
+    as_cohort = Cohort(model.forward(tpm), truth.genes, truth.samples, model)
+    on_scale = Transform(model.mean, model.std, scale=scale)  # the upload's scale <-> model space
+    frame = pd.DataFrame(np.where(observed, on_scale.inverse(as_cohort.x), np.nan), columns=truth.genes["symbol"],
+                         index=pd.Index(truth.samples["sample_id"], name="sample_id")).iloc[:, :-40]
+    space = inference.ModelSpace(truth.genes, small_pmi.tissues, model)
+
+    def upload(imputer) -> np.ndarray:
+        table = _upload(frame)
+        samples = inference.sample_table(table.sample_ids, space.tissues,
+                                         annotation=truth.samples[["sample_id", "tissue", "sex", "age"]])
+        result = inference.impute_upload(imputer, space, inference.align_to_model(table, space.genes), samples,
+                                         inference.resolve_scale(table.values)[0])
+        assert result.scale == scale
+        assert list(result.values.columns) == truth.genes["symbol"].tolist()  # absent genes appended, in order
+        return result.values.to_numpy()
+
+    def r2(uploaded: np.ndarray) -> float:
+        return summarize(r2_per_gene(as_cohort.x, on_scale.forward(uploaded), observed))["r2_mean"]
+
+    uploaded = upload(small_pmi)
+    assert np.isfinite(uploaded).all()
+    direct = on_scale.inverse(small_pmi.impute(mask_cohort(as_cohort, observed)))
+    np.testing.assert_allclose(uploaded, direct, rtol=1e-4, atol=1e-3)
+    pmi_r2, mean_r2 = r2(uploaded), r2(upload(make_imputer("mean").fit(inductive.train)))
+    assert pmi_r2 > mean_r2 + 0.3, (pmi_r2, mean_r2)
+
+
 def test_log_and_tpm_uploads_give_the_same_imputation(fitted, blood):
     from_tpm = _impute(fitted, _upload(blood))
     from_log = _impute(fitted, _upload(np.log2(blood + 1)))
@@ -199,17 +241,47 @@ def test_gain_draws_give_intervals_in_the_upload_layout(small_cohort, blood):
 
 
 # ------------------------------------------------------------------------------------ try it
-def test_hide_and_impute_scores_the_hidden_values(small_cohort):
+class _Watching:
+    """Passes ``impute`` calls to an imputer and keeps a copy of every matrix it was shown."""
+
+    def __init__(self, imputer) -> None:
+        self.imputer, self.shown = imputer, []
+
+    def impute(self, cohort: Cohort) -> np.ndarray:
+        self.shown.append(cohort.x.copy())
+        return self.imputer.impute(cohort)
+
+
+def test_hide_and_impute_hides_the_values_from_the_model_and_scores_them(small_cohort, small_pmi):
+    """The model sees NaN exactly where values are hidden (and the truth elsewhere); the score is honest.
+
+    Measured (40 test samples, 40% hidden): pooled R² 0.822 for PMI, 0.544 for the per-tissue mean,
+    0.950 for the oracle; a model shown the hidden values would score 1.
+    """
+    samples = small_cohort.samples
+    rows = np.flatnonzero((samples["split"] == "test") & samples["tissue"].isin(small_pmi.tissues))[:40]
+    watching = _Watching(small_pmi)
+    trial = inference.hide_and_impute(watching, small_cohort, rows, 0.4, seed=3)
+    assert trial.truth.shape == (40, small_cohort.n_genes)
+    assert trial.hidden.mean() == pytest.approx(0.4, abs=0.03)
+    (shown,) = watching.shown
+    np.testing.assert_array_equal(np.isnan(shown), trial.hidden)
+    np.testing.assert_array_equal(shown[~trial.hidden], small_cohort.x[rows][~trial.hidden])
+    np.testing.assert_allclose(trial.imputed[~trial.hidden], trial.truth[~trial.hidden], rtol=1e-5)
+    mean = inference.hide_and_impute(make_imputer("mean").fit(small_cohort.split("train")), small_cohort, rows,
+                                     0.4, seed=3)
+    assert mean.r2_pooled + 0.15 < trial.r2_pooled < 0.99, (mean.r2_pooled, trial.r2_pooled)
+    assert trial.per_gene["r2"].dropna().is_monotonic_decreasing
+    assert trial.per_gene["r2"].mean() > mean.per_gene["r2"].mean() + 0.3  # measured 0.609 and 0.101
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        inference.hide_and_impute(small_pmi, small_cohort, rows, 1.0)
+
+
+def test_hide_and_impute_with_the_oracle_scores_below_one(small_cohort):
     oracle = OracleImputer().fit(small_cohort)
     rows = np.flatnonzero(small_cohort.samples["split"] == "test")[:12]
     trial = inference.hide_and_impute(oracle, small_cohort, rows, 0.4, seed=3)
-    assert trial.truth.shape == (12, small_cohort.n_genes)
-    assert trial.hidden.mean() == pytest.approx(0.4, abs=0.03)
-    np.testing.assert_allclose(trial.imputed[~trial.hidden], trial.truth[~trial.hidden], rtol=1e-5)
-    assert trial.r2_pooled > 0.8
-    assert trial.per_gene["r2"].dropna().is_monotonic_decreasing
-    with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        inference.hide_and_impute(oracle, small_cohort, rows, 1.0)
+    assert 0.8 < trial.r2_pooled < 0.99  # measured 0.950
 
 
 def test_cohort_for_model_selects_and_orders_the_model_genes(small_cohort):

@@ -1,30 +1,28 @@
-"""PMI: fits and imputes a tiny cohort, keeps observed values, beats per-tissue means."""
+"""PMI: fits and imputes a small cohort, keeps observed values, accuracy against KNN and the oracle."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from conftest import SMALL_PMI, MaskedTest
 from gtex_models.cohort import Cohort
 from gtex_models.evaluation import mask_cohort, r2_per_gene, summarize
 from gtex_models.imputers import make_imputer
 from gtex_models.imputers.pmi import PMIImputer
 from gtex_models.masks import mcar_mask
 
-SMALL = {"hidden_sizes": [128], "batch_size": 64, "lr": 3e-3, "max_epochs": 30, "patience": 5, "seed": 0}
+
+@pytest.fixture(scope="module")
+def masked_test(inductive: MaskedTest) -> tuple[Cohort, np.ndarray]:
+    return inductive.masked, inductive.observed
 
 
 @pytest.fixture(scope="module")
-def masked_test(small_cohort: Cohort) -> tuple[Cohort, np.ndarray]:
-    test = small_cohort.split("test")
-    observed = mcar_mask(test.x.shape, 0.5, 0.5, seed=3)
-    return mask_cohort(test, observed), observed
-
-
-@pytest.fixture(scope="module")
-def fitted(small_cohort: Cohort) -> PMIImputer:
-    return PMIImputer(**SMALL).fit(small_cohort.split("train"), small_cohort.split("valid"))
+def fitted(small_pmi: PMIImputer) -> PMIImputer:
+    return small_pmi
 
 
 def test_imputes_missing_entries_and_keeps_observed_ones(fitted: PMIImputer, masked_test) -> None:
@@ -35,15 +33,71 @@ def test_imputes_missing_entries_and_keeps_observed_ones(fitted: PMIImputer, mas
     np.testing.assert_array_equal(filled[observed], masked.x[observed])
 
 
-def test_beats_per_tissue_means(fitted: PMIImputer, small_cohort: Cohort, masked_test) -> None:
-    masked, observed = masked_test
-    truth = small_cohort.split("test").x
-    mean = make_imputer("mean").fit(small_cohort.split("train"))
-    r2_pmi = summarize(r2_per_gene(truth, fitted.impute(masked), observed))["r2_mean"]
-    r2_mean = summarize(r2_per_gene(truth, mean.impute(masked), observed))["r2_mean"]
-    assert r2_pmi > r2_mean + 0.1, (r2_pmi, r2_mean)
+def test_accuracy_against_knn_and_the_oracle(fitted: PMIImputer, inductive: MaskedTest, reference_r2) -> None:
+    """A PMI trained a few seconds beats KNN clearly and closes most of the mean-to-oracle gap.
+
+    Measured (simulate_cohort(30 donors, 400 genes, seed 1), 50% missing): PMI 0.594, KNN 0.436,
+    MICE (2 rounds, 10 neighbours) 0.436, mean 0.078, oracle 0.899; PMI closes 63% of the
+    mean-to-oracle gap. A PMI blind to the expression values scores like the mean. MICE with its
+    defaults (0.714) beats this small PMI on 363 training samples of linear-Gaussian data; the
+    paper's ordering (PMI above MICE) shows at the demo's size (benchmarks/results/vs_baselines.md).
+    """
+    r2 = inductive.r2(fitted.impute(inductive.masked))
+    mean, oracle = reference_r2["mean"], reference_r2["oracle"]
+    assert r2 > reference_r2["knn"] + 0.05, (r2, reference_r2)
+    assert (r2 - mean) / (oracle - mean) > 0.45, (r2, reference_r2)
+    assert r2 < oracle + 0.01, (r2, reference_r2)  # the oracle is the ceiling
     assert fitted.history["best_epoch"] is not None
     assert len(fitted.history["valid_loss"]) == fitted.history["epochs"]
+
+
+def test_the_validation_loss_is_the_error_on_hidden_values(fitted: PMIImputer, inductive: MaskedTest) -> None:
+    """The loss early stopping uses (and the app's training curve shows) is the imputation error:
+    the MSE on validation values hidden at PMI's training rate (50%).
+
+    Measured: best validation loss 0.404; MSE on hidden values of the validation donors 0.397 to
+    0.416 over three masks. A loss taken on the values the network was shown reads 0.30.
+    """
+    valid = inductive.valid
+    observed = mcar_mask(valid.x.shape, 0.5, 0.5, seed=0)
+    hidden_mse = float(((fitted.impute(mask_cohort(valid, observed)) - valid.x)[~observed] ** 2).mean())
+    reported = fitted.history["valid_loss"][fitted.history["best_epoch"] - 1]
+    assert reported == pytest.approx(hidden_mse, rel=0.08)
+
+
+def test_a_sample_without_values_is_imputed_from_its_tissue(fitted: PMIImputer, inductive: MaskedTest) -> None:
+    """With nothing observed, only the covariates speak: two tissues must get different profiles.
+
+    Measured: mean absolute difference 0.08 (model space) between Whole Blood and Lung.
+    """
+    empty = _empty_samples(inductive.truth, ["Whole Blood", "Lung"])
+    blood, lung = fitted.impute(empty)
+    assert np.isfinite(blood).all() and np.abs(blood - lung).mean() > 0.01
+
+
+def test_the_stated_tissue_matters_when_most_values_are_missing(fitted: PMIImputer, inductive: MaskedTest) -> None:
+    """Imputing with the right tissues scores higher than with every tissue swapped for another.
+
+    Measured at 90% missing: 0.325 with the right tissues, 0.293 with tissues shifted by 7 places.
+    """
+    truth = inductive.truth
+    observed = mcar_mask(truth.x.shape, 0.9, 0.9, seed=3)
+    masked = mask_cohort(truth, observed)
+    tissues = list(fitted.tissues)
+    swapped = masked.samples.assign(tissue=[tissues[(tissues.index(t) + 7) % len(tissues)]
+                                            for t in masked.samples["tissue"]])
+    wrong = Cohort(masked.x, masked.genes, swapped, masked.transform)
+    right_r2, wrong_r2 = (summarize(r2_per_gene(truth.x, fitted.impute(c), observed))["r2_mean"]
+                          for c in (masked, wrong))
+    assert right_r2 > wrong_r2 + 0.01, (right_r2, wrong_r2)
+
+
+def _empty_samples(like: Cohort, tissues: list[str]) -> Cohort:
+    """One female, 50-year-old sample per tissue with no observed value."""
+    samples = pd.DataFrame({"sample_id": [f"empty-{i}" for i in range(len(tissues))], "donor_id": "empty",
+                            "tissue": tissues, "sex": "female", "age": 50.0, "split": "test"})
+    x = np.full((len(tissues), like.n_genes), np.nan, dtype=np.float32)
+    return Cohort(x, like.genes, samples, like.transform)
 
 
 def test_gene_order_of_the_cohort_does_not_matter(fitted: PMIImputer, masked_test) -> None:
@@ -53,16 +107,30 @@ def test_gene_order_of_the_cohort_does_not_matter(fitted: PMIImputer, masked_tes
     np.testing.assert_allclose(shuffled, fitted.impute(masked)[:, order], atol=1e-5)
 
 
-def test_inplace_training_on_a_cohort_with_missing_values(small_cohort: Cohort, masked_test) -> None:
+def test_inplace_training_imputes_the_cohort_it_was_trained_on(small_cohort: Cohort) -> None:
+    """In place (the training cohort has the gaps), PMI beats KNN and the mean on those very gaps.
+
+    Measured (training donors, 30-60% missing, 20 epochs, 1.7 s): PMI 0.451, KNN 0.200,
+    mean -0.038, oracle 0.898 (PMI closes 52% of the mean-to-oracle gap).
+    """
     train = small_cohort.split("train")
-    masked_train = mask_cohort(train, mcar_mask(train.x.shape, 0.3, 0.6, seed=4))
-    imputer = PMIImputer(**{**SMALL, "max_epochs": 3}).fit(masked_train)
+    observed = mcar_mask(train.x.shape, 0.3, 0.6, seed=4)
+    masked_train = mask_cohort(train, observed)
+    imputer = PMIImputer(**{**SMALL_PMI, "max_epochs": 20}).fit(masked_train)
     assert np.isfinite(imputer.history["train_loss"]["reconstruction"]).all()
-    assert np.isfinite(imputer.impute(masked_test[0])).all()
+
+    def r2(imputed: np.ndarray) -> float:
+        return summarize(r2_per_gene(train.x, imputed, observed))["r2_mean"]
+
+    scores = {"pmi": r2(imputer.impute(masked_train))}
+    for name in ("knn", "mean", "oracle"):
+        scores[name] = r2(make_imputer(name).fit(masked_train).impute(masked_train))
+    assert scores["pmi"] > scores["knn"] + 0.1, scores
+    assert (scores["pmi"] - scores["mean"]) / (scores["oracle"] - scores["mean"]) > 0.35, scores
 
 
 def test_bf16_precision_path_runs(small_cohort: Cohort, masked_test) -> None:
-    imputer = PMIImputer(**{**SMALL, "max_epochs": 2, "precision": "bf16"})
+    imputer = PMIImputer(**{**SMALL_PMI, "max_epochs": 2, "precision": "bf16"})
     imputer.fit(small_cohort.split("train"), small_cohort.split("valid"))
     assert imputer.history["precision"] == "bf16"
     assert np.isfinite(imputer.impute(masked_test[0])).all()

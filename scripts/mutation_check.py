@@ -1,0 +1,365 @@
+"""Mutation check: do the tests fail when the science breaks?
+
+Each mutant is a one-line semantic change to the package — a file, the exact snippet it replaces
+(found exactly once), the replacement, what it breaks — and the few tests meant to catch it. The
+script copies the repository (tracked files and untracked ones git does not ignore) to a temporary
+directory once, checks that the chosen tests pass there unmutated, then applies each mutant in turn
+to the copy, runs its tests (``pytest -x``, one thread) and restores the file. The working tree is
+never modified. A mutant is *killed* when a test fails (or errors) and *survives* when every test
+passes; a run past ``--timeout`` is reported as a timeout and does not count as killed.
+
+Two sets: ``issue`` re-applies the mutants of issue #18 (they survived the suite once);
+``generalisation`` is a different set written afterwards, to check that the tests catch more than
+the mutants they were written against.
+
+Slow (minutes: models are trained), so it is not part of the test suite. Usage::
+
+    python scripts/mutation_check.py --list             # the mutants, and whether each still applies
+    python scripts/mutation_check.py --only r2-clipped  # one mutant (repeat --only for several)
+    python scripts/mutation_check.py                    # all; writes benchmarks/results/mutation_check.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "mutation_check.md"
+TIMEOUT_S = 900  # per mutant; a busy shared machine can make a deep-model test take minutes
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A one-line change to ``file``: ``original`` (found exactly once) becomes ``mutated``."""
+
+    name: str
+    group: str
+    file: str
+    original: str
+    mutated: str
+    description: str
+    tests: tuple[str, ...]
+
+
+PMI = "tests/test_pmi.py"
+GAIN = "tests/test_gain.py"
+BASELINES = "tests/test_baselines.py"
+EVALUATION = "tests/test_evaluation.py"
+INFERENCE = "tests/test_inference.py"
+
+MUTANTS = (
+    # ------------------------------------------------------------------ the mutants of issue #18
+    Mutant("pmi-blind", "issue", "gtex_models/nn.py",
+           "return self._forward(x * mask, mask, tissue, sex, age)",
+           "return self._forward(torch.zeros_like(x), mask, tissue, sex, age)",
+           "PMI network sees no expression values (only mask and covariates)",
+           (f"{PMI}::test_accuracy_against_knn_and_the_oracle",)),
+    Mutant("gain-blind", "issue", "gtex_models/nn.py",
+           "return self._forward(x * mask + noise * (1.0 - mask), mask, tissue, sex, age)",
+           "return self._forward(noise * (1.0 - mask), mask, tissue, sex, age)",
+           "GAIN generator sees no expression values (only noise, mask and covariates)",
+           (f"{GAIN}::test_inplace_gain_accuracy_against_knn_and_the_oracle",)),
+    Mutant("r2-clipped", "issue", "gtex_models/evaluation.py",
+           "return np.where(valid, r2, np.nan)",
+           "return np.where(valid, np.clip(r2, 0.0, 1.0), np.nan)",
+           "R² clipped to [0, 1]: a negative R² is reported as 0",
+           (EVALUATION,)),
+    Mutant("upload-raw", "issue", "gtex_models/inference.py",
+           "cohort = Cohort(transform.forward(alignment.values), space.genes, samples, transform,",
+           "cohort = Cohort(alignment.values, space.genes, samples, transform,",
+           "upload fed to the model as raw values (no log, no standardisation)",
+           (f"{INFERENCE}::test_an_upload_is_imputed_as_the_same_values_given_as_a_cohort",)),
+    Mutant("upload-unstandardised", "issue", "gtex_models/inference.py",
+           "return Transform(model.mean, model.std, scale=scale, pseudocount=model.pseudocount)",
+           "return Transform(0 * model.mean, 0 * model.std + 1, scale=scale, pseudocount=model.pseudocount)",
+           "upload logged but not standardised (gene means and SDs of the model ignored)",
+           (f"{INFERENCE}::test_an_upload_is_imputed_as_the_same_values_given_as_a_cohort",)),
+    Mutant("gain-no-adversarial", "issue", "gtex_models/imputers/gain.py",
+           'return params["reconstruction_weight"] * masked_mse(generated, batch["x"], target) + adversarial',
+           'return params["reconstruction_weight"] * masked_mse(generated, batch["x"], target) + 0 * adversarial',
+           "GAIN-GTEx adversarial term multiplied by 0",
+           (f"{GAIN}::test_the_adversarial_loss_pushes_imputations_towards_observed_looking_values",)),
+    Mutant("try-it-truth-leak", "issue", "gtex_models/inference.py",
+           "imputed = imputer.impute(mask_cohort(trial, observed))",
+           "imputed = imputer.impute(trial)",
+           '"Try it" shows the model the values it hides (truth leak; function level)',
+           (f"{INFERENCE}::test_hide_and_impute_hides_the_values_from_the_model_and_scores_them",
+            f"{INFERENCE}::test_hide_and_impute_with_the_oracle_scores_below_one")),
+    Mutant("tissue-ignored", "issue", "gtex_models/nn.py",
+           "return torch.cat([self.tissue(tissue), self.sex(sex),",
+           "return torch.cat([self.tissue(tissue * 0), self.sex(sex),",
+           "tissue covariate ignored by PMI and GAIN (every sample looks up tissue 0)",
+           (f"{PMI}::test_a_sample_without_values_is_imputed_from_its_tissue",
+            f"{GAIN}::test_a_sample_without_values_is_imputed_from_its_tissue")),
+    Mutant("knn-tissue-mean", "issue", "gtex_models/imputers/baselines.py",
+           "return self._knn.transform(residuals)",
+           "return np.zeros_like(residuals)",
+           "KNN returns the per-tissue mean",
+           (f"{BASELINES}::test_matches_scikit_learn_on_the_residuals_and_beats_the_mean",)),
+    Mutant("chained-tissue-mean", "issue", "gtex_models/imputers/baselines.py",
+           "return filled[len(context):]",
+           "return np.zeros_like(residuals)",
+           "MICE and MissForest return the per-tissue mean",
+           (f"{BASELINES}::test_matches_scikit_learn_on_the_residuals_and_beats_the_mean",)),
+    Mutant("umap-noise", "issue", "gtex_models/embeddings.py",
+           "coords = reducer.fit_transform(embeddings.to_numpy(dtype=np.float32))",
+           "coords = np.random.default_rng(seed).normal(size=(len(embeddings), 2))",
+           "UMAP coordinates replaced by random noise",
+           ("tests/test_embeddings.py::test_umap_coordinates_keep_each_tissues_neighbours",)),
+    # ------------------------------------------------------------------ a different set
+    Mutant("mask-rate-per-gene", "generalisation", "gtex_models/masks.py",
+           "rates = rng.uniform(m_low, m_high, size=(shape[0], 1))",
+           "rates = rng.uniform(m_low, m_high, size=(1, shape[1]))",
+           "MCAR mask draws one missing rate per gene instead of per sample",
+           ("tests/test_masks.py",)),
+    Mutant("mask-inverted", "generalisation", "gtex_models/masks.py",
+           "return (torch.rand(shape, generator=generator, device=device) >= rates).float()",
+           "return (torch.rand(shape, generator=generator, device=device) < rates).float()",
+           "training mask marks the missing entries as observed (rate off by 1 - rate)",
+           ("tests/test_masks.py",)),
+    Mutant("pmi-no-pseudo-mask", "generalisation", "gtex_models/imputers/pmi.py",
+           'mask = pseudo_mask(batch["known"], self.params["m_low"], self.params["m_high"], generator)',
+           'mask = batch["known"]',
+           "PMI pseudo-mask not applied (nothing hidden during training)",
+           (f"{PMI}::test_accuracy_against_knn_and_the_oracle",)),
+    Mutant("pmi-loss-on-shown", "generalisation", "gtex_models/imputers/pmi.py",
+           'return masked_mse(prediction, batch["x"], batch["hidden"])',
+           'return masked_mse(prediction, batch["x"], batch["mask"])',
+           "PMI loss taken on the values the network was shown, not the hidden ones",
+           (f"{PMI}::test_accuracy_against_knn_and_the_oracle",
+            f"{PMI}::test_the_validation_loss_is_the_error_on_hidden_values")),
+    Mutant("gain-hint-unused", "generalisation", "gtex_models/imputers/gain.py",
+           'return discriminator_net(imputed, batch["hint"], batch["tissue"], batch["sex"], batch["age"]).float()',
+           'return discriminator_net(imputed, 0.5 + 0 * batch["hint"], batch["tissue"], batch["sex"], '
+           'batch["age"]).float()',
+           "GAIN discriminator never sees the hint",
+           (f"{GAIN}::test_the_discriminator_is_shown_the_hint",)),
+    Mutant("gain-hint-reveals-all", "generalisation", "gtex_models/masks.py",
+           "return b * observed + 0.5 * (1.0 - b)",
+           "return observed + 0 * b",
+           "GAIN hint gives the whole mask away",
+           ("tests/test_masks.py",)),
+    Mutant("transform-inverse", "generalisation", "gtex_models/cohort.py",
+           "return np.maximum(np.exp2(log) - self.pseudocount, 0.0).astype(np.float32)",
+           "return np.maximum(np.exp2(log), 0.0).astype(np.float32)",
+           "TPM inverse transform forgets the pseudocount",
+           ("tests/test_cohort.py", f"{INFERENCE}::test_an_upload_is_imputed_as_the_same_values_given_as_a_cohort")),
+    Mutant("extended-unbalanced", "generalisation", "gtex_models/evaluation.py",
+           "rows.append(rng.choice(members, size=n_per_tissue, replace=replace))",
+           "rows.append(rng.choice(members, size=min(n_per_tissue, len(members)), replace=False))",
+           "extended test set not balanced (small tissues not resampled)",
+           (f"{EVALUATION}::test_extended_test_set_has_equal_counts_per_tissue",)),
+    Mutant("r2-tissues-mixed", "generalisation", "gtex_models/evaluation.py",
+           "reference = (onehot @ x_obs) / n_obs",
+           "reference = x_obs.sum(axis=0) / obs.sum(axis=0)",
+           "per-tissue R² uses the mean over every tissue as its reference",
+           (EVALUATION,)),
+    Mutant("r2-observed-entries", "generalisation", "gtex_models/evaluation.py",
+           "ss_res = onehot @ (mis * (x_true - np.where(observed, x_true, x_imputed)) ** 2)",
+           "ss_res = onehot @ ((x_true - x_imputed) ** 2)",
+           "R² residuals summed over observed entries too",
+           (EVALUATION,)),
+    Mutant("checkpoint-float16-not-stored", "generalisation", "gtex_models/checkpoints.py",
+           'if dtype == "float16" and np.issubdtype(array.dtype, np.floating):',
+           'if dtype == "float16" and np.issubdtype(array.dtype, np.integer):',
+           "float16 checkpoints stored as float32 (nothing halved)",
+           ("tests/test_checkpoints.py",)),
+    Mutant("age-unstandardised", "generalisation", "gtex_models/covariates.py",
+           "age = (samples[\"age\"].to_numpy(dtype=float) - self.age_mean) / self.age_std",
+           "age = samples[\"age\"].to_numpy(dtype=float)",
+           "age fed to the networks in years, not standardised",
+           ("tests/test_covariates.py",)),
+    Mutant("known-all-ones", "generalisation", "gtex_models/imputers/deep.py",
+           '"known": (~torch.isnan(x)).float(),',
+           '"known": torch.ones_like(x),',
+           "deep models treat missing entries (zeros) as observed",
+           (f"{PMI}::test_accuracy_against_knn_and_the_oracle",)),
+    Mutant("knn-one-neighbour", "generalisation", "gtex_models/imputers/baselines.py",
+           "SklearnKNNImputer(n_neighbors=self.k, keep_empty_features=True)",
+           "SklearnKNNImputer(n_neighbors=1, keep_empty_features=True)",
+           "KNN ignores k (one neighbour)",
+           (f"{BASELINES}::test_matches_scikit_learn_on_the_residuals_and_beats_the_mean",)),
+    Mutant("tissue-means-global", "generalisation", "gtex_models/imputers/baselines.py",
+           "return table[index]  # index -1 (unseen tissue) selects the last row: the global means",
+           "return table[np.full_like(index, -1)]",
+           "per-tissue means replaced by the global means",
+           (BASELINES,)),
+    Mutant("upload-result-model-space", "generalisation", "gtex_models/inference.py",
+           "imputed = transform.inverse(imputer.impute(cohort))",
+           "imputed = imputer.impute(cohort)",
+           "upload imputations returned in model space, not on the upload's scale",
+           (f"{INFERENCE}::test_an_upload_is_imputed_as_the_same_values_given_as_a_cohort",)),
+    Mutant("upload-absent-genes-zero", "generalisation", "gtex_models/inference.py",
+           "out[:, len(table.feature_ids):] = model_values[:, absent]",
+           "out[:, len(table.feature_ids):] = 0 * model_values[:, absent]",
+           "model genes absent from an upload come back as 0 instead of imputed",
+           (f"{INFERENCE}::test_an_upload_is_imputed_as_the_same_values_given_as_a_cohort",)),
+    Mutant("try-it-score-observed", "generalisation", "gtex_models/inference.py",
+           "r2 = r2_per_gene(trial.x, imputed, observed)",
+           "r2 = r2_per_gene(trial.x, imputed, ~observed)",
+           '"Try it" per-gene R² scored on the shown values instead of the hidden ones',
+           (f"{INFERENCE}::test_hide_and_impute_hides_the_values_from_the_model_and_scores_them",)),
+    Mutant("impute-overwrites-observed", "generalisation", "gtex_models/imputers/base.py",
+           "np.copyto(prediction, cohort.x, where=cohort.observed)",
+           "np.copyto(prediction, cohort.x, where=np.zeros_like(cohort.observed))",
+           "imputers replace the observed values by their predictions",
+           (PMI,)),
+)
+
+
+def _repository_files(root: Path) -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                            check=True, capture_output=True).stdout.decode()
+    return [name for name in listed.split("\0") if name and (root / name).is_file()]
+
+
+def copy_repository(root: Path, destination: Path) -> None:
+    """Copy the files git tracks or would track (not ignored) to ``destination``."""
+    for name in _repository_files(root):
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, target)
+
+
+def check_applies(mutant: Mutant, root: Path) -> str | None:
+    """None if the mutant applies (its snippet occurs exactly once), else why not."""
+    path = root / mutant.file
+    if not path.is_file():
+        return f"{mutant.file} does not exist"
+    count = path.read_text().count(mutant.original)
+    return None if count == 1 else f"its snippet occurs {count} times in {mutant.file}"
+
+
+def run_tests(copy: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, str, float]:
+    """Run ``tests`` in ``copy``; returns (outcome, first failing test or '', seconds)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", f"no result after {timeout:.0f} s", time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if done.returncode == 0:
+        return "survived", "", seconds
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", done.stdout, flags=re.MULTILINE)
+    if done.returncode in (1, 2) and failed:
+        return "killed", failed[0], seconds
+    tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+    return "error", f"pytest exit {done.returncode}: {' / '.join(tail)}", seconds
+
+
+def _machine(start_load: float) -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, 1-min load {start_load:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+
+
+def _commit(root: Path) -> str:
+    described = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True, text=True)
+    return described.stdout.strip() or "unknown"
+
+
+def write_report(results: list[tuple[Mutant, str, str, float]], seconds: float, start_load: float, path: Path) -> None:
+    survivors = [m.name for m, outcome, _, _ in results if outcome != "killed"]
+    lines = [
+        "# Mutation check",
+        "",
+        f"<!-- {datetime.now():%Y-%m-%d %H:%M}; commit {_commit(ROOT)}; {_machine(start_load)}; "
+        f"command: python scripts/mutation_check.py -->",
+        "",
+        f"{len(results) - len(survivors)} of {len(results)} mutants killed in {seconds / 60:.1f} min"
+        + (f"; not killed: {', '.join(survivors)}." if survivors else "; none survived."),
+        "",
+    ]
+    for group, title in (("issue", "Mutants of issue #18"), ("generalisation", "A different set (generalisation)")):
+        lines += [f"## {title}", "", "| Mutant | File | What it breaks | Result | Caught by | Seconds |",
+                  "|---|---|---|---|---|---|"]
+        for mutant, outcome, detail, took in results:
+            if mutant.group == group:
+                lines.append(f"| {mutant.name} | {mutant.file} | {mutant.description} | {outcome} | "
+                             f"{detail.replace('|', '/') or '-'} | {took:.0f} |")
+        lines.append("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--list", action="store_true", help="list the mutants and whether each still applies")
+    parser.add_argument("--only", action="append", metavar="NAME", help="run only this mutant (repeatable)")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT_S, metavar="SECONDS",
+                        help=f"limit of one mutant's test run (default {TIMEOUT_S}); a run past it is a "
+                             "'timeout', not a kill")
+    args = parser.parse_args(argv)
+
+    names = [m.name for m in MUTANTS]
+    unknown = sorted(set(args.only or []) - set(names))
+    if unknown:
+        print(f"error: unknown mutant(s) {', '.join(unknown)}; see --list", file=sys.stderr)
+        return 2
+    if args.list:
+        for mutant in MUTANTS:
+            problem = check_applies(mutant, ROOT)
+            print(f"{mutant.name:30s} {mutant.group:15s} {mutant.description}"
+                  + (f"  [STALE: {problem}]" if problem else ""))
+        return 0
+    chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
+    stale = {m.name: problem for m in chosen if (problem := check_applies(m, ROOT))}
+    if stale:
+        for name, problem in stale.items():
+            print(f"error: mutant {name} no longer applies: {problem}; update it in {Path(__file__).name}",
+                  file=sys.stderr)
+        return 2
+
+    start, start_load = time.perf_counter(), os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="mutation-check-") as directory:
+        copy = Path(directory)
+        copy_repository(ROOT, copy)
+        tests = tuple(dict.fromkeys(test for m in chosen for test in m.tests))
+        print(f"unmutated: running {len(tests)} test selection(s) ...", flush=True)
+        outcome, detail, took = run_tests(copy, tests, args.timeout * len(chosen))  # as long as every mutant
+        if outcome != "survived":
+            print(f"error: without any mutant, the tests do not pass ({detail}); fix them first", file=sys.stderr)
+            return 2
+        print(f"unmutated: all pass ({took:.0f} s)", flush=True)
+        results = []
+        for mutant in chosen:
+            path = copy / mutant.file
+            original = path.read_text()
+            path.write_text(original.replace(mutant.original, mutant.mutated))
+            try:
+                outcome, detail, took = run_tests(copy, mutant.tests, args.timeout)
+            finally:
+                path.write_text(original)
+            results.append((mutant, outcome, detail, took))
+            print(f"{mutant.name:30s} {outcome:8s} {took:5.0f} s  {detail}", flush=True)
+    seconds = time.perf_counter() - start
+    survivors = [m.name for m, outcome, _, _ in results if outcome != "killed"]
+    print(f"{len(results) - len(survivors)}/{len(results)} killed in {seconds / 60:.1f} min"
+          + (f"; not killed: {', '.join(survivors)}" if survivors else ""))
+    if not args.only:
+        write_report(results, seconds, start_load, RESULTS)
+        print(f"written: {RESULTS.relative_to(ROOT)}")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
