@@ -262,7 +262,10 @@ def test_a_model_meets_a_cohort_standardised_differently(probe_cohort):
     space = ModelSpace(probe_cohort.genes.iloc[::-1], tuple(probe_cohort.tissues), shifted.subset(np.arange(300)[::-1]))
     moved = cohort_for_model(probe_cohort, space)
     assert moved.genes["symbol"].tolist() == probe_cohort.genes["symbol"].tolist()[::-1]
-    np.testing.assert_allclose(moved.raw(), probe_cohort.raw()[:, ::-1], atol=1e-4)
+    np.testing.assert_array_equal(moved.transform.mean, space.transform.mean)  # the model's standardisation
+    np.testing.assert_allclose(moved.x, (probe_cohort.x[:, ::-1] - 1.0 / probe_cohort.transform.std[::-1]) / 2.0,
+                               atol=1e-5)
+    np.testing.assert_allclose(moved.raw(), probe_cohort.raw()[:, ::-1], atol=1e-4)  # the same values
 
 
 def test_genes_are_matched_by_ensembl_id_else_by_symbol():
@@ -325,6 +328,23 @@ def test_the_demo_build_runs_every_method_under_both_scenarios():
         if config and not run.experiment.pathway:
             expected = Experiment.from_yaml(Path(__file__).parents[1] / "configs" / config)
             assert run.experiment.model == expected.model and run.experiment.training == expected.training
+
+
+def test_groups_without_training_donors_are_left_out_of_the_evaluation(tmp_path):
+    """A small cohort whose test donors have tissues no training donor has: deep models cannot know them."""
+    from gtex_models.benchmark import scenario_data
+    from gtex_models.simulate import simulate_cohort
+
+    cohort = simulate_cohort(n_donors=8, n_genes=400, seed=2)
+    unseen = set(cohort.split("test").tissues) - set(cohort.split("train").tissues)
+    assert unseen  # the case under test
+    with pytest.warns(UserWarning, match="that have no training donors are left out of the evaluation"):
+        data = scenario_data(cohort)
+    assert not set(data.test.tissues) & unseen
+    with pytest.warns(UserWarning, match="no training donors"):
+        study = build_study(cohort, tmp_path / "s", models=["pmi"], baselines=["mean"], max_epochs=1)
+    assert np.isfinite(study.models["pmi_all"].evaluation["r2_mean"])
+    assert not set(study.tables("pmi_all")["per_tissue"]["tissue"]) & unseen
 
 
 def test_the_simulated_demo_stores_its_simulation_not_its_matrix(tmp_path):
