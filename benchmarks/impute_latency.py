@@ -32,21 +32,13 @@ except ImportError:
 def untrained_imputer(method: str, hidden: list[int] | None, cohort: Any, device: str,
                       precision: str = "fp32") -> Any:
     """An imputer with freshly initialised networks for ``cohort``'s genes and tissues."""
-    from torch import nn
-
-    from gtex_models.cohort import GENE_COLUMNS
-    from gtex_models.covariates import CovariateEncoder
     from gtex_models.imputers import make_imputer
-    from gtex_models.training import resolve_device, seeded
+    from gtex_models.training import resolve_device
 
     kwargs = {"hidden_sizes": hidden} if hidden else {}
     imputer = make_imputer(method, device=device, precision=precision, **kwargs)
-    imputer.encoder = CovariateEncoder.fit(cohort.samples)
-    imputer.genes = cohort.genes[GENE_COLUMNS].copy()
-    device_ = resolve_device(device)
-    with seeded(0, device_):
-        networks = nn.ModuleDict(imputer._build_networks(cohort.n_genes, imputer.encoder.n_tissues))
-    imputer.networks = networks.to(device_).eval()
+    imputer.setup(cohort)  # freshly initialised networks for the cohort's genes and tissues
+    imputer.networks = imputer.networks.to(resolve_device(device)).eval()
     return imputer
 
 

@@ -26,9 +26,9 @@ def impute_breakdown(imputer, query, repeats: int = 3) -> str:
     import statistics
 
     import numpy as np
-    import pandas as pd
     import torch
 
+    from gtex_models.model_space import gene_indexer
     from gtex_models.training import PREDICT_BATCH_SIZE, chunks
 
     def timed(fn):
@@ -41,20 +41,20 @@ def impute_breakdown(imputer, query, repeats: int = 3) -> str:
 
     steps = {}
     steps["Imputer.impute: cohort.observed (isnan)"], observed = timed(lambda: query.observed)
-    columns = pd.Index(query.genes["ensembl_gene_id"]).get_indexer(imputer.genes["ensembl_gene_id"])
-    steps["_tensors: isnan + where + astype copies + covariates"], data = timed(lambda: imputer._tensors(query, columns))
+    columns = gene_indexer(query.genes, imputer.genes)
+    steps["tensors: isnan + where + astype copies + covariates"], data = timed(lambda: imputer.tensors(query, columns))
     network = imputer.networks["network"]
     generator = torch.Generator().manual_seed(0)
 
     def forward():
         with torch.inference_mode():
-            return torch.cat([imputer._predict_batch(b, generator).float() for b in chunks(data, PREDICT_BATCH_SIZE)])
+            return torch.cat([imputer.predict_batch(b, generator).float() for b in chunks(data, PREDICT_BATCH_SIZE)])
 
     steps["network forward (fp32, chunks of 2048)"], prediction = timed(forward)
 
     def forward_bf16():
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            return torch.cat([imputer._predict_batch(b, generator).float() for b in chunks(data, PREDICT_BATCH_SIZE)])
+            return torch.cat([imputer.predict_batch(b, generator).float() for b in chunks(data, PREDICT_BATCH_SIZE)])
 
     steps["(alternative) network forward under bf16 autocast"], _ = timed(forward_bf16)
     bf16_net = __import__("copy").deepcopy(network).to(torch.bfloat16)

@@ -3,7 +3,7 @@
 Each (method, hidden size, precision) runs in its own subprocess, so its peak RSS is that of a fresh
 Python process that loads the cached scale cohort (memory-mapped), copies the training split, builds
 the model's tensors and trains. It runs ``--warmup`` batches, then times batches for ``--seconds``
-(at least ``--min-batches``), exactly as :func:`gtex_models.training._train_epoch` does them (random
+(at least ``--min-batches``) with :func:`gtex_models.training.train_step`, the loop's own step (random
 masks, autocast, backward, fused Adam step, for every objective). Seconds per epoch are
 **extrapolated**: ``ceil(n_train / batch) * seconds_per_batch + one validation pass`` (timed). Use
 ``--full-epochs K`` to instead time K real epochs through ``imputer.fit`` (with early-stopping
@@ -49,13 +49,9 @@ def method_settings(method: str, hidden: int | None = None) -> tuple[dict[str, A
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """One configuration, in this process: returns its measurements."""
     import torch
-    from torch import nn
-
     from benchmarks.scale_cohort import scale_cohort
-    from gtex_models.covariates import CovariateEncoder
-    from gtex_models.cohort import GENE_COLUMNS
     from gtex_models.imputers import make_imputer
-    from gtex_models.training import _batches, autocast, evaluate, resolve_device, seeded
+    from gtex_models.training import batches, evaluate, make_optimizers, resolve_device, seeded, train_step
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -86,33 +82,22 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         config = imputer.training
         device = resolve_device(config.device)
         row["batch_size"] = config.batch_size
-        imputer.encoder = CovariateEncoder.fit(train.samples)
-        imputer.genes = train.genes[GENE_COLUMNS].copy()
-        with seeded(config.seed, device):
-            networks = nn.ModuleDict(imputer._build_networks(train.n_genes, imputer.encoder.n_tissues))
-        task = imputer._task(networks)
+        task = imputer.setup(train, valid)
         task.module.to(device)
-        data = {k: v.to(device) for k, v in imputer._tensors(train).items()}
-        valid_data = {k: v.to(device) for k, v in imputer._tensors(valid).items()}
-        optimizers = [torch.optim.Adam(o.parameters, lr=config.lr, fused=True) for o in task.objectives]
+        data = {k: v.to(device) for k, v in imputer.tensors(train).items()}
+        valid_data = {k: v.to(device) for k, v in imputer.tensors(valid).items()}
+        optimizers = make_optimizers(task, config)
         generator = torch.Generator(device=device).manual_seed(config.seed)
         order = torch.randperm(train.n_samples, generator=generator, device=device)
         task.module.train()
         times: list[float] = []
         with seeded(config.seed, device):
-            batches = _batches(data, config.batch_size, order.repeat(50))
             t_all = time.perf_counter()
-            for i, batch in enumerate(batches):
+            for i, batch in enumerate(batches(data, config.batch_size, order.repeat(50))):
                 sync(device)
                 t0 = time.perf_counter()
-                batch = task.prepare(batch, generator)
-                for objective, optimizer in zip(task.objectives, optimizers):
-                    with autocast(device, config.precision):
-                        loss = objective.loss(batch)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                float(loss)  # like the loop's per-epoch .tolist(): forces the work to finish
+                losses = train_step(task, optimizers, batch, config, generator)
+                float(losses[-1])  # like the loop's per-epoch .tolist(): forces the work to finish
                 sync(device)
                 if i >= args.warmup:
                     times.append(time.perf_counter() - t0)

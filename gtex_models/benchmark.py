@@ -87,7 +87,8 @@ def run_benchmark(
         raise ValueError(f"Unknown scenario {scenario!r}; use one of {SCENARIOS}.")
     if pathway is not None:
         cohort = cohort.pathway(pathway)
-    _require_complete(cohort)
+    require_complete(cohort)
+    cohort = known_groups_only(cohort, cohort.split("train").tissues, "have no training donors")  # warned once
     configs = configs or {}
     imputers = [make_imputer(method, **configs.get(method, default_settings(method, cohort.n_samples, cohort.n_genes,
                                                                           scenario)))
@@ -161,7 +162,7 @@ def scenario_data(cohort: Cohort, scenario: str = "inductive", missing_rate: flo
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"Unknown scenario {scenario!r}; use one of {SCENARIOS}.")
-    _require_complete(cohort)
+    require_complete(cohort)
     cohort = known_groups_only(cohort, cohort.split("train").tissues, "have no training donors")
     for split in ("train", "test"):
         if not (cohort.samples["split"] == split).any():
@@ -230,7 +231,7 @@ def evaluate_imputer(
     >>> evaluate_imputer(imputer, cohort.split("test"))["n_genes"]
     400
     """
-    _require_complete(cohort_test)
+    require_complete(cohort_test)
     observed, imputed, seconds = _mask_and_impute(imputer, cohort_test, missing_rate, seed)
     scores = _score(cohort_test.x, imputed, observed)
     return _ordered({"method": imputer.method, "scenario": "inductive", "missing_rate": missing_rate,
@@ -266,7 +267,7 @@ def evaluation_tables(
     >>> sorted(tables)
     ['across_rates', 'per_gene', 'per_tissue']
     """
-    _require_complete(cohort)
+    require_complete(cohort)
     symbols = cohort.genes["symbol"].tolist()
     observed, imputed, _ = _mask_and_impute(imputer, cohort, missing_rate, seed)
     per_gene = pd.DataFrame({"gene": symbols, "r2": r2_per_gene(cohort.x, imputed, observed)})
@@ -316,10 +317,13 @@ def _scaled(progress: ProgressCallback, start: float, width: float, label: str) 
     return lambda fraction, message: progress(start + width * fraction, f"{label}: {message}")
 
 
-def _require_complete(cohort: Cohort) -> None:
-    n_missing = int(np.isnan(cohort.x).sum())
-    if n_missing:
+def require_complete(cohort: Cohort) -> None:
+    """Raise ``ValueError`` when ``cohort`` has missing values: R² is scored on values hidden on purpose."""
+    missing = np.isnan(cohort.x)
+    if missing.any():
+        genes = cohort.genes["symbol"][missing.any(axis=0)].tolist()
         raise ValueError(
             f"Evaluation needs a complete cohort (R² is scored on values hidden on purpose), but "
-            f"{n_missing} values are already missing."
+            f"{int(missing.sum())} values are already missing, in {len(genes)} gene(s) such as "
+            f"{', '.join(genes[:3])}. Impute them first, or leave those genes or samples out of the matrix."
         )

@@ -50,17 +50,34 @@ def _import(args: argparse.Namespace) -> str:
     return f"Imported cohort: {cohort.summary()} ({'; '.join(notes)}) -> {args.out}"
 
 
-def _progress_bar(description: str):
-    """A tqdm bar driven by the imputers' ``progress(fraction, message)`` callback."""
-    from tqdm import tqdm
+class _ProgressBar:
+    """A tqdm bar on stderr driven by ``progress(fraction, message)``, opened at the first report (so a
+    command that fails while checking its input prints only its error)."""
 
-    bar = tqdm(total=100, desc=description, unit="%", leave=False, file=sys.stderr)
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self.bar = None
 
-    def progress(fraction: float, message: str) -> None:
-        bar.n = round(100 * fraction)
-        bar.set_postfix_str(message[:60], refresh=True)
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
 
-    return bar, progress
+            self.bar = tqdm(total=100, desc=self.description, unit="%", leave=False, file=sys.stderr)
+        self.bar.n = round(100 * fraction)
+        self.bar.set_postfix_str(message[:60], refresh=True)
+
+    def __enter__(self) -> "_ProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _progress_bar(description: str) -> tuple[_ProgressBar, _ProgressBar]:
+    """A progress bar (a context manager) and its ``progress(fraction, message)`` callback."""
+    bar = _ProgressBar(description)
+    return bar, bar
 
 
 def _experiment(args: argparse.Namespace, cohort: Cohort):
@@ -170,8 +187,11 @@ def _model_specs(args: argparse.Namespace) -> list:
 
 def _study_summary(study) -> str:
     summary = study.cohort_summary
-    models = ", ".join(f"{key} (R² {entry.evaluation.get('r2_mean', float('nan')):.3f})"
-                       for key, entry in study.models.items()) or "no model"
+    def r2(entry) -> str:
+        value = entry.evaluation.get("r2_mean")
+        return "n/a" if value is None or value != value else f"{value:.3f}"  # NaN: too few test values
+
+    models = ", ".join(f"{key} (test R² {r2(entry)})" for key, entry in study.models.items()) or "no model"
     return (f"{study.title!r}: {summary.get('n_samples', '?')} samples x {summary.get('n_genes', '?')} genes, "
             f"{summary.get('n_groups', '?')} group(s); models {models}; "
             f"{len(study.benchmark() or [])} benchmark record(s)")

@@ -21,6 +21,9 @@ study or absolute, or ``simulation``: the simulator's arguments; plus a ``summar
 null). A study is opened read-only; one that misses parts opens with the parts it has and lists
 what is missing in :attr:`Study.problems`.
 
+Studies are built and extended by :mod:`gtex_models.study_build` (``build_study``, ``add_model``,
+``add_checkpoint``, ``study_info``; CLI ``python -m gtex_models study build|add-model|info``).
+
 Example
 -------
 >>> study = Study.open("data/demo")                          # doctest: +SKIP

@@ -31,12 +31,16 @@ from typing import Any, Callable, Literal, Sequence
 import pandas as pd
 
 from gtex_models.atomic import atomic_directory, atomic_file
+from gtex_models.benchmark import (RECORD_KEYS, evaluate_imputer, evaluation_tables, fit_and_score, known_groups_only,
+                                   require_complete, score_fitted)
+from gtex_models.checkpoints import load_checkpoint
 from gtex_models.choices import SCENARIOS
 from gtex_models.cohort import Cohort
 from gtex_models.embeddings import UMAP_MIN_GROUPS, embedding_coordinates
 from gtex_models.experiment import Experiment, default_config, save_model, train_experiment
 from gtex_models.imputers import DEEP_METHODS, METHODS
 from gtex_models.imputers.base import ProgressCallback
+from gtex_models.model_space import ModelSpace, check_compatible, cohort_for_model
 from gtex_models.study import (
     BENCHMARK_FILE,
     COHORT_DIR,
@@ -55,6 +59,7 @@ from gtex_models.study import (
 )
 
 CohortMode = Literal["copy", "reference"]
+_SOURCE_TITLES = {"import": "Imported cohort", "gtex_v8": "GTEx v8 cohort", "simulated": "Simulated cohort"}
 DEEP_WEIGHT = 10
 """A deep model's share of the progress bar against a baseline's (they take that much longer)."""
 
@@ -66,7 +71,6 @@ class StudyCancelled(Exception):
 @dataclass(frozen=True)
 class _Run:
     """One fit of a study build: a model kept in the study (``key``) or a benchmark-only run."""
-
     experiment: Experiment
     key: str | None = None
     label: str | None = None
@@ -78,7 +82,6 @@ class _Run:
 
 class _Reporter:
     """Progress over weighted runs, and the cancellation check (raises :class:`StudyCancelled`)."""
-
     def __init__(self, total: int, progress: ProgressCallback | None, should_stop: Callable[[], bool] | None) -> None:
         self.total, self.done = max(total, 1), 0
         self.progress, self.should_stop = progress, should_stop
@@ -156,11 +159,16 @@ def build_study(
     ------
     StudyError
         For a bad target folder, an unknown method or duplicated model keys (before any training).
+    FileNotFoundError
+        When ``cohort`` is a path that is not a cohort folder.
+    ValueError
+        For a cohort the protocol cannot use (missing values, no train or test donors).
     StudyCancelled
         When ``should_stop()`` answered True; nothing is left behind.
     """
     out = Path(out)
     check_target(out, overwrite)
+    _check_max_epochs(max_epochs)
     if scenario not in SCENARIOS:
         raise StudyError(f"Unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}.")
     cohort_path = None if isinstance(cohort, Cohort) else Path(cohort)
@@ -169,6 +177,7 @@ def build_study(
     if cohort_mode == "reference" and cohort_path is None:
         raise StudyError("cohort_mode='reference' needs the cohort as a folder path, not a Cohort object.")
     data = cohort if isinstance(cohort, Cohort) else Cohort.load(cohort)
+    require_complete(data)
     runs = _model_runs(models, data, scenario, max_epochs)
     runs += _baseline_runs(baselines, data, baseline_scenarios or (scenario,), max_epochs, runs)
     simulation = simulation or (data.meta.get("simulation") if data.meta.get("source") == "simulated" else None)
@@ -186,7 +195,8 @@ def build_study(
         else:
             data.save(tmp / COHORT_DIR)
             manifest_cohort = COHORT_DIR
-        manifest = new_manifest(title or (cohort_path.name if cohort_path else str(data.meta.get("source", "study"))),
+        default_title = cohort_path.name if cohort_path else _SOURCE_TITLES.get(data.meta.get("source"), "Study")
+        manifest = new_manifest(title or default_title,
                                 data, description=description, simulated=bool(simulation),
                                 sources=_sources(data, cohort_path), cohort_path=manifest_cohort,
                                 simulation=simulation)
@@ -228,6 +238,7 @@ def add_model(
     """
     path = Path(study)
     opened = Study.open(path)
+    _check_max_epochs(max_epochs)
     cohort = _protocol_cohort(opened.cohort())
     run = _model_runs([model], cohort, scenario, max_epochs)[0]
     run = _Run(run.experiment, key or run.key, label)
@@ -256,10 +267,6 @@ def add_checkpoint(study: str | Path, checkpoint_path: str | Path, key: str | No
     IncompatibleCohortError
         When the study's cohort lacks genes of the model, or has groups the model does not know.
     """
-    from gtex_models.benchmark import evaluate_imputer, evaluation_tables, known_groups_only
-    from gtex_models.checkpoints import load_checkpoint
-    from gtex_models.model_space import ModelSpace, check_compatible, cohort_for_model
-
     path = Path(study)
     opened = Study.open(path)
     imputer, metadata = load_checkpoint(checkpoint_path)
@@ -325,6 +332,11 @@ def check_target(out: Path, overwrite: bool) -> None:
                          "or choose another folder.")
 
 
+def _check_max_epochs(max_epochs: int | None) -> None:
+    if max_epochs is not None and int(max_epochs) < 1:
+        raise StudyError(f"max_epochs must be at least 1, got {max_epochs}.")
+
+
 def _check_new_key(study: Study, key: str | None) -> None:
     known = {str(m.get("key")) for m in study.manifest.get("models", [])}
     if key in known:
@@ -368,17 +380,12 @@ def _baseline_runs(baselines: Sequence[str | Experiment], cohort: Cohort, scenar
 
 
 def _benchmark_run(experiment: Experiment, cohort: Cohort, progress: ProgressCallback) -> dict[str, Any]:
-    from gtex_models.benchmark import fit_and_score
-
     return fit_and_score(experiment.make_imputer(), experiment.cohort(cohort), experiment.scenario,
                          experiment.missing_rate, progress=progress)
 
 
 def _model_run(run: _Run, cohort: Cohort, folder: Path, progress: ProgressCallback) -> tuple[dict[str, Any], Any]:
     """Train, score, save the checkpoint and tables of ``run`` into ``folder``; its record and manifest entry."""
-    from gtex_models.benchmark import RECORD_KEYS, evaluation_tables, score_fitted
-    from gtex_models.checkpoints import load_checkpoint
-
     assert run.key is not None
     imputer, data, fit_seconds = train_experiment(run.experiment, cohort, progress=progress)
     scores = {**score_fitted(imputer, data), "fit_seconds": fit_seconds}
@@ -416,8 +423,6 @@ def _add_to_manifest(study: Path, entry: Any, record: dict[str, Any] | None) -> 
 def _protocol_cohort(cohort: Cohort) -> Cohort:
     """The cohort every run of a study is fitted and scored on: without the validation and test samples
     of groups that have no training donors (warned about once here, not at every run)."""
-    from gtex_models.benchmark import known_groups_only
-
     return known_groups_only(cohort, cohort.split("train").tissues, "have no training donors")
 
 

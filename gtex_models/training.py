@@ -168,7 +168,9 @@ def masked_mse(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Ten
     return (squared * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def _batches(data: Batch, batch_size: int, order: torch.Tensor) -> Iterator[Batch]:
+def batches(data: Batch, batch_size: int, order: torch.Tensor) -> Iterator[Batch]:
+    """Mini-batches (index views) of ``data`` in ``order``; a last batch of one row is skipped (batch
+    normalisation cannot train on one sample)."""
     for rows in order.split(batch_size):
         if len(rows) > 1:  # batch normalisation cannot train on one sample
             yield {key: value[rows] for key, value in data.items()}
@@ -202,7 +204,7 @@ def train(
     task.module.to(device)
     train_data = {key: value.to(device) for key, value in train_data.items()}
     valid_data = None if valid_data is None else {key: value.to(device) for key, value in valid_data.items()}
-    optimizers = [torch.optim.Adam(objective.parameters, lr=config.lr, fused=True) for objective in task.objectives]
+    optimizers = make_optimizers(task, config)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     history = History(train_loss={o.name: [] for o in task.objectives}, device=str(device),
                       precision=config.precision)
@@ -248,6 +250,27 @@ def train(
     return history
 
 
+def make_optimizers(task: Task, config: TrainingConfig) -> list[torch.optim.Optimizer]:
+    """One Adam optimiser per objective of ``task``."""
+    return [torch.optim.Adam(objective.parameters, lr=config.lr, fused=True) for objective in task.objectives]
+
+
+def train_step(task: Task, optimizers: Sequence[torch.optim.Optimizer], batch: Batch, config: TrainingConfig,
+               generator: torch.Generator) -> list[torch.Tensor]:
+    """One optimiser step of every objective on one batch (its random draws made first); the losses."""
+    device = generator.device
+    batch = task.prepare(batch, generator)
+    losses = []
+    for objective, optimizer in zip(task.objectives, optimizers):
+        with autocast(device, config.precision):
+            loss = objective.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach())
+    return losses
+
+
 def _train_epoch(
     task: Task, optimizers: Sequence[torch.optim.Optimizer], data: Batch, config: TrainingConfig,
     generator: torch.Generator, deadline: float,
@@ -258,15 +281,8 @@ def _train_epoch(
     sums = torch.zeros(len(task.objectives), device=device)
     n_batches = 0
     order = torch.randperm(_n_rows(data), generator=generator, device=device)
-    for batch in _batches(data, config.batch_size, order):
-        batch = task.prepare(batch, generator)
-        for i, (objective, optimizer) in enumerate(zip(task.objectives, optimizers)):
-            with autocast(device, config.precision):
-                loss = objective.loss(batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            sums[i] += loss.detach()
+    for batch in batches(data, config.batch_size, order):
+        sums += torch.stack(train_step(task, optimizers, batch, config, generator))
         n_batches += 1
         if time.perf_counter() > deadline:
             break

@@ -270,3 +270,75 @@ def test_prepare_gtex_refuses(name, model, tmp_path, capsys, monkeypatch):
     argv = ["prepare-gtex", "--gct", case.path, "--samples", attributes, "--subjects", subjects, "--out", out,
             "--min-samples-per-tissue", "1"]
     assert_refused(capsys, argv, case.error, out)
+
+
+# ------------------------------------------------------------------------------------- studies
+def test_study_build_refusals(model, tmp_path, capsys):
+    cohort = model[2]
+    out = tmp_path / "study"
+    build = ["study", "build", "--cohort", cohort, "--out", out]
+    assert_refused(capsys, [*build, "--models", "pmi,magic"], r"Unknown method 'magic'; choose from pmi, gain", out)
+    assert_refused(capsys, [*build, "--models", ""], r"Give at least one model: --models pmi,gain and/or --config", out)
+    assert_refused(capsys, [*build, "--models", "mean", "--baselines", "mean,nope"], r"Unknown method 'nope'", out)
+    assert_refused(capsys, ["study", "build", "--cohort", tmp_path / "nowhere", "--out", out, "--models", "mean"],
+                   r"nowhere is not a cohort directory \(no cohort.json\)", out)
+    assert_refused(capsys, [*build, "--models", "mean", "--max-epochs", "0"], r"max_epochs must be at least 1", out)
+
+
+def test_study_build_never_replaces_what_is_not_a_study(model, tmp_path, capsys):
+    cohort = model[2]
+    file = tmp_path / "report.txt"
+    file.write_text("mine")
+    status, _, stderr = run(capsys, ["study", "build", "--cohort", cohort, "--out", file, "--models", "mean",
+                                     "--overwrite"])
+    assert status == 2 and re.search(r"^error: .*report\.txt is a file; give a folder path", stderr)
+    assert file.read_text() == "mine"
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "keep.csv").write_text("x")
+    status, _, stderr = run(capsys, ["study", "build", "--cohort", cohort, "--out", folder, "--models", "mean",
+                                     "--overwrite"])
+    assert status == 2 and "is not a study folder (no study.json); it is left untouched" in stderr
+    assert [p.name for p in folder.iterdir()] == ["keep.csv"]
+    study = tmp_path / "study"
+    assert run(capsys, ["study", "build", "--cohort", cohort, "--out", study, "--models", "mean", "--baselines", ""])[0] == 0
+    manifest = (study / "study.json").read_text()
+    again = ["study", "build", "--cohort", cohort, "--out", study, "--models", "mean", "--baselines", "",
+             "--title", "Second"]
+    status, _, stderr = run(capsys, again)
+    assert status == 2 and "already holds a study; pass --overwrite" in stderr
+    assert (study / "study.json").read_text() == manifest
+    assert run(capsys, [*again, "--overwrite"])[0] == 0
+    assert '"title": "Second"' in (study / "study.json").read_text()
+
+
+def test_study_add_model_and_info_refusals(model, tmp_path, capsys):
+    cohort = model[2]
+    study = tmp_path / "study"
+    assert run(capsys, ["study", "build", "--cohort", cohort, "--out", study, "--models", "mean", "--baselines", ""])[0] == 0
+    manifest = (study / "study.json").read_text()
+    for argv, pattern in [
+        (["--method", "knn", "--checkpoint", model[0]], r"Give exactly one of --method, --config and --checkpoint"),
+        ([], r"Give exactly one of --method, --config and --checkpoint"),
+        (["--method", "mean"], r"already has a model 'mean_all'; choose another key \(--key\)"),
+        (["--checkpoint", tmp_path / "none.safetensors"], r"none\.safetensors"),
+        (["--method", "magic"], r"Unknown method 'magic'"),
+    ]:
+        status, stdout, stderr = run(capsys, ["study", "add-model", "--study", study, *argv])
+        assert status == 2 and stderr.startswith("error: ") and re.search(pattern, stderr), stderr
+        assert (study / "study.json").read_text() == manifest
+    status, _, stderr = run(capsys, ["study", "info", "--study", tmp_path])
+    assert status == 2 and "is not a study folder (no study.json)" in stderr
+
+
+def test_import_of_a_real_mas5_matrix_needs_a_treatment_of_negative_values(tmp_path, capsys):
+    data = Path(__file__).parent / "data" / "biobase_sample"
+    out = tmp_path / "cohort"
+    argv = ["import", "--expression", data / "expression.csv", "--samples", data / "samples.csv",
+            "--tissue-column", "group", "--out", out]
+    assert_refused(capsys, argv, r"negative values \(first at sample 'A', gene 'AFFX-BioDn-5_st'; 327 in all\)"
+                                 r".*--negatives clip", out)
+    status, stdout, _ = run(capsys, [*argv, "--negatives", "clip"])
+    assert status == 0
+    assert "26 samples x 200 genes, 2 tissues, 26 donors (scale tpm: values up to 1.04e+04" in stdout
+    assert "327 negative value(s) set to 0" in stdout

@@ -93,3 +93,149 @@ def test_config_with_a_typo_is_refused(tmp_path):
     (tmp_path / "c.yaml").write_text("method: pmi\nscenarion: inductive\n")
     with pytest.raises(ValueError, match="unknown keys \\['scenarion'\\]"):
         Experiment.from_yaml(tmp_path / "c.yaml")
+
+
+# ------------------------------------------------------------------------------------- studies and user cohorts
+def _probe_cohort(tmp_path, capsys):
+    from test_study import write_probe_cohort
+
+    expression, samples = write_probe_cohort(tmp_path)
+    assert main(["import", "--expression", str(expression), "--samples", str(samples), "--tissue-column", "group",
+                 "--out", str(tmp_path / "cohort")]) == 0
+    return tmp_path / "cohort", capsys.readouterr()
+
+
+def test_import_detects_the_scale_and_says_why(tmp_path, capsys):
+    cohort, captured = _probe_cohort(tmp_path, capsys)
+    line = captured.out.strip()
+    assert line.startswith("Imported cohort: 60 samples x 300 genes, 3 tissues, 60 donors (scale log: values between")
+    assert "microarray probes?" in captured.err
+    assert Cohort.load(cohort).transform.scale == "log"
+
+
+def test_study_build_info_and_add_model_on_a_probe_cohort(tmp_path, capsys):
+    cohort, _ = _probe_cohort(tmp_path, capsys)
+    study = tmp_path / "study"
+    assert main(["study", "build", "--cohort", str(cohort), "--out", str(study), "--models", "pmi,gain",
+                 "--baselines", "mean,knn", "--max-epochs", "2", "--title", "Probes"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 1
+    assert captured.out.startswith("Study 'Probes': 60 samples x 300 genes, 3 group(s); models pmi_all (test R² ")
+    assert "4 benchmark record(s)" in captured.out and "study build" in captured.err  # the progress bar
+    assert main(["study", "add-model", "--study", str(study), "--method", "mean", "--label", "Group means"]) == 0
+    assert "mean_all (test R² " in capsys.readouterr().out
+    assert main(["study", "info", "--study", str(study)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["key", "label", "method", "scenario", "gene", "set", "genes", "groups", "test", "R²",
+                                "missing"]
+    assert [line.split()[0] for line in lines[2:]] == ["pmi_all", "gain_all", "mean_all"]
+    assert "Group means" in lines[4]
+
+
+def test_train_evaluate_and_benchmark_deep_models_on_a_probe_cohort(tmp_path, capsys):
+    """Used to crash: the deep models indexed genes by their (empty) Ensembl IDs."""
+    cohort, _ = _probe_cohort(tmp_path, capsys)
+    checkpoint = tmp_path / "pmi.safetensors"
+    assert main(["train", "--cohort", str(cohort), "--method", "pmi", "--max-epochs", "2", "--out", str(checkpoint)]) == 0
+    assert "Trained pmi (inductive): test R²" in capsys.readouterr().out
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--cohort", str(cohort)]) == 0
+    assert "over 300 genes" in capsys.readouterr().out
+    assert main(["benchmark", "--cohort", str(cohort), "--methods", "gain,mean"]) == 0
+    table = capsys.readouterr().out
+    assert "| gain | inductive |" in table and "| mean | inductive |" in table
+    assert main(["study", "add-model", "--study", str(tmp_path / "missing"), "--checkpoint", str(checkpoint)]) == 2
+
+
+def test_a_checkpoint_joins_a_study(tmp_path, capsys):
+    cohort, _ = _probe_cohort(tmp_path, capsys)
+    checkpoint = tmp_path / "knn.safetensors"
+    assert main(["train", "--cohort", str(cohort), "--method", "knn", "--out", str(checkpoint)]) == 0
+    study = tmp_path / "study"
+    assert main(["study", "build", "--cohort", str(cohort), "--out", str(study), "--models", "mean",
+                 "--baselines", ""]) == 0
+    assert main(["study", "add-model", "--study", str(study), "--checkpoint", str(checkpoint), "--key", "knn_mine"]) == 0
+    assert "knn_mine (test R² " in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_study_build_on_a_prepared_gtex_cohort(tmp_path, capsys):
+    from test_io_gtex import write_gtex
+
+    gct, attributes, subjects = write_gtex(tmp_path)
+    assert main(["prepare-gtex", "--gct", str(gct), "--samples", str(attributes), "--subjects", str(subjects),
+                 "--min-samples-per-tissue", "3", "--out", str(tmp_path / "cohort")]) == 0
+    assert main(["study", "build", "--cohort", str(tmp_path / "cohort"), "--out", str(tmp_path / "study"),
+                 "--models", "pmi,gain", "--max-epochs", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()[-1]
+    assert out.startswith("Study 'cohort': 6 samples x 4 genes, 2 group(s); models pmi_all") and "5 benchmark" in out
+    from gtex_models.study import Study
+
+    study = Study.open(tmp_path / "study")
+    assert study.problems == [] and not study.simulated
+    assert study.cohort().genes["symbol"].tolist() == ["TP53", "GAPDH", "ACTB", "CD99"]
+
+
+def test_duplicated_identifiers_are_kept_first_or_averaged(tmp_path, capsys):
+    frame = pd.DataFrame([[1.0, 2.0, 4.0, 8.0], [3.0, np.nan, 6.0, 1.0]], index=["s1", "s2"],
+                         columns=["TP53", "APP", "TP53", "ENSG00000142192.20"])  # the last: APP's Ensembl ID
+    frame.index.name = "sample_id"
+    frame.to_csv(tmp_path / "dup.csv")
+    assert main(["import", "--expression", str(tmp_path / "dup.csv"), "--out", str(tmp_path / "c")]) == 2
+    assert "duplicated gene id(s) in the header row: 'TP53' (2x)" in capsys.readouterr().err
+    assert main(["import", "--expression", str(tmp_path / "dup.csv"), "--out", str(tmp_path / "mean"),
+                 "--duplicates", "mean", "--scale", "log"]) == 0
+    out = capsys.readouterr().out
+    assert "4 -> 3 features (duplicated gene id(s): mean); 3 -> 2 features (features naming the same gene: mean)" in out
+    mean = Cohort.load(tmp_path / "mean")
+    assert mean.genes["symbol"].tolist() == ["TP53", "APP"]
+    np.testing.assert_allclose(mean.raw(), [[2.5, 5.0], [4.5, 1.0]], rtol=1e-5)  # APP: NaN skipped in s2
+    assert main(["import", "--expression", str(tmp_path / "dup.csv"), "--out", str(tmp_path / "first"),
+                 "--duplicates", "first", "--scale", "log"]) == 0
+    np.testing.assert_allclose(Cohort.load(tmp_path / "first").raw(), [[1.0, 2.0], [3.0, np.nan]], rtol=1e-5)
+
+
+def test_a_gene_map_lets_a_probe_upload_meet_a_gene_model(cohort_dir, tmp_path, capsys):
+    checkpoint = tmp_path / "mean.safetensors"
+    assert main(["train", "--cohort", str(cohort_dir), "--method", "mean", "--out", str(checkpoint)]) == 0
+    cohort = Cohort.load(cohort_dir).split("test")
+    symbols = cohort.genes["symbol"].tolist()[:20]
+    raw = cohort.raw()[:3, :20]
+    probes = [f"{2000 + j}_at" for j in range(20)] + ["2100_s_at"]  # the last: a second probe of gene 0
+    values = np.column_stack([raw, raw[:, 0] * 3])
+    upload = pd.DataFrame(values, index=pd.Index(cohort.samples["sample_id"][:3], name="sample_id"), columns=probes)
+    upload.to_csv(tmp_path / "probes.csv")
+    tissue = cohort.samples["tissue"].iloc[0]
+    argv = ["impute", "--checkpoint", str(checkpoint), "--input", str(tmp_path / "probes.csv"), "--tissue", tissue,
+            "--out", str(tmp_path / "filled.csv")]
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "look like microarray probe IDs: give a probe-to-gene map" in capsys.readouterr().err
+    mapping = pd.DataFrame({"probe": probes + ["9999_at"], "symbol": symbols + [symbols[0], "NOT_A_GENE"]})
+    mapping.to_csv(tmp_path / "map.csv", index=False)
+    assert main([*argv, "--gene-map", str(tmp_path / "map.csv")]) == 0
+    captured = capsys.readouterr()
+    assert "(20/400 model genes in the input" in captured.out
+    assert "map.csv: 21 probe(s) -> 20 gene(s)" in captured.err
+    filled = pd.read_csv(tmp_path / "filled.csv", index_col=0)
+    assert filled.shape == (3, 400) and not filled.isna().any().any()
+    np.testing.assert_allclose(filled[symbols[0]], raw[:, 0] * 2, rtol=1e-4)  # the two probes averaged
+    np.testing.assert_allclose(filled[symbols[1:]].to_numpy(), raw[:, 1:], rtol=1e-4)
+    assert main(["import", "--expression", str(tmp_path / "probes.csv"), "--gene-map", str(tmp_path / "map.csv"),
+                 "--out", str(tmp_path / "mapped")]) == 0
+    assert "map.csv: 21 probe(s) -> 20 gene(s)" in capsys.readouterr().out
+    assert Cohort.load(tmp_path / "mapped").genes["ensembl_gene_id"].tolist() == cohort.genes["ensembl_gene_id"][:20].tolist()
+
+
+def test_build_demo_is_a_shortcut_to_study_build(monkeypatch, tmp_path, capsys):
+    from gtex_models import demo
+
+    small = demo.SimulationConfig(n_donors=12, n_genes=400, seed=3)
+    monkeypatch.setattr(demo, "DEMO_SIMULATION", small)
+    monkeypatch.setattr(demo, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(demo, "demo_runs", lambda: ([Experiment("mean")], [Experiment("knn", "inplace")]))
+    assert main(["build-demo", "--out", str(tmp_path / "demo")]) == 0
+    assert capsys.readouterr().out.startswith("Demo study: 'Demo cohort (simulated)'")
+    from gtex_models.study import Study
+
+    study = Study.open(tmp_path / "demo")
+    assert study.simulated and study.manifest["cohort"]["simulation"]["n_donors"] == 12
+    assert [(r["method"], r["scenario"]) for r in study.benchmark()] == [("mean", "inductive"), ("knn", "inplace")]

@@ -30,7 +30,7 @@ class DeepImputer(Imputer):
     """What PMI and GAIN-GTEx share: covariate encoding, tensors, the loop, batched prediction, state.
 
     A subclass defines ``method``, ``prediction_networks``, :meth:`_build_networks`, :meth:`_task`
-    and :meth:`_predict_batch`. Networks needed only for training (GAIN's discriminator) are dropped
+    and :meth:`predict_batch`. Networks needed only for training (GAIN's discriminator) are dropped
     after :meth:`fit`, so they are neither kept in memory nor saved: ``fit`` always starts afresh.
     Keyword arguments are the model's hyper-parameters (``params``) plus any
     :class:`TrainingConfig` setting; the subclass's ``training_defaults`` fill the settings not given.
@@ -64,8 +64,9 @@ class DeepImputer(Imputer):
         """Objectives, random draws and validation loss for :func:`train`."""
 
     @abstractmethod
-    def _predict_batch(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
-        """Prediction for every entry of a batch (``x`` zero where ``known`` is 0), in the networks' dtype."""
+    def predict_batch(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
+        """Prediction for every entry of a batch of :meth:`tensors` (``x`` zero where ``known`` is 0), in
+        the networks' dtype."""
 
     # ---------------------------------------------------------------- public API
     @property
@@ -86,6 +87,19 @@ class DeepImputer(Imputer):
         Covariates are normalised with the training samples' age statistics; the tissue vocabulary
         also covers the validation samples' tissues.
         """
+        task = self.setup(cohort, valid)
+        history = train(task, self.tensors(cohort), None if valid is None else self.tensors(valid), self.training,
+                        progress)
+        self.history = history.to_dict()
+        return self
+
+    def setup(self, cohort: Cohort, valid: Cohort | None = None) -> Task:
+        """Make an untrained model for ``cohort`` and return its training :class:`~gtex_models.training.Task`.
+
+        Fits the covariate encoder (ages of ``cohort``; tissues of both), keeps the gene table, and
+        builds freshly initialised networks (seeded); the prediction networks are the imputer's own,
+        so training the task trains the imputer. :meth:`fit` is ``setup`` then the training loop.
+        """
         if valid is not None and not valid.genes[GENE_COLUMNS].equals(cohort.genes[GENE_COLUMNS]):
             raise ValueError("The validation cohort must have the training cohort's genes, in the same order.")
         encoder = CovariateEncoder.fit(cohort.samples)
@@ -94,20 +108,18 @@ class DeepImputer(Imputer):
             encoder = CovariateEncoder(vocabulary, encoder.age_mean, encoder.age_std)
         self.encoder = encoder
         self.genes = cohort.genes[GENE_COLUMNS].copy()
+        self.history = {}
         device = resolve_device(self.training.device)
         with seeded(self.training.seed, device):
             networks = nn.ModuleDict(self._build_networks(cohort.n_genes, encoder.n_tissues))
-        history = train(self._task(networks), self._tensors(cohort),
-                        None if valid is None else self._tensors(valid), self.training, progress)
         self.networks = self._for_prediction(networks)
-        self.history = history.to_dict()
-        return self
+        return self._task(networks)
 
     def _predict(self, cohort: Cohort) -> np.ndarray:
         return self._predict_draws(cohort, n_draws=1)[0]
 
     def _predict_draws(self, cohort: Cohort, n_draws: int, seed: int = 0) -> np.ndarray:
-        """``n_draws`` predictions (draws x samples x genes) of :meth:`_predict_batch` in model space.
+        """``n_draws`` predictions (draws x samples x genes) of :meth:`predict_batch` in model space.
 
         Under ``precision="bf16"`` the networks predict in bfloat16 (a copy made once), else in fp32.
         """
@@ -117,7 +129,7 @@ class DeepImputer(Imputer):
         columns = gene_indexer(cohort.genes, self.genes)
         identity = np.array_equal(columns, np.arange(cohort.n_genes))
         data = {key: value.to(parameter.device, parameter.dtype if value.is_floating_point() else None)
-                for key, value in self._tensors(cohort, None if identity else columns).items()}
+                for key, value in self.tensors(cohort, None if identity else columns).items()}
         generator = torch.Generator(device=parameter.device).manual_seed(seed)
         target_columns = slice(None) if identity else columns
         out = np.empty((n_draws, cohort.n_samples, cohort.n_genes), dtype=np.float32)
@@ -125,7 +137,7 @@ class DeepImputer(Imputer):
             for draw in range(n_draws):
                 start = 0
                 for batch in chunks(data, PREDICT_BATCH_SIZE):
-                    prediction = self._predict_batch(batch, generator).float().cpu().numpy()
+                    prediction = self.predict_batch(batch, generator).float().cpu().numpy()
                     out[draw, start:start + len(prediction)][:, target_columns] = prediction
                     start += len(prediction)
         return out
@@ -178,7 +190,7 @@ class DeepImputer(Imputer):
             raise RuntimeError(f"Fit the {self.method} imputer (or load a checkpoint) first.")
         return self.encoder
 
-    def _tensors(self, cohort: Cohort, columns: np.ndarray | None = None) -> Batch:
+    def tensors(self, cohort: Cohort, columns: np.ndarray | None = None) -> Batch:
         """``x`` (NaN -> 0), ``known`` (1 observed), ``tissue``, ``sex``, ``age`` as CPU tensors."""
         x = torch.from_numpy(np.ascontiguousarray(cohort.x if columns is None else cohort.x[:, columns]))
         covariates = self._fitted_encoder.encode(cohort.samples)

@@ -143,7 +143,7 @@ class GAINImputer(DeepImputer):
                       Objective("generator", generator_loss, generator_net.parameters())]
         return Task(networks, objectives, prepare, hidden_mse)
 
-    def _predict_batch(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
+    def predict_batch(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
         noise = self._noise(batch["known"], generator)
         return self._fitted_networks["generator"](batch["x"], batch["known"], noise, batch["tissue"],
                                                   batch["sex"], batch["age"])

@@ -67,6 +67,6 @@ class PMIImputer(DeepImputer):
 
         return Task(networks, [Objective("reconstruction", loss, network.parameters())], prepare, loss)
 
-    def _predict_batch(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
+    def predict_batch(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
         network = self._fitted_networks["network"]
         return network(batch["x"], batch["known"], batch["tissue"], batch["sex"], batch["age"])
