@@ -20,6 +20,7 @@ import numpy as np
 import streamlit as st
 
 from gtex_models import inference
+from gtex_models.benchmark import require_complete
 from gtex_models.cohort import Cohort
 from gtex_models.io.errors import InputError, max_input_mb
 from gtex_models.choices import ORIENTATIONS
@@ -282,7 +283,9 @@ elif current is not None:
 choice = st.radio("Cohort", (UPLOAD, FOLDER), horizontal=True, key="new_source")
 try:
     source = (_upload_source if choice == UPLOAD else _folder_source)()
-except InputError as error:
+    if source.cohort is not None:
+        require_complete(source.cohort)  # R² is scored on values hidden on purpose
+except ValueError as error:  # InputError included
     st.error(str(error), icon=":material/error:")
     source = Source()
 if source.too_large:

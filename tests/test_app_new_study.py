@@ -128,6 +128,14 @@ def test_bad_uploads_get_errors_and_the_page_stays_usable(studies_dir, tmp_path)
     assert not at.exception and len(at.error) == 1
     assert "no tissue for sample(s) 'GSM500003'" in at.error[0].value and "holes.csv" in at.error[0].value
     assert not has_button(at, "build_study")
+    gaps = tmp_path / "gaps.csv"
+    lines = expression.read_text().splitlines()
+    probe, _, *rest = lines[2].split(",")  # the second probe, its first value left empty
+    gaps.write_text("\n".join([*lines[:2], ",".join([probe, "", *rest]), *lines[3:]]) + "\n")
+    at = upload_files(at, gaps, samples)
+    assert not at.exception and len(at.error) == 1
+    assert "needs a complete cohort" in at.error[0].value and "1001_s_at" in at.error[0].value
+    assert not has_button(at, "build_study")
     at = upload_files(at, expression, samples)
     assert not at.exception and not at.error
     assert has_button(at, "build_study")
