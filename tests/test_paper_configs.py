@@ -123,3 +123,29 @@ def test_cli_benchmark_on_each_pathway(pathway, gtex_cohort_dir, tmp_path):
                  "--json", str(out)]) == 0
     [record] = json.loads(out.read_text())
     assert record["n_genes"] == len(set(pathway_genes(pathway)))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_paper_config_opens_in_the_app_as_a_study(scenario, gtex_cohort_dir, tmp_path, monkeypatch):
+    """The paper configs of one scenario (all genes, Alzheimer's, p53 x PMI, GAIN-GTEx, GAIN-MSE) become
+    the models of one study (1 epoch each), and every page of the app renders on it."""
+    from studies import PAGES, assert_clean, clear_caches, open_app, point_app_at
+
+    from gtex_models.study import Study
+    from gtex_models.study_build import build_study
+
+    experiments = [Experiment.from_yaml(path) for path in PAPER_CONFIGS]
+    models = [e for e in experiments if e.scenario == scenario]
+    study = build_study(gtex_cohort_dir, tmp_path / "paper_study", models, baselines=(), max_epochs=1,
+                        title=f"Paper configs ({scenario})")
+    assert sorted(study.models) == sorted(f"{e.method}_{e.pathway or 'all'}" for e in models)
+    assert {entry.scenario for entry in study.models.values()} == {scenario}
+    point_app_at(monkeypatch, study.path, studies_dir=tmp_path / "no_studies")
+    clear_caches()
+    try:
+        for page in PAGES:
+            at = open_app(page)
+            assert_clean(at, warnings=False)
+        assert Study.open(study.path).problems == []
+    finally:
+        clear_caches()
