@@ -41,8 +41,8 @@ python -m gtex_models prepare-gtex \\
     --gct GTEx_Analysis_2017-06-05_v8_RNASeQCv1.1.9_gene_tpm.gct.gz \\
     --samples GTEx_Analysis_v8_Annotations_SampleAttributesDS.txt \\
     --subjects GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt \\
-    --out data/gtex_v8
-python -m gtex_models study build --cohort data/gtex_v8 --out data/studies/gtex_v8 --title "GTEx v8"
+    --out runs/gtex_v8
+python -m gtex_models study build --cohort runs/gtex_v8 --out data/studies/gtex_v8 --title "GTEx v8"
 ```
 The new study then appears in the sidebar's study picker. Your own matrix (CSV, TSV, GCT, h5ad) becomes a
 study on the **New study** page, or with `python -m gtex_models import` then `study build`.
