@@ -247,7 +247,8 @@ def run_tests(copy: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, 
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     start = time.perf_counter()
     try:
-        done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, cwd=copy, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout)  # no terminal: a background job touching it would be stopped
     except subprocess.TimeoutExpired:
         return "timeout", f"no result after {timeout:.0f} s", time.perf_counter() - start
     seconds = time.perf_counter() - start
