@@ -44,7 +44,7 @@ def app_model(tmp_path_factory):
     cohort = simulate_cohort(n_donors=20, n_genes=400, seed=1)
     directory = tmp_path_factory.mktemp("demo")
     imputer = make_imputer("mean").fit(cohort.split("train"))
-    save_checkpoint(imputer, directory / f"{KEY}.safetensors",
+    save_checkpoint(imputer, directory / "models" / f"{KEY}.safetensors",
                     {"genes": cohort.genes, "transform": cohort.transform, "tissues": cohort.tissues})
     clear_caches()
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -150,12 +150,12 @@ def test_unknown_tissue_in_the_sample_table_suggests_names(app_model, tmp_path):
 @pytest.mark.parametrize("kind", ["foreign", "pickle", "truncated"])
 def test_a_broken_demo_checkpoint_is_reported_not_raised(kind, app_model, tmp_path, monkeypatch):
     _, directory = app_model
-    good = directory / f"{KEY}.safetensors"
+    good = directory / "models" / f"{KEY}.safetensors"
     broken_dir = tmp_path / "demo"
-    broken_dir.mkdir()
+    (broken_dir / "models").mkdir(parents=True)
     case = {"foreign": corpus.checkpoint_foreign, "pickle": corpus.checkpoint_pickle}.get(
         kind, lambda d: corpus.checkpoint_truncated(d, good))(tmp_path)
-    (broken_dir / f"{KEY}.safetensors").write_bytes(case.path.read_bytes())
+    (broken_dir / "models" / f"{KEY}.safetensors").write_bytes(case.path.read_bytes())
     point_demo_at(monkeypatch, broken_dir)
     clear_caches()
     try:
