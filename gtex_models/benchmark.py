@@ -23,8 +23,9 @@ Example
 
 from __future__ import annotations
 
+import warnings
 from time import perf_counter
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,7 @@ from gtex_models.evaluation import (
 from gtex_models.imputers import make_imputer
 from gtex_models.imputers.base import Imputer, ProgressCallback
 from gtex_models.masks import mcar_mask
+from gtex_models.messages import describe_unknown_tissues
 
 SCENARIOS = ("inductive", "inplace")
 RECORD_KEYS = (
@@ -109,6 +111,7 @@ def fit_and_score(
     if scenario not in SCENARIOS:
         raise ValueError(f"Unknown scenario {scenario!r}; use one of {SCENARIOS}.")
     _require_complete(cohort)
+    cohort.require_trainable()
     run = _run_inductive if scenario == "inductive" else _run_inplace
     record = run(imputer, cohort, missing_rate, seed, progress)
     return _ordered({**record, "method": imputer.method, "scenario": scenario})
@@ -194,10 +197,12 @@ def to_markdown(records: Sequence[dict[str, Any]]) -> str:
 def _run_inductive(
     imputer: Imputer, cohort: Cohort, missing_rate: float, seed: int, progress: ProgressCallback | None
 ) -> dict[str, Any]:
+    train, valid = cohort.split("train"), cohort.split("valid")
+    test = known_tissue_samples(cohort.split("test"), set(train.tissues) | set(valid.tissues))
     start = perf_counter()
-    imputer.fit(cohort.split("train"), valid=cohort.split("valid"), progress=progress)
+    imputer.fit(train, valid=valid, progress=progress)
     fit_seconds = perf_counter() - start
-    return {**evaluate_imputer(imputer, cohort.split("test"), missing_rate, seed), "fit_seconds": fit_seconds}
+    return {**evaluate_imputer(imputer, test, missing_rate, seed), "fit_seconds": fit_seconds}
 
 
 def _run_inplace(
@@ -237,7 +242,33 @@ def _mask_and_impute(
 
 
 def _score(x_true: np.ndarray, imputed: np.ndarray, observed: np.ndarray) -> dict[str, Any]:
-    return {**summarize(r2_per_gene(x_true, imputed, observed)), "n_test_samples": int(len(x_true))}
+    summary = summarize(r2_per_gene(x_true, imputed, observed))
+    if summary["n_genes"] == 0:
+        raise ValueError(
+            f"R² could not be computed for any gene: it needs, per gene, hidden test values that differ and an "
+            f"observed one, and the {len(x_true)} test sample(s) with {int((~observed).sum())} hidden value(s) "
+            "give none. Use a cohort with more test donors (or a missing rate nearer 0.5).")
+    return {**summary, "n_test_samples": int(len(x_true))}
+
+
+def known_tissue_samples(cohort: Cohort, tissues: Collection[str]) -> Cohort:
+    """The samples of ``cohort`` whose tissue is in ``tissues`` (a model's vocabulary).
+
+    A model cannot impute a tissue it never saw, so the others are left out of a score, with a
+    warning; when no sample is left, ``ValueError`` names the unknown tissues.
+    """
+    keep = cohort.samples["tissue"].isin(set(tissues)).to_numpy()
+    if keep.all():
+        return cohort
+    unknown = sorted(set(cohort.samples.loc[~keep, "tissue"]))
+    described = describe_unknown_tissues(unknown, sorted(tissues))
+    if not keep.any():
+        raise ValueError(f"None of the {cohort.n_samples} test sample(s) is of a tissue the model knows; "
+                         f"unknown: {described}. The model knows {len(tissues)} tissue(s).")
+    warnings.warn(f"{int((~keep).sum())} test sample(s) of {len(unknown)} tissue(s) the model was not trained on "
+                  f"are left out of the score ({described}): a model cannot impute a tissue it never saw.",
+                  stacklevel=2)
+    return cohort.subset_samples(keep)
 
 
 def _ordered(values: dict[str, Any]) -> dict[str, Any]:

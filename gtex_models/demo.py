@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from gtex_models.atomic import atomic_directory
-from gtex_models.cohort import Cohort
+from gtex_models.atomic import OutputFolder
+from gtex_models.cohort import Cohort, CohortFormatError
 from gtex_models.imputers.base import ProgressCallback
 from gtex_models.simulate import SimulationConfig, simulate_cohort
 
@@ -44,6 +44,7 @@ BENCHMARK_CONFIGS = {
     ("gain-mse", "inductive"): "gain_inductive_all.yaml", ("gain-mse", "inplace"): "gain_inplace_all.yaml",
 }
 BENCHMARK_METHODS = ("pmi", "gain", "gain-mse", "mean", "knn", "mice", "missforest", "blood", "oracle")
+DEMO_FOLDER = OutputFolder("demo study", ("study.json", "benchmark.json"))
 
 
 def load_demo_cohort() -> Cohort:
@@ -51,13 +52,16 @@ def load_demo_cohort() -> Cohort:
     cached = CACHE_DIR / "demo_cohort"
     config = asdict(DEMO_SIMULATION)
     if (cached / "cohort.json").is_file():
-        cohort = Cohort.load(cached)
-        if cohort.meta.get("simulation") == config:
+        try:
+            cohort = Cohort.load(cached)
+        except CohortFormatError:  # a damaged cache is regenerated
+            cohort = None
+        if cohort is not None and cohort.meta.get("simulation") == config:
             return cohort
     cohort = simulate_cohort(**config)
     try:
-        cohort.save(cached)
-    except OSError:  # read-only checkout: keep it in memory only
+        cohort.save(cached, overwrite=True)
+    except OSError:  # read-only checkout (or a foreign folder there): keep it in memory only
         pass
     return cohort
 
@@ -91,13 +95,14 @@ def tissue_umap(key: str) -> pd.DataFrame:
     return pd.read_csv(DEMO_DIR / "tables" / f"{key}_tissue_umap.csv")
 
 
-def build_demo(out: str | Path = DEMO_DIR, progress: ProgressCallback | None = None) -> list[dict[str, Any]]:
+def build_demo(out: str | Path = DEMO_DIR, progress: ProgressCallback | None = None,
+               overwrite: bool = False) -> list[dict[str, Any]]:
     """Train the demo models, precompute their tables and the benchmark, and write them to ``out``.
 
     Every method of :data:`BENCHMARK_METHODS` is fitted under both scenarios on all genes (50 %
     missing; the deep models with their scenario's config, :data:`BENCHMARK_CONFIGS`); the runs that
     are demo models are saved as checkpoints. The whole folder is replaced
-    in one step at the end. Returns the benchmark records.
+    in one step at the end, and an existing demo folder only with ``overwrite``. Returns the benchmark records.
     """
     from gtex_models.benchmark import SCENARIOS, evaluation_tables, fit_and_score
     from gtex_models.embeddings import tissue_embeddings, umap_coordinates
@@ -115,7 +120,7 @@ def build_demo(out: str | Path = DEMO_DIR, progress: ProgressCallback | None = N
             runs.append((None, Experiment(method, scenario, None, 0.5, base.model, base.training)))
 
     records = []
-    with atomic_directory(out) as tmp:
+    with DEMO_FOLDER.write(out, overwrite) as tmp:
         (tmp / "tables").mkdir()
         for i, (key, experiment) in enumerate(runs):
             label = key or f"{experiment.method} ({experiment.scenario})"

@@ -41,7 +41,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from gtex_models.atomic import atomic_file
-from gtex_models.cohort import Cohort
+from gtex_models.cohort import Cohort, CohortFormatError
 
 STUDY_FORMAT = "gtex-imputation-study"
 STUDY_FORMAT_VERSION = 1
@@ -327,14 +327,17 @@ def simulated_cohort(simulation: Mapping[str, Any], cache_dir: Path | None = Non
         digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
         cached = Path(cache_dir) / f"simulated_{digest}"
         if (cached / "cohort.json").is_file():
-            cohort = Cohort.load(cached)
-            if cohort.meta.get("simulation") == config:
+            try:
+                cohort = Cohort.load(cached)
+            except CohortFormatError:  # a damaged cache is regenerated
+                cohort = None
+            if cohort is not None and cohort.meta.get("simulation") == config:
                 return cohort
     cohort = simulate_cohort(**config)
     if cached is not None:
         try:
-            cohort.save(cached)
-        except OSError:  # read-only checkout: keep it in memory only
+            cohort.save(cached, overwrite=True)
+        except OSError:  # read-only checkout (or a foreign folder there): keep it in memory only
             pass
     return cohort
 
