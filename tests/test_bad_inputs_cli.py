@@ -89,18 +89,19 @@ def test_impute_refuses_negative_values_declared_tpm(model, tmp_path, capsys):
 
 
 def test_a_failed_run_keeps_the_previous_output(model, tmp_path, capsys):
-    """A bad input never destroys what an earlier run wrote at --out."""
+    """A bad input never destroys what an earlier run wrote at --out, even with --overwrite."""
     out = tmp_path / "imputed.csv"
     out.write_text("earlier result\n")
     case = corpus.case_non_numeric(tmp_path, model[1].genes)
-    status, _, stderr = run(capsys, impute_argv(case, model[0], out))
+    status, _, stderr = run(capsys, impute_argv(case, model[0], out, "--overwrite"))
     assert status == 2 and "'high' is not a number" in stderr
     assert out.read_text() == "earlier result\n"
     cohort_dir = tmp_path / "cohort"
-    cohort_dir.mkdir()
-    (cohort_dir / "keep.txt").write_text("x")
-    status, _, _ = run(capsys, import_argv(case, cohort_dir))
-    assert status == 2 and (cohort_dir / "keep.txt").read_text() == "x"
+    model[1].save(cohort_dir)
+    before = {p.name: p.read_bytes() for p in cohort_dir.iterdir()}
+    status, _, stderr = run(capsys, import_argv(case, cohort_dir) + ["--overwrite"])
+    assert status == 2 and "'high' is not a number" in stderr
+    assert {p.name: p.read_bytes() for p in cohort_dir.iterdir()} == before
 
 
 @pytest.mark.parametrize("name", list(corpus.ACCEPTED))
