@@ -32,7 +32,8 @@ if key is not None:
                         width="stretch")
 
     st.subheader("Find a gene")
-    gene = st.selectbox("Gene", sorted(set(per_tissue[label]["gene"])), index=None, key="gene_search",
+    options = sorted(set(per_tissue[label]["gene"]))
+    gene = st.selectbox("Gene", options, index=options.index("APP") if "APP" in options else None, key="gene_search",
                         placeholder="Type a gene symbol, e.g. APP, PSEN1, MAPT…")
     if gene is not None:
         st.plotly_chart(plots.gene_r2_by_tissue(per_tissue, gene), width="stretch")

@@ -36,7 +36,7 @@ python -m gtex_models prepare-gtex \\
     --gct GTEx_Analysis_2017-06-05_v8_RNASeQCv1.1.9_gene_tpm.gct.gz \\
     --samples GTEx_Analysis_v8_Annotations_SampleAttributesDS.txt \\
     --subjects GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt \\
-    --out data/gtex_v8
+    --out runs/gtex_v8
 python -m gtex_models --help   # train, evaluate and impute commands
 ```
 """

@@ -52,7 +52,7 @@ def build_tiny_demo(directory: Path) -> None:
         method, gene_set = key.split("_", 1)
         genes = cohort if gene_set == "all" else cohort.pathway(gene_set)
         imputer = make_imputer(method, hidden_sizes=(32,), max_epochs=2).fit(genes.split("train"), genes.split("valid"))
-        save_checkpoint(imputer, directory / f"{key}.safetensors", {"transform": genes.transform})
+        save_checkpoint(imputer, directory / "models" / f"{key}.safetensors", {"transform": genes.transform})
         test = genes.split("test")
         for name, table in evaluation_tables(imputer, test, rates=(0.2, 0.5, 0.8)).items():
             table.to_csv(directory / "tables" / f"{key}_{name}.csv.gz", index=False)
@@ -229,9 +229,11 @@ def test_alzheimer_page_heatmap_genes_by_tissues_and_gene_search(artefacts):
     expected = per_tissue[per_tissue["gene"].isin(pathway_genes("alzheimer"))]
     heatmap = charts(at)[0]["data"][0]
     assert array(heatmap["z"]).shape == (expected["gene"].nunique(), expected["tissue"].nunique())
-    at.selectbox(key="gene_search").set_value("APP").run()
-    assert_clean(at)
+    assert at.selectbox(key="gene_search").value == "APP"  # a gene is shown from the start
     assert charts(at)[2]["layout"]["title"]["text"].startswith("APP")
+    at.selectbox(key="gene_search").set_value("PSEN1").run()
+    assert_clean(at)
+    assert charts(at)[2]["layout"]["title"]["text"].startswith("PSEN1")
     comparison = at.dataframe[0].value
     assert comparison.shape[1] == 4 and "difference" in comparison.columns
 
@@ -243,7 +245,7 @@ def test_benchmark_page_lists_methods_and_training_curves(artefacts):
     curves = charts(at)[1]
     assert curves["layout"]["xaxis"]["title"]["text"] == "Epoch"
     assert {m.label for m in at.metric} >= {"Samples", "Donors", "Tissues", "Genes"}
-    assert any("prepare-gtex" in md.value for md in at.markdown)
+    assert any("prepare-gtex" in md.value and "--out runs/gtex_v8" in md.value for md in at.markdown)
 
 
 @pytest.mark.parametrize("page", [None, "pages/tissue_r2.py", "pages/embeddings.py", "pages/alzheimer.py",
