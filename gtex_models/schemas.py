@@ -266,6 +266,20 @@ def check_checkpoint_header(header: Any, where: str) -> CheckpointHeader:
     return checked
 
 
+# ----------------------------------------------------------------------------------- studies
+class StudyModelEntry(_State):
+    """One entry of a study manifest's ``models`` list (see :class:`gtex_models.study.ModelEntry`)."""
+
+    key: str
+    method: str
+    label: str | None = None
+    scenario: str | None = None
+    pathway: str | None = None
+    n_genes: int | None = None
+    n_groups: int | None = None
+    evaluation: dict[str, Any] | None = None
+
+
 # ----------------------------------------------------------------------------------- cohorts
 class CohortInfo(_Schema):
     """``cohort.json`` of a cohort folder (see :meth:`gtex_models.cohort.Cohort.save`)."""

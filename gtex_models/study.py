@@ -87,6 +87,12 @@ class ModelEntry:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str) -> "ModelEntry":
+        from gtex_models.schemas import SchemaError, StudyModelEntry, validate
+
+        try:
+            validate(StudyModelEntry, data, f"{where}, a model entry")
+        except SchemaError as error:
+            raise StudyError(f"{error}; rebuild or re-add the model.") from None
         try:
             return cls(key=str(data["key"]), label=str(data.get("label") or data["key"]), method=str(data["method"]),
                        scenario=str(data.get("scenario") or "inductive"), pathway=data.get("pathway") or None,

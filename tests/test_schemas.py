@@ -242,3 +242,14 @@ def test_a_gpu_checkpoint_loads_on_a_cpu_only_machine(checkpoints, tmp_path, sma
     path = rewrite(checkpoints["pmi"], tmp_path / "gpu.safetensors", setting(["config", "params", "device"], "cuda"))
     imputer, _ = load_checkpoint(path)
     assert np.isfinite(imputer.impute(small_cohort.split("test"))).all()
+
+
+def test_a_study_manifest_entry_of_the_wrong_type_names_the_key(tmp_path):
+    from gtex_models.study import MANIFEST, Study, StudyError
+
+    manifest = json.loads((Path(__file__).resolve().parent.parent / "data" / "demo" / MANIFEST).read_text())
+    manifest["models"][0]["n_genes"] = "large"
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(StudyError, match=rf"{re.escape(str(tmp_path / MANIFEST))}, a model entry: n_genes: Input should be "
+                                         r"a valid integer.*\(got 'large'\); rebuild or re-add the model"):
+        Study.open(tmp_path)
