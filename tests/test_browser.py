@@ -23,7 +23,6 @@ from test_app_pages import TINY_SIMULATION, UPLOAD_TISSUE, build_tiny_demo, real
 
 pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parent.parent
-NAVIGATION_TITLES = ("Impute", "Tissue R²", "Tissue embeddings", "Alzheimer's pathway", "Benchmark & model card")
 WRAPPER = """\
 import runpy, sys
 from pathlib import Path
@@ -127,26 +126,3 @@ def test_every_page_opens_without_error(browser_page):
         assert page.locator('[data-testid="stException"]').count() == 0
         assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
 
-
-@pytest.mark.parametrize("name", [name for name, (path, _) in PAGES.items() if path])
-def test_each_page_opens_by_its_own_url_on_a_fresh_server(name):
-    """A deep link on a just-started server shows that page inside the app (its navigation and
-    sidebar), not Streamlit's list of the files in pages/ (which it shows until st.navigation has run)."""
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    path, title = PAGES[name]
-    with running_app(REPO / "app.py") as url, sync_playwright() as playwright:  # pages/ beside app.py, as shipped
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{url}/{path}")
-        page.locator('[data-testid="stMain"] h1').filter(has_text=title).first.wait_for(timeout=180_000)
-        links = page.locator('[data-testid="stSidebarNav"] a')
-        links.first.wait_for(timeout=60_000)
-        labels = [text.split("\n")[-1] for text in links.all_inner_texts()]
-        assert labels == [page_title for page_title in NAVIGATION_TITLES], labels
-        assert page.locator('[data-testid="stSidebar"]').get_by_text("GTEx Imputation Studio").count() == 1
-        assert page.url.rstrip("/").endswith(f"/{path}")
-        assert page.locator('[data-testid="stException"]').count() == 0
-        browser.close()
