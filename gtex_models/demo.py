@@ -119,12 +119,15 @@ def demo_runs() -> tuple[list, list]:
 
 
 def build_demo(out: str | Path = DEMO_DIR, progress: ProgressCallback | None = None,
-               max_epochs: int | None = None) -> Study:
+               max_epochs: int | None = None, overwrite: bool = False) -> Study:
     """Rebuild the demo study at ``out``: :func:`~gtex_models.study_build.build_study` on the simulated
-    cohort with the demo's models and benchmark runs (:func:`demo_runs`), replacing the study there."""
+    cohort with the demo's models and benchmark runs (:func:`demo_runs`).
+
+    Like any study, an existing study at ``out`` (``data/demo`` itself included) is replaced only with
+    ``overwrite``; a folder that is not a study, or a file, is never replaced."""
     from gtex_models.study_build import build_study
 
     models, baselines = demo_runs()
     return build_study(load_demo_cohort(), out, models, baselines, title=DEMO_TITLE, description=DEMO_DESCRIPTION,
-                       max_epochs=max_epochs, overwrite=True, progress=progress,
+                       max_epochs=max_epochs, overwrite=overwrite, progress=progress,
                        simulation=asdict(DEMO_SIMULATION))

@@ -334,9 +334,11 @@ def test_pathway_page_heatmap_gene_search_and_pathway_picker(on_demo):
     expected = per_tissue[per_tissue["gene"].isin(pathway_genes("alzheimer"))]
     heatmap = charts(at)[0]["data"][0]
     assert array(heatmap["z"]).shape == (expected["gene"].nunique(), expected["tissue"].nunique())
-    at.selectbox(key="gene_search").set_value("APP").run()
-    assert_clean(at)
+    assert at.selectbox(key="gene_search").value == "APP"  # a gene is shown from the start
     assert charts(at)[2]["layout"]["title"]["text"].startswith("APP")
+    at.selectbox(key="gene_search").set_value("PSEN1").run()
+    assert_clean(at)
+    assert charts(at)[2]["layout"]["title"]["text"].startswith("PSEN1")
     comparison = at.dataframe[0].value
     assert comparison.shape[1] == 4 and "difference" in comparison.columns
     at.segmented_control(key="pathway").set_value("p53").run()  # no p53-only model: the all-genes one, restricted
@@ -354,7 +356,7 @@ def test_benchmark_page_lists_methods_and_training_curves(on_demo):
     curves = charts(at)[1]
     assert curves["layout"]["xaxis"]["title"]["text"] == "Epoch"
     assert {m.label for m in at.metric} >= {"Samples", "Donors", "Tissues", "Genes"}
-    assert any("prepare-gtex" in md.value for md in at.markdown)
+    assert any("prepare-gtex" in md.value and "--out runs/gtex_v8" in md.value for md in at.markdown)
 
 
 # ------------------------------------------------------------------------------------- a cohort unlike GTEx

@@ -68,7 +68,7 @@ def test_benchmark_writes_json_and_markdown(cohort_dir, tmp_path):
 
 def test_unknown_method_fails_cleanly(cohort_dir, tmp_path, capsys):
     assert main(["train", "--cohort", str(cohort_dir), "--method", "magic", "--out", str(tmp_path / "m")]) == 2
-    assert "Unknown imputation method 'magic'" in capsys.readouterr().err
+    assert "argument --method: invalid choice: 'magic'" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
 
 
@@ -91,7 +91,7 @@ def test_every_demo_model_has_its_config():
 
 def test_config_with_a_typo_is_refused(tmp_path):
     (tmp_path / "c.yaml").write_text("method: pmi\nscenarion: inductive\n")
-    with pytest.raises(ValueError, match="unknown keys \\['scenarion'\\]"):
+    with pytest.raises(ValueError, match=r"c\.yaml: scenarion: is not a known key \(a typo\?\); allowed: method, scenario"):
         Experiment.from_yaml(tmp_path / "c.yaml")
 
 
