@@ -28,6 +28,7 @@ SCALES = ("tpm", "log")
 COHORT_FORMAT_VERSION = 1
 MIN_GENES = 2  # a gene is imputed from the others
 MIN_TRAIN_SAMPLES = 2  # batch normalisation needs two samples
+MIN_TEST_SAMPLES = 2  # a gene's R² needs at least two hidden test values
 COHORT_FILES = ("cohort.json", "expression.npy", "transform.npz", "samples.csv", "genes.csv")
 COHORT_FOLDER = OutputFolder("cohort", ("cohort.json",))
 
@@ -227,7 +228,8 @@ class Cohort:
 
         Training and evaluation need at least :data:`MIN_GENES` genes and, in the donor split, at
         least one donor in each of train, valid and test, with :data:`MIN_TRAIN_SAMPLES` training
-        samples: with the default 60/15/25 % split, at least 4 donors.
+        samples and :data:`MIN_TEST_SAMPLES` test samples: with the default 60/15/25 % split, at least
+        4 donors.
         """
         problems = []
         if self.n_genes < MIN_GENES:
@@ -241,6 +243,10 @@ class Cohort:
         n_train = int((self.samples["split"] == "train").sum())
         if not empty and n_train < MIN_TRAIN_SAMPLES:
             problems.append(f"{n_train} training sample(s), at least {MIN_TRAIN_SAMPLES} are needed")
+        n_test = int((self.samples["split"] == "test").sum())
+        if not empty and n_test < MIN_TEST_SAMPLES:
+            problems.append(f"{n_test} test sample(s), at least {MIN_TEST_SAMPLES} are needed (a gene's R² is "
+                            "computed over its hidden test values)")
         return problems
 
     def require_trainable(self) -> None:

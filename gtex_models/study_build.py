@@ -183,6 +183,7 @@ def build_study(
         raise StudyError("cohort_mode='reference' needs the cohort as a folder path, not a Cohort object.")
     data = cohort if isinstance(cohort, Cohort) else Cohort.load(cohort)
     require_complete(data)
+    data.require_trainable()
     runs = _model_runs(models, data, scenario, max_epochs)
     runs += _baseline_runs(baselines, data, baseline_scenarios or (scenario,), max_epochs, runs)
     simulation = simulation or (data.meta.get("simulation") if data.meta.get("source") == "simulated" else None)
@@ -244,10 +245,11 @@ def add_model(
     path = Path(study)
     opened = Study.open(path)
     _check_max_epochs(max_epochs)
-    cohort = _protocol_cohort(opened.cohort())
-    run = _model_runs([model], cohort, scenario, max_epochs)[0]
+    data = opened.cohort()
+    run = _model_runs([model], data, scenario, max_epochs)[0]  # sized on the whole cohort, as build_study does
     run = _Run(run.experiment, key or run.key, label)
     _check_new_key(opened, run.key)
+    cohort = _protocol_cohort(data)
     reporter = _Reporter(run.weight, progress, should_stop)
     reporter.check()
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
