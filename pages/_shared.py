@@ -242,8 +242,11 @@ def sidebar() -> None:
         job = job_board().get("job")
         if job is not None and job.running:
             st.caption(f"Building study **{job.title}**: {job.fraction:.0%} ({job.message}); see the New study page.")
-        for note in notes + [f"`{c.path}` cannot be opened: {c.problem}" for c in choices if c.study is None]:
+        for note in notes:
             st.warning(note, icon=":material/folder_off:")
+        for choice in choices:
+            if choice.study is None:
+                st.error(f"`{choice.path}` cannot be opened: {choice.problem}", icon=":material/error:")
         if not usable:
             st.info(f"No study to open. {DEMO_HINT} Or create one on the New study page.")
             return
