@@ -220,11 +220,14 @@ class StoreWriter:
 
 
 def save_store(cohort: Cohort, directory: str | Path, block_rows: int | None = None,
-               compression: str = "gzip") -> Path:
-    """Write an in-memory cohort as a store (rows grouped by split; the transform is refitted on its train split)."""
+               compression: str = "gzip", overwrite: bool = False) -> Path:
+    """Write an in-memory cohort as a store (rows grouped by split; the transform is refitted on its train split).
+
+    Like :meth:`Cohort.save <gtex_models.cohort.Cohort.save>`: an existing cohort or store is replaced only
+    with ``overwrite``; any other non-empty folder, or a file, is refused."""
     order = split_order(cohort.samples)
     with StoreWriter(directory, cohort.genes, cohort.samples.iloc[order], cohort.transform.scale,
-                     cohort.transform.pseudocount, cohort.meta, block_rows, compression) as writer:
+                     cohort.transform.pseudocount, cohort.meta, block_rows, compression, overwrite) as writer:
         for start in range(0, len(order), writer.block_rows):
             x = np.asarray(cohort.x[order[start:start + writer.block_rows]])
             writer.append(x * cohort.transform.std + cohort.transform.mean, log=True)

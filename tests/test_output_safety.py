@@ -21,19 +21,26 @@ from gtex_models.atomic import OutputFolder, OutputPathError, atomic_file
 from gtex_models.cli import main
 from gtex_models.cohort import Cohort
 from gtex_models.simulate import SimulationConfig, simulate_cohort
+from gtex_models.store import save_store
 
-FOLDER_COMMANDS = ("simulate", "import", "prepare-gtex", "build-demo")
+FOLDER_COMMANDS = ("simulate", "import", "prepare-gtex", "build-demo", "study build", "import --archs4",
+                   "impute (store)")
 FILE_COMMANDS = ("train", "impute", "evaluate --json", "benchmark --json", "benchmark --markdown")
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A cohort, a mean-imputer checkpoint, an upload with gaps and three tiny GTEx files."""
+    """A cohort, a mean-imputer checkpoint, an upload with gaps, three tiny GTEx files, a store of the
+    cohort's training samples and an ARCHS4 file."""
+    from test_archs4 import write_archs4
+
     directory = tmp_path_factory.mktemp("inputs")
     cohort = simulate_cohort(n_donors=12, n_genes=400, seed=3)
     cohort.save(directory / "cohort")
     assert main(["train", "--cohort", str(directory / "cohort"), "--method", "mean",
                  "--out", str(directory / "mean.safetensors")]) == 0
+    save_store(cohort.subset_samples(np.flatnonzero(cohort.samples["split"] == "train")), directory / "store")
+    write_archs4(directory / "archs4.h5")
     test = cohort.split("test")
     upload = pd.DataFrame(test.raw()[:3], index=pd.Index(test.samples["sample_id"][:3], name="sample_id"),
                           columns=test.genes["symbol"])
@@ -43,7 +50,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (directory / "attributes.txt").write_text("SAMPID\tSMTSD\tSMAFRZE\nGTEX-A-1\tLung\tRNASEQ\nGTEX-B-1\tLung\tRNASEQ\n")
     (directory / "subjects.txt").write_text("SUBJID\tSEX\tAGE\tDTHHRDY\nGTEX-A\t1\t20-29\t\nGTEX-B\t2\t30-39\t1\n")
     return {"dir": directory, "cohort": directory / "cohort", "checkpoint": directory / "mean.safetensors",
-            "upload": directory / "upload.csv"}
+            "upload": directory / "upload.csv", "store": directory / "store", "archs4": directory / "archs4.h5"}
 
 
 @pytest.fixture
@@ -61,6 +68,10 @@ def command(name: str, inputs: dict[str, Path], out: Path) -> list[str]:
         "prepare-gtex": ["prepare-gtex", "--gct", d / "x.gct", "--samples", d / "attributes.txt",
                          "--subjects", d / "subjects.txt", "--min-samples-per-tissue", "1", "--out", out],
         "build-demo": ["build-demo", "--out", out],
+        "study build": ["study", "build", "--cohort", inputs["cohort"], "--models", "mean", "--baselines", "",
+                        "--out", out],
+        "import --archs4": ["import", "--archs4", inputs["archs4"], "--samples-query", "liver", "--out", out],
+        "impute (store)": ["impute", "--checkpoint", inputs["checkpoint"], "--input", inputs["store"], "--out", out],
         "train": ["train", "--cohort", inputs["cohort"], "--method", "mean", "--out", out],
         "impute": ["impute", "--checkpoint", inputs["checkpoint"], "--input", inputs["upload"],
                    "--tissue", "Lung", "--out", out],
@@ -192,3 +203,30 @@ def test_outputs_get_the_users_umask(umask, file_mode, dir_mode, inputs, tmp_pat
     assert (tmp_path / "imputed.csv").stat().st_mode & 0o777 == file_mode
     assert (tmp_path / "cohort").stat().st_mode & 0o777 == dir_mode
     assert (tmp_path / "cohort" / "cohort.json").stat().st_mode & 0o777 == file_mode
+
+
+def test_study_add_model_writes_only_into_a_study(inputs, tmp_path, capsys):
+    """add-model adds files to an existing study; a folder of the user's is refused untouched."""
+    folder = users_folder(tmp_path)
+    before = snapshot(folder)
+    for how in (["--method", "mean"], ["--checkpoint", str(inputs["checkpoint"])]):
+        status = main(["study", "add-model", "--study", str(folder), *how])
+        stderr = capsys.readouterr().err
+        assert status == 2 and "is not a study folder (no study.json)" in stderr, stderr
+    assert snapshot(folder) == before
+
+
+def test_streamed_imputation_to_csv_refuses_a_users_file_and_folder(inputs, tmp_path, capsys):
+    argv = ["impute", "--checkpoint", str(inputs["checkpoint"]), "--input", str(inputs["store"]), "--out"]
+    path = tmp_path / "imputed.csv"
+    path.write_bytes(b"mine")
+    assert_refused(capsys, [*argv, str(path)], path, "already exists.*--overwrite")
+    assert path.read_bytes() == b"mine"
+    status, stderr = main([*argv, str(path), "--overwrite"]), capsys.readouterr().err
+    assert status == 0, stderr
+    assert path.read_bytes().startswith(b"sample_id,")
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    (folder / "keep").write_text("x")
+    assert_refused(capsys, [*argv, str(folder), "--overwrite"], folder, "is a folder; give the path of a file")
+    assert (folder / "keep").read_text() == "x"
