@@ -253,3 +253,85 @@ def test_a_study_manifest_entry_of_the_wrong_type_names_the_key(tmp_path):
     with pytest.raises(StudyError, match=rf"{re.escape(str(tmp_path / MANIFEST))}, a model entry: n_genes: Input should be "
                                          r"a valid integer.*\(got 'large'\); rebuild or re-add the model"):
         Study.open(tmp_path)
+
+
+# ----------------------------------------------------------------------------- what the project writes
+REPO = Path(__file__).resolve().parent.parent
+MANIFEST_ERRORS = {  # one field of data/demo/study.json broken -> the dotted path named
+    "title": (["title"], 3, r"title: Input should be a valid string \(got 3\)"),
+    "simulated": (["simulated"], "perhaps", r"simulated: Input should be a valid boolean"),
+    "sources": (["sources"], "simulate", r"sources: should be a list \(got 'simulate'\)"),
+    "cohort": (["cohort"], "runs/x", r"cohort: should be a mapping of key: value entries"),
+    "summary": (["cohort", "summary"], [1, 2], r"cohort\.summary: should be a mapping"),
+    "n_samples": (["cohort", "summary", "n_samples"], -1, r"cohort\.summary\.n_samples: Input should be greater"),
+    "scale": (["cohort", "summary", "scale"], "linear", r"cohort\.summary\.scale: Input should be 'tpm' or 'log'"),
+    "simulation": (["cohort", "simulation", "n_donors"], "many", r"cohort\.simulation\.n_donors: Input should be a valid integer"),
+    "models": (["models"], {"pmi_all": {}}, r"models: should be a list"),
+    "benchmark": (["benchmark"], ["benchmark.json"], r"benchmark: Input should be a valid string"),
+    "typo": (["titel"], "x", r"titel: is not a known key \(a typo\?\); allowed: format, format_version, title"),
+}
+
+
+def header_of(path: Path) -> dict:
+    """The raw JSON metadata of a checkpoint, as written."""
+    with safetensors.safe_open(str(path), "np") as handle:
+        return json.loads(handle.metadata()["gtex_imputation"])
+
+
+def assert_written_by_us_is_valid(study_dir: Path) -> None:
+    """study.json, every checkpoint's metadata and (when copied) cohort.json match their schemas exactly."""
+    from gtex_models.schemas import CohortInfo, StudyManifest, check_checkpoint_header, validate
+    from gtex_models.study import MANIFEST
+
+    manifest = json.loads((study_dir / MANIFEST).read_text())
+    validate(StudyManifest, manifest, str(study_dir / MANIFEST))
+    for entry in manifest["models"]:
+        path = study_dir / "models" / f"{entry['key']}.safetensors"
+        check_checkpoint_header(header_of(path), str(path))
+    if (study_dir / "cohort" / "cohort.json").is_file():
+        validate(CohortInfo, json.loads((study_dir / "cohort" / "cohort.json").read_text()), "cohort.json")
+
+
+def test_the_committed_demo_study_and_checkpoints_match_the_schemas():
+    demo = REPO / "data" / "demo"
+    assert_written_by_us_is_valid(demo)
+    checkpoints = sorted(demo.rglob("*.safetensors"))
+    assert len(checkpoints) == 4
+    for path in checkpoints:
+        load_checkpoint(path)
+
+
+def test_a_freshly_built_study_and_store_match_the_schemas(tmp_path):
+    """Everything the writers put in a study (deep models, a model added later, the copied cohort; the
+    simulated demo's manifest is checked above) and a store's cohort.json."""
+    from studies import build_probe_study
+
+    from gtex_models.cohort import Cohort
+    from gtex_models.schemas import CohortInfo, validate
+    from gtex_models.store import save_store
+    from gtex_models.study_build import add_model
+
+    study = build_probe_study(tmp_path)
+    add_model(study, "mean")
+    assert_written_by_us_is_valid(study)
+    cohort = Cohort.load(study / "cohort")
+    save_store(cohort, tmp_path / "store")
+    info = validate(CohortInfo, json.loads((tmp_path / "store" / "cohort.json").read_text()), "store")
+    assert info.store is not None and Cohort.load(tmp_path / "store").stored
+
+
+@pytest.mark.parametrize("case", list(MANIFEST_ERRORS))
+def test_each_study_manifest_field_error_names_the_file_and_the_field(case, tmp_path):
+    from gtex_models.study import MANIFEST, Study, StudyError
+
+    keys, value, pattern = MANIFEST_ERRORS[case]
+    manifest = json.loads((REPO / "data" / "demo" / MANIFEST).read_text())
+    place = manifest
+    for key in keys[:-1]:
+        place = place[key]
+    place[keys[-1]] = value
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(StudyError) as error:
+        Study.open(tmp_path)
+    assert str(error.value).startswith(f"{tmp_path / MANIFEST}: "), error.value
+    assert re.search(pattern, str(error.value)), error.value
