@@ -147,7 +147,15 @@ def test_overwrite_replaces_our_own_outputs_only(inputs, tmp_path, capsys):
     assert Cohort.load(cohort_dir).n_samples == 3  # the imported upload replaced the simulated cohort
     assert main(command("train", inputs, checkpoint)) == 0
     assert main(command("train", inputs, checkpoint) + ["--overwrite"]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort", "m.safetensors"]  # no backup or temp left
+    for name, kind in (("study build", "study"), ("impute (store)", "cohort")):  # main's folder writers too
+        out = tmp_path / name.split()[0]
+        assert main(command(name, inputs, out)) == 0
+        capsys.readouterr()
+        before = snapshot(out)
+        assert_refused(capsys, command(name, inputs, out), out, f"already holds a {kind}.*--overwrite")
+        assert snapshot(out) == before
+        assert main(command(name, inputs, out) + ["--overwrite"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort", "impute", "m.safetensors", "study"]  # no temp left
 
 
 def test_a_failed_replacement_keeps_the_old_folder_and_the_users_neighbours(tmp_path, small_cohort):
