@@ -3,7 +3,7 @@
 The cohort itself is not committed (the study stores the simulation's arguments; it is regenerated
 from its seed in a few seconds and cached under ``data/cache``); the checkpoints, evaluation tables,
 benchmark records and tissue-embedding coordinates are, so the app opens instantly.
-``python -m gtex_models build-demo`` rebuilds them through :func:`gtex_models.study_build.build_study`.
+``python -m gtex_models build-demo --overwrite`` rebuilds them through :func:`gtex_models.study_build.build_study`.
 
 The readers below (:func:`checkpoint_path`, :func:`available_models`, :func:`load_tables`,
 :func:`load_benchmark`, :func:`tissue_umap`) are thin wrappers over :class:`~gtex_models.study.Study`
@@ -94,7 +94,7 @@ def tissue_umap(key: str) -> pd.DataFrame:
     checkpoint_path(key)
     coordinates = demo_study().tissue_umap(key)
     if coordinates is None:
-        raise FileNotFoundError(f"The demo study has no UMAP coordinates for {key!r}; rebuild it (build-demo).")
+        raise FileNotFoundError(f"The demo study has no UMAP coordinates for {key!r}; rebuild it (build-demo --overwrite).")
     return coordinates
 
 
