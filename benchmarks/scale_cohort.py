@@ -32,7 +32,7 @@ def scale_cohort(mmap: bool = True, rebuild: bool = False, directory: Path = CAC
 
     if rebuild or not (directory / "cohort.json").is_file():
         cohort = simulate_cohort(n_donors=N_DONORS, n_genes=N_GENES, seed=SEED)
-        cohort.save(directory)
+        cohort.save(directory, overwrite=rebuild)  # a --rebuild replaces the cached cohort
         del cohort
     return Cohort.load(directory, mmap=mmap)
 

@@ -44,6 +44,7 @@ from gtex_models.evaluation import (
 from gtex_models.imputers import default_settings, make_imputer
 from gtex_models.imputers.base import Imputer, ProgressCallback
 from gtex_models.masks import mcar_mask
+from gtex_models.messages import describe_unknown_tissues
 
 RECORD_KEYS = (
     "method", "scenario", "missing_rate", "r2_mean", "r2_median", "r2_std", "n_genes", "n_test_samples",
@@ -163,6 +164,7 @@ def scenario_data(cohort: Cohort, scenario: str = "inductive", missing_rate: flo
     if scenario not in SCENARIOS:
         raise ValueError(f"Unknown scenario {scenario!r}; use one of {SCENARIOS}.")
     require_complete(cohort)
+    cohort.require_trainable()
     cohort = known_groups_only(cohort, cohort.split("train").tissues, "have no training donors")
     for split in ("train", "test"):
         if not (cohort.samples["split"] == split).any():
@@ -183,11 +185,19 @@ def scenario_data(cohort: Cohort, scenario: str = "inductive", missing_rate: flo
 
 
 def known_groups_only(cohort: Cohort, groups: Sequence[str], why: str = "are unknown to the model") -> Cohort:
-    """The samples of ``cohort`` whose tissue (group) is in ``groups``; a warning names the others."""
+    """The samples of ``cohort`` whose tissue (group) is in ``groups``; a warning names the others.
+
+    A model cannot impute a group it never saw, so the others are left out of a score; when no sample
+    is left, ``ValueError`` names the unknown groups (with the closest known names).
+    """
     known = cohort.samples["tissue"].isin(list(groups)).to_numpy()
     if known.all():
         return cohort
     left_out = cohort.samples.loc[~known, "tissue"].value_counts()
+    if not known.any():
+        unknown = describe_unknown_tissues(list(left_out.index), sorted(groups))
+        raise ValueError(f"None of the {cohort.n_samples} sample(s) can be scored: their groups {why} ({unknown}); "
+                         f"{len(groups)} group(s) are known.")
     described = ", ".join(f"{name!r} ({n})" for name, n in left_out.head(5).items())
     more = f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""
     warnings.warn(f"{int((~known).sum())} sample(s) of {len(left_out)} group(s) that {why} are left out of the "
@@ -306,7 +316,13 @@ def _mask_and_impute(
 
 
 def _score(x_true: np.ndarray, imputed: np.ndarray, observed: np.ndarray) -> dict[str, Any]:
-    return {**summarize(r2_per_gene(x_true, imputed, observed)), "n_test_samples": int(len(x_true))}
+    summary = summarize(r2_per_gene(x_true, imputed, observed))
+    if summary["n_genes"] == 0:
+        raise ValueError(
+            f"R² could not be computed for any gene: it needs, per gene, hidden test values that differ and an "
+            f"observed one, and the {len(x_true)} test sample(s) with {int((~observed).sum())} hidden value(s) "
+            "give none. Use a cohort with more test donors (or a missing rate nearer 0.5).")
+    return {**summary, "n_test_samples": int(len(x_true))}
 
 
 def _ordered(values: dict[str, Any]) -> dict[str, Any]:

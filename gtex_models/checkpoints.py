@@ -28,6 +28,7 @@ import safetensors.numpy
 from gtex_models.atomic import atomic_file
 from gtex_models.cohort import GENE_COLUMNS, Transform
 from gtex_models.imputers.base import Imputer
+from gtex_models.io.errors import require_file
 from gtex_models.model_space import IncompatibleCohortError, check_compatible  # re-exported
 
 FORMAT = "gtex-imputation-checkpoint"
@@ -126,23 +127,21 @@ def load_checkpoint(path: str | Path) -> tuple[Imputer, dict[str, Any]]:
     """
     from gtex_models.imputers import imputer_class
 
-    path = Path(path)
+    path = require_file(path)
     header, arrays = _read(path)
-    method = header.get("method")
+    method = header["method"]
     try:
-        cls = imputer_class(str(method))
-    except ValueError as error:
-        raise CheckpointError(f"{path} holds a model of unknown method {method!r}: {error}") from error
-    try:
-        imputer = cls.from_state(arrays, header["config"])
+        imputer = imputer_class(method).from_state(arrays, header["config"])
     except (KeyError, ValueError, TypeError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: the stored {method} model cannot be rebuilt ({error}).") from error
-    metadata = {key: header.get(key) for key in _RESERVED + ("tissues", "history", "evaluation")}
-    genes = header.get("genes")
+        detail = " ".join(str(error).split())  # torch's messages span lines
+        raise CheckpointError(f"{path}: the stored {method} model cannot be rebuilt: its arrays do not fit its "
+                              f"settings ({detail[:300]}). Train the model again.") from error
+    metadata = {key: header[key] for key in _RESERVED + ("tissues", "history", "evaluation")}
+    genes = header["genes"]
     metadata["genes"] = None if genes is None else pd.DataFrame(genes)[GENE_COLUMNS]
-    transform = header.get("transform")
+    transform = header["transform"]
     metadata["transform"] = None if transform is None else Transform.from_dict(transform)
-    metadata.update(header.get("metadata") or {})
+    metadata.update(header["metadata"])
     return imputer, metadata
 
 
@@ -162,19 +161,41 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         info = layout.get("__metadata__") or {}
     except (UnicodeDecodeError, ValueError, AttributeError) as error:
         raise CheckpointError(f"{not_ours} (unreadable header: {error}).") from error
-    if info.get("format") != FORMAT or _METADATA_KEY not in info:
+    if not isinstance(info, dict) or info.get("format") != FORMAT or _METADATA_KEY not in info:
         raise CheckpointError(f"{not_ours} (a safetensors file without our metadata).")
-    end = max((entry["data_offsets"][1] for key, entry in layout.items() if key != "__metadata__"), default=0)
+    try:
+        end = max((int(entry["data_offsets"][1]) for key, entry in layout.items() if key != "__metadata__"),
+                  default=0)
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path} is corrupt: its tensor table is malformed ({error!r}).") from None
     if 8 + header_size + end > len(data):
         raise CheckpointError(f"{path} is truncated: {8 + header_size + end:,} bytes expected, {len(data):,} found.")
-    header = json.loads(info[_METADATA_KEY])
-    if header.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} uses checkpoint format {header['format_version']}; this version reads up to {FORMAT_VERSION}."
-        )
+    header = _checked_header(path, info[_METADATA_KEY])
     try:
         arrays = safetensors.numpy.load(data)
     except Exception as error:  # safetensors raises its own error type for corrupt payloads
         raise CheckpointError(f"{path} is corrupt: {error}") from error
     restored = {key: value.astype(np.float32) if value.dtype == np.float16 else value for key, value in arrays.items()}
     return header, restored
+
+
+def _checked_header(path: Path, text: str) -> dict[str, Any]:
+    """The checkpoint's JSON metadata, validated against :class:`~gtex_models.schemas.CheckpointHeader`."""
+    from gtex_models.schemas import SchemaError, check_checkpoint_header
+
+    try:
+        header = json.loads(text)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: its metadata is not valid JSON ({error}); the file was damaged or "
+                              "not written by this project. Train the model again.") from None
+    version = header.get("format_version") if isinstance(header, dict) else None
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} uses checkpoint format {version}; this version reads up to {FORMAT_VERSION}. "
+            "Update the project, or train the model again with this version."
+        )
+    try:
+        return check_checkpoint_header(header, f"{path}, metadata").model_dump()
+    except SchemaError as error:
+        raise CheckpointError(f"{error}. The checkpoint was edited, damaged or written by another program: "
+                              "train the model again.") from None

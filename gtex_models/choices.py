@@ -30,5 +30,9 @@ DUPLICATE_CHOICES = ("error", "first", "mean")
 NEGATIVE_CHOICES = ("error", "clip")
 """What to do with negative values on a linear scale (``clip``: set them to 0, e.g. MAS5 signal)."""
 
+COMPRESSIONS = ("gzip", "none")
+"""Compressions of an on-disk store: ``gzip`` (level 1 + shuffle; readable by every HDF5 tool; log-CPM of
+counts shrinks about 2x, noisy floats 1.2x) or ``none`` (several times faster to write and read)."""
+
 ALL_TISSUES = "All tissues"
 """The pooled row / curve over every tissue (group) in the evaluation tables and plots."""

@@ -1,38 +1,48 @@
 """Command-line interface: ``python -m gtex_models <command> ...``.
 
 Each command prints a one-line summary on success; malformed input ends with a clear message on
-stderr and exit status 2, leaving no partial output behind.
+stderr and exit status 2, leaving no partial output behind. Outputs never replace what the project
+did not write, and replace earlier outputs only with ``--overwrite`` (see :mod:`gtex_models.atomic`).
+An unexpected internal error prints a short message and exit status 1; ``GTEX_DEBUG=1`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+import traceback
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
+from gtex_models.atomic import check_output_file
 from gtex_models.choices import (DUPLICATE_CHOICES, NEGATIVE_CHOICES, ORIENTATIONS, PATHWAYS, SCALE_CHOICES,
                                  SCENARIOS)
-from gtex_models.cohort import Cohort
+from gtex_models.cohort import COHORT_FOLDER, Cohort
+from gtex_models.imputers import METHODS
 
 Handler = Callable[[argparse.Namespace], str]
+DEBUG_ENV = "GTEX_DEBUG"
 
 
 def _simulate(args: argparse.Namespace) -> str:
     from gtex_models.simulate import simulate_cohort
 
+    COHORT_FOLDER.check(args.out, args.overwrite)
     cohort = simulate_cohort(n_donors=args.donors, n_genes=args.genes, seed=args.seed)
-    cohort.save(args.out)
+    _save_cohort(cohort, args)
     return f"Simulated cohort (not real GTEx data): {cohort.summary()} -> {args.out}"
 
 
 def _prepare_gtex(args: argparse.Namespace) -> str:
     from gtex_models.io import prepare_gtex
 
+    COHORT_FOLDER.check(args.out, args.overwrite)
     cohort = prepare_gtex(args.gct, args.samples, args.subjects,
                           min_samples_per_tissue=args.min_samples_per_tissue, genes=args.genes, seed=args.seed)
-    cohort.save(args.out)
+    _save_cohort(cohort, args)
     return f"GTEx v8 cohort: {cohort.summary()} -> {args.out}"
 
 
@@ -43,10 +53,11 @@ def _import(args: argparse.Namespace) -> str:
         return _import_archs4(args)
     if args.samples_query is not None or args.sample_list is not None:
         raise ValueError("--samples-query and --sample-list choose samples of an ARCHS4 file; use them with --archs4.")
+    COHORT_FOLDER.check(args.out, args.overwrite)
     cohort = import_table(args.expression, args.samples, tissue_column=args.tissue_column or "tissue",
                           orientation=args.orientation, scale=args.scale, seed=args.seed,
                           duplicates=args.duplicates, negatives=args.negatives, gene_map=args.gene_map)
-    cohort.save(args.out)
+    _save_cohort(cohort, args)
     scale = cohort.meta["scale"]
     notes = [f"scale {scale['scale']}: {scale['reason']}", *cohort.meta["merges"]]
     if cohort.meta["negatives_clipped"]:
@@ -54,18 +65,29 @@ def _import(args: argparse.Namespace) -> str:
     return f"Imported cohort: {cohort.summary()} ({'; '.join(notes)}) -> {args.out}"
 
 
+def _save_cohort(cohort: Cohort, args: argparse.Namespace) -> None:
+    """Save a new cohort at ``--out``, warning when it is too small to train on."""
+    problems = cohort.size_problems()
+    if problems:
+        warnings.warn(f"This cohort is too small to train or evaluate a model on ({'; '.join(problems)}); "
+                      "`train`, `evaluate`, `benchmark` and `study build` will refuse it.")
+    cohort.save(args.out, overwrite=args.overwrite)
+
+
 def _import_archs4(args: argparse.Namespace) -> str:
     """``import --archs4``: stream the chosen samples into an on-disk store (:mod:`gtex_models.io.archs4`)."""
     from gtex_models.io.archs4 import DEFAULT_TISSUE_FIELD, import_archs4
     from gtex_models.io.errors import require_file
 
+    COHORT_FOLDER.check(args.out, args.overwrite)
     sample_list = None
     if args.sample_list is not None:
         sample_list = require_file(args.sample_list).read_text(encoding="utf-8-sig").split()
     bar, progress = _progress_bar("import ARCHS4")
     with bar:
         cohort = import_archs4(args.archs4, args.out, args.samples_query, sample_list,
-                               args.tissue_column or DEFAULT_TISSUE_FIELD, args.seed, progress)
+                               args.tissue_column or DEFAULT_TISSUE_FIELD, args.seed, progress,
+                               overwrite=args.overwrite)
     return f"Imported ARCHS4 samples into an on-disk store: {cohort.summary()} -> {args.out}"
 
 
@@ -120,6 +142,8 @@ def _train(args: argparse.Namespace) -> str:
     from gtex_models.experiment import run_experiment
     from gtex_models.store import is_store
 
+    if not args.resume:  # a resumed run replaces its own earlier output
+        check_output_file(args.out, args.overwrite)
     if launched() or args.resume or is_store(args.cohort):
         return _train_at_scale(args)
     cohort = Cohort.load(args.cohort)
@@ -160,12 +184,14 @@ def _train_at_scale(args: argparse.Namespace) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> str:
-    from gtex_models.benchmark import evaluate_imputer
+    from gtex_models.benchmark import evaluate_imputer, known_groups_only
     from gtex_models.checkpoints import check_compatible, load_checkpoint
     from gtex_models.inference import ModelSpace, cohort_for_model
 
+    _check_outputs(args.json, None, args.overwrite)
     imputer, metadata = load_checkpoint(args.checkpoint)
-    cohort = cohort_for_model(Cohort.load(args.cohort), ModelSpace.from_metadata(metadata)).split("test")
+    space = ModelSpace.from_metadata(metadata)
+    cohort = known_groups_only(cohort_for_model(Cohort.load(args.cohort), space).split("test"), space.tissues)
     check_compatible(metadata, cohort)
     record = evaluate_imputer(imputer, cohort, args.missing_rate, args.seed)
     _write_records([record], args.json, None)
@@ -176,13 +202,23 @@ def _evaluate(args: argparse.Namespace) -> str:
 def _benchmark(args: argparse.Namespace) -> str:
     from gtex_models.benchmark import run_benchmark, to_markdown
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    _check_outputs(args.json, args.markdown, args.overwrite)
+    cohort = Cohort.load(args.cohort)
     bar, progress = _progress_bar("benchmark")
     with bar:
-        records = run_benchmark(Cohort.load(args.cohort), methods, args.scenario, args.missing_rate,
+        records = run_benchmark(cohort, args.methods, args.scenario, args.missing_rate,
                                 args.pathway, args.seed, progress=progress)
     _write_records(records, args.json, args.markdown)
     return to_markdown(records)
+
+
+def _check_outputs(json_path: Path | None, markdown_path: Path | None, overwrite: bool) -> None:
+    """Refuse the --json / --markdown paths before any work (see :func:`~gtex_models.atomic.check_output_file`)."""
+    if json_path is not None and json_path == markdown_path:
+        raise ValueError(f"--json and --markdown are the same file ({json_path}); give two file names.")
+    for path in (json_path, markdown_path):
+        if path is not None:
+            check_output_file(path, overwrite)
 
 
 def _write_records(records: list[dict], json_path: Path | None, markdown_path: Path | None) -> None:
@@ -200,10 +236,14 @@ def _write_records(records: list[dict], json_path: Path | None, markdown_path: P
 def _impute(args: argparse.Namespace) -> str:
     from gtex_models.atomic import atomic_file
     from gtex_models.checkpoints import load_checkpoint
-    from gtex_models.inference import ModelSpace, impute_file, result_frame
+    from gtex_models.inference import ModelSpace, impute_file, result_frame, supports_uncertainty
     from gtex_models.io import read_samples_table
     from gtex_models.store import is_store
 
+    if is_store(args.input):
+        _check_store_output(args.out, args.overwrite)
+    else:
+        check_output_file(args.out, args.overwrite)
     imputer, metadata = load_checkpoint(args.checkpoint)
     space = ModelSpace.from_metadata(metadata)
     if is_store(args.input):
@@ -214,12 +254,25 @@ def _impute(args: argparse.Namespace) -> str:
                          age=args.age, annotation=annotation, n_draws=args.draws)
     for message in result.coverage.warnings:  # the reader's warnings included
         warnings.warn(message)
+    if args.draws > 1 and not supports_uncertainty(imputer):
+        warnings.warn(f"--draws {args.draws} is ignored: only GAIN-GTEx models give per-value intervals "
+                      f"(this is a {metadata['method']} model).")
     with atomic_file(args.out) as tmp:
         result_frame(result, uncertainty=args.draws > 1).to_csv(tmp)
     coverage = result.coverage
     return (f"Imputed {result.n_imputed:,} values in {len(result.values)} sample(s) "
             f"({coverage.n_matched}/{space.n_genes} model genes in the input; scale {result.scale}: "
             f"{result.scale_reason}) -> {args.out}")
+
+
+def _check_store_output(out: Path, overwrite: bool) -> None:
+    """``impute --input STORE --out``: a CSV file, or a folder for a new store (see :mod:`gtex_models.streaming`)."""
+    from gtex_models.streaming import writes_store
+
+    if writes_store(out):
+        COHORT_FOLDER.check(out, overwrite)
+    else:
+        check_output_file(out, overwrite)
 
 
 def _impute_store(args: argparse.Namespace, imputer, space) -> str:
@@ -232,7 +285,7 @@ def _impute_store(args: argparse.Namespace, imputer, space) -> str:
                          "--samples, --sex and --age.")
     bar, progress = _progress_bar("impute")
     with bar:
-        summary = impute_store(imputer, space, Cohort.load(args.input), args.out, progress)
+        summary = impute_store(imputer, space, Cohort.load(args.input), args.out, progress, overwrite=args.overwrite)
     return (f"Imputed {summary.n_imputed:,} values in {summary.n_samples:,} samples, streamed "
             f"({summary.n_model_genes - summary.n_genes_absent}/{summary.n_model_genes} model genes in the store) "
             f"-> {args.out}")
@@ -243,7 +296,7 @@ def _build_demo(args: argparse.Namespace) -> str:
 
     bar, progress = _progress_bar("build demo")
     with bar:
-        study = build_demo(args.out, progress=progress)
+        study = build_demo(args.out, progress=progress, overwrite=args.overwrite)
     return f"Demo study: {_study_summary(study)} -> {args.out}"
 
 
@@ -251,8 +304,7 @@ def _model_specs(args: argparse.Namespace) -> list:
     """``--models a,b`` names and ``--config F`` experiments, in that order."""
     from gtex_models.experiment import Experiment
 
-    names = [m.strip() for m in (args.models or "").split(",") if m.strip()]
-    return [*names, *(Experiment.from_yaml(path) for path in args.config or [])]
+    return [*(args.models or []), *(Experiment.from_yaml(path) for path in args.config or [])]
 
 
 def _study_summary(study) -> str:
@@ -268,12 +320,14 @@ def _study_summary(study) -> str:
 
 
 def _study_build(args: argparse.Namespace) -> str:
+    from gtex_models.study import STUDY_FOLDER
     from gtex_models.study_build import build_study
 
+    STUDY_FOLDER.check(args.out, args.overwrite)  # before the configs are read
     models = _model_specs(args)
     if not models:
         raise ValueError("Give at least one model: --models pmi,gain and/or --config FILE.")
-    baselines = [m.strip() for m in args.baselines.split(",") if m.strip()]
+    baselines = args.baselines
     bar, progress = _progress_bar("study build")
     with bar:
         study = build_study(args.cohort, args.out, models, baselines, title=args.title,
@@ -314,14 +368,16 @@ def _study_info(args: argparse.Namespace) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per verb."""
-    parser = argparse.ArgumentParser(prog="python -m gtex_models", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m gtex_models", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     simulate = commands.add_parser("simulate", help="write a simulated GTEx-shaped cohort")
     simulate.add_argument("--out", required=True, type=Path, help="cohort directory to write")
-    simulate.add_argument("--donors", type=int, default=300, help="number of donors (default 300, ~6,000 samples)")
-    simulate.add_argument("--genes", type=int, default=2000, help="number of genes (default 2000)")
-    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--donors", type=_at_least(1), default=300,
+                          help="number of donors (default 300, ~6,000 samples; training needs at least 4)")
+    simulate.add_argument("--genes", type=_at_least(1), default=2000, help="number of genes (default 2000)")
+    simulate.add_argument("--seed", type=_at_least(0), default=0)
+    _add_overwrite(simulate, "an existing cohort folder")
     simulate.set_defaults(handler=_simulate)
 
     gtex = commands.add_parser("prepare-gtex", help="build a cohort from the public GTEx v8 files")
@@ -332,10 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     gtex.add_argument("--subjects", required=True, type=Path,
                       help="GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt")
     gtex.add_argument("--out", required=True, type=Path, help="cohort directory to write")
-    gtex.add_argument("--min-samples-per-tissue", type=int, default=70)
+    gtex.add_argument("--min-samples-per-tissue", type=_at_least(0), default=70)
     gtex.add_argument("--genes", default="protein_coding",
                       help="protein_coding (default), all, or a file of gene symbols / Ensembl IDs")
-    gtex.add_argument("--seed", type=int, default=0, help="seed of the donor split")
+    gtex.add_argument("--seed", type=_at_least(0), default=0, help="seed of the donor split")
+    _add_overwrite(gtex, "an existing cohort folder")
     gtex.set_defaults(handler=_prepare_gtex)
 
     table = commands.add_parser("import", help="build a cohort from a CSV/TSV/GCT/h5ad expression table")
@@ -361,40 +418,44 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--gene-map", type=Path, default=None,
                        help="probe -> gene file (two columns; several probes of a gene are averaged)")
     table.add_argument("--out", required=True, type=Path, help="cohort directory to write")
-    table.add_argument("--seed", type=int, default=0, help="seed of the donor split")
+    table.add_argument("--seed", type=_at_least(0), default=0, help="seed of the donor split")
+    _add_overwrite(table, "an existing cohort folder or store")
     table.set_defaults(handler=_import)
 
     train = commands.add_parser("train", help="train an imputer on a cohort and save a checkpoint")
     train.add_argument("--cohort", required=True, type=Path, help="cohort directory")
-    train.add_argument("--method", default=None, help="pmi, gain, gain-mse, mean, knn, mice, missforest, blood, oracle")
+    train.add_argument("--method", default=None, choices=METHODS, metavar="METHOD", help=", ".join(METHODS))
     train.add_argument("--config", type=Path, default=None, help="YAML experiment config (see configs/)")
     train.add_argument("--scenario", choices=SCENARIOS, default=None)
     train.add_argument("--pathway", choices=PATHWAYS, default=None)
-    train.add_argument("--max-epochs", type=int, default=None, help="cap the deep models' training epochs")
+    train.add_argument("--max-epochs", type=_at_least(1), default=None, help="cap the deep models' training epochs")
     train.add_argument("--out", required=True, type=Path, help="checkpoint file (.safetensors)")
-    train.add_argument("--seed", type=int, default=0, help="seed of the evaluation masks")
+    train.add_argument("--seed", type=_at_least(0), default=0, help="seed of the evaluation masks")
     train.add_argument("--resume", action="store_true",
                        help="continue an interrupted run from its training state (<out>.resume)")
+    _add_overwrite(train, "an existing checkpoint file")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("evaluate", help="score a checkpoint on a cohort's test donors")
     evaluate.add_argument("--checkpoint", required=True, type=Path)
     evaluate.add_argument("--cohort", required=True, type=Path)
-    evaluate.add_argument("--missing-rate", type=float, default=0.5)
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--missing-rate", type=_share, default=0.5, help="share of values hidden (0 < rate < 1)")
+    evaluate.add_argument("--seed", type=_at_least(0), default=0)
     evaluate.add_argument("--json", type=Path, default=None, help="write the record as JSON")
+    _add_overwrite(evaluate, "an existing --json file")
     evaluate.set_defaults(handler=_evaluate)
 
     bench = commands.add_parser("benchmark", help="fit and score several methods side by side")
     bench.add_argument("--cohort", required=True, type=Path)
-    bench.add_argument("--methods", default="pmi,gain,mean,knn,mice,missforest,blood",
-                       help="comma-separated method names")
+    bench.add_argument("--methods", type=_methods, default="pmi,gain,mean,knn,mice,missforest,blood",
+                       help=f"comma-separated method names, among {', '.join(METHODS)}")
     bench.add_argument("--scenario", choices=SCENARIOS, default="inductive")
-    bench.add_argument("--missing-rate", type=float, default=0.5)
+    bench.add_argument("--missing-rate", type=_share, default=0.5, help="share of values hidden (0 < rate < 1)")
     bench.add_argument("--pathway", choices=PATHWAYS, default=None)
-    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--seed", type=_at_least(0), default=0)
     bench.add_argument("--json", type=Path, default=None)
     bench.add_argument("--markdown", type=Path, default=None)
+    _add_overwrite(bench, "existing --json / --markdown files")
     bench.set_defaults(handler=_benchmark)
 
     impute = commands.add_parser("impute", help="fill the missing values of an expression file")
@@ -406,20 +467,22 @@ def build_parser() -> argparse.ArgumentParser:
     impute.add_argument("--tissue", default=None, help="tissue of every sample (e.g. 'Whole Blood')")
     impute.add_argument("--samples", type=Path, default=None, help="per-sample table with a tissue column")
     impute.add_argument("--tissue-column", default="tissue")
-    impute.add_argument("--sex", default=None, help="female, male (or GTEx code 2/1)")
-    impute.add_argument("--age", type=float, default=None, help="age in years")
+    impute.add_argument("--sex", type=_sex, default=None, help="female, male, unknown (or GTEx code 2/1)")
+    impute.add_argument("--age", type=_age, default=None, help="age in years")
     impute.add_argument("--orientation", choices=ORIENTATIONS, default="auto")
     impute.add_argument("--scale", choices=SCALE_CHOICES, default="auto")
     impute.add_argument("--duplicates", choices=DUPLICATE_CHOICES, default="error",
                         help="gene identifiers that occur twice (or name one gene): error, keep the first, or average")
     impute.add_argument("--gene-map", type=Path, default=None,
                         help="probe -> gene file, for a microarray input and a model of genes")
-    impute.add_argument("--draws", type=int, default=0,
+    impute.add_argument("--draws", type=_at_least(0), default=0,
                         help="GAIN-GTEx: noise draws for per-value intervals (adds _lower/_upper columns)")
+    _add_overwrite(impute, "an existing output file (or store)")
     impute.set_defaults(handler=_impute)
 
     demo = commands.add_parser("build-demo", help="rebuild the demo study (study build with the demo's configs)")
     demo.add_argument("--out", type=Path, default=Path("data/demo"))
+    _add_overwrite(demo, "an existing study there (data/demo itself included)")
     demo.set_defaults(handler=_build_demo)
 
     study = commands.add_parser("study", help="build, extend and describe studies (what the app opens)")
@@ -427,29 +490,31 @@ def build_parser() -> argparse.ArgumentParser:
     build = verbs.add_parser("build", help="train models and baselines on a cohort, write a study folder")
     build.add_argument("--cohort", required=True, type=Path, help="cohort directory (simulate, import, prepare-gtex)")
     build.add_argument("--out", required=True, type=Path, help="study folder to write")
-    build.add_argument("--models", default=None, help="comma-separated methods kept as models, e.g. pmi,gain "
-                       "(settings chosen for the cohort's size)")
+    build.add_argument("--models", type=_methods, default=None, help="comma-separated methods kept as models, e.g. "
+                       "pmi,gain (settings chosen for the cohort's size)")
     build.add_argument("--config", type=Path, action="append", default=None,
                        help="YAML experiment config of a model (repeatable; see configs/)")
-    build.add_argument("--baselines", default="mean,knn,mice", help="comma-separated benchmark-only methods ('' for none)")
+    build.add_argument("--baselines", type=_methods_or_none, default="mean,knn,mice",
+                       help="comma-separated benchmark-only methods ('' for none)")
     build.add_argument("--title", default=None, help="shown in the app (default: the cohort folder's name)")
     build.add_argument("--description", default="")
     build.add_argument("--scenario", choices=SCENARIOS, default="inductive", help="scenario of --models and baselines")
-    build.add_argument("--max-epochs", type=int, default=None, help="cap the deep models' training epochs")
+    build.add_argument("--max-epochs", type=_at_least(1), default=None, help="cap the deep models' training epochs")
     build.add_argument("--reference-cohort", action="store_true",
                        help="reference the cohort folder (absolute path) instead of copying it into the study")
-    build.add_argument("--overwrite", action="store_true", help="replace an existing study at --out")
+    _add_overwrite(build, "an existing study at --out")
     build.set_defaults(handler=_study_build)
 
     add = verbs.add_parser("add-model", help="train one more model into a study, or add a checkpoint")
     add.add_argument("--study", required=True, type=Path)
-    add.add_argument("--method", default=None, help="a method, with settings for the cohort's size")
+    add.add_argument("--method", default=None, choices=METHODS, metavar="METHOD",
+                     help=f"a method, with settings for the cohort's size: {', '.join(METHODS)}")
     add.add_argument("--config", type=Path, default=None, help="YAML experiment config")
     add.add_argument("--checkpoint", type=Path, default=None, help="a checkpoint trained elsewhere (train --out)")
     add.add_argument("--scenario", choices=SCENARIOS, default="inductive", help="scenario of --method")
     add.add_argument("--key", default=None, help="the model's name in the study (default METHOD_GENESET)")
     add.add_argument("--label", default=None, help="what the app shows")
-    add.add_argument("--max-epochs", type=int, default=None)
+    add.add_argument("--max-epochs", type=_at_least(1), default=None, help="cap the deep model's training epochs")
     add.set_defaults(handler=_study_add_model)
 
     info = verbs.add_parser("info", help="print the table of what a study holds")
@@ -459,17 +524,124 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the process exit status."""
-    args = build_parser().parse_args(argv)
+    """Run one command; returns the process exit status (0 done, 2 bad input, 1 internal error, 130 interrupted)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or an option error already reported by _Parser.error
+        return int(done.code or 0)
+    caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             summary = args.handler(args)
-        for warning in caught:
-            print(f"warning: {warning.message}", file=sys.stderr)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError) as error:  # bad input (readers, schemas, options, output paths)
+        _show_warnings(caught)
+        _debug_traceback()
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; no partial output was left (outputs are renamed into place only when "
+              "complete).", file=sys.stderr)
+        return 130
+    except MemoryError:
+        _debug_traceback()
+        print(f"error: `{args.command}` ran out of memory. Use fewer samples or genes, or a machine with more "
+              "memory; no partial output was left.", file=sys.stderr)
+        return 1
+    except Exception as error:  # noqa: BLE001 - a bug: a short message instead of a traceback
+        _debug_traceback()
+        print(f"error: internal error in `{args.command}` ({type(error).__name__}: {error}). This is a bug in "
+              "GTEx Imputation Studio, not a problem with your input; no partial output was left. Please report "
+              f"it with the command you ran and its traceback ({DEBUG_ENV}=1 shows it).", file=sys.stderr)
+        return 1
+    _show_warnings(caught)
     if summary:  # under torchrun only rank 0 reports
         print(summary)
     return 0
+
+
+def _show_warnings(caught: Sequence[warnings.WarningMessage]) -> None:
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+
+
+def _debug_traceback() -> None:
+    if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+        traceback.print_exc()
+
+
+# ------------------------------------------------------------------------------------- options
+class _Parser(argparse.ArgumentParser):
+    """argparse with this CLI's error format: ``error: <what>; see --help``, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message}. See `{self.prog} --help`.\n")
+
+
+def _add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"replace {what} (never a folder or file this project did not write)")
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = _number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1 (the share of values hidden), got {value:g}")
+    return value
+
+
+def _age(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value < 150:
+        raise argparse.ArgumentTypeError(f"must be an age in years between 0 and 150, got {value:g}")
+    return value
+
+
+def _sex(text: str) -> str:
+    from gtex_models.covariates import parse_sex
+
+    if text.strip().lower() != "unknown" and parse_sex([text]) == ["unknown"]:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a sex; use female, male or unknown (GTEx codes: 2, 1)")
+    return text
+
+
+def _methods(text: str) -> list[str]:
+    """A comma-separated list of known methods, at least one, none twice."""
+    methods = _methods_or_none(text)
+    if not methods:
+        raise argparse.ArgumentTypeError(f"no method given; choose among {', '.join(METHODS)}")
+    return methods
+
+
+def _methods_or_none(text: str) -> list[str]:
+    """A comma-separated list of known methods, none twice; empty for ``''``."""
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"{', '.join(map(repr, unknown))} given; choose among {', '.join(METHODS)}")
+    if len(set(methods)) < len(methods):
+        raise argparse.ArgumentTypeError(f"a method is listed twice in {text!r}")
+    return methods

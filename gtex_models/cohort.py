@@ -15,7 +15,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from gtex_models.atomic import atomic_directory
+from gtex_models.atomic import OutputFolder
+from gtex_models.covariates import SEXES
+from gtex_models.messages import list_examples
 from gtex_models.reference import pathway_genes
 
 SAMPLE_COLUMNS = ["sample_id", "donor_id", "tissue", "sex", "age"]
@@ -24,6 +26,15 @@ SPLITS = ("train", "valid", "test")
 DEFAULT_SPLIT_FRACTIONS = (0.6, 0.15, 0.25)
 SCALES = ("tpm", "log")
 COHORT_FORMAT_VERSION = 1
+MIN_GENES = 2  # a gene is imputed from the others
+MIN_TRAIN_SAMPLES = 2  # batch normalisation needs two samples
+MIN_TEST_SAMPLES = 2  # a gene's R² needs at least two hidden test values
+COHORT_FILES = ("cohort.json", "expression.npy", "transform.npz", "samples.csv", "genes.csv")
+COHORT_FOLDER = OutputFolder("cohort", ("cohort.json",))
+
+
+class CohortFormatError(ValueError):
+    """A cohort folder that is damaged, incomplete, or was not written by this project."""
 
 
 @dataclass(frozen=True)
@@ -212,6 +223,41 @@ class Cohort:
         """Boolean samples x genes matrix, True where a value is present."""
         return ~np.isnan(self.x)
 
+    def size_problems(self) -> list[str]:
+        """Why this cohort is too small to train and evaluate a model on (empty when it is not).
+
+        Training and evaluation need at least :data:`MIN_GENES` genes and, in the donor split, at
+        least one donor in each of train, valid and test, with :data:`MIN_TRAIN_SAMPLES` training
+        samples and :data:`MIN_TEST_SAMPLES` test samples: with the default 60/15/25 % split, at least
+        4 donors.
+        """
+        problems = []
+        if self.n_genes < MIN_GENES:
+            problems.append(f"{self.n_genes} gene(s), at least {MIN_GENES} are needed (a gene is imputed from the others)")
+        donors = self.samples.groupby("split")["donor_id"].nunique().reindex(list(SPLITS), fill_value=0)
+        empty = [name for name in SPLITS if donors[name] == 0]
+        if empty:
+            counts = ", ".join(f"{name} {donors[name]}" for name in SPLITS)
+            problems.append(f"no donor in the {' and '.join(empty)} split(s) (donors: {counts}); with the 60/15/25 % "
+                            "donor split a cohort needs at least 4 donors")
+        n_train = int((self.samples["split"] == "train").sum())
+        if not empty and n_train < MIN_TRAIN_SAMPLES:
+            problems.append(f"{n_train} training sample(s), at least {MIN_TRAIN_SAMPLES} are needed")
+        n_test = int((self.samples["split"] == "test").sum())
+        if not empty and n_test < MIN_TEST_SAMPLES:
+            problems.append(f"{n_test} test sample(s), at least {MIN_TEST_SAMPLES} are needed (a gene's R² is "
+                            "computed over its hidden test values)")
+        return problems
+
+    def require_trainable(self) -> None:
+        """Raise ``ValueError`` (with :meth:`size_problems` and the fix) if the cohort is too small."""
+        problems = self.size_problems()
+        if problems:
+            raise ValueError(
+                f"The cohort ({self.summary()}) is too small to train and evaluate a model: {'; '.join(problems)}. "
+                "Add samples from more donors (without a donor column in the sample table, each sample is its "
+                "own donor).")
+
     def summary(self) -> str:
         """One line: samples, genes, tissues, donors."""
         return (
@@ -255,13 +301,14 @@ class Cohort:
         return self.select_genes(pathway_genes(name))
 
     # ----------------------------------------------------------------- persistence
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
         """Write ``samples.csv``, ``genes.csv``, ``expression.npy``, ``transform.npz``, ``cohort.json``.
 
         The directory is written next to its final place and renamed in one step, so a failure never
-        leaves a half-written cohort.
+        leaves a half-written cohort. An existing cohort folder is replaced only with ``overwrite``;
+        any other non-empty folder, or a file, is refused (see :mod:`gtex_models.atomic`).
         """
-        with atomic_directory(directory) as tmp:
+        with COHORT_FOLDER.write(directory, overwrite) as tmp:
             np.save(tmp / "expression.npy", self.x)
             np.savez(tmp / "transform.npz", mean=self.transform.mean, std=self.transform.std)
             self.samples.to_csv(tmp / "samples.csv", index=False)
@@ -277,25 +324,123 @@ class Cohort:
 
     @classmethod
     def load(cls, directory: str | Path, mmap: bool = False) -> "Cohort":
-        """Read a cohort written by :meth:`save`; an on-disk store (:mod:`gtex_models.store`) is opened lazily."""
+        """Read a cohort written by :meth:`save`; an on-disk store (:mod:`gtex_models.store`) is opened lazily.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``directory`` is not a cohort folder (no ``cohort.json``).
+        CohortFormatError
+            If one of its files is missing, unreadable or inconsistent (the message names the file).
+        """
         directory = Path(directory)
         if not (directory / "cohort.json").is_file():
             raise FileNotFoundError(
                 f"{directory} is not a cohort directory (no cohort.json). Create one with "
                 "`python -m gtex_models simulate`, `import` or `prepare-gtex`."
             )
-        if (directory / "expression.h5").is_file():
+        info = _read_info(directory)
+        if info.store is not None:
             from gtex_models.store import open_store
 
             return open_store(directory)
-        info = json.loads((directory / "cohort.json").read_text())
-        transform_arrays = np.load(directory / "transform.npz")
-        transform = Transform(transform_arrays["mean"], transform_arrays["std"],
-                              info["scale"], info["pseudocount"])
-        samples = pd.read_csv(directory / "samples.csv",
-                              dtype={"sample_id": str, "donor_id": str, "tissue": str, "sex": str,
-                                     "split": str}, keep_default_na=False, na_values={"age": [""]})
-        samples["age"] = samples["age"].astype(float)
-        genes = pd.read_csv(directory / "genes.csv", dtype=str, keep_default_na=False)
-        x = np.load(directory / "expression.npy", mmap_mode="r" if mmap else None)
-        return cls(x, genes, samples, transform, info.get("meta", {}))
+        for name in COHORT_FILES:
+            if not (directory / name).is_file():
+                raise _damaged(directory, name, "is missing")
+        transform = _read_transform(directory, info)
+        samples = _read_table(directory, "samples.csv", SAMPLE_COLUMNS + ["split"])
+        age = pd.to_numeric(samples["age"].where(samples["age"] != ""), errors="coerce")
+        bad_age = samples["age"].ne("") & age.isna()
+        if bad_age.any():
+            row = int(np.flatnonzero(bad_age)[0])
+            raise _damaged(directory, "samples.csv", f"has age {samples['age'].iloc[row]!r} on line {row + 2}, "
+                                                     "not a number of years")
+        samples["age"] = age.astype(float)
+        for column, allowed in (("split", SPLITS), ("sex", SEXES)):
+            unknown = sorted(set(samples[column]) - set(allowed))
+            if unknown:
+                raise _damaged(directory, "samples.csv", f"has {column} value(s) {list_examples(unknown)}; "
+                                                         f"allowed: {', '.join(allowed)}")
+        genes = _read_table(directory, "genes.csv", GENE_COLUMNS)
+        x = _read_matrix(directory, mmap)
+        try:
+            return cls(x, genes, samples, transform, info.meta)
+        except ValueError as error:
+            raise CohortFormatError(f"{directory}: its files do not fit together ({error}). "
+                                    f"{_REWRITE}") from None
+
+
+_REWRITE = ("The cohort folder is damaged or was not written by this project: write it again with "
+            "`python -m gtex_models simulate`, `import` or `prepare-gtex` (with --overwrite).")
+
+
+def _damaged(directory: Path, name: str, problem: str) -> CohortFormatError:
+    return CohortFormatError(f"{directory / name} {problem}. {_REWRITE}")
+
+
+def _read_info(directory: Path) -> Any:
+    """``cohort.json``, validated against :class:`~gtex_models.schemas.CohortInfo`."""
+    from gtex_models.schemas import CohortInfo, SchemaError, validate
+
+    path = directory / "cohort.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise _damaged(directory, "cohort.json", f"is not valid JSON ({error})") from None
+    version = data.get("format_version") if isinstance(data, dict) else None
+    if isinstance(version, int) and version > COHORT_FORMAT_VERSION:
+        raise CohortFormatError(f"{path} has format_version {version}; this version of the project reads up to "
+                                f"{COHORT_FORMAT_VERSION}. Update the project or write the cohort again.")
+    try:
+        return validate(CohortInfo, data, str(path))
+    except SchemaError as error:
+        raise CohortFormatError(f"{error}. {_REWRITE}") from None
+
+
+def _read_transform(directory: Path, info: Any) -> Transform:
+    try:
+        with np.load(directory / "transform.npz", allow_pickle=False) as arrays:
+            found = {name: arrays[name] for name in arrays.files}
+    except (OSError, ValueError, EOFError) as error:
+        detail = "it holds pickled data or text" if "pickle" in str(error) else str(error)
+        raise _damaged(directory, "transform.npz", f"is not a readable .npz archive of arrays ({detail})") from None
+    missing = [name for name in ("mean", "std") if name not in found]
+    if missing:
+        raise _damaged(directory, "transform.npz", f"lacks the array(s) {missing} (it has {sorted(found)})")
+    mean, std = found["mean"], found["std"]
+    if mean.ndim != 1 or mean.shape != std.shape or not np.issubdtype(mean.dtype, np.floating):
+        raise _damaged(directory, "transform.npz", f"holds arrays of shapes {mean.shape} and {std.shape}, "
+                                                   "not one mean and one std per gene")
+    return Transform(mean, std, info.scale, info.pseudocount)
+
+
+def _read_table(directory: Path, name: str, columns: list[str]) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(directory / name, dtype=str, keep_default_na=False)
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
+        raise _damaged(directory, name, f"is not a readable CSV table ({error})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise _damaged(directory, name, f"lacks the column(s) {missing} (it has {list(table.columns)[:8]})")
+    return table
+
+
+def _read_matrix(directory: Path, mmap: bool) -> np.ndarray:
+    path = directory / "expression.npy"
+    with open(path, "rb") as stream:
+        magic = stream.read(6)
+    if magic != b"\x93NUMPY":
+        raise _damaged(directory, "expression.npy", f"is not a readable .npy array (it starts with {magic!r}, "
+                                                    "not numpy's header)")
+    try:
+        x = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as error:
+        problem = ("holds pickled Python objects, not a numeric matrix (this project never writes those, "
+                   "and does not unpickle them)") if "pickle" in str(error) else f"is not a readable .npy array ({error})"
+        raise _damaged(directory, "expression.npy", problem) from None
+    except (OSError, EOFError) as error:
+        raise _damaged(directory, "expression.npy", f"is not a readable .npy array ({error})") from None
+    if not isinstance(x, np.ndarray) or x.ndim != 2 or not np.issubdtype(x.dtype, np.floating):
+        raise _damaged(directory, "expression.npy", f"is not a 2-D floating-point matrix (shape "
+                                                    f"{getattr(x, 'shape', None)}, dtype {getattr(x, 'dtype', None)})")
+    return x

@@ -3,7 +3,7 @@
 The cohort itself is not committed (the study stores the simulation's arguments; it is regenerated
 from its seed in a few seconds and cached under ``data/cache``); the checkpoints, evaluation tables,
 benchmark records and tissue-embedding coordinates are, so the app opens instantly.
-``python -m gtex_models build-demo`` rebuilds them through :func:`gtex_models.study_build.build_study`.
+``python -m gtex_models build-demo --overwrite`` rebuilds them through :func:`gtex_models.study_build.build_study`.
 
 The readers below (:func:`checkpoint_path`, :func:`available_models`, :func:`load_tables`,
 :func:`load_benchmark`, :func:`tissue_umap`) are thin wrappers over :class:`~gtex_models.study.Study`
@@ -94,7 +94,7 @@ def tissue_umap(key: str) -> pd.DataFrame:
     checkpoint_path(key)
     coordinates = demo_study().tissue_umap(key)
     if coordinates is None:
-        raise FileNotFoundError(f"The demo study has no UMAP coordinates for {key!r}; rebuild it (build-demo).")
+        raise FileNotFoundError(f"The demo study has no UMAP coordinates for {key!r}; rebuild it (build-demo --overwrite).")
     return coordinates
 
 
@@ -119,12 +119,15 @@ def demo_runs() -> tuple[list, list]:
 
 
 def build_demo(out: str | Path = DEMO_DIR, progress: ProgressCallback | None = None,
-               max_epochs: int | None = None) -> Study:
+               max_epochs: int | None = None, overwrite: bool = False) -> Study:
     """Rebuild the demo study at ``out``: :func:`~gtex_models.study_build.build_study` on the simulated
-    cohort with the demo's models and benchmark runs (:func:`demo_runs`), replacing the study there."""
+    cohort with the demo's models and benchmark runs (:func:`demo_runs`).
+
+    Like any study, an existing study at ``out`` (``data/demo`` itself included) is replaced only with
+    ``overwrite``; a folder that is not a study, or a file, is never replaced."""
     from gtex_models.study_build import build_study
 
     models, baselines = demo_runs()
     return build_study(load_demo_cohort(), out, models, baselines, title=DEMO_TITLE, description=DEMO_DESCRIPTION,
-                       max_epochs=max_epochs, overwrite=True, progress=progress,
+                       max_epochs=max_epochs, overwrite=overwrite, progress=progress,
                        simulation=asdict(DEMO_SIMULATION))

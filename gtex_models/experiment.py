@@ -13,7 +13,7 @@ Training and evaluation are separate steps: :func:`train_experiment` fits (on th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -22,13 +22,13 @@ import yaml
 
 from gtex_models.benchmark import RECORD_KEYS, ScenarioData, scenario_data, score_fitted
 from gtex_models.checkpoints import save_checkpoint
-from gtex_models.choices import SCENARIOS
+from gtex_models.schemas import SchemaError, check_experiment
 from gtex_models.cohort import Cohort
 from gtex_models.imputers import DEEP_METHODS, default_settings, make_imputer
 from gtex_models.imputers.base import Imputer, ProgressCallback
+from gtex_models.io.errors import require_file
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-_KEYS = {"method", "scenario", "pathway", "missing_rate", "model", "training", "checkpoint"}
 
 
 @dataclass
@@ -44,20 +44,23 @@ class Experiment:
     checkpoint: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.scenario not in SCENARIOS:
-            raise ValueError(f"Unknown scenario {self.scenario!r}; use one of {SCENARIOS}.")
-        if not 0 < float(self.missing_rate) < 1:
-            raise ValueError(f"missing_rate must be between 0 and 1, got {self.missing_rate}.")
+        check_experiment(asdict(self), "The experiment")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Experiment":
-        """Read a config file; unknown keys are an error (they are usually typos)."""
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(data, dict) or "method" not in data:
-            raise ValueError(f"{path}: a config is a YAML mapping with at least a 'method' key.")
-        unknown = sorted(set(data) - _KEYS)
-        if unknown:
-            raise ValueError(f"{path}: unknown keys {unknown}; allowed: {sorted(_KEYS)}.")
+        """Read a config file, validated against the config schema; errors name the file and the key."""
+        path = require_file(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        except UnicodeDecodeError as error:
+            raise SchemaError(f"{path} is not a UTF-8 text file (byte {error.start}); a config is YAML text, "
+                              "see configs/ for examples.") from None
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            place = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(error, "problem", None) or str(error)
+            raise SchemaError(f"{path} is not valid YAML{place}: {problem}. See configs/ for examples.") from None
+        check_experiment(data, str(path))
         return cls(**data)
 
     @property

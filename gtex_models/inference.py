@@ -62,6 +62,7 @@ PROBE_HINT = (" The identifiers look like microarray probe IDs: give a probe-to-
               "of one gene are averaged into that gene.")
 SCALE_NAMES = {"tpm": "TPM", "log": "log2(TPM + 1)"}
 INTERVAL_QUANTILES = (0.05, 0.95)
+MIN_HIDDEN_TO_RANK = 5  # a per-gene R² over fewer hidden values is too noisy to rank genes by
 UPLOAD_TYPES = ("csv", "tsv", "txt", "gct", "h5ad", "gz")
 T = TypeVar("T")
 
@@ -615,7 +616,8 @@ class TrialResult:
     hidden : True where a value was hidden (and imputed).
     samples : the samples' table.
     genes : the gene table.
-    per_gene : ``gene``, ``r2`` (per-gene R² over the hidden values), ``n_hidden``, sorted by R².
+    per_gene : ``gene``, ``r2`` (per-gene R² over the hidden values), ``n_hidden``, sorted by R², genes
+        with fewer than :data:`MIN_HIDDEN_TO_RANK` hidden values last (their R² is mostly noise).
     r2_pooled : R² over all hidden values together (what the truth-vs-imputed scatter shows).
     """
 
@@ -648,7 +650,10 @@ def hide_and_impute(
         "gene": trial.genes["symbol"].to_numpy(),
         "r2": r2,
         "n_hidden": hidden.sum(axis=0),
-    }).sort_values("r2", ascending=False, na_position="last").reset_index(drop=True)
+    })
+    per_gene = (per_gene.assign(rankable=per_gene["n_hidden"] >= MIN_HIDDEN_TO_RANK)
+                .sort_values(["rankable", "r2"], ascending=False, na_position="last")
+                .drop(columns="rankable").reset_index(drop=True))
     residual = float(np.sum((truth[hidden] - estimate[hidden]) ** 2))
     total = float(np.sum((truth[hidden] - truth[hidden].mean()) ** 2)) if hidden.any() else 0.0
     r2_pooled = 1.0 - residual / total if total > 0 else float("nan")

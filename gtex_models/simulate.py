@@ -115,8 +115,9 @@ def _choose_genes(n_genes: int, rng: np.random.Generator) -> pd.DataFrame:
     required = set(pathway_genes("alzheimer")) | set(pathway_genes("p53"))
     required |= set(reference.loc[reference["chromosome"] == "Y", "symbol"].head(8))
     is_required = reference["symbol"].isin(required).to_numpy()
-    if n_genes < is_required.sum():
-        raise ValueError(f"n_genes must be at least {int(is_required.sum())} (every pathway gene is included).")
+    if not is_required.sum() <= n_genes <= len(reference):
+        raise ValueError(f"The number of genes (--genes, n_genes) must be between {int(is_required.sum())} (every "
+                         f"pathway gene is included) and {len(reference):,} (the protein-coding genes), got {n_genes}.")
     others = np.flatnonzero(~is_required)
     extra = rng.choice(others, size=n_genes - int(is_required.sum()), replace=False)
     keep = np.sort(np.concatenate([np.flatnonzero(is_required), extra]))
@@ -148,6 +149,9 @@ def simulate_cohort(
 
     The default (300 donors, 2,000 genes; the demo cohort) gives about 6,000 samples in a second.
     """
+    if n_donors < 1 or not noise_scale > 0:
+        raise ValueError(f"A simulation needs at least one donor (--donors, n_donors) and a positive noise_scale, "
+                         f"got {n_donors} and {noise_scale}.")
     config = SimulationConfig(n_donors, n_genes, seed, noise_scale)
     params = simulation_parameters(n_genes, seed, noise_scale)
     rng = np.random.default_rng([seed, 1])

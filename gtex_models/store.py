@@ -47,17 +47,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gtex_models.atomic import atomic_directory
-from gtex_models.cohort import COHORT_FORMAT_VERSION, GENE_COLUMNS, SAMPLE_COLUMNS, SCALES, Cohort, Transform
+from gtex_models.choices import COMPRESSIONS
+from gtex_models.cohort import (COHORT_FOLDER, COHORT_FORMAT_VERSION, GENE_COLUMNS, SAMPLE_COLUMNS, SCALES, Cohort,
+                                 Transform)
 from gtex_models.training import Batch, BatchSource
 
 EXPRESSION_FILE = "expression.h5"
 DATASET = "log"
 BLOCK_BYTES = 4 * 2**20
 SHUFFLE_BUFFER_BYTES = 64 * 2**20
-#: ``gzip`` (level 1 + shuffle; readable by every HDF5 tool; log-CPM of counts shrinks about 2x, noisy
-#: floats 1.2x) or ``none`` (several times faster to write and read, e.g. for scratch stores).
-COMPRESSIONS = ("gzip", "none")
 _SPLIT_ORDER = {"train": 0, "valid": 1, "test": 2}
 
 
@@ -141,7 +139,7 @@ class StoreWriter:
 
     def __init__(self, directory: str | Path, genes: pd.DataFrame, samples: pd.DataFrame, scale: str = "tpm",
                  pseudocount: float = 1.0, meta: dict[str, Any] | None = None, block_rows: int | None = None,
-                 compression: str = "gzip") -> None:
+                 compression: str = "gzip", overwrite: bool = False) -> None:
         if scale not in SCALES:
             raise ValueError(f"Unknown scale {scale!r}; use one of {SCALES}.")
         if compression not in COMPRESSIONS:
@@ -150,7 +148,8 @@ class StoreWriter:
         missing = [c for c in SAMPLE_COLUMNS + ["split"] if c not in samples.columns]
         if missing:
             raise ValueError(f"Sample table lacks columns {missing}.")
-        self.directory = Path(directory)
+        self.directory = COHORT_FOLDER.check(directory, overwrite)  # refused before any work
+        self.overwrite = overwrite
         self.genes = genes[GENE_COLUMNS].reset_index(drop=True)
         self.samples = samples.reset_index(drop=True)
         self.scale, self.pseudocount = scale, float(pseudocount)
@@ -164,7 +163,7 @@ class StoreWriter:
     def __enter__(self) -> "StoreWriter":
         import h5py
 
-        self._atomic = atomic_directory(self.directory)
+        self._atomic = COHORT_FOLDER.write(self.directory, self.overwrite)
         self._tmp = self._atomic.__enter__()
         self._file = h5py.File(self._tmp / EXPRESSION_FILE, "w")
         n_rows = max(len(self.samples), 1)
@@ -221,11 +220,14 @@ class StoreWriter:
 
 
 def save_store(cohort: Cohort, directory: str | Path, block_rows: int | None = None,
-               compression: str = "gzip") -> Path:
-    """Write an in-memory cohort as a store (rows grouped by split; the transform is refitted on its train split)."""
+               compression: str = "gzip", overwrite: bool = False) -> Path:
+    """Write an in-memory cohort as a store (rows grouped by split; the transform is refitted on its train split).
+
+    Like :meth:`Cohort.save <gtex_models.cohort.Cohort.save>`: an existing cohort or store is replaced only
+    with ``overwrite``; any other non-empty folder, or a file, is refused."""
     order = split_order(cohort.samples)
     with StoreWriter(directory, cohort.genes, cohort.samples.iloc[order], cohort.transform.scale,
-                     cohort.transform.pseudocount, cohort.meta, block_rows, compression) as writer:
+                     cohort.transform.pseudocount, cohort.meta, block_rows, compression, overwrite) as writer:
         for start in range(0, len(order), writer.block_rows):
             x = np.asarray(cohort.x[order[start:start + writer.block_rows]])
             writer.append(x * cohort.transform.std + cohort.transform.mean, log=True)

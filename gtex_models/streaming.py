@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from gtex_models.atomic import atomic_file
+from gtex_models.atomic import atomic_file, check_output_file
 from gtex_models.checkpoints import check_compatible
 from gtex_models.cohort import Cohort
 from gtex_models.imputers.base import Imputer, ProgressCallback
@@ -38,8 +38,13 @@ class StreamSummary:
     n_genes_absent: int
 
 
+def writes_store(out: str | Path) -> bool:
+    """Whether :func:`impute_store` writes ``out`` as a new store (a folder) rather than a CSV file."""
+    return Path(out).suffix.lower() != ".csv"
+
+
 def impute_store(imputer: Imputer, space: ModelSpace, cohort: Cohort, out: str | Path,
-                 progress: ProgressCallback | None = None) -> StreamSummary:
+                 progress: ProgressCallback | None = None, overwrite: bool = False) -> StreamSummary:
     """Impute every sample of a stored ``cohort`` and write the result block by block.
 
     Parameters
@@ -48,7 +53,8 @@ def impute_store(imputer: Imputer, space: ModelSpace, cohort: Cohort, out: str |
     cohort : a cohort opened from a store (:func:`gtex_models.store.open_store`).
     out : ``*.csv`` (samples x the model's genes, by symbol, on the store's scale) or a directory,
         written as a new store (compressed as the input). Written atomically: a failure leaves
-        nothing behind.
+        nothing behind. An existing CSV file or store is replaced only with ``overwrite``; a folder
+        that is not a store of ours is never replaced.
     progress : ``progress(fraction, message)`` after every block.
     """
     if not cohort.stored:
@@ -76,7 +82,8 @@ def impute_store(imputer: Imputer, space: ModelSpace, cohort: Cohort, out: str |
                 progress(start / cohort.n_samples, f"{start:,} of {cohort.n_samples:,} samples")
             yield samples, filled
 
-    if out.suffix.lower() == ".csv":
+    if not writes_store(out):
+        check_output_file(out, overwrite)
         with atomic_file(out) as tmp, open(tmp, "w", newline="") as stream:
             for i, (samples, filled) in enumerate(imputed_blocks()):
                 frame = pd.DataFrame(transform.inverse(filled), columns=space.genes["symbol"],
@@ -85,7 +92,7 @@ def impute_store(imputer: Imputer, space: ModelSpace, cohort: Cohort, out: str |
     else:
         with StoreWriter(out, space.genes, cohort.samples, transform.scale, transform.pseudocount,
                          {"source": "imputed", "from": str(cohort.meta.get("source", "unknown"))},
-                         compression=cohort.x.compression) as writer:
+                         compression=cohort.x.compression, overwrite=overwrite) as writer:
             for _, filled in imputed_blocks():
                 writer.append(filled * transform.std + transform.mean, log=True)
     return StreamSummary(cohort.n_samples, summary["n_imputed"], space.n_genes, int((~present).sum()))

@@ -43,12 +43,14 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from gtex_models.atomic import atomic_file
-from gtex_models.cohort import Cohort
+from gtex_models.atomic import OutputFolder, atomic_file
+from gtex_models.cohort import Cohort, CohortFormatError
 
 STUDY_FORMAT = "gtex-imputation-study"
 STUDY_FORMAT_VERSION = 1
 MANIFEST = "study.json"
+STUDY_FOLDER = OutputFolder("study", (MANIFEST,))
+"""A study folder as an output: its manifest marks it as ours (``--overwrite`` replaces it; nothing else is)."""
 COHORT_DIR = "cohort"
 MODELS_DIR = "models"
 TABLES_DIR = "tables"
@@ -90,6 +92,12 @@ class ModelEntry:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str) -> "ModelEntry":
+        from gtex_models.schemas import SchemaError, StudyModelEntry, validate
+
+        try:
+            validate(StudyModelEntry, data, f"{where}, a model entry")
+        except SchemaError as error:
+            raise StudyError(f"{error}; rebuild or re-add the model.") from None
         try:
             return cls(key=str(data["key"]), label=str(data.get("label") or data["key"]), method=str(data["method"]),
                        scenario=str(data.get("scenario") or "inductive"), pathway=data.get("pathway") or None,
@@ -97,6 +105,17 @@ class ModelEntry:
                        evaluation=dict(data.get("evaluation") or {}))
         except (KeyError, TypeError, ValueError) as error:
             raise StudyError(f"{where}: a model entry is malformed ({error!r}); rebuild or re-add the model.") from None
+
+
+def _check_manifest(manifest: Mapping[str, Any], path: Path) -> None:
+    """Raise :class:`StudyError` unless ``manifest`` matches :class:`~gtex_models.schemas.StudyManifest`."""
+    from gtex_models.schemas import SchemaError, StudyManifest, validate
+
+    try:
+        validate(StudyManifest, manifest, str(path))
+    except SchemaError as error:
+        raise StudyError(f"{error}. The manifest was edited or damaged: fix that field, or rebuild the study "
+                         "(`python -m gtex_models study build ... --overwrite`).") from None
 
 
 def model_entry(key: str, metadata: Mapping[str, Any], label: str | None = None) -> ModelEntry:
@@ -160,13 +179,10 @@ class Study:
         if not isinstance(version, int) or version > STUDY_FORMAT_VERSION:
             raise StudyError(f"{manifest_path} has format_version {version!r}; this version of the project reads "
                              f"up to {STUDY_FORMAT_VERSION}. Update the project or rebuild the study.")
-        if not isinstance(manifest.get("models", []), list):
-            raise StudyError(f"{manifest_path}: 'models' must be a list.")
+        _check_manifest(manifest, manifest_path)
         problems: list[str] = []
         models: dict[str, ModelEntry] = {}
         for data in manifest.get("models", []):
-            if not isinstance(data, Mapping):
-                raise StudyError(f"{manifest_path}: each entry of 'models' must be an object.")
             entry = ModelEntry.from_dict(data, str(manifest_path))
             if not (path / MODELS_DIR / f"{entry.key}.safetensors").is_file():
                 problems.append(f"model {entry.label!r}: its checkpoint {MODELS_DIR}/{entry.key}.safetensors is missing")
@@ -334,14 +350,17 @@ def simulated_cohort(simulation: Mapping[str, Any], cache_dir: Path | None = Non
         digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
         cached = Path(cache_dir) / (name or f"simulated_{digest}")
         if (cached / "cohort.json").is_file():
-            cohort = Cohort.load(cached)
-            if cohort.meta.get("simulation") == config:
+            try:
+                cohort = Cohort.load(cached)
+            except CohortFormatError:  # a damaged cache is regenerated
+                cohort = None
+            if cohort is not None and cohort.meta.get("simulation") == config:
                 return cohort
     cohort = simulate_cohort(**config)
     if cached is not None:
         try:
-            cohort.save(cached)
-        except OSError:  # read-only checkout: keep it in memory only
+            cohort.save(cached, overwrite=True)
+        except OSError:  # read-only checkout (or a foreign folder there): keep it in memory only
             pass
     return cohort
 

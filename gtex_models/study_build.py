@@ -30,7 +30,7 @@ from typing import Any, Callable, Literal, Sequence
 
 import pandas as pd
 
-from gtex_models.atomic import atomic_directory, atomic_file
+from gtex_models.atomic import atomic_file
 from gtex_models.benchmark import (RECORD_KEYS, evaluate_imputer, evaluation_tables, fit_and_score, known_groups_only,
                                    require_complete, score_fitted)
 from gtex_models.checkpoints import load_checkpoint
@@ -46,6 +46,7 @@ from gtex_models.study import (
     COHORT_DIR,
     MANIFEST,
     MODELS_DIR,
+    STUDY_FOLDER,
     TABLES,
     TABLES_DIR,
     UMAP_TABLE,
@@ -132,7 +133,8 @@ def build_study(
     cohort : a :class:`~gtex_models.cohort.Cohort` or a cohort folder (``simulate``, ``import``,
         ``prepare-gtex``).
     out : the study folder. It is built in a temporary folder beside it and renamed at the end; an
-        existing study there is replaced only with ``overwrite``, any other existing path is refused.
+        existing study there is replaced only with ``overwrite``; a non-empty folder that is not a
+        study, or a file, is never replaced (:data:`~gtex_models.study.STUDY_FOLDER`).
     models : the models kept in the study: method names (settings chosen for the cohort's size by
         :func:`~gtex_models.experiment.default_config`, under ``scenario``) or experiments (e.g. from
         a YAML config). Each is saved as ``models/KEY.safetensors`` with KEY ``{method}_{gene set}``,
@@ -157,8 +159,11 @@ def build_study(
 
     Raises
     ------
+    OutputPathError
+        For a target that is a file, a folder that is not a study, or a study without ``overwrite``
+        (before any training; :mod:`gtex_models.atomic`).
     StudyError
-        For a bad target folder, an unknown method or duplicated model keys (before any training).
+        For an unknown method or duplicated model keys (before any training).
     FileNotFoundError
         When ``cohort`` is a path that is not a cohort folder.
     ValueError
@@ -167,7 +172,7 @@ def build_study(
         When ``should_stop()`` answered True; nothing is left behind.
     """
     out = Path(out)
-    check_target(out, overwrite)
+    STUDY_FOLDER.check(out, overwrite)
     _check_max_epochs(max_epochs)
     if scenario not in SCENARIOS:
         raise StudyError(f"Unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}.")
@@ -178,6 +183,7 @@ def build_study(
         raise StudyError("cohort_mode='reference' needs the cohort as a folder path, not a Cohort object.")
     data = cohort if isinstance(cohort, Cohort) else Cohort.load(cohort)
     require_complete(data)
+    data.require_trainable()
     runs = _model_runs(models, data, scenario, max_epochs)
     runs += _baseline_runs(baselines, data, baseline_scenarios or (scenario,), max_epochs, runs)
     simulation = simulation or (data.meta.get("simulation") if data.meta.get("source") == "simulated" else None)
@@ -186,7 +192,7 @@ def build_study(
     protocol = _protocol_cohort(data)
 
     records = []
-    with atomic_directory(out) as tmp:
+    with STUDY_FOLDER.write(out, overwrite) as tmp:
         if simulation:
             manifest_cohort = None
         elif cohort_mode == "reference":
@@ -239,10 +245,11 @@ def add_model(
     path = Path(study)
     opened = Study.open(path)
     _check_max_epochs(max_epochs)
-    cohort = _protocol_cohort(opened.cohort())
-    run = _model_runs([model], cohort, scenario, max_epochs)[0]
+    data = opened.cohort()
+    run = _model_runs([model], data, scenario, max_epochs)[0]  # sized on the whole cohort, as build_study does
     run = _Run(run.experiment, key or run.key, label)
     _check_new_key(opened, run.key)
+    cohort = _protocol_cohort(data)
     reporter = _Reporter(run.weight, progress, should_stop)
     reporter.check()
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
@@ -316,22 +323,7 @@ def study_info(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-# ------------------------------------------------------------------------------------------- target
-def check_target(out: Path, overwrite: bool) -> None:
-    """Refuse to write a study over a file, over a folder that is not a study, or over a study
-    without ``overwrite`` (an empty folder is fine)."""
-    if out.is_file() or (out.exists() and not out.is_dir()):
-        raise StudyError(f"{out} is a file; give a folder path for the study.")
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    if not (out / MANIFEST).is_file():
-        raise StudyError(f"{out} exists and is not a study folder (no {MANIFEST}); it is left untouched. "
-                         "Choose a new folder, or empty it first.")
-    if not overwrite:
-        raise StudyError(f"{out} already holds a study; pass --overwrite (overwrite=True) to replace it, "
-                         "or choose another folder.")
-
-
+# ------------------------------------------------------------------------------------------- checks
 def _check_max_epochs(max_epochs: int | None) -> None:
     if max_epochs is not None and int(max_epochs) < 1:
         raise StudyError(f"max_epochs must be at least 1, got {max_epochs}.")

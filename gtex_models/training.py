@@ -20,26 +20,28 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Annotated, Any, Callable, Iterable, Iterator, Literal, Sequence
 
 import torch
+from annotated_types import Ge, Gt
+from pydantic import ConfigDict
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gtex_models.imputers.base import ProgressCallback
 
-PRECISIONS = ("fp32", "bf16")
 PREDICT_BATCH_SIZE = 2048
 Batch = dict[str, torch.Tensor]
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class TrainingConfig:
-    """Settings of the training loop.
+    """Settings of the training loop, validated on construction (their annotations are their schema).
 
     Attributes
     ----------
-    batch_size, lr : mini-batch size and Adam learning rate.
+    batch_size, lr : mini-batch size (at least 2: batch normalisation) and Adam learning rate.
     max_epochs : upper bound on passes over the training samples.
     patience : epochs without a better validation loss before stopping (best weights are restored).
     max_seconds : optional wall-clock budget; training stops after the batch that exceeds it.
@@ -48,32 +50,23 @@ class TrainingConfig:
         computes it natively, else fp32 (:func:`preferred_precision`; resolved when the config is made).
     seed : seeds weight initialisation, batch order, masks and dropout.
     device : ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
+
+    Numbers written as text (YAML 1.1 reads ``1e-3`` as a string) are converted; anything else of the
+    wrong type or out of range raises :class:`pydantic.ValidationError` (a ``ValueError``) naming the setting.
     """
 
-    batch_size: int = 32
-    lr: float = 1e-4
-    max_epochs: int = 300
-    patience: int = 10
-    max_seconds: float | None = None
-    precision: str = "fp32"
+    batch_size: Annotated[int, Ge(2)] = 32
+    lr: Annotated[float, Gt(0)] = 1e-4
+    max_epochs: Annotated[int, Ge(1)] = 300
+    patience: Annotated[int, Ge(1)] = 10
+    max_seconds: Annotated[float, Ge(0)] | None = None
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     seed: int = 0
-    device: str = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self) -> None:
-        # YAML 1.1 reads "1e-3" as a string: coerce numbers given as text
-        for name, kind in (("batch_size", int), ("lr", float), ("max_epochs", int), ("patience", int),
-                           ("seed", int)):
-            object.__setattr__(self, name, kind(getattr(self, name)))
-        if self.max_seconds is not None:
-            object.__setattr__(self, "max_seconds", float(self.max_seconds))
-        if self.precision == "auto":
+        if self.precision == "auto":  # resolved once, so a saved config names what was used
             object.__setattr__(self, "precision", preferred_precision(self.device))
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"Unknown precision {self.precision!r}; use one of {PRECISIONS} or 'auto'.")
-        if self.batch_size < 2:
-            raise ValueError("batch_size must be at least 2 (batch normalisation needs two samples).")
-        if self.lr <= 0 or self.max_epochs < 1 or self.patience < 1:
-            raise ValueError("lr must be positive; max_epochs and patience at least 1.")
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -127,10 +120,17 @@ class History:
         return asdict(self)
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"``: CUDA when available, else CPU."""
-    if name == "auto":
+def resolve_device(name: str = "auto", fallback: bool = False) -> torch.device:
+    """``"auto"``: CUDA when available, else CPU.
+
+    ``"cuda"`` without a CUDA GPU raises a ``ValueError`` that says so, or, with ``fallback`` (loading
+    a model trained on a GPU), gives the CPU.
+    """
+    if name == "auto" or (fallback and name == "cuda" and not torch.cuda.is_available()):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("The setting device: cuda asks for a CUDA GPU, but this machine has none (or this "
+                         "torch build lacks CUDA). Use device: auto (CUDA when available, else CPU) or cpu.")
     return torch.device(name)
 
 

@@ -51,9 +51,10 @@ MODEL_HELP = ("The paper recommends PMI for imputing new samples (it is trained 
               "work on one pathway's genes only.")
 DUPLICATE_LABELS = dict(zip(DUPLICATE_CHOICES, ("Refuse (say which)", "Keep the first", "Average them")))
 Upload = tuple[bytes, str]  # an uploaded file's bytes and name
-DEMO_HINT = "Rebuild the demo with `python -m gtex_models build-demo` (about 30 minutes on a 2-core CPU)."
+DEMO_HINT = ("Rebuild the demo with `python -m gtex_models build-demo --overwrite` (about 30 minutes on a 2-core CPU; "
+             "`--overwrite` replaces the demo study in data/demo).")
 STUDY_HINT = ("Add a model with `python -m gtex_models study add-model --study STUDY ...`, or rebuild the "
-              "study with `python -m gtex_models study build` (or the New study page).")
+              "study with `python -m gtex_models study build ... --overwrite` (or the New study page).")
 
 
 # ------------------------------------------------------------------------------------ where studies are
@@ -242,8 +243,11 @@ def sidebar() -> None:
         job = job_board().get("job")
         if job is not None and job.running:
             st.caption(f"Building study **{job.title}**: {job.fraction:.0%} ({job.message}); see the New study page.")
-        for note in notes + [f"`{c.path}` cannot be opened: {c.problem}" for c in choices if c.study is None]:
+        for note in notes:
             st.warning(note, icon=":material/folder_off:")
+        for choice in choices:
+            if choice.study is None:
+                st.error(f"`{choice.path}` cannot be opened: {choice.problem}", icon=":material/error:")
         if not usable:
             st.info(f"No study to open. {DEMO_HINT} Or create one on the New study page.")
             return

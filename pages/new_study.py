@@ -77,7 +77,7 @@ def slug(title: str) -> str:
 def free_folder(parent: Path, name: str) -> Path:
     """``parent/name``, or ``name-2``, ``name-3``, ... when taken."""
     candidate, n = parent / name, 1
-    while candidate.exists() or (parent / f".{candidate.name}.old").exists():
+    while candidate.exists():
         n += 1
         candidate = parent / f"{name}-{n}"
     return candidate

@@ -14,6 +14,8 @@ from gtex_models.reference import PATHWAY_TITLES, PATHWAYS, pathway_genes
 from gtex_models.study import Study
 from pages._shared import current_study, download_csv, group_word, model, selected_model, simulated_note, tables
 
+LANDMARK_GENES = {"alzheimer": "APP", "p53": "TP53"}  # the gene "Find a gene" opens on (else the first)
+
 
 def pathway_models(study: Study, key: str, pathway: str) -> dict[str, str]:
     """label -> key: the selected model's method trained on ``pathway`` only (if the study has it), then on all
@@ -76,8 +78,10 @@ if key is not None:
                                 width="stretch")
 
         st.subheader("Find a gene")
-        gene = st.selectbox("Gene", sorted(present), index=None, key="gene_search",
-                            placeholder="Type a gene symbol, e.g. " + ", ".join(sorted(present)[:3]) + "…")
+        options = sorted(present)
+        first = LANDMARK_GENES.get(pathway)
+        gene = st.selectbox("Gene", options, index=options.index(first) if first in present else 0, key="gene_search",
+                            placeholder="Type a gene symbol, e.g. " + ", ".join(options[:3]) + "…")
         if gene is not None and per_tissue:
             st.plotly_chart(plots.gene_r2_by_tissue(per_tissue, gene), width="stretch")
 

@@ -239,6 +239,22 @@ def case_bom_crlf(directory: Path, genes: pd.DataFrame) -> Case:
     return Case(_write(directory, "excel.csv", b"\xef\xbb\xbf" + text.encode()))
 
 
+def case_unclosed_quote(directory: Path, genes: pd.DataFrame) -> Case:
+    """A quote that opens a field and never closes: the csv module's field-size limit is hit."""
+    symbols = _symbols(genes, 5)
+    rows = [f"S{i + 2}," + ",".join(str(v) for v in range(5)) for i in range(30_000)]
+    text = "sample_id," + ",".join(symbols) + "\n" + 'S1,"1,2,3,4,5\n' + "\n".join(rows) + "\n"
+    return Case(_write(directory, "unclosed_quote.csv", text),
+                r"unclosed_quote\.csv, the row starting on line 2: the table cannot be parsed \(field larger than "
+                r"field limit.*a quote \(\"\) that opens a field is never closed")
+
+
+def case_text_named_h5ad(directory: Path, genes: pd.DataFrame) -> Case:
+    """A CSV saved under an .h5ad name."""
+    return Case(_csv(directory, "profiles.h5ad", _samples_by_genes(_symbols(genes))),
+                r"profiles\.h5ad is named like an \.h5ad \(AnnData\) file but is not an HDF5 file")
+
+
 Builder = Callable[[Path, pd.DataFrame], Case]
 
 EXPRESSION_ERRORS: dict[str, Builder] = {
@@ -256,6 +272,8 @@ EXPRESSION_ERRORS: dict[str, Builder] = {
     "same_gene_twice": case_same_gene_twice,
     "ambiguous_orientation": case_ambiguous_orientation,
     "too_large": case_too_large,
+    "unclosed_quote": case_unclosed_quote,
+    "text_named_h5ad": case_text_named_h5ad,
 }
 """Malformed expression files that every entry point (import, impute, the app's upload) must refuse."""
 

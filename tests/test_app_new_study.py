@@ -6,6 +6,7 @@ The builds are real (:func:`~gtex_models.study_build.build_study` on small data,
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from gtex_models.jobs import CANCELLED, DONE
 from gtex_models.simulate import simulate_cohort
 from gtex_models.study import MANIFEST, Study
 from pages._shared import SELECTED_STUDY, job_board
-from studies import assert_clean, clear_caches, open_app, point_app_at, probe_matrix
+from studies import APP, TIMEOUT, assert_clean, clear_caches, open_app, point_app_at, probe_matrix
 
 PAGE = "pages/new_study.py"
 
@@ -143,6 +144,29 @@ def test_bad_uploads_get_errors_and_the_page_stays_usable(studies_dir, tmp_path)
     at.text_input(key="new_folder").set_value(str(tmp_path / "files")).run()
     assert not at.exception and "is not a cohort folder (no cohort.json" in at.error[0].value
     assert not studies_dir.exists() or not list(studies_dir.iterdir())
+
+
+def test_a_malformed_study_or_cohort_gets_an_error_and_the_page_stays_usable(studies_dir, tmp_path):
+    """A hand-edited study.json in the studies folder, and a damaged cohort folder given to the page."""
+    broken = studies_dir / "edited"
+    broken.mkdir(parents=True)
+    (broken / MANIFEST).write_text(json.dumps({"format": "gtex-imputation-study", "format_version": 1,
+                                               "title": "Edited", "cohort": {"summary": [1, 2]}}))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.sidebar.error)
+    assert "edited` cannot be opened" in errors and "cohort.summary: should be a mapping" in errors, errors
+    at = open_app(PAGE, at)
+    expression, samples = probe_matrix(tmp_path / "files")
+    at = upload_files(at, expression, samples)
+    assert not at.exception and not at.error and has_button(at, "build_study")
+    cohort = simulate_cohort(n_donors=8, n_genes=400, seed=0).save(tmp_path / "cohort")
+    (cohort / "cohort.json").write_text('{"format_version": "one", "scale": "tpm", "pseudocount": 1}')
+    at.radio(key="new_source").set_value("A cohort folder on this machine").run()
+    at.text_input(key="new_folder").set_value(str(cohort)).run()
+    assert not at.exception and "format_version: Input should be a valid integer" in at.error[0].value
+    assert [p.name for p in studies_dir.iterdir()] == ["edited"]
 
 
 def test_a_cohort_above_the_limit_gets_the_commands_instead(studies_dir, tmp_path, monkeypatch):

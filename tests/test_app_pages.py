@@ -193,17 +193,31 @@ def test_a_study_missing_parts_opens_with_what_it_has(monkeypatch, tmp_path, tin
     clear_caches()
 
 
-def test_a_folder_that_is_not_a_study_is_reported_and_the_others_stay(monkeypatch, tmp_path, tiny_study):
+MALFORMED_MANIFESTS = {  # what a hand edit or a damaged file can leave in study.json -> the message's key part
+    "not json": ("{not json", "not valid JSON"),
+    "summary a list": ({"cohort": {"summary": [1, 2]}}, "cohort.summary: should be a mapping"),
+    "cohort a string": ({"cohort": "runs/x"}, "cohort: should be a mapping"),
+    "models not a list": ({"models": {"pmi_all": {}}}, "models: should be a list"),
+    "title a number": ({"title": 3}, "title: Input should be a valid string"),
+    "n_genes a word": ({"models": [{"key": "m", "method": "pmi", "n_genes": "large"}]}, "n_genes: Input should be"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_MANIFESTS))
+def test_a_folder_that_is_not_a_study_is_reported_and_the_others_stay(case, monkeypatch, tmp_path, tiny_study):
     broken = tmp_path / "studies" / "broken"
     broken.mkdir(parents=True)
-    (broken / MANIFEST).write_text("{not json")
+    content, message = MALFORMED_MANIFESTS[case]
+    if isinstance(content, dict):
+        content = json.dumps({**json.loads((tiny_study / MANIFEST).read_text()), **content})
+    (broken / MANIFEST).write_text(content)
     point_app_at(monkeypatch, tmp_path / "nothing_here", tiny_study, studies_dir=tmp_path / "studies")
     clear_caches()
     at = open_app()
-    assert not at.exception and not at.error
-    warnings = " ".join(w.value for w in at.sidebar.warning)
-    assert "nothing_here` holds no study" in warnings
-    assert "broken` cannot be opened" in warnings and "not valid JSON" in warnings
+    assert not at.exception
+    assert "nothing_here` holds no study" in " ".join(w.value for w in at.sidebar.warning)
+    errors = " ".join(e.value for e in at.sidebar.error)
+    assert "broken` cannot be opened" in errors and message in errors, errors
     assert at.selectbox(key="study_path").value == str(tiny_study.resolve())
     assert str(broken) not in at.selectbox(key="study_path").options
     clear_caches()
@@ -382,9 +396,11 @@ def test_pathway_page_heatmap_gene_search_and_pathway_picker(on_demo):
     expected = per_tissue[per_tissue["gene"].isin(pathway_genes("alzheimer"))]
     heatmap = charts(at)[0]["data"][0]
     assert array(heatmap["z"]).shape == (expected["gene"].nunique(), expected["tissue"].nunique())
-    at.selectbox(key="gene_search").set_value("APP").run()
-    assert_clean(at)
+    assert at.selectbox(key="gene_search").value == "APP"  # a gene is shown from the start
     assert charts(at)[2]["layout"]["title"]["text"].startswith("APP")
+    at.selectbox(key="gene_search").set_value("PSEN1").run()
+    assert_clean(at)
+    assert charts(at)[2]["layout"]["title"]["text"].startswith("PSEN1")
     comparison = at.dataframe[0].value
     assert comparison.shape[1] == 4 and "difference" in comparison.columns
     at.segmented_control(key="pathway").set_value("p53").run()  # no p53-only model: the all-genes one, restricted
@@ -402,7 +418,7 @@ def test_benchmark_page_lists_methods_and_training_curves(on_demo):
     curves = charts(at)[1]
     assert curves["layout"]["xaxis"]["title"]["text"] == "Epoch"
     assert {m.label for m in at.metric} >= {"Samples", "Donors", "Tissues", "Genes"}
-    assert any("prepare-gtex" in md.value for md in at.markdown)
+    assert any("prepare-gtex" in md.value and "--out runs/gtex_v8" in md.value for md in at.markdown)
 
 
 # ------------------------------------------------------------------------------------- a cohort unlike GTEx

@@ -89,18 +89,19 @@ def test_impute_refuses_negative_values_declared_tpm(model, tmp_path, capsys):
 
 
 def test_a_failed_run_keeps_the_previous_output(model, tmp_path, capsys):
-    """A bad input never destroys what an earlier run wrote at --out."""
+    """A bad input never destroys what an earlier run wrote at --out, even with --overwrite."""
     out = tmp_path / "imputed.csv"
     out.write_text("earlier result\n")
     case = corpus.case_non_numeric(tmp_path, model[1].genes)
-    status, _, stderr = run(capsys, impute_argv(case, model[0], out))
+    status, _, stderr = run(capsys, impute_argv(case, model[0], out, "--overwrite"))
     assert status == 2 and "'high' is not a number" in stderr
     assert out.read_text() == "earlier result\n"
     cohort_dir = tmp_path / "cohort"
-    cohort_dir.mkdir()
-    (cohort_dir / "keep.txt").write_text("x")
-    status, _, _ = run(capsys, import_argv(case, cohort_dir))
-    assert status == 2 and (cohort_dir / "keep.txt").read_text() == "x"
+    model[1].save(cohort_dir)
+    before = {p.name: p.read_bytes() for p in cohort_dir.iterdir()}
+    status, _, stderr = run(capsys, import_argv(case, cohort_dir) + ["--overwrite"])
+    assert status == 2 and "'high' is not a number" in stderr
+    assert {p.name: p.read_bytes() for p in cohort_dir.iterdir()} == before
 
 
 @pytest.mark.parametrize("name", list(corpus.ACCEPTED))
@@ -277,12 +278,13 @@ def test_study_build_refusals(model, tmp_path, capsys):
     cohort = model[2]
     out = tmp_path / "study"
     build = ["study", "build", "--cohort", cohort, "--out", out]
-    assert_refused(capsys, [*build, "--models", "pmi,magic"], r"Unknown method 'magic'; choose from pmi, gain", out)
-    assert_refused(capsys, [*build, "--models", ""], r"Give at least one model: --models pmi,gain and/or --config", out)
-    assert_refused(capsys, [*build, "--models", "mean", "--baselines", "mean,nope"], r"Unknown method 'nope'", out)
+    assert_refused(capsys, [*build, "--models", "pmi,magic"], r"argument --models: 'magic' given; choose among pmi, gain", out)
+    assert_refused(capsys, [*build, "--models", ""], r"argument --models: no method given; choose among pmi", out)
+    assert_refused(capsys, build, r"Give at least one model: --models pmi,gain and/or --config", out)
+    assert_refused(capsys, [*build, "--models", "mean", "--baselines", "mean,nope"], r"argument --baselines: 'nope' given", out)
     assert_refused(capsys, ["study", "build", "--cohort", tmp_path / "nowhere", "--out", out, "--models", "mean"],
                    r"nowhere is not a cohort directory \(no cohort.json\)", out)
-    assert_refused(capsys, [*build, "--models", "mean", "--max-epochs", "0"], r"max_epochs must be at least 1", out)
+    assert_refused(capsys, [*build, "--models", "mean", "--max-epochs", "0"], r"argument --max-epochs: must be at least 1, got 0", out)
 
 
 def test_study_build_never_replaces_what_is_not_a_study(model, tmp_path, capsys):
@@ -291,14 +293,14 @@ def test_study_build_never_replaces_what_is_not_a_study(model, tmp_path, capsys)
     file.write_text("mine")
     status, _, stderr = run(capsys, ["study", "build", "--cohort", cohort, "--out", file, "--models", "mean",
                                      "--overwrite"])
-    assert status == 2 and re.search(r"^error: .*report\.txt is a file; give a folder path", stderr)
+    assert status == 2 and re.search(r"^error: .*report\.txt is a file, not a folder", stderr)
     assert file.read_text() == "mine"
     folder = tmp_path / "results"
     folder.mkdir()
     (folder / "keep.csv").write_text("x")
     status, _, stderr = run(capsys, ["study", "build", "--cohort", cohort, "--out", folder, "--models", "mean",
                                      "--overwrite"])
-    assert status == 2 and "is not a study folder (no study.json); it is left untouched" in stderr
+    assert status == 2 and "files this project did not write (it has no study.json)" in stderr
     assert [p.name for p in folder.iterdir()] == ["keep.csv"]
     study = tmp_path / "study"
     assert run(capsys, ["study", "build", "--cohort", cohort, "--out", study, "--models", "mean", "--baselines", ""])[0] == 0
@@ -306,7 +308,7 @@ def test_study_build_never_replaces_what_is_not_a_study(model, tmp_path, capsys)
     again = ["study", "build", "--cohort", cohort, "--out", study, "--models", "mean", "--baselines", "",
              "--title", "Second"]
     status, _, stderr = run(capsys, again)
-    assert status == 2 and "already holds a study; pass --overwrite" in stderr
+    assert status == 2 and "already holds a study. Replace it with --overwrite" in stderr
     assert (study / "study.json").read_text() == manifest
     assert run(capsys, [*again, "--overwrite"])[0] == 0
     assert '"title": "Second"' in (study / "study.json").read_text()
@@ -322,7 +324,7 @@ def test_study_add_model_and_info_refusals(model, tmp_path, capsys):
         ([], r"Give exactly one of --method, --config and --checkpoint"),
         (["--method", "mean"], r"already has a model 'mean_all'; choose another key \(--key\)"),
         (["--checkpoint", tmp_path / "none.safetensors"], r"none\.safetensors"),
-        (["--method", "magic"], r"Unknown method 'magic'"),
+        (["--method", "magic"], r"argument --method: invalid choice: 'magic'"),
     ]:
         status, stdout, stderr = run(capsys, ["study", "add-model", "--study", study, *argv])
         assert status == 2 and stderr.startswith("error: ") and re.search(pattern, stderr), stderr

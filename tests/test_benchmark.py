@@ -160,3 +160,14 @@ def test_to_markdown(tiny: Cohort) -> None:
     assert len(lines) == 4 and lines[1] == "|" + "---|" * len(RECORD_KEYS)
     assert lines[0].startswith("| Method | Scenario | Missing rate | R² mean")
     assert lines[3].startswith("| oracle | inductive | 0.50 | ")
+
+
+def test_known_groups_only_warns_about_the_others_and_refuses_when_none_is_known(small_cohort):
+    test = small_cohort.split("test")
+    known = test.tissues[:2]
+    with pytest.warns(UserWarning, match=r"sample\(s\) of \d+ group\(s\) that are unknown to the model are left out"):
+        kept = benchmark.known_groups_only(test, known)
+    assert set(kept.tissues) == set(known) and kept.n_samples == int(test.samples["tissue"].isin(known).sum())
+    with pytest.raises(ValueError, match=rf"None of the {test.n_samples} sample\(s\) can be scored: their groups are "
+                                         r"unknown to the model \(.*\); 1 group\(s\) are known"):
+        benchmark.known_groups_only(test, ["Brian - Cortex"])

@@ -136,7 +136,7 @@ class _Nonsense(Imputer):
 
 def test_unknown_method(tmp_path: Path) -> None:
     path = save_checkpoint(_Nonsense(), tmp_path / "nonsense.safetensors")
-    with pytest.raises(CheckpointError, match="unknown method 'nonsense'"):
+    with pytest.raises(CheckpointError, match=r"nonsense\.safetensors, metadata: method: Input should be 'pmi'.*\(got 'nonsense'\)"):
         load_checkpoint(path)
 
 

@@ -68,7 +68,7 @@ def test_benchmark_writes_json_and_markdown(cohort_dir, tmp_path):
 
 def test_unknown_method_fails_cleanly(cohort_dir, tmp_path, capsys):
     assert main(["train", "--cohort", str(cohort_dir), "--method", "magic", "--out", str(tmp_path / "m")]) == 2
-    assert "Unknown imputation method 'magic'" in capsys.readouterr().err
+    assert "argument --method: invalid choice: 'magic'" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
 
 
@@ -91,7 +91,7 @@ def test_every_demo_model_has_its_config():
 
 def test_config_with_a_typo_is_refused(tmp_path):
     (tmp_path / "c.yaml").write_text("method: pmi\nscenarion: inductive\n")
-    with pytest.raises(ValueError, match="unknown keys \\['scenarion'\\]"):
+    with pytest.raises(ValueError, match=r"c\.yaml: scenarion: is not a known key \(a typo\?\); allowed: method, scenario"):
         Experiment.from_yaml(tmp_path / "c.yaml")
 
 
@@ -158,20 +158,37 @@ def test_a_checkpoint_joins_a_study(tmp_path, capsys):
 
 
 def test_study_build_on_a_prepared_gtex_cohort(tmp_path, capsys):
+    from test_paper_configs import small_gtex_files
+
+    gct, attributes, subjects = small_gtex_files(tmp_path)
+    assert main(["prepare-gtex", "--gct", str(gct), "--samples", str(attributes), "--subjects", str(subjects),
+                 "--min-samples-per-tissue", "10", "--out", str(tmp_path / "cohort")]) == 0
+    cohort = Cohort.load(tmp_path / "cohort")
+    assert main(["study", "build", "--cohort", str(tmp_path / "cohort"), "--out", str(tmp_path / "study"),
+                 "--models", "pmi,gain", "--max-epochs", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()[-1]
+    assert out.startswith(f"Study 'cohort': {cohort.n_samples} samples x {cohort.n_genes} genes, 3 group(s); "
+                          "models pmi_all") and "5 benchmark" in out
+    from gtex_models.study import Study
+
+    study = Study.open(tmp_path / "study")
+    assert study.problems == [] and not study.simulated
+    assert study.cohort().genes["symbol"].tolist() == cohort.genes["symbol"].tolist()
+
+
+def test_study_build_refuses_a_prepared_gtex_cohort_too_small_to_score(tmp_path, capsys):
+    """6 samples, one of them a test sample: refused before any training (no study with R² nan)."""
     from test_io_gtex import write_gtex
 
     gct, attributes, subjects = write_gtex(tmp_path)
     assert main(["prepare-gtex", "--gct", str(gct), "--samples", str(attributes), "--subjects", str(subjects),
                  "--min-samples-per-tissue", "3", "--out", str(tmp_path / "cohort")]) == 0
+    assert "too small to train or evaluate" in capsys.readouterr().err
     assert main(["study", "build", "--cohort", str(tmp_path / "cohort"), "--out", str(tmp_path / "study"),
-                 "--models", "pmi,gain", "--max-epochs", "2"]) == 0
-    out = capsys.readouterr().out.splitlines()[-1]
-    assert out.startswith("Study 'cohort': 6 samples x 4 genes, 2 group(s); models pmi_all") and "5 benchmark" in out
-    from gtex_models.study import Study
-
-    study = Study.open(tmp_path / "study")
-    assert study.problems == [] and not study.simulated
-    assert study.cohort().genes["symbol"].tolist() == ["TP53", "GAPDH", "ACTB", "CD99"]
+                 "--models", "pmi,gain", "--max-epochs", "2"]) == 2
+    captured = capsys.readouterr()
+    assert "error: The cohort (6 samples x 4 genes" in captured.err and "1 test sample(s), at least 2" in captured.err
+    assert "epoch" not in captured.err and not (tmp_path / "study").exists()
 
 
 def test_duplicated_identifiers_are_kept_first_or_averaged(tmp_path, capsys):

@@ -1,8 +1,11 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from gtex_models.cohort import Cohort, Transform, assign_donor_split
+from gtex_models.atomic import OutputPathError
+from gtex_models.cohort import Cohort, CohortFormatError, Transform, assign_donor_split
 from gtex_models.reference import pathway_genes
 
 
@@ -21,12 +24,15 @@ def test_save_load_round_trip_is_exact(tmp_path, small_cohort):
     assert loaded.meta == cohort.meta
 
 
-def test_save_replaces_existing_directory_atomically(tmp_path, small_cohort):
+def test_save_replaces_an_existing_cohort_only_with_overwrite(tmp_path, small_cohort):
     small_cohort.save(tmp_path / "c")
     smaller = small_cohort.subset_samples(np.arange(10))
-    smaller.save(tmp_path / "c")
+    with pytest.raises(OutputPathError, match="already holds a cohort.*--overwrite"):
+        smaller.save(tmp_path / "c")
+    assert Cohort.load(tmp_path / "c").n_samples == small_cohort.n_samples
+    smaller.save(tmp_path / "c", overwrite=True)
     assert Cohort.load(tmp_path / "c").n_samples == 10
-    assert [p.name for p in tmp_path.iterdir()] == ["c"]  # no temporary leftovers
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]  # no temporary or backup leftovers
 
 
 def test_load_of_a_non_cohort_directory_says_how_to_make_one(tmp_path):
@@ -87,3 +93,98 @@ def test_pathway_subsets_keep_every_pathway_gene(small_cohort):
     assert alzheimer.transform.mean.shape == (alzheimer.n_genes,)
     with pytest.raises(ValueError, match="None of the requested"):
         small_cohort.select_genes(["NOT_A_GENE"])
+
+
+def _break(directory, name: str, how):
+    """Damage one file of a saved cohort folder."""
+    path = directory / name
+    if how == "delete":
+        path.unlink()
+    elif callable(how):
+        how(path)
+    else:
+        path.write_bytes(how if isinstance(how, bytes) else how.encode())
+
+
+def _drop_column(column: str):
+    return lambda path: pd.read_csv(path, dtype=str).drop(columns=column).to_csv(path, index=False)
+
+
+def _set_cell(column: str, value: str):
+    def change(path):
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table.loc[0, column] = value
+        table.to_csv(path, index=False)
+    return change
+
+
+# file -> damage -> what the message must say (after "<folder>/<file>")
+DAMAGED_COHORTS = {
+    "json_not_json": ("cohort.json", "{scale: tpm", r"cohort\.json is not valid JSON"),
+    "json_list": ("cohort.json", "[1, 2]", r"cohort\.json: \(the whole document\): should be a mapping"),
+    "json_no_pseudocount": ("cohort.json", '{"format_version": 1, "scale": "tpm"}', r"cohort\.json: pseudocount: is required"),
+    "json_scale": ("cohort.json", '{"format_version": 1, "scale": "ln", "pseudocount": 1}', r"cohort\.json: scale: Input should be 'tpm' or 'log'"),
+    "json_pseudocount_text": ("cohort.json", '{"format_version": 1, "scale": "tpm", "pseudocount": "large"}',
+                              r"cohort\.json: pseudocount: Input should be a valid number.*\(got 'large'\)"),
+    "json_version_text": ("cohort.json", '{"format_version": "1", "scale": "tpm", "pseudocount": 1}',
+                          r"cohort\.json: format_version: Input should be a valid integer"),
+    "json_meta_list": ("cohort.json", '{"format_version": 1, "scale": "tpm", "pseudocount": 1, "meta": [1]}',
+                       r"cohort\.json: meta: should be a mapping"),
+    "expression_pickled": ("expression.npy", lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True),
+                           r"expression\.npy holds pickled Python objects"),
+    "expression_text": ("expression.npy", "1,2,3\n", r"expression\.npy is not a readable \.npy array"),
+    "expression_1d": ("expression.npy", lambda p: np.save(p, np.zeros(5, dtype=np.float32)), r"expression\.npy is not a 2-D floating-point matrix"),
+    "expression_shape": ("expression.npy", lambda p: np.save(p, np.zeros((3, 3), dtype=np.float32)),
+                         r"its files do not fit together \(Matrix \(3, 3\) does not match 50 samples"),
+    "transform_text": ("transform.npz", "mean,std\n", r"transform\.npz is not a readable \.npz archive"),
+    "transform_no_std": ("transform.npz", lambda p: np.savez(p.with_suffix(""), mean=np.zeros(400, dtype=np.float32)),
+                         r"transform\.npz lacks the array\(s\) \['std'\]"),
+    "samples_no_split": ("samples.csv", _drop_column("split"), r"samples\.csv lacks the column\(s\) \['split'\]"),
+    "samples_age_text": ("samples.csv", _set_cell("age", "old"), r"samples\.csv has age 'old' on line 2, not a number"),
+    "samples_split_value": ("samples.csv", _set_cell("split", "training"), r"samples\.csv has split value\(s\) 'training'; allowed: train, valid, test"),
+    "samples_sex_value": ("samples.csv", _set_cell("sex", "M"), r"samples\.csv has sex value\(s\) 'M'; allowed: female, male, unknown"),
+    "genes_no_symbol": ("genes.csv", _drop_column("symbol"), r"genes\.csv lacks the column\(s\) \['symbol'\]"),
+    "genes_missing": ("genes.csv", "delete", r"genes\.csv is missing"),
+    "samples_missing": ("samples.csv", "delete", r"samples\.csv is missing"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED_COHORTS))
+def test_a_damaged_cohort_folder_names_the_file(case, tmp_path, small_cohort):
+    small_cohort.subset_samples(np.arange(50)).save(tmp_path / "c")
+    name, how, pattern = DAMAGED_COHORTS[case]
+    _break(tmp_path / "c", name, how)
+    with pytest.raises(CohortFormatError) as error:
+        Cohort.load(tmp_path / "c")
+    message = str(error.value)
+    assert message.startswith(str(tmp_path / "c")), message
+    assert re.search(pattern, message), message
+    assert "write it again" in message or "Update the project" in message
+
+
+def test_a_newer_cohort_format_says_so(tmp_path, small_cohort):
+    small_cohort.subset_samples(np.arange(10)).save(tmp_path / "c")
+    (tmp_path / "c" / "cohort.json").write_text('{"format_version": 9, "scale": "tpm", "pseudocount": 1}')
+    with pytest.raises(CohortFormatError, match=r"cohort\.json has format_version 9; this version of the project reads up to 1"):
+        Cohort.load(tmp_path / "c")
+
+
+@pytest.mark.parametrize("donors, problem", [
+    (1, r"no donor in the valid and test split\(s\) \(donors: train 1, valid 0, test 0\)"),
+    (3, r"no donor in the valid split\(s\) \(donors: train 2, valid 0, test 1\)"),
+])
+def test_too_few_donors_to_train_and_evaluate(donors, problem, small_cohort):
+    keep = small_cohort.samples["donor_id"].isin(sorted(small_cohort.samples["donor_id"].unique())[:donors])
+    samples = small_cohort.samples.loc[keep].drop(columns="split")
+    cohort = Cohort.from_raw(small_cohort.raw()[keep.to_numpy()], small_cohort.genes, samples)
+    assert re.search(problem, "; ".join(cohort.size_problems()))
+    with pytest.raises(ValueError, match=rf"is too small to train and evaluate a model: {problem}.*at least 4 donors"):
+        cohort.require_trainable()
+
+
+def test_four_donors_and_two_genes_are_enough(small_cohort):
+    keep = small_cohort.samples["donor_id"].isin(sorted(small_cohort.samples["donor_id"].unique())[:4]).to_numpy()
+    cohort = small_cohort.subset_samples(keep).subset_genes([0, 1])
+    cohort.samples["split"] = Cohort.from_raw(cohort.raw(), cohort.genes, cohort.samples.drop(columns="split")).samples["split"]
+    assert cohort.size_problems() == []
+    assert "1 gene(s), at least 2" in cohort.subset_genes([0]).size_problems()[0]

@@ -262,7 +262,7 @@ def test_gtex_attributes_without_freeze_column(tmp_path):
 
 
 def test_gtex_no_sample_left(tmp_path):
-    with pytest.raises(InputError, match=r"No sample left.*Lung \(2\).*lower min_samples_per_tissue"):
+    with pytest.raises(InputError, match=r"No sample left.*Lung \(2\).*lower --min-samples-per-tissue"):
         prepare_gtex(*_gtex_files(tmp_path))
 
 

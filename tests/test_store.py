@@ -88,6 +88,24 @@ def test_a_failed_write_leaves_nothing(small_cohort, tmp_path: Path) -> None:
     assert not (tmp_path / "s").exists()
 
 
+def test_a_store_replaces_only_a_cohort_of_ours_and_only_with_overwrite(small_cohort, tmp_path: Path) -> None:
+    from gtex_models.atomic import OutputPathError
+
+    cohort = small_cohort.subset_samples(np.arange(30))
+    save_store(cohort, tmp_path / "s")
+    written = (tmp_path / "s" / "expression.h5").read_bytes()
+    with pytest.raises(OutputPathError, match="already holds a cohort. Replace it with --overwrite"):
+        save_store(cohort.subset_samples(np.arange(10)), tmp_path / "s")
+    assert (tmp_path / "s" / "expression.h5").read_bytes() == written
+    save_store(cohort.subset_samples(np.arange(10)), tmp_path / "s", overwrite=True)
+    assert Cohort.load(tmp_path / "s").n_samples == 10
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(OutputPathError, match="files this project did not write"):
+        save_store(cohort, tmp_path / "mine", overwrite=True)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
 def test_block_batches_shard_the_blocks_between_ranks(stored) -> None:
     store, _ = stored
     train = store.split("train")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gtex_models.atomic import OutputPathError
 from gtex_models.checkpoints import load_checkpoint
 from gtex_models.cohort import Cohort
 from gtex_models.experiment import Experiment, default_config, run_experiment
@@ -193,7 +194,7 @@ def test_add_checkpoint_of_another_gene_set_is_refused(built, tmp_path, small_co
 def test_an_existing_study_is_replaced_only_with_overwrite(built, probe_cohort, tmp_path):
     study_dir = copy_study(built, tmp_path)
     manifest = (study_dir / "study.json").read_text()
-    with pytest.raises(StudyError, match="already holds a study; pass --overwrite"):
+    with pytest.raises(OutputPathError, match="already holds a study. Replace it with --overwrite"):
         build_study(probe_cohort, study_dir, models=["mean"], baselines=[])
     assert (study_dir / "study.json").read_text() == manifest
     study = build_study(probe_cohort, study_dir, models=["mean"], baselines=[], overwrite=True)
@@ -205,12 +206,12 @@ def test_a_folder_that_is_not_a_study_or_a_file_is_never_replaced(probe_cohort, 
     folder.mkdir()
     (folder / "holiday.jpg").write_bytes(b"x")
     for overwrite in (False, True):
-        with pytest.raises(StudyError, match="is not a study folder"):
+        with pytest.raises(OutputPathError, match=r"files this project did not write \(it has no study.json\)"):
             build_study(probe_cohort, folder, models=["mean"], baselines=[], overwrite=overwrite)
     assert (folder / "holiday.jpg").read_bytes() == b"x"
     file = tmp_path / "notes.txt"
     file.write_text("keep")
-    with pytest.raises(StudyError, match="is a file"):
+    with pytest.raises(OutputPathError, match="is a file, not a folder"):
         build_study(probe_cohort, file, models=["mean"], baselines=[], overwrite=True)
     assert file.read_text() == "keep"
     empty = tmp_path / "empty"

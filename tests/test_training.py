@@ -115,3 +115,12 @@ def test_frozen_module_takes_no_gradient_and_is_restored() -> None:
         raise RuntimeError("boom")
     assert layer.weight.grad is None and x.grad is not None  # gradient reached the input only
     assert all(p.requires_grad for p in layer.parameters())
+
+
+def test_precision_auto_is_resolved_when_the_config_is_made():
+    """``precision: auto`` becomes what this machine computes natively, so a saved config names what was used."""
+    from gtex_models.training import preferred_precision
+
+    config = TrainingConfig(precision="auto", device="cpu")
+    assert config.precision == preferred_precision("cpu") and config.precision in ("fp32", "bf16")
+    assert TrainingConfig(precision="bf16").precision == "bf16"

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable, ClassVar
+from typing import Annotated, Any, Callable, ClassVar
 
 import numpy as np
+from annotated_types import Ge, Interval
 
 from gtex_models.cohort import Cohort
 
 # progress(fraction_done in [0, 1], message)
 ProgressCallback = Callable[[float, str], None]
+
+# Constrained types of the imputers' settings: a constructor's annotations are the schema its settings
+# are validated against, in YAML configs and checkpoints (see gtex_models.schemas).
+PositiveInt = Annotated[int, Ge(1)]
+NonNegative = Annotated[float, Ge(0.0)]
+Share = Annotated[float, Interval(ge=0.0, le=1.0)]
+DropoutRate = Annotated[float, Interval(ge=0.0, lt=1.0)]
 
 
 class Imputer(ABC):

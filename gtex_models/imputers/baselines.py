@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from gtex_models.cohort import Cohort
-from gtex_models.imputers.base import Imputer, ProgressCallback
+from gtex_models.imputers.base import Imputer, PositiveInt, ProgressCallback
 from gtex_models.reference import WHOLE_BLOOD
 
 # MissForest trees: leaves of at least this many samples, a third of the neighbours tried per split
@@ -269,7 +269,7 @@ class KNNImputer(_ResidualImputer):
 
     method = "knn"
 
-    def __init__(self, k: int = 10) -> None:
+    def __init__(self, k: PositiveInt = 10) -> None:
         super().__init__()
         self.k = k
         self._knn: Any = None
@@ -362,7 +362,7 @@ class MICEImputer(_ChainedImputer):
 
     method = "mice"
 
-    def __init__(self, max_iter: int = 5, n_nearest_features: int | None = 30, seed: int = 0) -> None:
+    def __init__(self, max_iter: PositiveInt = 5, n_nearest_features: PositiveInt | None = 30, seed: int = 0) -> None:
         super().__init__(max_iter, n_nearest_features, seed)
 
     def _estimator(self) -> Any:
@@ -386,7 +386,8 @@ class MissForestImputer(_ChainedImputer):
     method = "missforest"
 
     def __init__(
-        self, n_estimators: int = 10, max_iter: int = 2, n_nearest_features: int | None = 20, seed: int = 0
+        self, n_estimators: PositiveInt = 10, max_iter: PositiveInt = 2, n_nearest_features: PositiveInt | None = 20,
+        seed: int = 0,
     ) -> None:
         super().__init__(max_iter, n_nearest_features, seed)
         self.n_estimators = n_estimators

@@ -46,6 +46,9 @@ class DeepImputer(Imputer):
                 f"Unknown setting(s) {sorted(unknown)} for {type(self).__name__}; model settings are "
                 f"{sorted(params)}, training settings {list(TrainingConfig.keys())}."
             )
+        if params.get("m_low", 0.0) > params.get("m_high", 1.0):
+            raise ValueError(f"m_low ({params['m_low']}) must not exceed m_high ({params['m_high']}): each "
+                             "training sample's mask rate is drawn from [m_low, m_high].")
         self.params = params
         self.training = TrainingConfig(**{**self.training_defaults, **training})
         self.networks: nn.ModuleDict | None = None
@@ -172,7 +175,7 @@ class DeepImputer(Imputer):
         networks = imputer._for_prediction(
             nn.ModuleDict(imputer._build_networks(len(imputer.genes), imputer.encoder.n_tissues)))
         networks.load_state_dict({key: torch.from_numpy(np.asarray(value)) for key, value in arrays.items()})
-        imputer.networks = networks.to(resolve_device(imputer.training.device)).eval()
+        imputer.networks = networks.to(resolve_device(imputer.training.device, fallback=True)).eval()
         return imputer
 
     # ---------------------------------------------------------------- helpers

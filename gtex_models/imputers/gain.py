@@ -34,6 +34,7 @@ from torch import nn
 from gtex_models.cohort import Cohort
 from gtex_models.masks import gain_hint, pseudo_mask
 from gtex_models.nn import GAINDiscriminator, GAINGenerator
+from gtex_models.imputers.base import DropoutRate, NonNegative, PositiveInt, Share
 from gtex_models.imputers.deep import DeepImputer
 from gtex_models.training import Batch, Objective, Task, frozen, masked_mse
 
@@ -59,8 +60,8 @@ class GAINImputer(DeepImputer):
     prediction_networks: ClassVar[tuple[str, ...]] = ("generator",)
 
     def __init__(
-        self, hidden_sizes: Sequence[int] = (296, 296, 296), dropout: float = 0.0, m_low: float = 0.5,
-        m_high: float = 0.5, reconstruction_weight: float = 10.0, noise: float = 0.01,
+        self, hidden_sizes: Sequence[PositiveInt] = (296, 296, 296), dropout: DropoutRate = 0.0, m_low: Share = 0.5,
+        m_high: Share = 0.5, reconstruction_weight: NonNegative = 10.0, noise: NonNegative = 0.01,
         adversarial: bool = True, pseudo_mask: bool = True, **training: Any,
     ) -> None:
         super().__init__({

@@ -24,6 +24,7 @@ from torch import nn
 
 from gtex_models.masks import pseudo_mask
 from gtex_models.nn import PMINetwork
+from gtex_models.imputers.base import DropoutRate, PositiveInt, Share
 from gtex_models.imputers.deep import DeepImputer
 from gtex_models.training import Batch, Objective, Task, masked_mse
 
@@ -45,8 +46,8 @@ class PMIImputer(DeepImputer):
     prediction_networks: ClassVar[tuple[str, ...]] = ("network",)
 
     def __init__(
-        self, hidden_sizes: Sequence[int] = (3072,), dropout: float = 0.2, m_low: float = 0.5,
-        m_high: float = 0.5, **training: Any,
+        self, hidden_sizes: Sequence[PositiveInt] = (3072,), dropout: DropoutRate = 0.2, m_low: Share = 0.5,
+        m_high: Share = 0.5, **training: Any,
     ) -> None:
         super().__init__({"hidden_sizes": [int(h) for h in hidden_sizes], "dropout": float(dropout),
                           "m_low": float(m_low), "m_high": float(m_high)}, training)

@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from gtex_models.cohort import DEFAULT_SPLIT_FRACTIONS, SAMPLE_COLUMNS, Cohort, assign_donor_split
+from gtex_models.cohort import COHORT_FOLDER, DEFAULT_SPLIT_FRACTIONS, SAMPLE_COLUMNS, Cohort, assign_donor_split
 from gtex_models.covariates import parse_age, parse_sex
 from gtex_models.imputers.base import ProgressCallback
 from gtex_models.io.errors import InputError, require_file
@@ -59,13 +59,14 @@ def _field(group, names: Sequence[str]) -> str | None:
 
 def import_archs4(path: str | Path, out: str | Path, samples_query: str | None = None,
                   sample_list: Sequence[str] | None = None, tissue_column: str = DEFAULT_TISSUE_FIELD,
-                  seed: int = 0, progress: ProgressCallback | None = None) -> Cohort:
+                  seed: int = 0, progress: ProgressCallback | None = None, overwrite: bool = False) -> Cohort:
     """Write the chosen samples of an ARCHS4 file as a store at ``out`` and open it (lazily).
 
     Parameters
     ----------
     path : the ARCHS4 gene-count HDF5 file (e.g. ``human_gene_v2.latest.h5``).
-    out : the store directory to write.
+    out : the store directory to write (an existing store only with ``overwrite``; a folder that is not
+        ours, or a file, is refused before the ARCHS4 file is read).
     samples_query : case-insensitive regular expression, matched against :data:`QUERY_FIELDS`.
     sample_list : GSM accessions to import (exclusive with ``samples_query``; neither: every sample).
     tissue_column : the ``meta/samples`` field that names the tissue.
@@ -75,6 +76,7 @@ def import_archs4(path: str | Path, out: str | Path, samples_query: str | None =
     import h5py
 
     path = require_file(path)
+    COHORT_FOLDER.check(out, overwrite)
     with open(path, "rb") as stream:
         if stream.read(8) != HDF5_MAGIC:
             raise InputError(f"{path} is not an HDF5 file; ARCHS4 gene counts come as one .h5 file.")
@@ -101,7 +103,7 @@ def import_archs4(path: str | Path, out: str | Path, samples_query: str | None =
         samples, chosen = samples.iloc[order].reset_index(drop=True), chosen[order]
         source = {"source": "archs4", "file": str(path), "query": samples_query,
                   "values": "log2(CPM + 1): counts per million of each sample's total over all genes"}
-        with StoreWriter(out, genes, samples, scale="tpm", meta=source) as writer:
+        with StoreWriter(out, genes, samples, scale="tpm", meta=source, overwrite=overwrite) as writer:
             for start in range(0, len(chosen), READ_BLOCK):
                 block = _read_block(counts, chosen[start:start + READ_BLOCK])
                 total = block.sum(axis=0, dtype=np.float64)

@@ -151,7 +151,7 @@ def _select_samples(sample_ids: list[str], path: Path, min_per_tissue: int,
         raise InputError(
             f"No sample left: none of the {len(sample_ids)} GCT samples is in the {RNASEQ_FREEZE} release "
             f"of {path} within a tissue of at least {min_per_tissue} samples ({' '.join(messages)}). "
-            "Check that the files belong together, or lower min_samples_per_tissue."
+            "Check that the files belong together, or lower --min-samples-per-tissue (min_samples_per_tissue)."
         )
     return table.reset_index(drop=True)
 
@@ -202,7 +202,7 @@ def prepare_gtex(gct: str | Path, samples: str | Path, subjects: str | Path,
     """
     gct, samples, subjects = require_file(gct), require_file(samples), require_file(subjects)
     if min_samples_per_tissue < 0:
-        raise InputError(f"min_samples_per_tissue must be >= 0, got {min_samples_per_tissue}.")
+        raise InputError(f"--min-samples-per-tissue (min_samples_per_tissue) must be >= 0, got {min_samples_per_tissue}.")
     keep_gene = _GeneFilter(genes)
     with open_text(gct) as stream:
         header = read_gct_header(stream, gct)

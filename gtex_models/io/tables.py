@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence, TextIO
+from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
 
 import numpy as np
 import pandas as pd
@@ -419,6 +419,11 @@ def _file_kind(path: Path) -> str:
         magic = raw.read(len(HDF5_MAGIC))
     if magic == HDF5_MAGIC:
         return "h5ad"
+    if path.name.lower().endswith((".h5ad", ".h5")):
+        raise InputError(
+            f"{path} is named like an .h5ad (AnnData) file but is not an HDF5 file (it starts with {magic[:8]!r}). "
+            "Write it with AnnData's write_h5ad, or give a CSV/TSV/GCT file a matching extension."
+        )
     with open_text(path) as stream:
         first = stream.readline(64)
     is_gct = first.startswith("#1.") or path.name.lower().endswith((".gct", ".gct.gz"))
@@ -445,7 +450,7 @@ def _read_delimited(path: Path) -> tuple[list[str], list[str], np.ndarray, list[
         header = [h.strip() for h in next(csv.reader([header_line], delimiter=delimiter))]
         column_ids = header[1:]
         reader = csv.reader(stream, delimiter=delimiter)
-        for record in reader:
+        for record in _records(reader, path):
             line_number = reader.line_num + 1
             if not any(cell.strip() for cell in record):
                 continue
@@ -466,6 +471,22 @@ def _read_delimited(path: Path) -> tuple[list[str], list[str], np.ndarray, list[
     if not rows:
         raise InputError(f"{path} has a header but no data rows. Add one row per gene or per sample.")
     return row_ids, column_ids, np.stack(rows), messages
+
+
+def _records(reader: Any, path: Path) -> Iterator[list[str]]:
+    """The rows of a :func:`csv.reader`; its errors (a field beyond the field-size limit, ...) become
+    :class:`InputError` naming the line."""
+    while True:
+        start = reader.line_num + 2  # the file line where the next record starts (line 1 is the header)
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            hint = (" This usually means a quote (\") that opens a field is never closed, so the rest of the file is "
+                    "read as one field: remove the stray quote or close it.") if "field larger" in str(error) else ""
+            raise InputError(f"{path}, the row starting on line {start}: the table cannot be parsed ({error}).{hint}"
+                             ) from None
 
 
 def _read_h5ad(path: Path) -> tuple[list[str], list[str], np.ndarray]:
