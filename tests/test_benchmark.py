@@ -158,5 +158,5 @@ def test_to_markdown(tiny: Cohort) -> None:
     records = run_benchmark(tiny, ["mean", "oracle"], missing_rate=0.5)
     lines = to_markdown(records).splitlines()
     assert len(lines) == 4 and lines[1] == "|" + "---|" * len(RECORD_KEYS)
-    assert lines[0].startswith("| Method | Scenario | Missing rate | R² mean")
-    assert lines[3].startswith("| oracle | inductive | 0.50 | ")
+    assert lines[0].startswith("| Method | Scenario | Pattern | Missing rate | R² mean")
+    assert lines[3].startswith("| oracle | inductive | mcar | 0.50 | ")
