@@ -20,8 +20,9 @@ Four patterns (mask convention of :mod:`gtex_models.masks`: True where a value i
     ``panel`` pattern with every other gene as the panel.
 
 R² of the hidden values uses the mean of a gene's **observed** values as reference (the paper's
-definition), except under ``panel`` where the hidden genes have no observed value: there it is the mean
-of the hidden values themselves (ordinary R²), :attr:`Pattern.reference`.
+definition), except under ``panel``, where the hidden genes have no observed value, and ``mnar``, where
+the observed mean is biased upwards by construction (it would inflate every method's R²): there it is
+the mean of the hidden values themselves (ordinary R² of the hidden values), :attr:`Pattern.reference`.
 
 Example
 -------
@@ -88,8 +89,8 @@ class Pattern:
 
     @property
     def reference(self) -> str:
-        """R²'s reference mean: ``observed`` values of the gene, or (panel) its ``hidden`` values."""
-        return "hidden" if self.name == "panel" else "observed"
+        """R²'s reference mean: ``observed`` values of the gene, or (panel, mnar) its ``hidden`` values."""
+        return "hidden" if self.name in ("panel", "mnar") else "observed"
 
     def missing_share(self, n_genes: int) -> float:
         """The expected share of missing values in a cohort of ``n_genes`` genes."""
