@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 from gtex_models.choices import (DUPLICATE_CHOICES, NEGATIVE_CHOICES, ORIENTATIONS, PATHWAYS, SCALE_CHOICES,
                                  SCENARIOS)
+from gtex_models.cli_patterns import add_other_cohort_arguments, add_panel_command, add_pattern_arguments
 from gtex_models.cohort import Cohort
 
 Handler = Callable[[argparse.Namespace], str]
@@ -160,27 +161,22 @@ def _train_at_scale(args: argparse.Namespace) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> str:
-    from gtex_models.benchmark import evaluate_imputer
-    from gtex_models.checkpoints import check_compatible, load_checkpoint
-    from gtex_models.inference import ModelSpace, cohort_for_model
+    from gtex_models.cli_patterns import evaluate_command
 
-    imputer, metadata = load_checkpoint(args.checkpoint)
-    cohort = cohort_for_model(Cohort.load(args.cohort), ModelSpace.from_metadata(metadata)).split("test")
-    check_compatible(metadata, cohort)
-    record = evaluate_imputer(imputer, cohort, args.missing_rate, args.seed)
-    _write_records([record], args.json, None)
-    return (f"{record['method']}: R² mean {record['r2_mean']:.3f} (median {record['r2_median']:.3f}, "
-            f"SD {record['r2_std']:.3f}) over {record['n_genes']} genes, {record['n_test_samples']} test samples")
+    return evaluate_command(args)
 
 
 def _benchmark(args: argparse.Namespace) -> str:
     from gtex_models.benchmark import run_benchmark, to_markdown
+    from gtex_models.cli_patterns import patterns_from_args
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    cohort = Cohort.load(args.cohort)
+    patterns, _ = patterns_from_args(args, cohort.pathway(args.pathway).genes if args.pathway else cohort.genes)
     bar, progress = _progress_bar("benchmark")
     with bar:
-        records = run_benchmark(Cohort.load(args.cohort), methods, args.scenario, args.missing_rate,
-                                args.pathway, args.seed, progress=progress)
+        records = run_benchmark(cohort, methods, args.scenario, args.missing_rate,
+                                args.pathway, args.seed, progress=progress, patterns=patterns)
     _write_records(records, args.json, args.markdown)
     return to_markdown(records)
 
@@ -383,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--missing-rate", type=float, default=0.5)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", type=Path, default=None, help="write the record as JSON")
+    add_pattern_arguments(evaluate)
+    add_other_cohort_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
     bench = commands.add_parser("benchmark", help="fit and score several methods side by side")
@@ -395,7 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", type=Path, default=None)
     bench.add_argument("--markdown", type=Path, default=None)
+    add_pattern_arguments(bench, several=True)
     bench.set_defaults(handler=_benchmark)
+    add_panel_command(commands)
 
     impute = commands.add_parser("impute", help="fill the missing values of an expression file")
     impute.add_argument("--checkpoint", required=True, type=Path)

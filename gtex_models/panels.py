@@ -36,14 +36,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from gtex_models.choices import PANEL_STRATEGIES
 from gtex_models.cohort import Cohort
 from gtex_models.evaluation import mask_cohort, onehot, r2_sums, total_sum_of_squares
 from gtex_models.imputers.base import Imputer
 from gtex_models.messages import list_examples
 from gtex_models.patterns import Pattern
 
-PANEL_STRATEGIES = ("designed", "most-variable", "random")
-"""How a panel of k genes is chosen (:func:`choose_panel`)."""
 DEFAULT_SHRINKAGE = 0.1
 
 

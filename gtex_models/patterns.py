@@ -39,16 +39,15 @@ array([3, 3, 3])
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
+from gtex_models.choices import PATTERNS
 from gtex_models.cohort import Cohort
-from gtex_models.masks import mcar_mask, pseudo_mask
 
-PATTERNS = ("mcar", "panel", "mnar", "block")
-"""Missingness patterns (see the module docstring)."""
+if TYPE_CHECKING:
+    import torch
 TRAINABLE_PATTERNS = ("mcar", "panel", "block")
 """Patterns a deep model's training masks can follow (MNAR needs the raw scale, which training batches lack)."""
 DEFAULT_MNAR_SLOPE = 2.0
@@ -125,6 +124,8 @@ class Pattern:
         self.check_genes(shape[1])
         rng = np.random.default_rng(seed)
         if self.name == "mcar":
+            from gtex_models.masks import mcar_mask  # masks imports torch: only when needed
+
             return mcar_mask(shape, self.rate, self.rate, seed=rng)
         if self.name == "panel":
             observed = np.zeros(shape, dtype=bool)
@@ -143,14 +144,18 @@ class Pattern:
         if len(self.panel) >= n_genes:
             raise ValueError(f"The panel covers all {n_genes} genes: nothing is left to impute. Use a smaller panel.")
 
-    def torch_mask(self, known: torch.Tensor, m_low: float, m_high: float,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+    def torch_mask(self, known: "torch.Tensor", m_low: float, m_high: float,
+                   generator: "torch.Generator | None" = None) -> "torch.Tensor":
         """Training mask: the part of ``known`` (float 0/1) left visible. ``mcar`` draws a per-sample rate in
         ``[m_low, m_high]`` (the paper's pseudo-mask); ``panel`` keeps the panel genes; ``block`` hides
         ``rate`` of the blocks."""
         if self.name not in TRAINABLE_PATTERNS:
             raise ValueError(f"Training masks cannot follow the {self.name!r} pattern; use one of "
                              f"{', '.join(TRAINABLE_PATTERNS)}.")
+        import torch
+
+        from gtex_models.masks import pseudo_mask
+
         n_samples, n_genes = known.shape
         if self.name == "mcar":
             return pseudo_mask(known, m_low, m_high, generator)
@@ -169,13 +174,13 @@ def _mnar_mask(log_values: np.ndarray, rate: float, slope: float, rng: np.random
     """Detection-limit mask: P(missing) logistic in the standardised log value, calibrated to ``rate``."""
     if rate <= 0.0 or rate >= 1.0:
         return np.full(log_values.shape, rate <= 0.0)
-    z = (log_values - log_values.mean()) / max(float(log_values.std()), 1e-12)
-    z = np.asarray(z, dtype=np.float64)
+    log_values = np.asarray(log_values, dtype=np.float64)  # NaN (a gene the cohort lacks) stays missing
+    z = (log_values - np.nanmean(log_values)) / max(float(np.nanstd(log_values)), 1e-12)
 
     def share(c: float) -> float:
-        return float(np.mean(_sigmoid(slope * (c - z))))
+        return float(np.nanmean(_sigmoid(slope * (c - z))))
 
-    low, high = float(z.min()) - 50.0 / slope, float(z.max()) + 50.0 / slope
+    low, high = float(np.nanmin(z)) - 50.0 / slope, float(np.nanmax(z)) + 50.0 / slope
     for _ in range(60):  # share(c) increases with c
         middle = 0.5 * (low + high)
         low, high = (middle, high) if share(middle) < rate else (low, middle)
