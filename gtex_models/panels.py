@@ -276,3 +276,30 @@ def panel_text(genes: pd.DataFrame, columns: Sequence[int], header: str = "") ->
         gene_id, symbol = str(genes["ensembl_gene_id"].iloc[j] or ""), str(genes["symbol"].iloc[j])
         lines.append(f"{gene_id}\t# {symbol}" if gene_id and gene_id != "nan" else symbol)
     return "\n".join(lines) + "\n"
+
+
+PANEL_SIZES = (50, 100, 200, 500, 1000)
+"""The panel sizes of the R²-against-size curve (those below the cohort's number of genes)."""
+
+
+def panel_sizes(n_genes: int, sizes: Sequence[int] = PANEL_SIZES) -> list[int]:
+    """The sizes of ``sizes`` that leave genes to impute; for a cohort of few genes, a quarter and a half of them."""
+    usable = [k for k in sizes if k < n_genes]
+    return usable or sorted({max(1, n_genes // 4), max(1, n_genes // 2)} - {n_genes})
+
+
+def panel_size_curve(imputer: Imputer, train: Cohort, test: Cohort, sizes: Sequence[int],
+                     random_seeds: int = 1) -> pd.DataFrame:
+    """Mean per-gene R² of the genes outside the panel against panel size (``strategy``, ``k``, ``r2``) for the
+    designed panel (one greedy run; each size is a prefix), the most variable genes and random panels
+    (averaged over ``random_seeds`` draws)."""
+    sizes = sorted(int(k) for k in sizes)
+    designed = design_panel(train, sizes[-1])
+    rows = []
+    for k in sizes:
+        draws = {"designed": [designed[:k]], "most-variable": [most_variable_panel(train, k)],
+                 "random": [random_panel(train.n_genes, k, seed) for seed in range(random_seeds)]}
+        for strategy, panels in draws.items():
+            rows.append({"strategy": strategy, "k": k,
+                         "r2": float(np.mean([panel_r2(imputer, test, p, train).r2_mean for p in panels]))})
+    return pd.DataFrame(rows)
