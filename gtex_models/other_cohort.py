@@ -32,7 +32,7 @@ import pandas as pd
 
 from gtex_models.choices import ALL_TISSUES, HARMONISATIONS
 from gtex_models.cohort import Cohort, Transform
-from gtex_models.evaluation import r2_across_missing_rates
+from gtex_models.evaluation import MIN_HIDDEN_PER_GENE, r2_across_missing_rates
 from gtex_models.imputers.base import Imputer
 from gtex_models.messages import describe_unknown_tissues, list_examples
 from gtex_models.model_space import ModelSpace, gene_indexer
@@ -180,10 +180,11 @@ def compare_cohorts(
     imputer: Imputer, space: ModelSpace, other: Cohort, metadata: Mapping[str, Any] | None = None,
     harmonisations: Sequence[str] = ("own",), rates: Sequence[float] = (0.5,),
     group_map: Mapping[str, str] | None = None, seed: int = 0, pattern: Pattern | None = None,
-    own: Cohort | None = None,
+    own: Cohort | None = None, min_hidden: int = MIN_HIDDEN_PER_GENE,
 ) -> CohortComparison:
     """Score ``imputer`` on ``other`` under each harmonisation at each missing rate; with ``own`` (the model's
-    cohort), its test donors of the same tissues come first as the reference row."""
+    cohort), its test donors of the same tissues come first as the reference row. ``min_hidden``: see
+    :func:`~gtex_models.evaluation.r2_across_missing_rates`."""
     aligned = align_cohort(other, space, group_map)
     tissues = sorted(set(aligned.samples["tissue"]))
     tables: dict[str, pd.DataFrame] = {}
@@ -194,12 +195,12 @@ def compare_cohorts(
         test = cohort_for_model(own, space).split("test")
         test = test.subset_samples(test.samples["tissue"].isin(tissues).to_numpy())
         if test.n_samples:
-            tables["own test donors"] = r2_across_missing_rates(imputer.impute, test, rates, seed, pattern=pattern)
+            tables["own test donors"] = r2_across_missing_rates(imputer.impute, test, rates, seed, min_hidden, pattern)
             rows.append(("own test donors", "training", tables["own test donors"]))
     for method in harmonisations:
         cohort = harmonise(aligned, space, method)
         label = f"other cohort ({method})"
-        tables[label] = r2_across_missing_rates(imputer.impute, cohort, rates, seed, pattern=pattern)
+        tables[label] = r2_across_missing_rates(imputer.impute, cohort, rates, seed, min_hidden, pattern)
         rows.append(("other cohort", method, tables[label]))
     records = []
     for name, method, table in rows:
