@@ -126,8 +126,10 @@ def align_cohort(cohort: Cohort, space: ModelSpace, group_map: Mapping[str, str]
         warnings.warn(f"{int((~known).sum())} sample(s) of {len(left)} group(s) without a model tissue are left out: "
                       f"{list_examples(left)}; map them with --group-map.", stacklevel=2)
     mapped = {g: mapping.get(g, g) for g in sorted(set(cohort.samples.loc[known, "tissue"]))}
-    report.append("groups: " + ", ".join(f"{g} -> {t}" if g != t else g for g, t in mapped.items())
-                  + f" ({int(known.sum()):,} samples)")
+    renamed = [f"{g} -> {t}" for g, t in mapped.items() if g != t]
+    same = [g for g, t in mapped.items() if g == t]
+    report.append(f"groups ({int(known.sum()):,} samples): " + ", ".join(
+        renamed + ([f"{len(same)} named as a model tissue ({list_examples(same, 3, quote=False)})"] if same else [])))
     return AlignedCohort(log[known], samples.loc[known].reset_index(drop=True), report)
 
 
