@@ -205,7 +205,8 @@ def r2_across_missing_rates(
             summary = summarize(row)
             if summary["n_genes"] or name == ALL_TISSUES:  # a group without any defined R² is left out
                 records.append({"missing_rate": rate, "tissue": name, **_mean_std(summary), "n_masks": repeats})
-    frame = pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(records, columns=["missing_rate", "tissue", "r2_mean", "r2_std", "n_genes",
+                                                        "n_masks"])
     order = frame["tissue"] != ALL_TISSUES  # the pooled row first at each rate, as before
     return frame.assign(_order=order).sort_values(["missing_rate", "_order"], kind="stable").drop(columns="_order") \
         .reset_index(drop=True)
