@@ -21,6 +21,7 @@ navigation = st.navigation([
     st.Page(PAGES_DIR / "tissue_r2.py", title="Tissue R²", icon=":material/bar_chart:"),
     st.Page(PAGES_DIR / "embeddings.py", title="Tissue embeddings", icon=":material/scatter_plot:"),
     st.Page(PAGES_DIR / "pathway.py", title="Pathway genes", icon=":material/neurology:"),
+    st.Page(PAGES_DIR / "panels.py", title="Gene panels", icon=":material/checklist:"),
     st.Page(PAGES_DIR / "benchmark.py", title="Benchmark & model card", icon=":material/table_chart:"),
     st.Page(PAGES_DIR / "new_study.py", title="New study", icon=":material/add_circle:"),
 ])

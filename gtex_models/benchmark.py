@@ -18,7 +18,7 @@ Example
 >>> [record["method"] for record in records]
 ['mean', 'oracle']
 >>> print(to_markdown(records).splitlines()[0])
-| Method | Scenario | Missing rate | R² mean | R² median | R² SD | Genes | Test samples | Fit (s) | Impute (s) |
+| Method | Scenario | Pattern | Missing rate | R² mean | R² median | R² SD | Genes | Test samples | Fit (s) | Impute (s) |
 """
 
 from __future__ import annotations
@@ -43,16 +43,16 @@ from gtex_models.evaluation import (
 )
 from gtex_models.imputers import default_settings, make_imputer
 from gtex_models.imputers.base import Imputer, ProgressCallback
-from gtex_models.masks import mcar_mask
 from gtex_models.messages import describe_unknown_tissues
+from gtex_models.patterns import Pattern
 
 RECORD_KEYS = (
-    "method", "scenario", "missing_rate", "r2_mean", "r2_median", "r2_std", "n_genes", "n_test_samples",
+    "method", "scenario", "pattern", "missing_rate", "r2_mean", "r2_median", "r2_std", "n_genes", "n_test_samples",
     "fit_seconds", "impute_seconds",
 )
 DEFAULT_RATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 _HEADERS = {
-    "method": "Method", "scenario": "Scenario", "missing_rate": "Missing rate", "r2_mean": "R² mean",
+    "method": "Method", "scenario": "Scenario", "pattern": "Pattern", "missing_rate": "Missing rate", "r2_mean": "R² mean",
     "r2_median": "R² median", "r2_std": "R² SD", "n_genes": "Genes", "n_test_samples": "Test samples",
     "fit_seconds": "Fit (s)", "impute_seconds": "Impute (s)",
 }
@@ -69,8 +69,9 @@ def run_benchmark(
     seed: int = 0,
     configs: dict[str, dict[str, Any]] | None = None,
     progress: ProgressCallback | None = None,
+    patterns: Sequence[Pattern] | None = None,
 ) -> list[dict[str, Any]]:
-    """Fit and score each method under one scenario; one record (keys :data:`RECORD_KEYS`) per method.
+    """Fit and score each method under one scenario; one record (keys :data:`RECORD_KEYS`) per method and pattern.
 
     Parameters
     ----------
@@ -83,6 +84,9 @@ def run_benchmark(
     configs : constructor arguments per method, e.g. ``{"knn": {"k": 5}}``; a method without one
         gets :func:`~gtex_models.imputers.default_settings` for the cohort's size.
     progress : ``progress(fraction, message)``, called as the methods fit.
+    patterns : missingness patterns of the hidden test values (:mod:`gtex_models.patterns`); default MCAR at
+        ``missing_rate``. Inductive: each method is fitted once and scored under every pattern; in place
+        the pattern also makes the training matrix's gaps, so each pattern is a new fit.
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"Unknown scenario {scenario!r}; use one of {SCENARIOS}.")
@@ -94,11 +98,18 @@ def run_benchmark(
     imputers = [make_imputer(method, **configs.get(method, default_settings(method, cohort.n_samples, cohort.n_genes,
                                                                           scenario)))
                 for method in methods]  # fail fast
+    patterns = list(patterns or [Pattern("mcar", missing_rate)])
     records = []
     for i, (method, imputer) in enumerate(zip(methods, imputers)):
         step = None if progress is None else _scaled(progress, i / len(methods), 1 / len(methods), method)
-        record = fit_and_score(imputer, cohort, scenario, missing_rate, seed, step)
-        records.append({**record, "method": method})
+        fit_seconds = None
+        for pattern in patterns:
+            data = scenario_data(cohort, scenario, missing_rate, seed, pattern)
+            if fit_seconds is None or scenario == "inplace":
+                start = perf_counter()
+                imputer.fit(data.fit, valid=data.valid, progress=step)
+                fit_seconds = perf_counter() - start
+            records.append(_ordered({**score_fitted(imputer, data), "fit_seconds": fit_seconds, "method": method}))
     if progress:
         progress(1.0, "benchmark done")
     return records
@@ -111,13 +122,14 @@ def fit_and_score(
     missing_rate: float = 0.5,
     seed: int = 0,
     progress: ProgressCallback | None = None,
+    pattern: Pattern | None = None,
 ) -> dict[str, Any]:
     """Fit ``imputer`` on ``cohort`` under one scenario and score it: one record (:data:`RECORD_KEYS`).
 
     The two steps are public: :func:`scenario_data` (what the imputer is fitted on) and
     :func:`score_fitted` (how a fitted imputer is scored).
     """
-    data = scenario_data(cohort, scenario, missing_rate, seed)
+    data = scenario_data(cohort, scenario, missing_rate, seed, pattern)
     start = perf_counter()
     imputer.fit(data.fit, valid=data.valid, progress=progress)
     fit_seconds = perf_counter() - start
@@ -131,6 +143,7 @@ class ScenarioData:
     Attributes
     ----------
     scenario, missing_rate, seed : the protocol's settings.
+    pattern : the missingness pattern of the hidden values (:mod:`gtex_models.patterns`).
     fit : what the imputer is fitted on (inductive: the complete train split; in place: the masked
         train + test pool).
     valid : the validation donors for early stopping (masked in place); None when the cohort has none.
@@ -147,6 +160,7 @@ class ScenarioData:
     test: Cohort
     observed: np.ndarray | None = None
     is_test: np.ndarray | None = None
+    pattern: Pattern = Pattern()
 
     @property
     def test_donors(self) -> Cohort:
@@ -155,8 +169,11 @@ class ScenarioData:
 
 
 def scenario_data(cohort: Cohort, scenario: str = "inductive", missing_rate: float = 0.5,
-                  seed: int = 0) -> ScenarioData:
+                  seed: int = 0, pattern: Pattern | None = None) -> ScenarioData:
     """Split and mask a complete cohort for ``scenario``: the data an imputer is fitted and scored on.
+
+    ``pattern`` (default: MCAR at ``missing_rate``) hides the test values; in place it also makes the
+    pool's gaps (a panel is refused there: the other genes would never be observed in training).
 
     Validation and test samples of a tissue (group) without training samples are left out, with a
     warning: no model can learn such a group, and every method is scored on the same entries.
@@ -170,18 +187,25 @@ def scenario_data(cohort: Cohort, scenario: str = "inductive", missing_rate: flo
         if not (cohort.samples["split"] == split).any():
             raise ValueError(f"The cohort has no {split} donors ({cohort.n_donors} donor(s) in all); the protocol "
                              "needs train, valid and test donors. Use a cohort with more donors.")
+    pattern = pattern or Pattern("mcar", missing_rate)
+    pattern.check_genes(cohort.n_genes)
+    missing_rate = pattern.missing_share(cohort.n_genes)
     valid = cohort.split("valid") if (cohort.samples["split"] == "valid").any() else None
     if scenario == "inductive":
-        return ScenarioData(scenario, missing_rate, seed, cohort.split("train"), valid, cohort.split("test"))
+        return ScenarioData(scenario, missing_rate, seed, cohort.split("train"), valid, cohort.split("test"),
+                            pattern=pattern)
+    if pattern.name == "panel":
+        raise ValueError("The panel pattern needs the inductive scenario: in place, the genes outside the panel "
+                         "would be missing in every training sample. Use --scenario inductive.")
     split = cohort.samples["split"].to_numpy()
     pool = cohort.subset_samples(np.flatnonzero(split != "valid"))
     is_test = split[split != "valid"] == "test"
     observed = np.empty(pool.x.shape, dtype=bool)
-    observed[is_test] = _test_mask((int(is_test.sum()), pool.n_genes), missing_rate, seed)
-    observed[~is_test] = _test_mask((int((~is_test).sum()), pool.n_genes), missing_rate, seed + 1)
-    masked_valid = None if valid is None else mask_cohort(valid, _test_mask(valid.x.shape, missing_rate, seed + 2))
+    observed[is_test] = pattern.observed(pool.subset_samples(is_test), seed)
+    observed[~is_test] = pattern.observed(pool.subset_samples(~is_test), seed + 1)
+    masked_valid = None if valid is None else mask_cohort(valid, pattern.observed(valid, seed + 2))
     return ScenarioData(scenario, missing_rate, seed, mask_cohort(pool, observed), masked_valid, pool,
-                        observed, is_test)
+                        observed, is_test, pattern)
 
 
 def known_groups_only(cohort: Cohort, groups: Sequence[str], why: str = "are unknown to the model") -> Cohort:
@@ -212,25 +236,27 @@ def score_fitted(imputer: Imputer, data: ScenarioData) -> dict[str, Any]:
     the masked pool and score its test rows.
     """
     if data.scenario == "inductive":
-        record = evaluate_imputer(imputer, data.test, data.missing_rate, data.seed)
+        record = evaluate_imputer(imputer, data.test, data.missing_rate, data.seed, data.pattern)
     else:
         assert data.observed is not None and data.is_test is not None
         start = perf_counter()
         imputed = imputer.impute(data.fit)
         impute_seconds = perf_counter() - start
         rows = data.is_test
-        record = {"missing_rate": data.missing_rate,
-                  **_score(data.test.x[rows], imputed[rows], data.observed[rows]), "impute_seconds": impute_seconds}
+        record = {"missing_rate": data.missing_rate, "pattern": data.pattern.label(),
+                  **_score(data.test.x[rows], imputed[rows], data.observed[rows], data.pattern.reference),
+                  "impute_seconds": impute_seconds}
     return _ordered({**record, "method": imputer.method, "scenario": data.scenario})
 
 
 def evaluate_imputer(
-    imputer: Imputer, cohort_test: Cohort, missing_rate: float = 0.5, seed: int = 0
+    imputer: Imputer, cohort_test: Cohort, missing_rate: float = 0.5, seed: int = 0,
+    pattern: Pattern | None = None,
 ) -> dict[str, Any]:
     """Score a fitted imputer on a complete test cohort: a record with :data:`RECORD_KEYS` but ``fit_seconds``.
 
-    A random ``missing_rate`` share of each sample's values (MCAR, ``seed``) is hidden and imputed;
-    R² is scored per gene on the hidden entries.
+    Values are hidden under ``pattern`` (default: MCAR, a ``missing_rate`` share of each sample's values;
+    ``seed``) and imputed; R² is scored per gene on the hidden entries.
 
     Example
     -------
@@ -242,10 +268,11 @@ def evaluate_imputer(
     400
     """
     require_complete(cohort_test)
-    observed, imputed, seconds = _mask_and_impute(imputer, cohort_test, missing_rate, seed)
-    scores = _score(cohort_test.x, imputed, observed)
-    return _ordered({"method": imputer.method, "scenario": "inductive", "missing_rate": missing_rate,
-                     **scores, "impute_seconds": seconds})
+    pattern = pattern or Pattern("mcar", missing_rate)
+    observed, imputed, seconds = _mask_and_impute(imputer, cohort_test, pattern, seed)
+    scores = _score(cohort_test.x, imputed, observed, pattern.reference)
+    return _ordered({"method": imputer.method, "scenario": "inductive", "pattern": pattern.label(),
+                     "missing_rate": pattern.missing_share(cohort_test.n_genes), **scores, "impute_seconds": seconds})
 
 
 def evaluation_tables(
@@ -279,10 +306,11 @@ def evaluation_tables(
     """
     require_complete(cohort)
     symbols = cohort.genes["symbol"].tolist()
-    observed, imputed, _ = _mask_and_impute(imputer, cohort, missing_rate, seed)
+    pattern = Pattern("mcar", missing_rate)
+    observed, imputed, _ = _mask_and_impute(imputer, cohort, pattern, seed)
     per_gene = pd.DataFrame({"gene": symbols, "r2": r2_per_gene(cohort.x, imputed, observed)})
     extended = cohort.subset_samples(extended_test_indices(cohort.samples["tissue"], n_per_tissue, seed))
-    observed, imputed, _ = _mask_and_impute(imputer, extended, missing_rate, seed)
+    observed, imputed, _ = _mask_and_impute(imputer, extended, pattern, seed)
     return {
         "per_gene": per_gene.dropna().reset_index(drop=True),
         "per_tissue": r2_per_tissue(extended.x, imputed, observed, extended.samples["tissue"], symbols),
@@ -301,22 +329,17 @@ def to_markdown(records: Sequence[dict[str, Any]]) -> str:
 
 
 # ----------------------------------------------------------------------------- protocol steps
-def _test_mask(shape: tuple[int, int], missing_rate: float, seed: int) -> np.ndarray:
-    """The protocol's observed-mask: MCAR, the same ``missing_rate`` for every sample."""
-    return mcar_mask(shape, missing_rate, missing_rate, seed=seed)
-
-
 def _mask_and_impute(
-    imputer: Imputer, cohort: Cohort, missing_rate: float, seed: int
+    imputer: Imputer, cohort: Cohort, pattern: Pattern, seed: int
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    observed = _test_mask(cohort.x.shape, missing_rate, seed)
+    observed = pattern.observed(cohort, seed)
     start = perf_counter()
     imputed = imputer.impute(mask_cohort(cohort, observed))
     return observed, imputed, perf_counter() - start
 
 
-def _score(x_true: np.ndarray, imputed: np.ndarray, observed: np.ndarray) -> dict[str, Any]:
-    summary = summarize(r2_per_gene(x_true, imputed, observed))
+def _score(x_true: np.ndarray, imputed: np.ndarray, observed: np.ndarray, reference: str = "observed") -> dict[str, Any]:
+    summary = summarize(r2_per_gene(x_true, imputed, observed, reference))
     if summary["n_genes"] == 0:
         raise ValueError(
             f"R² could not be computed for any gene: it needs, per gene, hidden test values that differ and an "

@@ -36,3 +36,12 @@ counts shrinks about 2x, noisy floats 1.2x) or ``none`` (several times faster to
 
 ALL_TISSUES = "All tissues"
 """The pooled row / curve over every tissue (group) in the evaluation tables and plots."""
+
+PATTERNS = ("mcar", "panel", "mnar", "block")
+"""Missingness patterns of hidden values (:mod:`gtex_models.patterns`)."""
+
+HARMONISATIONS = ("own", "training", "quantile")
+"""Scale harmonisations of a cohort a model was not trained on (:mod:`gtex_models.other_cohort`)."""
+
+PANEL_STRATEGIES = ("designed", "most-variable", "random")
+"""How a gene panel of k genes is chosen (:func:`gtex_models.panels.choose_panel`)."""

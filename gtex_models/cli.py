@@ -20,6 +20,7 @@ from typing import Callable, NoReturn, Sequence
 from gtex_models.atomic import check_output_file
 from gtex_models.choices import (DUPLICATE_CHOICES, NEGATIVE_CHOICES, ORIENTATIONS, PATHWAYS, SCALE_CHOICES,
                                  SCENARIOS)
+from gtex_models.cli_patterns import add_other_cohort_arguments, add_panel_command, add_pattern_arguments
 from gtex_models.cohort import COHORT_FOLDER, Cohort
 from gtex_models.imputers import METHODS
 
@@ -184,30 +185,23 @@ def _train_at_scale(args: argparse.Namespace) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> str:
-    from gtex_models.benchmark import evaluate_imputer, known_groups_only
-    from gtex_models.checkpoints import check_compatible, load_checkpoint
-    from gtex_models.inference import ModelSpace, cohort_for_model
+    from gtex_models.cli_patterns import evaluate_command
 
     _check_outputs(args.json, None, args.overwrite)
-    imputer, metadata = load_checkpoint(args.checkpoint)
-    space = ModelSpace.from_metadata(metadata)
-    cohort = known_groups_only(cohort_for_model(Cohort.load(args.cohort), space).split("test"), space.tissues)
-    check_compatible(metadata, cohort)
-    record = evaluate_imputer(imputer, cohort, args.missing_rate, args.seed)
-    _write_records([record], args.json, None)
-    return (f"{record['method']}: R² mean {record['r2_mean']:.3f} (median {record['r2_median']:.3f}, "
-            f"SD {record['r2_std']:.3f}) over {record['n_genes']} genes, {record['n_test_samples']} test samples")
+    return evaluate_command(args)
 
 
 def _benchmark(args: argparse.Namespace) -> str:
     from gtex_models.benchmark import run_benchmark, to_markdown
+    from gtex_models.cli_patterns import patterns_from_args
 
     _check_outputs(args.json, args.markdown, args.overwrite)
     cohort = Cohort.load(args.cohort)
+    patterns, _ = patterns_from_args(args, cohort.pathway(args.pathway).genes if args.pathway else cohort.genes)
     bar, progress = _progress_bar("benchmark")
     with bar:
         records = run_benchmark(cohort, args.methods, args.scenario, args.missing_rate,
-                                args.pathway, args.seed, progress=progress)
+                                args.pathway, args.seed, progress=progress, patterns=patterns)
     _write_records(records, args.json, args.markdown)
     return to_markdown(records)
 
@@ -443,6 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=_at_least(0), default=0)
     evaluate.add_argument("--json", type=Path, default=None, help="write the record as JSON")
     _add_overwrite(evaluate, "an existing --json file")
+    add_pattern_arguments(evaluate)
+    add_other_cohort_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
     bench = commands.add_parser("benchmark", help="fit and score several methods side by side")
@@ -456,7 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, default=None)
     bench.add_argument("--markdown", type=Path, default=None)
     _add_overwrite(bench, "existing --json / --markdown files")
+    add_pattern_arguments(bench, several=True)
     bench.set_defaults(handler=_benchmark)
+    add_panel_command(commands)
 
     impute = commands.add_parser("impute", help="fill the missing values of an expression file")
     impute.add_argument("--checkpoint", required=True, type=Path)

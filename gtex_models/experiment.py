@@ -2,8 +2,11 @@
 
 ``configs/paper/*.yaml`` hold the authors' settings, ``configs/demo/*.yaml`` those tuned for the
 simulated demo (see ``configs/README.md``). A config has ``method``, ``scenario`` (inductive |
-inplace), ``pathway`` (null | alzheimer | p53), ``missing_rate``, and the sections ``model`` and
-``training`` (constructor arguments of the imputer) and ``checkpoint`` (``dtype``). Without a config,
+inplace), ``pathway`` (null | alzheimer | p53), ``missing_rate``, the sections ``model`` and
+``training`` (constructor arguments of the imputer) and ``checkpoint`` (``dtype``), and optionally
+``pattern``: the missingness the deep model is trained and scored with (:mod:`gtex_models.patterns`),
+e.g. ``{name: panel, panel_file: panel.txt}`` (or ``genes: [..]``) for a panel-trained PMI, or
+``{name: block, block_size: 50}`` (rate: ``missing_rate``). Without a config,
 :func:`default_config` picks settings for the cohort's size.
 
 Training and evaluation are separate steps: :func:`train_experiment` fits (on the scenario's data,
@@ -27,6 +30,9 @@ from gtex_models.cohort import Cohort
 from gtex_models.imputers import DEEP_METHODS, default_settings, make_imputer
 from gtex_models.imputers.base import Imputer, ProgressCallback
 from gtex_models.io.errors import require_file
+from gtex_models.messages import list_examples
+from gtex_models.panels import match_panel, read_panel
+from gtex_models.patterns import Pattern
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -42,6 +48,7 @@ class Experiment:
     model: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     checkpoint: dict[str, Any] = field(default_factory=dict)
+    pattern: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         check_experiment(asdict(self), "The experiment")
@@ -68,9 +75,30 @@ class Experiment:
         """``all`` or the pathway's name."""
         return self.pathway or "all"
 
-    def make_imputer(self) -> Imputer:
-        """A new imputer with this experiment's model and training settings."""
-        return make_imputer(self.method, **self.model, **self.training)
+    def make_imputer(self, pattern: Pattern | None = None) -> Imputer:
+        """A new imputer with this experiment's model and training settings (and training ``pattern``)."""
+        extra = {} if pattern is None else {"pattern": pattern.to_dict()}
+        return make_imputer(self.method, **self.model, **self.training, **extra)
+
+    def training_pattern(self, cohort: Cohort) -> Pattern | None:
+        """The config's ``pattern`` resolved on ``cohort`` (the experiment's genes): panel genes matched to
+        its columns (unmatched ones are an error); None without one."""
+        if self.pattern is None:
+            return None
+        settings = dict(self.pattern)
+        name = settings.pop("name")
+        if name != "panel":
+            if "panel_file" in settings or "genes" in settings:
+                raise ValueError(f"panel_file and genes belong to the panel pattern, not {name!r}.")
+            return Pattern(name, float(self.missing_rate), **settings)
+        if ("panel_file" in settings) == ("genes" in settings):
+            raise ValueError("The panel pattern needs exactly one of panel_file and genes.")
+        identifiers = read_panel(settings["panel_file"]) if "panel_file" in settings else list(settings["genes"])
+        match = match_panel(cohort.genes, identifiers)
+        if match.unmatched:
+            raise ValueError(f"{len(match.unmatched)} panel gene(s) are not in the cohort: "
+                             f"{list_examples(match.unmatched, quote=False)}. Fix the panel or the cohort.")
+        return match.pattern()
 
     def cohort(self, cohort: Cohort) -> Cohort:
         """The cohort restricted to the experiment's genes."""
@@ -108,8 +136,10 @@ def train_experiment(
     data : the scenario's data (:func:`~gtex_models.benchmark.scenario_data`), to score it with.
     seconds : the fit's wall-clock time.
     """
-    data = scenario_data(experiment.cohort(cohort), experiment.scenario, experiment.missing_rate, seed)
-    imputer = experiment.make_imputer()
+    cohort = experiment.cohort(cohort)
+    pattern = experiment.training_pattern(cohort)
+    data = scenario_data(cohort, experiment.scenario, experiment.missing_rate, seed, pattern)
+    imputer = experiment.make_imputer(pattern)
     start = perf_counter()
     imputer.fit(data.fit, valid=data.valid, progress=progress)
     return imputer, data, perf_counter() - start

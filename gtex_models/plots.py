@@ -365,3 +365,30 @@ def gene_r2_by_tissue(per_tissue: Mapping[str, pd.DataFrame], gene: str) -> go.F
                                                        "xanchor": "right", "yanchor": "bottom"},
                          margin={"l": 10, "r": 10, "t": 60, "b": 10})
     return figure
+
+
+def panel_r2_by_group(per_group: pd.DataFrame, title: str = "") -> go.Figure:
+    """Bars of each group's R² of the genes outside a panel (``tissue``, ``r2``, ``n_samples``), best first."""
+    table = per_group.sort_values("r2", ascending=False)
+    colors = group_colors(table["tissue"].tolist())
+    figure = go.Figure(go.Bar(
+        x=table["tissue"], y=table["r2"], marker_color=[colors[t] for t in table["tissue"]],
+        customdata=table["n_samples"],
+        hovertemplate="<b>%{x}</b><br>R² %{y:.3f}<br>%{customdata} test sample(s)<extra></extra>"))
+    figure.update_layout(template=TEMPLATE, title=title, height=420, margin={"t": 50, "b": 10},
+                         yaxis={"title": "R² of the genes outside the panel (pooled)", "range": r2_range(table["r2"])},
+                         xaxis={"title": "", "tickangle": -45})
+    return figure
+
+
+def panel_curve(curve: pd.DataFrame) -> go.Figure:
+    """R² of the genes outside the panel against panel size, one line per strategy (``strategy``, ``k``, ``r2``)."""
+    figure = go.Figure()
+    for strategy, rows in curve.groupby("strategy", sort=False):
+        rows = rows.sort_values("k")
+        figure.add_trace(go.Scatter(x=rows["k"], y=rows["r2"], mode="lines+markers", name=strategy,
+                                    hovertemplate=f"<b>{strategy}</b><br>%{{x}} genes<br>R² %{{y:.3f}}<extra></extra>"))
+    figure.update_layout(template=TEMPLATE, height=400, margin={"t": 30, "b": 10}, legend_title_text="Panel",
+                         xaxis={"title": "panel size (genes)", "type": "log"},
+                         yaxis={"title": "mean per-gene R², genes outside the panel", "range": r2_range(curve["r2"])})
+    return figure

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, Mapping
 from annotated_types import Ge, Gt, Lt
 from pydantic import BaseModel, ConfigDict, Strict, ValidationError, create_model, model_validator
 
-from gtex_models.choices import COMPRESSIONS
+from gtex_models.choices import COMPRESSIONS, PATTERNS
 from gtex_models.cohort import SCALES
 from gtex_models.imputers import METHODS, imputer_class
 from gtex_models.reference import PATHWAYS
@@ -130,6 +130,15 @@ class CheckpointSettings(_Schema):
     dtype: Literal["float32", "float16"] = "float32"
 
 
+class PatternSettings(_Schema):
+    """The ``pattern`` section of a config: the missingness a deep model is trained with."""
+
+    name: Literal[tuple(PATTERNS)]  # type: ignore[valid-type]
+    panel_file: str | None = None
+    genes: list[str] | None = None
+    block_size: Annotated[int, Ge(1)] | None = None
+
+
 class ExperimentConfig(_Schema):
     """A YAML experiment config (``configs/*.yaml``)."""
 
@@ -140,6 +149,16 @@ class ExperimentConfig(_Schema):
     model: dict[str, Any] = {}
     training: dict[str, Any] = {}
     checkpoint: CheckpointSettings = CheckpointSettings()
+    pattern: PatternSettings | None = None
+
+    @model_validator(mode="after")
+    def _pattern_for_deep_models(self) -> "ExperimentConfig":
+        from gtex_models.imputers import DEEP_METHODS
+
+        if self.pattern is not None and self.method not in DEEP_METHODS:
+            raise ValueError(f"a training pattern applies to the deep models' masks ({', '.join(DEEP_METHODS)}); "
+                             f"{self.method} fits on complete training donors")
+        return self
 
 
 def check_experiment(data: Any, where: str) -> ExperimentConfig:

@@ -42,8 +42,8 @@ APP = str(REPO / "app.py")
 TIMEOUT = 300
 TINY = {"hidden_sizes": (32,), "max_epochs": 2}
 DEEP = ("pmi", "gain")
-PAGES = (None, "pages/tissue_r2.py", "pages/embeddings.py", "pages/pathway.py", "pages/benchmark.py",
-         "pages/new_study.py")
+PAGES = (None, "pages/tissue_r2.py", "pages/embeddings.py", "pages/pathway.py", "pages/panels.py",
+         "pages/benchmark.py", "pages/new_study.py")
 
 
 def write_study(directory: Path, cohort: Cohort, models: Mapping[str, tuple[str, str | None]], *, title: str,

@@ -158,8 +158,8 @@ def test_to_markdown(tiny: Cohort) -> None:
     records = run_benchmark(tiny, ["mean", "oracle"], missing_rate=0.5)
     lines = to_markdown(records).splitlines()
     assert len(lines) == 4 and lines[1] == "|" + "---|" * len(RECORD_KEYS)
-    assert lines[0].startswith("| Method | Scenario | Missing rate | R² mean")
-    assert lines[3].startswith("| oracle | inductive | 0.50 | ")
+    assert lines[0].startswith("| Method | Scenario | Pattern | Missing rate | R² mean")
+    assert lines[3].startswith("| oracle | inductive | mcar | 0.50 | ")
 
 
 def test_known_groups_only_warns_about_the_others_and_refuses_when_none_is_known(small_cohort):

@@ -125,7 +125,13 @@ def test_mask_cohort_hides_the_unobserved_entries() -> None:
 def test_r2_across_missing_rates_of_a_perfect_imputer() -> None:
     cohort = simulate_cohort(n_donors=20, n_genes=400).subset_genes(np.arange(50))
     table = r2_across_missing_rates(lambda masked: cohort.x, cohort, rates=(0.2, 0.8), seed=0)
-    assert list(table.columns) == ["missing_rate", "tissue", "r2_mean", "r2_std", "n_genes"]
+    assert list(table.columns) == ["missing_rate", "tissue", "r2_mean", "r2_std", "n_genes", "n_masks"]
     assert set(table["missing_rate"]) == {0.2, 0.8}
     assert (table["tissue"] == "All tissues").sum() == 2
     np.testing.assert_allclose(table["r2_mean"], 1.0)
+
+
+def test_r2_across_no_missing_rate_is_an_empty_table() -> None:
+    cohort = simulate_cohort(n_donors=20, n_genes=400).subset_genes(np.arange(50))
+    table = r2_across_missing_rates(lambda masked: cohort.x, cohort, rates=(), seed=0)
+    assert table.empty and "tissue" in table.columns

@@ -128,6 +128,14 @@ class DeepImputer(Imputer):
             return self._task(networks)
         return replace(self._task(sync.wrap(networks.to(device))), module=networks)
 
+    def training_mask(self, known: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The part of ``known`` left visible in a training batch: the ``pattern`` parameter's masks, else
+        the paper's MCAR pseudo-mask (per-sample rate in ``[m_low, m_high]``)."""
+        from gtex_models.patterns import Pattern
+
+        pattern = Pattern.from_dict(self.params["pattern"]) if self.params.get("pattern") else Pattern()
+        return pattern.torch_mask(known, self.params["m_low"], self.params["m_high"], generator)
+
     def _predict(self, cohort: Cohort) -> np.ndarray:
         return self._predict_draws(cohort, n_draws=1)[0]
 
@@ -222,3 +230,16 @@ class DeepImputer(Imputer):
             "known": (~torch.isnan(x)).float(),
             **{key: torch.from_numpy(value) for key, value in covariates.items()},
         }
+
+
+def pattern_param(pattern: dict[str, Any] | None) -> dict[str, Any]:
+    """``{"pattern": settings}`` for a training pattern (checked), or nothing for the paper's MCAR masks."""
+    if not pattern:
+        return {}
+    from gtex_models.patterns import TRAINABLE_PATTERNS, Pattern
+
+    settings = Pattern.from_dict(dict(pattern))
+    if settings.name not in TRAINABLE_PATTERNS:
+        raise ValueError(f"Training masks cannot follow the {settings.name!r} pattern; use one of "
+                         f"{', '.join(TRAINABLE_PATTERNS)}.")
+    return {"pattern": settings.to_dict()}

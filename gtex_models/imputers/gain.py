@@ -32,10 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from gtex_models.cohort import Cohort
-from gtex_models.masks import gain_hint, pseudo_mask
+from gtex_models.masks import gain_hint
 from gtex_models.nn import GAINDiscriminator, GAINGenerator
 from gtex_models.imputers.base import DropoutRate, NonNegative, PositiveInt, Share
-from gtex_models.imputers.deep import DeepImputer
+from gtex_models.imputers.deep import DeepImputer, pattern_param
 from gtex_models.training import Batch, Objective, Task, frozen, masked_mse
 
 
@@ -51,6 +51,8 @@ class GAINImputer(DeepImputer):
     noise : upper bound of the uniform noise put on the missing entries (GAIN: 0.01).
     adversarial : train with the discriminator (``False``: MSE only).
     pseudo_mask : take the MSE on hidden known entries (``False``: on the shown entries, as GAIN).
+    pattern : the training masks' missingness pattern (:meth:`gtex_models.patterns.Pattern.to_dict`);
+        None: MCAR with a per-sample rate in ``[m_low, m_high]``.
     **training : :class:`~gtex_models.training.TrainingConfig` settings (defaults
         ``batch_size=32``, ``lr=1e-3``).
     """
@@ -62,12 +64,13 @@ class GAINImputer(DeepImputer):
     def __init__(
         self, hidden_sizes: Sequence[PositiveInt] = (296, 296, 296), dropout: DropoutRate = 0.0, m_low: Share = 0.5,
         m_high: Share = 0.5, reconstruction_weight: NonNegative = 10.0, noise: NonNegative = 0.01,
-        adversarial: bool = True, pseudo_mask: bool = True, **training: Any,
+        adversarial: bool = True, pseudo_mask: bool = True, pattern: dict[str, Any] | None = None, **training: Any,
     ) -> None:
         super().__init__({
             "hidden_sizes": [int(h) for h in hidden_sizes], "dropout": float(dropout), "m_low": float(m_low),
             "m_high": float(m_high), "reconstruction_weight": float(reconstruction_weight),
             "noise": float(noise), "adversarial": bool(adversarial), "pseudo_mask": bool(pseudo_mask),
+            **pattern_param(pattern),
         }, training)
         self.method = "gain" if adversarial else "gain-mse"  # type: ignore[misc]
 
@@ -99,7 +102,7 @@ class GAINImputer(DeepImputer):
         generator_net = networks["generator"]
 
         def prepare(batch: Batch, generator: torch.Generator) -> Batch:
-            mask = pseudo_mask(batch["known"], params["m_low"], params["m_high"], generator)
+            mask = self.training_mask(batch["known"], generator)
             return {**batch, "mask": mask, "hidden": batch["known"] - mask,
                     "hint": gain_hint(mask, generator), "noise": self._noise(mask, generator)}
 

@@ -22,10 +22,9 @@ from typing import Any, ClassVar, Sequence
 import torch
 from torch import nn
 
-from gtex_models.masks import pseudo_mask
 from gtex_models.nn import PMINetwork
 from gtex_models.imputers.base import DropoutRate, PositiveInt, Share
-from gtex_models.imputers.deep import DeepImputer
+from gtex_models.imputers.deep import DeepImputer, pattern_param
 from gtex_models.training import Batch, Objective, Task, masked_mse
 
 
@@ -37,6 +36,8 @@ class PMIImputer(DeepImputer):
     hidden_sizes : widths of the hidden layers (paper: one layer of 3072).
     dropout : dropout after each hidden layer (paper: 0.2).
     m_low, m_high : range of the per-sample pseudo-mask rate during training (paper: 0.5, 0.5).
+    pattern : the training masks' missingness pattern (:meth:`gtex_models.patterns.Pattern.to_dict`), e.g. a
+        gene panel for a panel-trained PMI; None: the MCAR pseudo-mask of the paper.
     **training : :class:`~gtex_models.training.TrainingConfig` settings; paper defaults
         ``batch_size=32``, ``lr=1e-4``.
     """
@@ -47,10 +48,10 @@ class PMIImputer(DeepImputer):
 
     def __init__(
         self, hidden_sizes: Sequence[PositiveInt] = (3072,), dropout: DropoutRate = 0.2, m_low: Share = 0.5,
-        m_high: Share = 0.5, **training: Any,
+        m_high: Share = 0.5, pattern: dict[str, Any] | None = None, **training: Any,
     ) -> None:
         super().__init__({"hidden_sizes": [int(h) for h in hidden_sizes], "dropout": float(dropout),
-                          "m_low": float(m_low), "m_high": float(m_high)}, training)
+                          "m_low": float(m_low), "m_high": float(m_high), **pattern_param(pattern)}, training)
 
     def _build_networks(self, n_genes: int, n_tissues: int) -> dict[str, nn.Module]:
         return {"network": PMINetwork(n_genes, n_tissues, self.params["hidden_sizes"], self.params["dropout"])}
@@ -59,7 +60,7 @@ class PMIImputer(DeepImputer):
         network = networks["network"]
 
         def prepare(batch: Batch, generator: torch.Generator) -> Batch:
-            mask = pseudo_mask(batch["known"], self.params["m_low"], self.params["m_high"], generator)
+            mask = self.training_mask(batch["known"], generator)
             return {**batch, "mask": mask, "hidden": batch["known"] - mask}
 
         def loss(batch: Batch) -> torch.Tensor:

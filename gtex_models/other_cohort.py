@@ -1,0 +1,236 @@
+"""Scoring a model on a cohort it was not trained on: gene alignment, group map, scale harmonisation, shift.
+
+**Genes** are aligned by Ensembl ID, then symbol (:func:`gtex_models.model_space.gene_indexer`); the
+model's genes the cohort lacks are unobserved in every sample (imputed, never scored); the cohort's
+genes the model does not know are ignored. **Groups** are mapped to the model's tissues by a two-column
+file (``cohort group<TAB or comma>model tissue``; groups already named as a model tissue map to
+themselves; the others are left out, with a warning). **Scale** (both on log2(TPM + 1), or the
+cohort's own log scale):
+
+``own``
+    standardise each gene with the new cohort's own mean and SD (the paper's choice for TCGA);
+``training``
+    standardise with the training cohort's statistics (the model's transform);
+``quantile``
+    per sample, replace the k-th smallest present value by the k-th smallest training mean of the
+    same genes (alignment of every sample's distribution to the training cohort's average profile),
+    then standardise with the training statistics.
+
+:func:`shift_cohort` turns any cohort into a "foreign" one (platform/batch shift: per-gene offset and
+scale, extra noise, genes missing entirely), so the comparison is measurable on the demo.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from gtex_models.choices import ALL_TISSUES, HARMONISATIONS
+from gtex_models.cohort import Cohort, Transform
+from gtex_models.evaluation import MIN_HIDDEN_PER_GENE, r2_across_missing_rates
+from gtex_models.imputers.base import Imputer
+from gtex_models.messages import describe_unknown_tissues, list_examples
+from gtex_models.model_space import ModelSpace, gene_indexer
+from gtex_models.patterns import Pattern
+
+
+
+def is_training_cohort(cohort: Cohort, metadata: Mapping[str, Any]) -> bool:
+    """Whether ``cohort`` is the one the model was trained on: it has every model gene and its transform
+    is the model's on them (the model's statistics were fitted on its training donors)."""
+    space = ModelSpace.from_metadata(metadata)
+    columns = gene_indexer(cohort.genes, space.genes)
+    if (columns < 0).any():
+        return False
+    ours = cohort.transform.subset(columns)
+    return bool(np.allclose(ours.mean, space.transform.mean) and np.allclose(ours.std, space.transform.std))
+
+
+def read_group_map(path: str | Path) -> dict[str, str]:
+    """A group map file: ``cohort group`` and ``model tissue`` per line (tab or comma; ``#`` comments; a header
+    line ``group,tissue`` is skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"Group map {path} does not exist. Give a file with two columns: cohort group, model tissue.")
+    mapping: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = [f.strip().strip('"') for f in (line.split("\t") if "\t" in line else line.split(","))]
+        if len(fields) != 2 or not all(fields):
+            raise ValueError(f"{path}, line {number}: expected two columns (cohort group, model tissue), got {line!r}.")
+        if not mapping and fields[0].lower() == "group":
+            continue
+        if fields[0] in mapping and mapping[fields[0]] != fields[1]:
+            raise ValueError(f"{path}, line {number}: group {fields[0]!r} is mapped twice.")
+        mapping[fields[0]] = fields[1]
+    if not mapping:
+        raise ValueError(f"Group map {path} maps no group.")
+    return mapping
+
+
+@dataclass(frozen=True)
+class AlignedCohort:
+    """Another cohort in a model's genes and groups, before scale harmonisation.
+
+    Attributes
+    ----------
+    log : samples x model genes, log scale; NaN for the model genes the cohort lacks.
+    samples : the kept samples, ``tissue`` renamed to the model's tissue.
+    report : lines describing the gene and group alignment.
+    """
+
+    log: np.ndarray
+    samples: pd.DataFrame
+    report: list[str]
+
+
+def align_cohort(cohort: Cohort, space: ModelSpace, group_map: Mapping[str, str] | None = None) -> AlignedCohort:
+    """Align ``cohort`` to the model's genes and tissues (see the module docstring)."""
+    columns = gene_indexer(cohort.genes, space.genes)
+    present = columns >= 0
+    if not present.any():
+        raise ValueError(f"None of the model's {space.n_genes:,} genes is in the cohort (e.g. "
+                         f"{list_examples(cohort.genes['symbol'].tolist(), 3, quote=False)}); match genes by Ensembl "
+                         "ID or symbol.")
+    with_ids = present & (space.genes["ensembl_gene_id"].fillna("").astype(bool).to_numpy())
+    cohort_ids = cohort.genes["ensembl_gene_id"].fillna("").astype(bool).to_numpy()
+    by_id = int(np.sum(with_ids & cohort_ids[np.where(present, columns, 0)]))
+    unknown = len(cohort.genes) - int(present.sum())
+    report = [f"genes: {int(present.sum()):,} of the model's {space.n_genes:,} in the cohort ({by_id:,} by Ensembl "
+              f"ID, {int(present.sum()) - by_id:,} by symbol); {int((~present).sum()):,} absent, unobserved in every "
+              f"sample" + (f" (e.g. {list_examples(space.genes.loc[~present, 'symbol'].tolist(), 3, quote=False)})"
+                           if (~present).any() else "") + f"; {unknown:,} cohort gene(s) unknown to the model ignored"]
+    log = np.full((cohort.n_samples, space.n_genes), np.nan, dtype=np.float32)
+    log[:, present] = cohort.x[:, columns[present]] * cohort.transform.std[columns[present]] \
+        + cohort.transform.mean[columns[present]]
+    samples = cohort.samples.copy()
+    mapping = dict(group_map or {})
+    unknown_targets = sorted(set(mapping.values()) - set(space.tissues))
+    if unknown_targets:
+        raise ValueError(f"The group map names tissues the model does not know: "
+                         f"{describe_unknown_tissues(unknown_targets, space.tissues)}.")
+    samples["tissue"] = [mapping.get(t, t) for t in samples["tissue"]]
+    known = samples["tissue"].isin(space.tissues).to_numpy()
+    if not known.any():
+        raise ValueError(f"No group of the cohort is a tissue of the model ({describe_unknown_tissues(sorted(set(cohort.samples['tissue'])), space.tissues)}); "
+                         "map them with --group-map FILE (cohort group, model tissue).")
+    if not known.all():
+        left = sorted(set(cohort.samples.loc[~known, "tissue"]))
+        warnings.warn(f"{int((~known).sum())} sample(s) of {len(left)} group(s) without a model tissue are left out: "
+                      f"{list_examples(left)}; map them with --group-map.", stacklevel=2)
+    mapped = {g: mapping.get(g, g) for g in sorted(set(cohort.samples.loc[known, "tissue"]))}
+    renamed = [f"{g} -> {t}" for g, t in mapped.items() if g != t]
+    same = [g for g, t in mapped.items() if g == t]
+    report.append(f"groups ({int(known.sum()):,} samples): " + ", ".join(
+        renamed + ([f"{len(same)} named as a model tissue ({list_examples(same, 3, quote=False)})"] if same else [])))
+    return AlignedCohort(log[known], samples.loc[known].reset_index(drop=True), report)
+
+
+def harmonise(aligned: AlignedCohort, space: ModelSpace, method: str = "own") -> Cohort:
+    """The aligned cohort in the model's space by one of :data:`HARMONISATIONS` (NaN: absent genes)."""
+    if method not in HARMONISATIONS:
+        raise ValueError(f"Unknown harmonisation {method!r}; use one of {', '.join(HARMONISATIONS)}.")
+    log = aligned.log.astype(np.float64)
+    train_mean, train_std = space.transform.mean.astype(np.float64), space.transform.std.astype(np.float64)
+    if method == "own":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, std = np.nanmean(log, axis=0), np.nanstd(log, axis=0)
+        std = np.where(np.isfinite(std) & (std > 1e-6), std, 1.0)
+        x = (log - mean) / std
+    else:
+        if method == "quantile":
+            log = _quantile_align(log, train_mean)
+        x = (log - train_mean) / train_std
+    return Cohort(x.astype(np.float32), space.genes.copy(), aligned.samples, space.transform, {"harmonisation": method})
+
+
+def _quantile_align(log: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each row's present values replaced, rank for rank, by the sorted ``reference`` values of the same genes."""
+    out = np.full_like(log, np.nan)
+    for i, row in enumerate(log):
+        present = np.flatnonzero(np.isfinite(row))
+        order = present[np.argsort(row[present], kind="stable")]
+        out[i, order] = np.sort(reference[present])
+    return out
+
+
+@dataclass(frozen=True)
+class CohortComparison:
+    """R² against missing rate on another cohort (each harmonisation) beside the model's own test donors.
+
+    Attributes
+    ----------
+    table : ``cohort``, ``harmonisation``, one column per rate (mean per-gene R², all groups pooled).
+    tables : the full across-rates tables (:func:`~gtex_models.evaluation.r2_across_missing_rates`) by row label.
+    report : alignment lines.
+    """
+
+    table: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    report: str
+
+
+def compare_cohorts(
+    imputer: Imputer, space: ModelSpace, other: Cohort, metadata: Mapping[str, Any] | None = None,
+    harmonisations: Sequence[str] = ("own",), rates: Sequence[float] = (0.5,),
+    group_map: Mapping[str, str] | None = None, seed: int = 0, pattern: Pattern | None = None,
+    own: Cohort | None = None, min_hidden: int = MIN_HIDDEN_PER_GENE,
+) -> CohortComparison:
+    """Score ``imputer`` on ``other`` under each harmonisation at each missing rate; with ``own`` (the model's
+    cohort), its test donors of the same tissues come first as the reference row. ``min_hidden``: see
+    :func:`~gtex_models.evaluation.r2_across_missing_rates`."""
+    aligned = align_cohort(other, space, group_map)
+    tissues = sorted(set(aligned.samples["tissue"]))
+    tables: dict[str, pd.DataFrame] = {}
+    rows = []
+    if own is not None:
+        from gtex_models.model_space import cohort_for_model
+
+        test = cohort_for_model(own, space).split("test")
+        test = test.subset_samples(test.samples["tissue"].isin(tissues).to_numpy())
+        if test.n_samples:
+            tables["own test donors"] = r2_across_missing_rates(imputer.impute, test, rates, seed, min_hidden, pattern)
+            rows.append(("own test donors", "training", tables["own test donors"]))
+    for method in harmonisations:
+        cohort = harmonise(aligned, space, method)
+        label = f"other cohort ({method})"
+        tables[label] = r2_across_missing_rates(imputer.impute, cohort, rates, seed, min_hidden, pattern)
+        rows.append(("other cohort", method, tables[label]))
+    records = []
+    for name, method, table in rows:
+        pooled = table[table["tissue"] == ALL_TISSUES].set_index("missing_rate")["r2_mean"]
+        records.append({"cohort": name, "harmonisation": method, **{f"{rate:g}": pooled.get(rate) for rate in rates}})
+    return CohortComparison(pd.DataFrame(records), tables, "\n".join(aligned.report))
+
+
+def shift_cohort(cohort: Cohort, offset_sd: float = 0.5, scale_sd: float = 0.2, noise_sd: float = 0.3,
+                 drop_share: float = 0.1, seed: int = 0) -> Cohort:
+    """A "foreign" copy of ``cohort`` (platform / batch shift), on the same log scale.
+
+    Per gene ``g``: ``log' = (log - m_g) * exp(s_g) + m_g + o_g + e``, ``o_g ~ N(0, offset_sd)``,
+    ``s_g ~ N(0, scale_sd)``, ``e ~ N(0, noise_sd)`` per value; a ``drop_share`` of the genes is removed
+    (absent from the platform). The shifted cohort's own transform is fitted on all its samples, its
+    samples are all ``test``, and ``meta["shift"]`` records the settings.
+    """
+    rng = np.random.default_rng([seed, 14])
+    log = cohort.x * cohort.transform.std + cohort.transform.mean
+    centre = np.nanmean(log, axis=0)
+    offset = rng.normal(0.0, offset_sd, cohort.n_genes)
+    scale = np.exp(rng.normal(0.0, scale_sd, cohort.n_genes))
+    shifted = (log - centre) * scale + centre + offset + rng.normal(0.0, noise_sd, log.shape)
+    keep = np.sort(rng.choice(cohort.n_genes, cohort.n_genes - int(round(drop_share * cohort.n_genes)), replace=False))
+    shifted = shifted[:, keep].astype(np.float32)
+    transform = Transform.fit(shifted, scale="log")
+    samples = cohort.samples.assign(split="test")
+    meta = {**cohort.meta, "source": f"shifted {cohort.meta.get('source', 'cohort')}",
+            "shift": {"offset_sd": offset_sd, "scale_sd": scale_sd, "noise_sd": noise_sd, "drop_share": drop_share,
+                      "seed": seed}}
+    return Cohort(transform.forward(shifted), cohort.genes.iloc[keep], samples, transform, meta)

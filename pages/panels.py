@@ -1,0 +1,122 @@
+"""Gene panels: recover the transcriptome from a few measured genes (issue #14).
+
+Design a panel of k genes on the study's training donors (or upload a gene list), see how well the
+selected model recovers every other gene of its held-out donors, group by group, the R²-against-size
+curve of designed, most-variable and random panels, and download the panel.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from gtex_models import plots
+from gtex_models.benchmark import known_groups_only
+from gtex_models.choices import PANEL_STRATEGIES
+from gtex_models.model_space import cohort_for_model
+from gtex_models.panels import (choose_panel, match_panel, panel_r2, panel_size_curve, panel_sizes, panel_text,
+                                parse_panel)
+from pages._shared import cohort, current_study, download_csv, group_word, model, selected_model, simulated_note, \
+    study_token
+
+MAX_TEST_SAMPLES = 600  # test samples scored on the page (drawn once); the CLI and benchmark score them all
+
+
+def split_for_model(key: str) -> tuple:
+    """(training donors, test donors of the model's groups, at most :data:`MAX_TEST_SAMPLES`) in the model's space."""
+    space = model(key)[2]
+    data = cohort_for_model(cohort(), space)
+    train = data.split("train")
+    test = data.split("test")
+    test = test.subset_samples(test.samples["tissue"].isin(train.tissues).to_numpy())
+    if test.n_samples > MAX_TEST_SAMPLES:
+        test = test.subset_samples(sorted(pd.Series(range(test.n_samples)).sample(MAX_TEST_SAMPLES, random_state=0)))
+    return train, test
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def chosen_panel(token: str, key: str, strategy: str, size: int) -> list[int]:
+    train, _ = split_for_model(key)
+    return choose_panel(strategy, train, size).tolist()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def scored(token: str, key: str, columns: tuple[int, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train, test = split_for_model(key)
+    score = panel_r2(model(key)[0], test, columns, train)
+    return score.per_group, score.per_gene
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def curve(token: str, key: str, sizes: tuple[int, ...]) -> pd.DataFrame:
+    train, test = split_for_model(key)
+    return panel_size_curve(model(key)[0], train, test, sizes)
+
+
+st.title("Gene panels")
+key = selected_model()
+if key is not None:
+    study = current_study()
+    simulated_note()
+    space = model(key)[2]
+    word = group_word(space.tissues)
+    if not study.has_cohort:
+        st.info("This study has no cohort: a panel is designed on its training donors and scored on its test "
+                "donors, so there is nothing to compute here.")
+        st.stop()
+    train, test = split_for_model(key)
+    if test.n_samples == 0 or train.n_samples < 2:
+        st.info(f"The study's cohort has no test donors in the model's {word}s (or too few training donors): a "
+                "panel cannot be scored on it.")
+        st.stop()
+    n_genes = space.n_genes
+    st.caption(f"The model sees the panel genes of {test.n_samples:,} held-out test samples and imputes the other "
+               f"genes. R² is pooled over samples (reference: the {word}'s mean over the training donors, so the "
+               f"{word}-mean imputer scores 0), stable even for a {word} with one test sample.")
+    source = st.radio("Panel", ["Design", "Upload a gene list"], horizontal=True, key="panel_source")
+    columns: list[int] | None = None
+    if source == "Design":
+        left, right = st.columns(2)
+        sizes = panel_sizes(n_genes)
+        size = int(left.number_input("Panel size (genes)", 1, n_genes - 1, sizes[min(1, len(sizes) - 1)], step=10,
+                                     key="panel_size",
+                                     help=f"between 1 and {n_genes - 1:,} (the model has {n_genes:,} genes)"))
+        strategy = right.selectbox("Strategy", PANEL_STRATEGIES, key="panel_strategy", help="designed: greedy selection of the genes "
+                                   "that best explain the others on the training donors; most-variable: highest SD "
+                                   "of log expression; random: uniform draw")
+        with st.spinner(f"Choosing {size} genes…"):
+            columns = chosen_panel(study_token(), key, strategy, size)
+    else:
+        upload = st.file_uploader("Gene list (one Ensembl ID or symbol per line)", type=["txt", "csv", "tsv"],
+                                  key="panel_file")
+        if upload is not None:
+            try:
+                identifiers = parse_panel(upload.getvalue().decode("utf-8-sig"))
+                match = match_panel(space.genes, identifiers)
+            except (UnicodeDecodeError, ValueError) as error:
+                st.error(f"This gene list cannot be used: {error}")
+            else:
+                columns = match.columns.tolist()
+                (st.warning if match.unmatched else st.success)(f"{upload.name}: {match.describe(n_genes)}.")
+    if columns:
+        with st.spinner("Imputing the genes outside the panel…"):
+            per_group, per_gene = scored(study_token(), key, tuple(columns))
+        st.metric(f"Mean per-gene R² of the {n_genes - len(columns):,} genes outside the panel",
+                  f"{per_gene['r2'].mean():.3f}")
+        st.plotly_chart(plots.panel_r2_by_group(per_group, f"R² by {word}, panel of {len(columns)} genes"),
+                        width="stretch")
+        st.download_button("Download the panel (one gene per line)", panel_text(space.genes, columns,
+                           header=f"panel of {len(columns)} genes for {study.models[key].label}"),
+                           file_name=f"panel_{len(columns)}.txt", mime="text/plain", key="download_panel")
+        download_csv(per_group, f"{key}_panel_{len(columns)}_r2_by_{word}.csv", f"Download R² by {word} (CSV)",
+                     key="download_panel_groups")
+
+    st.subheader("R² against panel size")
+    sizes = tuple(panel_sizes(n_genes))
+    st.caption(f"Designed, most-variable and random panels of {', '.join(map(str, sizes))} genes, scored as above.")
+    if st.button("Compute the curve", key="panel_curve") or st.session_state.get("panel_curve_done") == key:
+        st.session_state["panel_curve_done"] = key
+        with st.spinner("Designing and scoring panels of every size…"):
+            table = curve(study_token(), key, sizes)
+        st.plotly_chart(plots.panel_curve(table), width="stretch")
+        download_csv(table, f"{key}_panel_curve.csv", "Download the curve (CSV)", key="download_curve")

@@ -1,0 +1,104 @@
+"""Another cohort: gene alignment, group map, scale harmonisation, the shift transform, the comparison table."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from gtex_models.cohort import Cohort
+from gtex_models.imputers import make_imputer
+from gtex_models.model_space import ModelSpace
+from gtex_models.other_cohort import align_cohort, compare_cohorts, harmonise, read_group_map, shift_cohort
+from gtex_models.simulate import simulate_cohort
+from tests.test_patterns import symbols_only_cohort
+
+
+@pytest.fixture(scope="module")
+def cohort() -> Cohort:
+    cohort = simulate_cohort(n_donors=30, n_genes=400, seed=3)
+    return cohort.subset_samples(cohort.samples["tissue"].isin(cohort.split("train").tissues).to_numpy())
+
+
+@pytest.fixture(scope="module")
+def space(cohort: Cohort) -> ModelSpace:
+    return ModelSpace(cohort.genes, tuple(cohort.split("train").tissues), cohort.transform)
+
+
+def test_shift_changes_scale_drops_genes_and_keeps_samples(cohort: Cohort) -> None:
+    test = cohort.split("test")
+    shifted = shift_cohort(test, offset_sd=1.0, drop_share=0.1, seed=0)
+    assert shifted.n_genes == 360 and shifted.n_samples == test.n_samples
+    assert (shifted.samples["split"] == "test").all() and shifted.meta["shift"]["offset_sd"] == 1.0
+    kept = test.genes["symbol"].isin(shifted.genes["symbol"]).to_numpy()
+    offsets = shifted.transform.mean - (test.x[:, kept] * test.transform.std[kept] + test.transform.mean[kept]).mean(0)
+    assert 0.7 < offsets.std() < 1.3  # per-gene offsets of SD 1
+
+
+def test_alignment_reports_genes_and_leaves_absent_ones_unobserved(cohort: Cohort, space: ModelSpace) -> None:
+    aligned = align_cohort(shift_cohort(cohort.split("test"), seed=0), space)
+    assert aligned.report[0].startswith("genes: 360 of the model's 400 in the cohort (360 by Ensembl ID, 0 by symbol)")
+    absent = np.isnan(aligned.log).all(axis=0)
+    assert absent.sum() == 40 and not np.isnan(aligned.log[:, ~absent]).any()
+
+
+def test_harmonisations(cohort: Cohort, space: ModelSpace) -> None:
+    aligned = align_cohort(shift_cohort(cohort.split("test"), seed=0), space)
+    present = ~np.isnan(aligned.log).all(axis=0)
+    own = harmonise(aligned, space, "own").x[:, present]
+    np.testing.assert_allclose(own.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(own.std(axis=0), 1.0, atol=1e-3)
+    training = harmonise(aligned, space, "training").x[:, present]
+    expected = (aligned.log[:, present] - space.transform.mean[present]) / space.transform.std[present]
+    np.testing.assert_allclose(training, expected, rtol=1e-5, atol=1e-5)
+    quantile = harmonise(aligned, space, "quantile")
+    log = quantile.x[3, present] * space.transform.std[present] + space.transform.mean[present]
+    np.testing.assert_allclose(np.sort(log), np.sort(space.transform.mean[present]), atol=1e-4)
+    assert (np.argsort(log) == np.argsort(aligned.log[3, present])).all()  # ranks kept
+    with pytest.raises(ValueError, match="harmonisation"):
+        harmonise(aligned, space, "zscore")
+
+
+def test_the_unshifted_test_donors_score_like_the_models_own(cohort: Cohort, space: ModelSpace) -> None:
+    mean = make_imputer("mean").fit(cohort.split("train"))
+    result = compare_cohorts(mean, space, cohort.split("test"), None, ("training",), (0.3, 0.7), own=cohort)
+    rows = result.table.set_index("cohort")
+    np.testing.assert_allclose(rows.loc["own test donors", ["0.3", "0.7"]].to_numpy(dtype=float),
+                               rows.loc["other cohort", ["0.3", "0.7"]].to_numpy(dtype=float), atol=1e-6)
+
+
+def test_own_statistics_undo_a_platform_offset(cohort: Cohort, space: ModelSpace) -> None:
+    oracle = make_imputer("oracle").fit(cohort.split("train"))
+    shifted = shift_cohort(cohort.split("test"), offset_sd=1.0, scale_sd=0.0, noise_sd=0.0, drop_share=0.0, seed=1)
+    result = compare_cohorts(oracle, space, shifted, None, ("own", "training"), (0.5,), own=cohort, min_hidden=1)
+    r2 = result.table[result.table["cohort"] == "other cohort"].set_index("harmonisation")["0.5"]
+    assert r2["own"] > r2["training"] + 0.2
+    assert abs(r2["own"] - result.table.iloc[0]["0.5"]) < 0.15  # near the model's own test donors
+
+
+def test_group_map_file(tmp_path, cohort: Cohort, space: ModelSpace) -> None:
+    (tmp_path / "map.csv").write_text("group,tissue\n# cancer to tissue\nLAML,Whole Blood\nBRCA,Breast - Mammary Tissue\n")
+    assert read_group_map(tmp_path / "map.csv") == {"LAML": "Whole Blood", "BRCA": "Breast - Mammary Tissue"}
+    (tmp_path / "bad.csv").write_text("LAML\n")
+    with pytest.raises(ValueError, match="line 1: expected two columns"):
+        read_group_map(tmp_path / "bad.csv")
+    test = cohort.split("test")
+    renamed = Cohort(test.x, test.genes, test.samples.assign(tissue="LAML"), test.transform, test.meta)
+    aligned = align_cohort(renamed, space, {"LAML": "Whole Blood"})
+    assert set(aligned.samples["tissue"]) == {"Whole Blood"} and "LAML -> Whole Blood" in aligned.report[1]
+    with pytest.raises(ValueError, match="map them with --group-map"):
+        align_cohort(renamed, space)
+
+
+def test_a_symbols_only_cohort_against_another_one() -> None:
+    own = symbols_only_cohort(n_groups=2, seed=4)
+    space = ModelSpace(own.genes, tuple(own.split("train").tissues), own.transform)
+    other = shift_cohort(own.split("test"), seed=2).subset_genes(np.arange(0, 50))
+    knn = make_imputer("knn").fit(own.split("train"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = compare_cohorts(knn, space, other, None, ("own", "training", "quantile"), (0.2, 0.8), own=own,
+                                 min_hidden=1)
+    assert "by symbol" in result.report and len(result.table) == 4
+    assert result.table[["0.2", "0.8"]].notna().all().all()

@@ -1,0 +1,112 @@
+"""Gene panels: reading, matching, design against random and most-variable panels, pooled-residual scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gtex_models.cohort import Cohort
+from gtex_models.imputers import make_imputer
+from gtex_models.panels import (choose_panel, design_panel, match_panel, most_variable_panel, panel_r2,
+                                panel_scores, panel_text, parse_panel, random_panel, read_panel)
+from gtex_models.simulate import simulate_cohort
+from tests.test_patterns import symbols_only_cohort
+
+
+@pytest.fixture(scope="module")
+def cohort() -> Cohort:
+    cohort = simulate_cohort(n_donors=40, n_genes=400, seed=2)
+    return cohort.subset_samples(cohort.samples["tissue"].isin(cohort.split("train").tissues).to_numpy())
+
+
+def test_parse_panel_reads_ids_comments_and_table_lines() -> None:
+    text = "# my panel\nTP53\nENSG00000141510.17  # TP53 again, versioned\n\nBRCA1,extra,columns\nTP53\n\"EGFR\"\tx\n"
+    assert parse_panel(text) == ["TP53", "ENSG00000141510.17", "BRCA1", "EGFR"]
+
+
+def test_read_panel_refuses_a_missing_or_empty_file(tmp_path) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        read_panel(tmp_path / "nope.txt")
+    (tmp_path / "empty.txt").write_text("# only a comment\n\n")
+    with pytest.raises(ValueError, match="no gene"):
+        read_panel(tmp_path / "empty.txt")
+
+
+def test_match_panel_by_ensembl_id_then_symbol() -> None:
+    genes = pd.DataFrame({"ensembl_gene_id": ["ENSG01", "ENSG02", "", "ENSG04"], "symbol": ["A", "B", "C", "D"]})
+    match = match_panel(genes, ["ensg02.5", "C", "d", "ZZZ"])
+    assert match.columns.tolist() == [1, 2, 3]
+    assert (match.n_by_id, match.n_by_symbol, match.unmatched) == (1, 2, ["ZZZ"])
+    assert "1 unmatched: ZZZ" in match.describe(4)
+
+
+@pytest.mark.parametrize("identifiers, message", [([], "empty"), (["ZZZ"], "None of"), (["A", "B", "C", "D"], "covers all")])
+def test_match_panel_refuses_bad_panels(identifiers: list[str], message: str) -> None:
+    genes = pd.DataFrame({"ensembl_gene_id": ["ENSG01", "ENSG02", "", "ENSG04"], "symbol": ["A", "B", "C", "D"]})
+    with pytest.raises(ValueError, match=message):
+        match_panel(genes, identifiers)
+
+
+@pytest.mark.parametrize("k", [0, 400, 401])
+def test_panel_sizes_outside_1_to_genes_minus_1_are_refused(cohort: Cohort, k: int) -> None:
+    for make in (lambda: design_panel(cohort.split("train"), k), lambda: random_panel(cohort.n_genes, k),
+                 lambda: most_variable_panel(cohort.split("train"), k)):
+        with pytest.raises(ValueError, match="panel size"):
+            make()
+
+
+def test_most_variable_panel_takes_the_highest_log_sd(cohort: Cohort) -> None:
+    train = cohort.split("train")
+    panel = most_variable_panel(train, 10)
+    assert set(panel.tolist()) == set(np.argsort(train.transform.std)[-10:].tolist())
+
+
+def test_designed_panels_beat_random_and_most_variable_ones(cohort: Cohort) -> None:
+    train, test = cohort.split("train"), cohort.split("test")
+    oracle = make_imputer("oracle").fit(train)
+    for k in (20, 200):
+        panels = {name: choose_panel(name, train, k, seed=0) for name in ("designed", "most-variable", "random")}
+        scores = panel_scores(oracle, test, panels, train).set_index("panel")["r2_mean"]
+        assert scores["designed"] > scores["random"] + 0.01 and scores["designed"] > scores["most-variable"], (k, scores)
+
+
+def test_design_picks_one_gene_of_each_duplicated_pair() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(200, 5))
+    raw = np.hstack([base, base + rng.normal(0, 0.01, (200, 5)), rng.normal(0, 0.1, (200, 10))])  # 5 pairs, 10 noise
+    genes = pd.DataFrame({"ensembl_gene_id": "", "symbol": [f"G{j}" for j in range(20)]})
+    samples = pd.DataFrame({"sample_id": [f"S{i}" for i in range(200)], "donor_id": [f"D{i}" for i in range(200)],
+                            "tissue": "one", "sex": "unknown", "age": np.nan, "split": "train"})
+    cohort = Cohort.from_raw(raw + 5, genes, samples, scale="log")
+    assert sorted(np.asarray(design_panel(cohort, 5)) % 5) == [0, 1, 2, 3, 4]
+
+
+def test_panel_r2_is_zero_for_the_group_mean_and_high_for_the_oracle(cohort: Cohort) -> None:
+    train, test = cohort.split("train"), cohort.split("test")
+    panel = random_panel(cohort.n_genes, 100, seed=1)
+    mean = panel_r2(make_imputer("mean").fit(train), test, panel, train)
+    oracle = panel_r2(make_imputer("oracle").fit(train), test, panel, train)
+    np.testing.assert_allclose(mean.per_group["r2"], 0.0, atol=1e-6)
+    assert len(oracle.per_gene) == 300 and not set(oracle.per_gene["gene"]) & set(cohort.genes["symbol"].iloc[panel])
+    assert oracle.r2_mean > 0.6 and (oracle.per_group["r2"] > 0.3).all()
+    assert set(oracle.per_group["tissue"]) == set(test.tissues)  # every group, even with one test sample
+
+
+def test_panel_text_round_trips_through_match(cohort: Cohort) -> None:
+    panel = random_panel(cohort.n_genes, 12, seed=3)
+    text = panel_text(cohort.genes, panel, header="designed for a test")
+    assert text.startswith("# designed for a test\n") and len(text.splitlines()) == 13
+    assert match_panel(cohort.genes, parse_panel(text)).columns.tolist() == sorted(panel.tolist())
+
+
+@pytest.mark.parametrize("n_groups", [1, 3])
+def test_panels_on_a_cohort_unlike_the_demo(n_groups: int) -> None:
+    cohort = symbols_only_cohort(n_groups=n_groups, seed=n_groups)
+    train, test = cohort.split("train"), cohort.split("test")
+    knn = make_imputer("knn").fit(train)
+    panels = {name: choose_panel(name, train, 6, seed=0) for name in ("designed", "random")}
+    scores = panel_scores(knn, test, panels, train).set_index("panel")["r2_mean"]
+    assert scores["designed"] > 0.3
+    text = panel_text(cohort.genes, panels["designed"])
+    assert match_panel(cohort.genes, parse_panel(text)).n_by_symbol == 6  # symbols only: matched by symbol
