@@ -88,11 +88,13 @@ def test_panel_design_writes_a_panel_and_compares_strategies(setup, capsys) -> N
     assert code == 0 and "panel of 40 of the 400 genes (40 matched by Ensembl ID" in out
 
 
-@pytest.mark.parametrize("size", ["0", "400", "1000"])
-def test_panel_design_refuses_sizes_outside_the_genes(setup, capsys, tmp_path, size) -> None:
+@pytest.mark.parametrize(("size", "message"), [("0", "argument --size: must be at least 1, got 0"),
+                                               ("400", "panel size must be between 1 and 399"),
+                                               ("1000", "panel size must be between 1 and 399")])
+def test_panel_design_refuses_sizes_outside_the_genes(setup, capsys, tmp_path, size, message) -> None:
     code, out, err = run(capsys, "panel", "design", "--checkpoint", setup / "mean.safetensors", "--cohort",
                          setup / "cohort", "--size", size, "--out", tmp_path / "p.txt")
-    assert code == 2 and "panel size must be between 1 and 399" in err
+    assert code == 2 and message in err
     assert not (tmp_path / "p.txt").exists()
 
 
@@ -130,3 +132,14 @@ def test_group_map_maps_groups_and_refuses_unknown_tissues(setup, capsys, tmp_pa
     code, _, err = run(capsys, "evaluate", "--checkpoint", setup / "mean.safetensors", "--cohort",
                        tmp_path / "renamed", "--group-map", tmp_path / "bad.tsv")
     assert code == 2 and "Whole Blood" in err  # did you mean
+
+
+def test_panel_design_never_replaces_a_file_without_overwrite(setup, capsys, tmp_path) -> None:
+    mine = tmp_path / "notes.txt"
+    mine.write_text("my notes")
+    args = ["panel", "design", "--checkpoint", setup / "mean.safetensors", "--cohort", setup / "cohort",
+            "--size", "10", "--out", mine]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "already exists" in err and mine.read_text() == "my notes"
+    code, _, _ = run(capsys, *args, "--overwrite")
+    assert code == 0 and len(parse_panel(mine.read_text())) == 10
