@@ -17,7 +17,7 @@ import pandas as pd
 from gtex_models.atomic import atomic_directory
 from gtex_models.cohort import Cohort
 from gtex_models.imputers.base import ProgressCallback
-from gtex_models.simulate import SimulationConfig, simulate_cohort
+from gtex_models.simulate import SimulationConfig, is_current, simulate_cohort
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DEMO_DIR = DATA_DIR / "demo"
@@ -28,6 +28,8 @@ DEMO_MODELS: dict[str, str] = {
     "gain_all": "GAIN-GTEx · all genes",
     "pmi_alzheimer": "PMI · Alzheimer's pathway genes",
     "gain_alzheimer": "GAIN-GTEx · Alzheimer's pathway genes",
+    "pmi_p53": "PMI · p53 pathway genes",
+    "gain_p53": "GAIN-GTEx · p53 pathway genes",
 }
 TABLES = ("per_gene", "per_tissue", "across_rates")
 # demo model -> its experiment config in configs/
@@ -36,6 +38,8 @@ DEMO_EXPERIMENTS = {
     "gain_all": "gain_inplace_all.yaml",
     "pmi_alzheimer": "pmi_inductive_alzheimer.yaml",
     "gain_alzheimer": "gain_inplace_alzheimer.yaml",
+    "pmi_p53": "pmi_inductive_p53.yaml",
+    "gain_p53": "gain_inplace_p53.yaml",
 }
 # (benchmark method, scenario) -> the config whose model and training settings it uses (others: defaults)
 BENCHMARK_CONFIGS = {
@@ -52,7 +56,7 @@ def load_demo_cohort() -> Cohort:
     config = asdict(DEMO_SIMULATION)
     if (cached / "cohort.json").is_file():
         cohort = Cohort.load(cached)
-        if cohort.meta.get("simulation") == config:
+        if cohort.meta.get("simulation") == config and is_current(cohort):
             return cohort
     cohort = simulate_cohort(**config)
     try:
@@ -63,7 +67,7 @@ def load_demo_cohort() -> Cohort:
 
 
 def checkpoint_path(key: str) -> Path:
-    """Path of a demo checkpoint (``pmi_all``, ``gain_all``, ``pmi_alzheimer``, ``gain_alzheimer``)."""
+    """Path of a demo checkpoint (a key of :data:`DEMO_MODELS`, e.g. ``pmi_all`` or ``gain_p53``)."""
     if key not in DEMO_MODELS:
         raise ValueError(f"Unknown demo model {key!r}; choose one of {list(DEMO_MODELS)}.")
     return DEMO_DIR / "models" / f"{key}.safetensors"

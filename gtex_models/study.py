@@ -319,7 +319,7 @@ def add_entry(manifest: dict[str, Any], entry: ModelEntry) -> dict[str, Any]:
 # -------------------------------------------------------------------------------------- simulated cohorts
 def simulated_cohort(simulation: Mapping[str, Any], cache_dir: Path | None = None) -> Cohort:
     """A simulated cohort regenerated from the simulator's arguments, cached in ``cache_dir`` when given."""
-    from gtex_models.simulate import simulate_cohort
+    from gtex_models.simulate import is_current, simulate_cohort
 
     config = dict(simulation)
     cached = None
@@ -328,7 +328,7 @@ def simulated_cohort(simulation: Mapping[str, Any], cache_dir: Path | None = Non
         cached = Path(cache_dir) / f"simulated_{digest}"
         if (cached / "cohort.json").is_file():
             cohort = Cohort.load(cached)
-            if cohort.meta.get("simulation") == config:
+            if cohort.meta.get("simulation") == config and is_current(cohort):
                 return cohort
     cohort = simulate_cohort(**config)
     if cached is not None:

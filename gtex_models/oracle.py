@@ -1,0 +1,246 @@
+"""The simulator's exact conditional moments: the oracle imputer, and the best *linear* predictor.
+
+Given a sample's tissue, sex, age and observed values, the model of :mod:`gtex_models.simulate` is a
+mixture over cell states of factor models (low rank plus diagonal covariance), with undetected genes
+(zeros) that carry no information beyond tissue and sex. The exact conditional distribution of a
+missing gene is therefore a posterior-weighted mixture of Gaussian conditionals, times its detection
+probability. Everything is solved in the latent space (Woodbury identity): one ``P x P`` system per
+sample and state, ``P`` the tissue's number of latent programs (about 15), never a genes x genes one.
+
+The oracle conditions on the sample's **own** observed values and covariates only, not on the
+donor's other samples: the donor effects are integrated out (their low-rank part is a latent of the
+sample, their gene-specific part adds to the noise). It is the ceiling for single-sample methods; a
+method that also reads the donor's other tissues (the blood surrogate) sees information it does not.
+
+States whose posterior weight is below :data:`WEIGHT_FLOOR` are left out of a sample's final sums
+(their total weight is below ``N_STATES * WEIGHT_FLOOR``, about 4e-10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import logsumexp
+
+from gtex_models.cohort import Cohort
+from gtex_models.imputers.base import Imputer, ProgressCallback
+from gtex_models.simulate import SimulationConfig, SimulationParameters, simulation_parameters
+
+WEIGHT_FLOOR = 1e-12
+ZERO_TOLERANCE = 1e-4  # |log2(TPM + 1)| below this is an undetected gene (float32 round trip of 0)
+_ROW_CHUNK = 16
+
+
+def conditional_moments(
+    params: SimulationParameters,
+    tissue_index: np.ndarray,
+    sex: np.ndarray,
+    age: np.ndarray,
+    log_expr: np.ndarray,
+    observed: np.ndarray,
+    gene_index: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact E[y_g | observed] and Var[y_g | observed] of every gene of every sample (log2(TPM + 1)).
+
+    Parameters
+    ----------
+    params : the model.
+    tissue_index : each sample's tissue (index into ``params.tissue_names``).
+    sex, age : each sample's covariates.
+    log_expr : samples x genes, log2(TPM + 1); entries where ``observed`` is False are ignored.
+    observed : samples x genes, bool.
+    gene_index : the model genes the columns are (default: all, in order); the others are marginalised.
+
+    Returns
+    -------
+    mean, variance : samples x genes (float64). Observed entries get the moments given the *other*
+    observed values and themselves, i.e. their own value and 0 up to rounding.
+    """
+    if gene_index is None:
+        gene_index = np.arange(params.mean.shape[1])
+    tissue_index = np.asarray(tissue_index)
+    sex, age = np.asarray(sex), np.asarray(age)
+    log_expr = np.asarray(log_expr, dtype=np.float64)
+    observed = np.asarray(observed, dtype=bool)
+    prior = params.covariate_mean(tissue_index, sex, age)[:, gene_index]
+    detect = params.detection(tissue_index, sex)[:, gene_index]
+    shifts = params.state_shift[:, gene_index]
+    mean = np.empty_like(log_expr)
+    variance = np.empty_like(log_expr)
+    for t in np.unique(tissue_index):
+        loadings = params.loadings(t)[gene_index]                      # genes x P
+        active = params.active(t)                                     # states x P
+        noise = params.sample_noise_var(t)[gene_index]                # genes
+        log_weights = np.log(np.maximum(params.state_weights[t], 1e-300))
+        outer = (loadings[:, :, None] * loadings[:, None, :]).reshape(len(gene_index), -1)
+        shift_loadings = (shifts.T[:, :, None] * loadings[:, None, :]).reshape(len(gene_index), -1)  # genes x (states P)
+        rows_all = np.flatnonzero(tissue_index == t)
+        for start in range(0, len(rows_all), _ROW_CHUNK):
+            rows = rows_all[start:start + _ROW_CHUNK]
+            m, v = _tissue_moments(log_expr[rows], observed[rows], prior[rows], shifts, loadings, outer,
+                                   shift_loadings, active, noise, log_weights)
+            mean[rows] = detect[rows] * m
+            # E[x^2] = q E[y^2]; Var = q (v + m^2) - (q m)^2
+            variance[rows] = detect[rows] * v - mean[rows] ** 2
+    observed_and_detected = observed & (np.abs(log_expr) >= ZERO_TOLERANCE)
+    mean = np.where(observed, np.where(observed_and_detected, log_expr, 0.0), mean)
+    variance = np.where(observed, 0.0, np.maximum(variance, 0.0))
+    return mean, variance
+
+
+def _tissue_moments(
+    log_expr: np.ndarray, observed: np.ndarray, prior: np.ndarray, shifts: np.ndarray, loadings: np.ndarray,
+    outer: np.ndarray, shift_loadings: np.ndarray, active: np.ndarray, noise: np.ndarray,
+    log_weights: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """E[y | obs] and E[y^2 | obs] for rows of one tissue (the caller multiplies by detection)."""
+    n, n_latent = len(log_expr), loadings.shape[1]
+    informative = observed & (np.abs(log_expr) >= ZERO_TOLERANCE)     # detected values only
+    weight = informative / noise                                      # rows x genes
+    residual = np.where(informative, log_expr - prior, 0.0)
+    gram = (weight @ outer).reshape(n, n_latent, n_latent)            # Λᵀ W Λ
+    # per state k: c_k = a_k ⊙ Λᵀ W (r - δ_k);  quad_k = Σ W (r - δ_k)²
+    projected = (weight * residual) @ loadings                        # rows x P
+    shift_projected = (weight @ shift_loadings).reshape(n, len(shifts), n_latent)  # rows x states x P
+    rhs = (projected[:, None, :] - shift_projected) * active[None]
+    quad = ((weight * residual**2).sum(axis=1)[:, None] - 2 * (weight * residual) @ shifts.T
+            + weight @ (shifts**2).T)
+    mask = active[:, :, None] & active[:, None, :]
+    system = gram[:, None] * mask[None] + np.eye(n_latent)            # rows x states x P x P
+    chol = np.linalg.cholesky(system)
+    solved = np.linalg.solve(system, rhs[..., None])[..., 0]
+    logdet = 2 * np.log(np.diagonal(chol, axis1=2, axis2=3)).sum(axis=2)
+    log_post = log_weights[None] - 0.5 * (quad - (rhs * solved).sum(axis=2) + logdet)
+    post = np.exp(log_post - logsumexp(log_post, axis=1, keepdims=True))
+    post = np.where(post >= WEIGHT_FLOOR, post, 0.0)
+    post /= post.sum(axis=1, keepdims=True)
+    mean = np.zeros_like(log_expr)
+    second = np.zeros_like(log_expr)
+    for i in range(n):
+        for k in np.flatnonzero(post[i]):
+            a = active[k]
+            load = loadings[:, a]
+            m = prior[i] + shifts[k] + load @ solved[i, k, a]
+            covariance = np.linalg.inv(system[i, k][np.ix_(a, a)])
+            v = noise + np.einsum("gp,pq,gq->g", load, covariance, load)
+            mean[i] += post[i, k] * m
+            second[i] += post[i, k] * (v + m**2)
+    return mean, second
+
+
+def linear_conditional_mean(
+    params: SimulationParameters,
+    tissue_index: np.ndarray,
+    sex: np.ndarray,
+    age: np.ndarray,
+    values: np.ndarray,
+    observed: np.ndarray,
+    gene_index: np.ndarray | None = None,
+) -> np.ndarray:
+    """The best *linear* predictor of every gene from a sample's observed values (log2(TPM + 1)).
+
+    The Gaussian conditional under the exact mean and covariance of the stored values ``x = b y``
+    given tissue, sex and age (pooled over the cell states, zeros included as values), computed from
+    the model's parameters. No linear method can do better on average; the gap to
+    :func:`conditional_moments` measures how non-linear the simulator is.
+    """
+    if gene_index is None:
+        gene_index = np.arange(params.mean.shape[1])
+    tissue_index = np.asarray(tissue_index)
+    values = np.asarray(values, dtype=np.float64)
+    prior = params.covariate_mean(tissue_index, np.asarray(sex), np.asarray(age))[:, gene_index]
+    detect = params.detection(tissue_index, np.asarray(sex))[:, gene_index]
+    shifts = params.state_shift[:, gene_index]
+    prediction = np.empty_like(values)
+    for t in np.unique(tissue_index):
+        pi = params.state_weights[t]
+        loadings = params.loadings(t)[gene_index]
+        usage = pi @ params.active(t)                                 # E[a_p] per latent column
+        mean_shift = pi @ shifts
+        basis = np.hstack([loadings * np.sqrt(usage), ((shifts - mean_shift) * np.sqrt(pi)[:, None]).T])
+        variance_y = params.sample_noise_var(t)[gene_index] + (basis**2).sum(axis=1)
+        for i in np.flatnonzero(tissue_index == t):
+            q = detect[i]
+            mean_y = prior[i] + mean_shift
+            mean_x = q * mean_y
+            diag = q**2 * params.sample_noise_var(t)[gene_index] + q * (1 - q) * (variance_y + mean_y**2)
+            o = observed[i]
+            u_o = basis[o] * q[o, None]
+            scaled = u_o / diag[o, None]
+            inner = np.eye(basis.shape[1]) + u_o.T @ scaled
+            residual = values[i, o] - mean_x[o]
+            solved = residual / diag[o] - scaled @ np.linalg.solve(inner, scaled.T @ residual)
+            prediction[i] = mean_x + q * (basis @ (u_o.T @ solved))
+            prediction[i, o] = values[i, o]
+    return prediction
+
+
+class OracleImputer(Imputer):
+    """Exact conditional mean E[missing | observed, tissue, sex, age] under the simulation's model.
+
+    Only for cohorts made by :func:`~gtex_models.simulate.simulate_cohort` (any subset of their genes
+    and samples). It conditions on each sample's own observed values and covariates, not on the
+    donor's other samples (see the module docstring): the ceiling of single-sample methods.
+    :meth:`predict_variance` gives the exact conditional variance.
+    """
+
+    method = "oracle"
+
+    def __init__(self) -> None:
+        self.config: SimulationConfig | None = None
+        self._params: SimulationParameters | None = None
+
+    def fit(self, cohort: Cohort, valid: Cohort | None = None, progress: ProgressCallback | None = None) -> "OracleImputer":
+        simulation = cohort.meta.get("simulation")
+        if cohort.meta.get("source") != "simulated" or not simulation:
+            raise ValueError("The oracle imputer only works on simulated cohorts (it needs the true model).")
+        self.config = SimulationConfig(**simulation)
+        self._params = None
+        if progress:
+            progress(1.0, "oracle ready")
+        return self
+
+    @property
+    def params(self) -> SimulationParameters:
+        if self.config is None:
+            raise RuntimeError("Fit the oracle on a simulated cohort first.")
+        if self._params is None:
+            self._params = simulation_parameters(self.config.n_genes, self.config.seed, self.config.noise_scale)
+        return self._params
+
+    def conditional_moments(self, cohort: Cohort) -> tuple[np.ndarray, np.ndarray]:
+        """Exact conditional mean and variance of every entry, in model space (observed: value, 0)."""
+        params = self.params
+        gene_index = pd.Index(params.genes["ensembl_gene_id"]).get_indexer(cohort.genes["ensembl_gene_id"])
+        if (gene_index < 0).any():
+            raise ValueError("The cohort has genes the simulation did not generate.")
+        tissue_index = pd.Index(params.tissue_names).get_indexer(cohort.samples["tissue"])
+        if (tissue_index < 0).any():
+            raise ValueError("The cohort has tissues the simulation did not generate.")
+        std, centre = cohort.transform.std.astype(np.float64), cohort.transform.mean.astype(np.float64)
+        observed = cohort.observed
+        log_expr = np.where(observed, cohort.x * std + centre, 0.0)
+        mean, variance = conditional_moments(params, tissue_index, cohort.samples["sex"].to_numpy(),
+                                             cohort.samples["age"].to_numpy(), log_expr, observed, gene_index)
+        return (mean - centre) / std, variance / std**2
+
+    def predict_variance(self, cohort: Cohort) -> np.ndarray:
+        """Exact conditional variance of every entry in model space (0 for observed entries)."""
+        return self.conditional_moments(cohort)[1].astype(np.float32)
+
+    def _predict(self, cohort: Cohort) -> np.ndarray:
+        return self.conditional_moments(cohort)[0].astype(np.float32)
+
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        if self.config is None:
+            raise RuntimeError("Fit the oracle before saving it.")
+        return {}, {"simulation": asdict(self.config)}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], config: dict[str, Any]) -> "OracleImputer":
+        oracle = cls()
+        oracle.config = SimulationConfig(**config["simulation"])
+        return oracle
