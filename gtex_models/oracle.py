@@ -131,6 +131,44 @@ def _tissue_moments(
     return mean, second
 
 
+def enumerate_conditional_moments(
+    params: SimulationParameters, tissue: int, sex: str, age: float, values: np.ndarray, observed: np.ndarray,
+    gene_index: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Slow reference for a few genes of one sample: every state enumerated, dense Gaussian conditioning.
+
+    Shares no algebra with :func:`conditional_moments` (full covariances, no latent space): tests and
+    ``benchmarks/simulator_properties.py`` check the oracle against it. Returns the conditional mean
+    and variance of every listed gene (observed ones: their value and 0).
+    """
+    from scipy.stats import multivariate_normal
+
+    values, observed = np.asarray(values, dtype=np.float64), np.asarray(observed, dtype=bool)
+    prior = params.covariate_mean(np.array([tissue]), np.array([sex]), np.array([age]))[0, gene_index]
+    detect = params.detection(np.array([tissue]), np.array([sex]))[0, gene_index]
+    loadings, noise = params.loadings(tissue)[gene_index], params.sample_noise_var(tissue)[gene_index]
+    informative, missing = observed & (np.abs(values) >= ZERO_TOLERANCE), ~observed
+    log_w, means, variances = [], [], []
+    for k, weight in enumerate(params.state_weights[tissue]):
+        mean = prior + params.state_shift[k, gene_index]
+        active = loadings * params.active(tissue)[k]
+        cov = active @ active.T + np.diag(noise)
+        cov_oo, cov_om = cov[np.ix_(informative, informative)], cov[np.ix_(informative, missing)]
+        gain = np.linalg.solve(cov_oo, cov_om).T
+        log_w.append(np.log(weight) + multivariate_normal.logpdf(values[informative], mean[informative], cov_oo))
+        means.append(mean[missing] + gain @ (values[informative] - mean[informative]))
+        variances.append(np.diag(cov[np.ix_(missing, missing)]) - (gain * cov_om.T).sum(axis=1))
+    w = np.exp(np.array(log_w) - max(log_w))
+    w /= w.sum()
+    means, variances = np.array(means), np.array(variances)
+    q = detect[missing]
+    mean_out = np.where(informative, values, 0.0)
+    var_out = np.zeros(len(values))
+    mean_out[missing] = q * (w @ means)
+    var_out[missing] = q * (w @ (variances + means**2)) - mean_out[missing] ** 2
+    return mean_out, var_out
+
+
 def linear_conditional_mean(
     params: SimulationParameters,
     tissue_index: np.ndarray,

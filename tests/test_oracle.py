@@ -4,11 +4,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from scipy.stats import multivariate_normal
 
 from gtex_models.evaluation import mask_cohort
 from gtex_models.masks import mcar_mask
-from gtex_models.oracle import OracleImputer, conditional_moments, linear_conditional_mean
+from gtex_models.oracle import (
+    OracleImputer,
+    conditional_moments,
+    enumerate_conditional_moments,
+    linear_conditional_mean,
+)
 from gtex_models.simulate import DETECTION_MIDPOINT, simulation_parameters
 
 N_DRAWS = 400_000
@@ -82,27 +86,8 @@ def test_oracle_moments_match_brute_force_sampling(tiny_problem):
 
 
 def _exact_enumeration(params, t, genes, observed, values):
-    """Enumerate every state; dense Gaussian conditioning of the full covariance (no latent-space algebra)."""
-    prior = params.covariate_mean(np.array([t]), np.array(["female"]), np.array([55.0]))[0, genes]
-    detect = params.detection(np.array([t]), np.array(["female"]))[0, genes]
-    loadings, noise = params.loadings(t)[genes], params.sample_noise_var(t)[genes]
-    informative, missing = observed & (values != 0.0), ~observed
-    log_w, means, variances = [], [], []
-    for k, weight in enumerate(params.state_weights[t]):
-        mean = prior + params.state_shift[k, genes]
-        lk = loadings * params.active(t)[k]
-        cov = lk @ lk.T + np.diag(noise)
-        gain = np.linalg.solve(cov[np.ix_(informative, informative)], cov[np.ix_(informative, missing)]).T
-        log_w.append(np.log(weight) + multivariate_normal.logpdf(values[informative], mean[informative],
-                                                                 cov[np.ix_(informative, informative)]))
-        means.append(mean[missing] + gain @ (values[informative] - mean[informative]))
-        variances.append(np.diag(cov[np.ix_(missing, missing)] - gain @ cov[np.ix_(informative, missing)]))
-    w = np.exp(np.array(log_w) - max(log_w))
-    w /= w.sum()
-    means, variances = np.array(means), np.array(variances)
-    q = detect[missing]
-    mean = q * (w @ means)
-    return mean, q * (w @ (variances + means**2)) - mean**2
+    mean, var = enumerate_conditional_moments(params, t, "female", 55.0, values, observed, genes)
+    return mean[~observed], var[~observed]
 
 
 def _mutant(params, t, mutant):
