@@ -18,11 +18,12 @@ States whose posterior weight is below :data:`WEIGHT_FLOOR` are left out of a sa
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy.special import logsumexp
 
 from gtex_models.cohort import Cohort
@@ -31,7 +32,7 @@ from gtex_models.simulate import SimulationConfig, SimulationParameters, simulat
 
 WEIGHT_FLOOR = 1e-12
 ZERO_TOLERANCE = 1e-4  # |log2(TPM + 1)| below this is an undetected gene (float32 round trip of 0)
-_ROW_CHUNK = 16
+_ROW_CHUNK = 64
 
 
 def conditional_moments(
@@ -67,68 +68,74 @@ def conditional_moments(
     observed = np.asarray(observed, dtype=bool)
     prior = params.covariate_mean(tissue_index, sex, age)[:, gene_index]
     detect = params.detection(tissue_index, sex)[:, gene_index]
-    shifts = params.state_shift[:, gene_index]
+    shifts_t = np.ascontiguousarray(params.state_shift[:, gene_index].T)   # genes x states
     mean = np.empty_like(log_expr)
     variance = np.empty_like(log_expr)
     for t in np.unique(tissue_index):
-        loadings = params.loadings(t)[gene_index]                      # genes x P
-        active = params.active(t)                                     # states x P
-        noise = params.sample_noise_var(t)[gene_index]                # genes
-        log_weights = np.log(np.maximum(params.state_weights[t], 1e-300))
-        outer = (loadings[:, :, None] * loadings[:, None, :]).reshape(len(gene_index), -1)
-        shift_loadings = (shifts.T[:, :, None] * loadings[:, None, :]).reshape(len(gene_index), -1)  # genes x (states P)
+        tissue = _TissueModel.of(params, t, gene_index, shifts_t)
         rows_all = np.flatnonzero(tissue_index == t)
         for start in range(0, len(rows_all), _ROW_CHUNK):
             rows = rows_all[start:start + _ROW_CHUNK]
-            m, v = _tissue_moments(log_expr[rows], observed[rows], prior[rows], shifts, loadings, outer,
-                                   shift_loadings, active, noise, log_weights)
+            m, second = tissue.moments(log_expr[rows], observed[rows], prior[rows])
             mean[rows] = detect[rows] * m
-            # E[x^2] = q E[y^2]; Var = q (v + m^2) - (q m)^2
-            variance[rows] = detect[rows] * v - mean[rows] ** 2
-    observed_and_detected = observed & (np.abs(log_expr) >= ZERO_TOLERANCE)
-    mean = np.where(observed, np.where(observed_and_detected, log_expr, 0.0), mean)
+            variance[rows] = detect[rows] * second - mean[rows] ** 2   # E[x^2] = q E[y^2]
+    informative = observed & (np.abs(log_expr) >= ZERO_TOLERANCE)
+    mean = np.where(observed, np.where(informative, log_expr, 0.0), mean)
     variance = np.where(observed, 0.0, np.maximum(variance, 0.0))
     return mean, variance
 
 
-def _tissue_moments(
-    log_expr: np.ndarray, observed: np.ndarray, prior: np.ndarray, shifts: np.ndarray, loadings: np.ndarray,
-    outer: np.ndarray, shift_loadings: np.ndarray, active: np.ndarray, noise: np.ndarray,
-    log_weights: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """E[y | obs] and E[y^2 | obs] for rows of one tissue (the caller multiplies by detection)."""
-    n, n_latent = len(log_expr), loadings.shape[1]
-    informative = observed & (np.abs(log_expr) >= ZERO_TOLERANCE)     # detected values only
-    weight = informative / noise                                      # rows x genes
-    residual = np.where(informative, log_expr - prior, 0.0)
-    gram = (weight @ outer).reshape(n, n_latent, n_latent)            # Λᵀ W Λ
-    # per state k: c_k = a_k ⊙ Λᵀ W (r - δ_k);  quad_k = Σ W (r - δ_k)²
-    projected = (weight * residual) @ loadings                        # rows x P
-    shift_projected = (weight @ shift_loadings).reshape(n, len(shifts), n_latent)  # rows x states x P
-    rhs = (projected[:, None, :] - shift_projected) * active[None]
-    quad = ((weight * residual**2).sum(axis=1)[:, None] - 2 * (weight * residual) @ shifts.T
-            + weight @ (shifts**2).T)
-    mask = active[:, :, None] & active[:, None, :]
-    system = gram[:, None] * mask[None] + np.eye(n_latent)            # rows x states x P x P
-    chol = np.linalg.cholesky(system)
-    solved = np.linalg.solve(system, rhs[..., None])[..., 0]
-    logdet = 2 * np.log(np.diagonal(chol, axis1=2, axis2=3)).sum(axis=2)
-    log_post = log_weights[None] - 0.5 * (quad - (rhs * solved).sum(axis=2) + logdet)
-    post = np.exp(log_post - logsumexp(log_post, axis=1, keepdims=True))
-    post = np.where(post >= WEIGHT_FLOOR, post, 0.0)
-    post /= post.sum(axis=1, keepdims=True)
-    mean = np.zeros_like(log_expr)
-    second = np.zeros_like(log_expr)
-    for i in range(n):
-        for k in np.flatnonzero(post[i]):
-            a = active[k]
-            load = loadings[:, a]
-            m = prior[i] + shifts[k] + load @ solved[i, k, a]
-            covariance = np.linalg.inv(system[i, k][np.ix_(a, a)])
-            v = noise + np.einsum("gp,pq,gq->g", load, covariance, load)
+@dataclass
+class _TissueModel:
+    """One tissue's mixture over states, restricted to some genes, in the form the solves need."""
+
+    loadings: np.ndarray      # genes x P (programs, then donor programs)
+    outer: np.ndarray         # genes x P*P (λ_g λ_gᵀ, flattened)
+    active: np.ndarray        # states x P (bool)
+    mask: np.ndarray          # states x P x P (both columns active)
+    shifts_t: np.ndarray      # genes x states (δ_k as columns)
+    noise: np.ndarray         # genes (noise + eQTL variance)
+    log_weights: np.ndarray   # states (log pi_t)
+
+    @classmethod
+    def of(cls, params: SimulationParameters, t: int, gene_index: np.ndarray, shifts_t: np.ndarray) -> "_TissueModel":
+        loadings, active = params.loadings(t)[gene_index], params.active(t)
+        return cls(loadings, (loadings[:, :, None] * loadings[:, None, :]).reshape(len(loadings), -1), active,
+                   active[:, :, None] & active[:, None, :], shifts_t, params.sample_noise_var(t)[gene_index],
+                   np.log(np.maximum(params.state_weights[t], 1e-300)))
+
+    def moments(self, log_expr: np.ndarray, observed: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """E[y | observed] and E[y² | observed] of every gene of some samples (the caller applies detection)."""
+        n, n_latent = log_expr.shape[0], self.loadings.shape[1]
+        informative = observed & (np.abs(log_expr) >= ZERO_TOLERANCE)     # detected values only
+        weight = informative / self.noise                                  # W, rows x genes
+        residual = np.where(informative, log_expr - prior, 0.0)            # r
+        weighted = weight * residual
+        # per state k: rhs_k = a_k ⊙ Λᵀ W (r - δ_k), quad_k = (r - δ_k)ᵀ W (r - δ_k), system_k = I + D_a Λᵀ W Λ D_a
+        shift_projected = np.stack([(weight * column) @ self.shifts_t for column in self.loadings.T], axis=2)
+        rhs = ((weighted @ self.loadings)[:, None, :] - shift_projected) * self.active[None]
+        quad = ((weighted * residual).sum(axis=1)[:, None] - 2 * weighted @ self.shifts_t
+                + weight @ self.shifts_t**2)
+        gram = (weight @ self.outer).reshape(n, n_latent, n_latent)
+        chol = torch.linalg.cholesky(torch.from_numpy(gram[:, None] * self.mask[None] + np.eye(n_latent)))
+        solved = torch.cholesky_solve(torch.from_numpy(rhs)[..., None], chol)[..., 0].numpy()
+        logdet = 2 * torch.log(torch.diagonal(chol, dim1=2, dim2=3)).sum(dim=2).numpy()
+        # log p(k | obs) up to a constant: the Gaussian likelihood of the detected values by Woodbury
+        log_post = self.log_weights[None] - 0.5 * (quad - (rhs * solved).sum(axis=2) + logdet)
+        post = np.exp(log_post - logsumexp(log_post, axis=1, keepdims=True))
+        post = np.where(post >= WEIGHT_FLOOR, post, 0.0)
+        post /= post.sum(axis=1, keepdims=True)
+        rows, states = np.nonzero(post)
+        covariance = torch.cholesky_inverse(chol[rows, states]).numpy()    # posterior covariance of the latents
+        mean = np.zeros_like(log_expr)
+        second = np.zeros_like(log_expr)
+        for j, (i, k) in enumerate(zip(rows, states)):
+            load = self.loadings * self.active[k]
+            m = prior[i] + self.shifts_t[:, k] + load @ solved[i, k]
+            v = self.noise + ((load @ covariance[j]) * load).sum(axis=1)
             mean[i] += post[i, k] * m
-            second[i] += post[i, k] * (v + m**2)
-    return mean, second
+            second[i] += post[i, k] * (v + m * m)
+        return mean, second
 
 
 def enumerate_conditional_moments(
