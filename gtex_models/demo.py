@@ -37,6 +37,8 @@ DEMO_MODELS: dict[str, str] = {
     "gain_all": "GAIN-GTEx · all genes",
     "pmi_alzheimer": "PMI · Alzheimer's pathway genes",
     "gain_alzheimer": "GAIN-GTEx · Alzheimer's pathway genes",
+    "pmi_p53": "PMI · p53 pathway genes",
+    "gain_p53": "GAIN-GTEx · p53 pathway genes",
 }
 # demo model -> its experiment config, relative to configs/ (configs/demo/: tuned for the simulated demo;
 # the authors' settings are in configs/paper/)
@@ -45,6 +47,8 @@ DEMO_EXPERIMENTS = {
     "gain_all": "demo/gain_inplace_all.yaml",
     "pmi_alzheimer": "demo/pmi_inductive_alzheimer.yaml",
     "gain_alzheimer": "demo/gain_inplace_alzheimer.yaml",
+    "pmi_p53": "demo/pmi_inductive_p53.yaml",
+    "gain_p53": "demo/gain_inplace_p53.yaml",
 }
 # (benchmark method, scenario) -> the config whose model and training settings it uses (others: defaults)
 BENCHMARK_CONFIGS = {
@@ -67,7 +71,7 @@ def demo_study() -> Study:
 
 
 def checkpoint_path(key: str) -> Path:
-    """Path of a demo checkpoint (``pmi_all``, ``gain_all``, ``pmi_alzheimer``, ``gain_alzheimer``)."""
+    """Path of a demo checkpoint (a key of :data:`DEMO_MODELS`, e.g. ``pmi_all`` or ``gain_p53``)."""
     if key not in DEMO_MODELS:
         raise ValueError(f"Unknown demo model {key!r}; choose one of {list(DEMO_MODELS)}.")
     return DEMO_DIR / "models" / f"{key}.safetensors"
