@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gtex_models import plots
+from gtex_models import embeddings, plots
 from gtex_models.demo import CACHE_DIR, DEMO_DIR
 from gtex_models.inference import example_upload
 from gtex_models.reference import pathway_genes
@@ -319,6 +319,10 @@ def test_embeddings_page_shows_every_tissue(on_demo):
     assert sum(len(array(trace["x"])) for trace in pca["data"]) == n_tissues
     assert umap["data"][0]["marker"]["symbol"] == "diamond"  # the brain group first
     assert len(at.dataframe[0].value) == 5
+    # the caption reports the brain regions' grouping measured on this model, not a claim
+    brain = embeddings.brain_neighbours(embeddings.tissue_embeddings(on_demo.load_model("pmi_all")[0]))
+    together = int((brain["brain_in_top"] >= 4).sum())
+    assert f"in this model {together} of the {len(brain)} have at least 4 brain regions" in texts(at)
 
 
 def test_embeddings_page_explains_a_model_without_embeddings(on_tiny):
