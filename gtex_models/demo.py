@@ -30,7 +30,10 @@ DEMO_SIMULATION = SimulationConfig(n_donors=300, n_genes=2000, seed=0)
 DEMO_TITLE = "Demo cohort (simulated)"
 DEMO_DESCRIPTION = (
     "Simulated GTEx-shaped cohort: the 49 GTEx v8 tissues with their proportions, real protein-coding gene "
-    "symbols and Ensembl IDs, 300 donors; values drawn from a model with a known ground truth. Not real GTEx data."
+    "symbols and Ensembl IDs, 300 donors. Tissue profiles follow an organ-system tree (the 13 brain regions "
+    "share a CNS program), each sample is in one of 512 cell states (a mixture, so the best imputer is "
+    "non-linear), donors carry effects shared by all their tissues, noise is gene-specific and lowly expressed "
+    "genes are often undetected (TPM 0). The exact conditional mean (the oracle) is known. Not real GTEx data."
 )
 DEMO_MODELS: dict[str, str] = {
     "pmi_all": "PMI · all genes",
