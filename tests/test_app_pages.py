@@ -343,12 +343,12 @@ def test_pathway_page_heatmap_gene_search_and_pathway_picker(on_demo):
     assert charts(at)[2]["layout"]["title"]["text"].startswith("APP")
     comparison = at.dataframe[0].value
     assert comparison.shape[1] == 4 and "difference" in comparison.columns
-    at.segmented_control(key="pathway").set_value("p53").run()  # no p53-only model: the all-genes one, restricted
+    at.segmented_control(key="pathway").set_value("p53").run()  # the p53-only model, next to the all-genes one
     assert_clean(at)
-    p53 = set(pathway_genes("p53")) & set(on_demo.tables("pmi_all")["per_gene"]["gene"])
+    p53 = set(pathway_genes("p53")) & set(on_demo.tables("pmi_p53")["per_gene"]["gene"])
     assert set(charts(at)[0]["data"][0]["y"]) == p53
-    assert "restricted to the pathway's genes" in texts(at)
-    assert list(at.dataframe[0].value.columns) == ["gene", "PMI · all genes"]
+    assert "Shown: **PMI · p53 pathway genes**, next to PMI · all genes." in texts(at)
+    assert list(at.dataframe[0].value.columns) == ["gene", "PMI · p53 pathway genes", "PMI · all genes", "difference"]
 
 
 def test_benchmark_page_lists_methods_and_training_curves(on_demo):

@@ -46,7 +46,7 @@ def test_covariate_embedding_concatenates_tissue_sex_and_age(inputs: dict[str, t
 def test_covariate_embeddings_start_near_zero() -> None:
     torch.manual_seed(0)
     embedding = CovariateEmbedding(TISSUES)
-    for table in (embedding.tissue.weight, embedding.sex.weight):  # N(0, 0.01²), not PyTorch's N(0, 1)
+    for table in (embedding.tissue.weight.detach(), embedding.sex.weight.detach()):  # N(0, 0.01²), not N(0, 1)
         assert float(table.abs().max()) < 0.05 and float(table.std()) == pytest.approx(EMBEDDING_INIT_STD, rel=0.3)
 
 
