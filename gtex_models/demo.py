@@ -30,13 +30,18 @@ DEMO_SIMULATION = SimulationConfig(n_donors=300, n_genes=2000, seed=0)
 DEMO_TITLE = "Demo cohort (simulated)"
 DEMO_DESCRIPTION = (
     "Simulated GTEx-shaped cohort: the 49 GTEx v8 tissues with their proportions, real protein-coding gene "
-    "symbols and Ensembl IDs, 300 donors; values drawn from a model with a known ground truth. Not real GTEx data."
+    "symbols and Ensembl IDs, 300 donors. Tissue profiles follow an organ-system tree (the 13 brain regions "
+    "share a CNS program), each sample is in one of 512 cell states (a mixture, so the best imputer is "
+    "non-linear), donors carry effects shared by all their tissues, noise is gene-specific and lowly expressed "
+    "genes are often undetected (TPM 0). The exact conditional mean (the oracle) is known. Not real GTEx data."
 )
 DEMO_MODELS: dict[str, str] = {
     "pmi_all": "PMI · all genes",
     "gain_all": "GAIN-GTEx · all genes",
     "pmi_alzheimer": "PMI · Alzheimer's pathway genes",
     "gain_alzheimer": "GAIN-GTEx · Alzheimer's pathway genes",
+    "pmi_p53": "PMI · p53 pathway genes",
+    "gain_p53": "GAIN-GTEx · p53 pathway genes",
 }
 # demo model -> its experiment config, relative to configs/ (configs/demo/: tuned for the simulated demo;
 # the authors' settings are in configs/paper/)
@@ -45,6 +50,8 @@ DEMO_EXPERIMENTS = {
     "gain_all": "demo/gain_inplace_all.yaml",
     "pmi_alzheimer": "demo/pmi_inductive_alzheimer.yaml",
     "gain_alzheimer": "demo/gain_inplace_alzheimer.yaml",
+    "pmi_p53": "demo/pmi_inductive_p53.yaml",
+    "gain_p53": "demo/gain_inplace_p53.yaml",
 }
 # (benchmark method, scenario) -> the config whose model and training settings it uses (others: defaults)
 BENCHMARK_CONFIGS = {
@@ -67,7 +74,7 @@ def demo_study() -> Study:
 
 
 def checkpoint_path(key: str) -> Path:
-    """Path of a demo checkpoint (``pmi_all``, ``gain_all``, ``pmi_alzheimer``, ``gain_alzheimer``)."""
+    """Path of a demo checkpoint (a key of :data:`DEMO_MODELS`, e.g. ``pmi_all`` or ``gain_p53``)."""
     if key not in DEMO_MODELS:
         raise ValueError(f"Unknown demo model {key!r}; choose one of {list(DEMO_MODELS)}.")
     return DEMO_DIR / "models" / f"{key}.safetensors"

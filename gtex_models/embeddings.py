@@ -10,6 +10,7 @@ Example
 >>> matrix = tissue_embeddings(imputer)                          # doctest: +SKIP
 >>> pca, explained = pca_coordinates(matrix)                     # doctest: +SKIP
 >>> nearest_tissues(matrix, "Brain - Cortex", k=3)               # doctest: +SKIP
+>>> brain_neighbours(matrix)                                     # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -105,3 +106,18 @@ def nearest_tissues(embeddings: pd.DataFrame, tissue: str | None = None, k: int 
         for rank, (neighbour, value) in enumerate(row.items(), start=1):
             records.append({"tissue": query, "rank": rank, "neighbour": neighbour, "cosine_similarity": value})
     return pd.DataFrame.from_records(records, columns=["tissue", "rank", "neighbour", "cosine_similarity"])
+
+
+def brain_neighbours(embeddings: pd.DataFrame, k: int = 5) -> pd.DataFrame:
+    """For each brain region (a tissue named ``"Brain - ..."``): how many of its ``k`` nearest tissues
+    (cosine similarity) are brain regions too — the hierarchy check of the demo (Viñas et al. 2021, Fig. 3).
+
+    Returns ``tissue``, ``brain_in_top`` (count) and ``neighbours`` (the ``k`` nearest, ``"; "``-joined);
+    no rows when the embeddings have no brain region.
+    """
+    brain = [tissue for tissue in embeddings.index if str(tissue).startswith("Brain - ")]
+    near = nearest_tissues(embeddings, k=k)
+    near = near[near["tissue"].isin(brain)]
+    return (near.assign(is_brain=near["neighbour"].isin(brain))
+            .groupby("tissue", sort=False).agg(brain_in_top=("is_brain", "sum"),
+                                               neighbours=("neighbour", "; ".join)).reset_index())

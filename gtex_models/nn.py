@@ -17,6 +17,9 @@ from torch import nn
 from gtex_models.covariates import SEXES
 
 
+EMBEDDING_INIT_STD = 0.01
+
+
 def embedding_size(vocabulary: int) -> int:
     """Width of a categorical embedding: ``int(sqrt(vocabulary)) + 1`` (as in Viñas et al.)."""
     return int(math.sqrt(vocabulary)) + 1
@@ -24,6 +27,10 @@ def embedding_size(vocabulary: int) -> int:
 
 class CovariateEmbedding(nn.Module):
     """Tissue and sex embeddings concatenated with the numeric (standardised) age.
+
+    The tables start near zero, ``N(0, EMBEDDING_INIT_STD²)``, not at PyTorch's ``N(0, 1)``: Adam moves
+    each entry by about the learning rate per step, so from ``N(0, 1)`` the rows of an all-gene model
+    stay dominated by their random start and the learnt tissue layout is noise.
 
     Parameters
     ----------
@@ -35,6 +42,8 @@ class CovariateEmbedding(nn.Module):
         super().__init__()
         self.tissue = nn.Embedding(n_tissues, embedding_size(n_tissues))
         self.sex = nn.Embedding(n_sexes, embedding_size(n_sexes))
+        for table in (self.tissue, self.sex):
+            nn.init.normal_(table.weight, 0.0, EMBEDDING_INIT_STD)
         self.out_features = self.tissue.embedding_dim + self.sex.embedding_dim + 1
 
     def forward(self, tissue: torch.Tensor, sex: torch.Tensor, age: torch.Tensor) -> torch.Tensor:

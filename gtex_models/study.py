@@ -342,7 +342,7 @@ def add_entry(manifest: dict[str, Any], entry: ModelEntry) -> dict[str, Any]:
 def simulated_cohort(simulation: Mapping[str, Any], cache_dir: Path | None = None, name: str | None = None) -> Cohort:
     """A simulated cohort regenerated from the simulator's arguments, cached in ``cache_dir`` when given
     (in the folder ``name``, default ``simulated_<digest of the arguments>``)."""
-    from gtex_models.simulate import simulate_cohort
+    from gtex_models.simulate import is_current, simulate_cohort
 
     config = dict(simulation)
     cached = None
@@ -354,7 +354,7 @@ def simulated_cohort(simulation: Mapping[str, Any], cache_dir: Path | None = Non
                 cohort = Cohort.load(cached)
             except CohortFormatError:  # a damaged cache is regenerated
                 cohort = None
-            if cohort is not None and cohort.meta.get("simulation") == config:
+            if cohort is not None and cohort.meta.get("simulation") == config and is_current(cohort):
                 return cohort
     cohort = simulate_cohort(**config)
     if cached is not None:

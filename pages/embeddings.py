@@ -25,6 +25,17 @@ def _umap_reason(n_groups: int) -> str:
             "`python -m gtex_models study build` or `build-demo` writes it)")
 
 
+def _brain_sentence(matrix: pd.DataFrame, k: int = 5) -> str:
+    """How well this model groups the brain regions (diamonds), measured, or nothing without brain regions."""
+    table = embeddings.brain_neighbours(matrix, k=k)
+    if len(table) < 2:
+        return ""
+    need = min(4, len(table) - 1)
+    together = int((table["brain_in_top"] >= need).sum())
+    return (f" Brain regions are diamonds: in this model {together} of the {len(table)} have at least {need} "
+            f"brain regions among their {k} nearest tissues (cosine similarity, table below).")
+
+
 st.title("Tissue embeddings")
 key = selected_model()
 if key is not None:
@@ -40,9 +51,8 @@ if key is not None:
     else:
         matrix, pca, explained = _views(study_token(), key)
         umap = study.tissue_umap(key) if len(matrix) >= UMAP_MIN_GROUPS else None
-        st.caption(f"Each {word} is a learnt {matrix.shape[1]}-dimensional vector that conditions the network. "
-                   f"{word.capitalize()}s with similar expression end up close"
-                   + ("; brain regions are diamonds." if word == "tissue" else "."))
+        st.caption(f"Each {word} is a learnt {matrix.shape[1]}-dimensional vector that conditions the network; "
+                   f"points close together are {word}s the network treats alike." + _brain_sentence(matrix))
         left, right = st.columns(2)
         with left:
             second = f"PC 2 ({explained[1]:.0%} of variance)" if len(explained) > 1 else "PC 2"

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gtex_models import plots
+from gtex_models import embeddings, plots
 from gtex_models.demo import CACHE_DIR, DEMO_DIR
 from gtex_models.benchmark import evaluation_tables
 from gtex_models.inference import cohort_for_model, example_upload, hide_and_impute, impute_file, result_frame
@@ -381,6 +381,10 @@ def test_embeddings_page_shows_every_tissue(on_demo):
     stored = on_demo.tissue_umap("pmi_all").set_index("tissue").sort_index()
     pd.testing.assert_frame_equal(drawn, stored[["umap_1", "umap_2"]], check_dtype=False)  # the study's coordinates
     assert len(at.dataframe[0].value) == 5
+    # the caption reports the brain regions' grouping measured on this model, not a claim
+    brain = embeddings.brain_neighbours(embeddings.tissue_embeddings(on_demo.load_model("pmi_all")[0]))
+    together = int((brain["brain_in_top"] >= 4).sum())
+    assert f"in this model {together} of the {len(brain)} have at least 4 brain regions" in texts(at)
 
 
 def test_embeddings_page_explains_a_model_without_embeddings(on_tiny):
@@ -403,12 +407,12 @@ def test_pathway_page_heatmap_gene_search_and_pathway_picker(on_demo):
     assert charts(at)[2]["layout"]["title"]["text"].startswith("PSEN1")
     comparison = at.dataframe[0].value
     assert comparison.shape[1] == 4 and "difference" in comparison.columns
-    at.segmented_control(key="pathway").set_value("p53").run()  # no p53-only model: the all-genes one, restricted
+    at.segmented_control(key="pathway").set_value("p53").run()  # the p53-only model, next to the all-genes one
     assert_clean(at)
-    p53 = set(pathway_genes("p53")) & set(on_demo.tables("pmi_all")["per_gene"]["gene"])
+    p53 = set(pathway_genes("p53")) & set(on_demo.tables("pmi_p53")["per_gene"]["gene"])
     assert set(charts(at)[0]["data"][0]["y"]) == p53
-    assert "restricted to the pathway's genes" in texts(at)
-    assert list(at.dataframe[0].value.columns) == ["gene", "PMI · all genes"]
+    assert "Shown: **PMI · p53 pathway genes**, next to PMI · all genes." in texts(at)
+    assert list(at.dataframe[0].value.columns) == ["gene", "PMI · p53 pathway genes", "PMI · all genes", "difference"]
 
 
 def test_benchmark_page_lists_methods_and_training_curves(on_demo):

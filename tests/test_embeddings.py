@@ -61,6 +61,15 @@ def test_nearest_tissues_by_cosine_similarity(toy: pd.DataFrame):
         embeddings.nearest_tissues(toy, "Kidney")
 
 
+def test_brain_neighbours_counts_brain_regions_among_the_nearest(toy: pd.DataFrame):
+    table = embeddings.brain_neighbours(toy, k=2)
+    assert table["tissue"].tolist() == ["Brain - Cortex", "Brain - Putamen (basal ganglia)"]
+    assert table["brain_in_top"].tolist() == [1, 1]  # the other region, then Liver (orthogonal beats opposite)
+    assert table["neighbours"].iloc[0] == "Brain - Putamen (basal ganglia); Liver"
+    assert embeddings.brain_neighbours(toy, k=3)["brain_in_top"].tolist() == [1, 1]
+    assert embeddings.brain_neighbours(toy.drop(index=toy.index[:2])).empty
+
+
 def test_umap_coordinates_keep_each_tissues_neighbours():
     """Two tight clusters of tissues stay apart and keep their neighbours in the UMAP plane.
 

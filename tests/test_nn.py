@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from gtex_models.nn import (
+    EMBEDDING_INIT_STD,
     CovariateEmbedding,
     GAINDiscriminator,
     GAINGenerator,
@@ -40,6 +41,13 @@ def test_covariate_embedding_concatenates_tissue_sex_and_age(inputs: dict[str, t
     assert embedding.out_features == 8 + 2 + 1
     assert out.shape == (N, embedding.out_features)
     assert torch.equal(out[:, -1], inputs["age"])
+
+
+def test_covariate_embeddings_start_near_zero() -> None:
+    torch.manual_seed(0)
+    embedding = CovariateEmbedding(TISSUES)
+    for table in (embedding.tissue.weight.detach(), embedding.sex.weight.detach()):  # N(0, 0.01²), not N(0, 1)
+        assert float(table.abs().max()) < 0.05 and float(table.std()) == pytest.approx(EMBEDDING_INIT_STD, rel=0.3)
 
 
 def test_mlp_block_layer_order() -> None:

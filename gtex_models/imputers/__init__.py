@@ -28,7 +28,7 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
     "mice": ("gtex_models.imputers.baselines", "MICEImputer", {}),
     "missforest": ("gtex_models.imputers.baselines", "MissForestImputer", {}),
     "blood": ("gtex_models.imputers.baselines", "BloodImputer", {}),
-    "oracle": ("gtex_models.simulate", "OracleImputer", {}),
+    "oracle": ("gtex_models.oracle", "OracleImputer", {}),
 }
 METHODS: tuple[str, ...] = tuple(_REGISTRY)
 
