@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from gtex_models.calibration import Calibration, calibrate_held_out, interval_scores
 from gtex_models.choices import SCENARIOS
 from gtex_models.cohort import Cohort
 from gtex_models.evaluation import (
@@ -49,14 +50,19 @@ RECORD_KEYS = (
     "method", "scenario", "missing_rate", "r2_mean", "r2_median", "r2_std", "n_genes", "n_test_samples",
     "fit_seconds", "impute_seconds",
 )
+INTERVAL_KEYS = ("interval_level", "coverage", "coverage_min_group", "width_median", "coverage_per_group")
+"""What ``interval`` adds to a record: the level, the empirical coverage of the hidden test values (pooled and
+the lowest group's), their intervals' median width (log2 units) and the coverage per group (JSON only)."""
 DEFAULT_RATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 _HEADERS = {
     "method": "Method", "scenario": "Scenario", "missing_rate": "Missing rate", "r2_mean": "R² mean",
     "r2_median": "R² median", "r2_std": "R² SD", "n_genes": "Genes", "n_test_samples": "Test samples",
-    "fit_seconds": "Fit (s)", "impute_seconds": "Impute (s)",
+    "fit_seconds": "Fit (s)", "impute_seconds": "Impute (s)", "interval_level": "Interval level",
+    "coverage": "Coverage", "coverage_min_group": "Coverage, lowest group", "width_median": "Median width (log2)",
 }
 _FORMATS = {"missing_rate": "{:.2f}", "r2_mean": "{:.3f}", "r2_median": "{:.3f}", "r2_std": "{:.3f}",
-            "fit_seconds": "{:.1f}", "impute_seconds": "{:.1f}"}
+            "fit_seconds": "{:.1f}", "impute_seconds": "{:.1f}", "interval_level": "{:.2f}", "coverage": "{:.3f}",
+            "coverage_min_group": "{:.3f}", "width_median": "{:.3f}"}
 
 
 def run_benchmark(
@@ -68,6 +74,7 @@ def run_benchmark(
     seed: int = 0,
     configs: dict[str, dict[str, Any]] | None = None,
     progress: ProgressCallback | None = None,
+    interval: float | None = None,
 ) -> list[dict[str, Any]]:
     """Fit and score each method under one scenario; one record (keys :data:`RECORD_KEYS`) per method.
 
@@ -82,6 +89,8 @@ def run_benchmark(
     configs : constructor arguments per method, e.g. ``{"knn": {"k": 5}}``; a method without one
         gets :func:`~gtex_models.imputers.default_settings` for the cohort's size.
     progress : ``progress(fraction, message)``, called as the methods fit.
+    interval : a level (0.5-0.99): each method is also calibrated on the validation donors and its
+        intervals scored (:data:`INTERVAL_KEYS`).
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"Unknown scenario {scenario!r}; use one of {SCENARIOS}.")
@@ -96,7 +105,7 @@ def run_benchmark(
     records = []
     for i, (method, imputer) in enumerate(zip(methods, imputers)):
         step = None if progress is None else _scaled(progress, i / len(methods), 1 / len(methods), method)
-        record = fit_and_score(imputer, cohort, scenario, missing_rate, seed, step)
+        record = fit_and_score(imputer, cohort, scenario, missing_rate, seed, step, interval)
         records.append({**record, "method": method})
     if progress:
         progress(1.0, "benchmark done")
@@ -110,17 +119,23 @@ def fit_and_score(
     missing_rate: float = 0.5,
     seed: int = 0,
     progress: ProgressCallback | None = None,
+    interval: float | None = None,
 ) -> dict[str, Any]:
     """Fit ``imputer`` on ``cohort`` under one scenario and score it: one record (:data:`RECORD_KEYS`).
 
     The two steps are public: :func:`scenario_data` (what the imputer is fitted on) and
-    :func:`score_fitted` (how a fitted imputer is scored).
+    :func:`score_fitted` (how a fitted imputer is scored). With ``interval`` (a level), the fitted
+    imputer is calibrated on the cohort's validation donors and its intervals scored (:data:`INTERVAL_KEYS`).
     """
     data = scenario_data(cohort, scenario, missing_rate, seed)
     start = perf_counter()
     imputer.fit(data.fit, valid=data.valid, progress=progress)
     fit_seconds = perf_counter() - start
-    return _ordered({**score_fitted(imputer, data), "fit_seconds": fit_seconds})
+    calibration = None
+    if interval is not None:
+        complete = known_groups_only(cohort, cohort.split("train").tissues, "have no training donors")
+        calibration = calibrate_held_out(imputer, complete, seed=seed)
+    return _ordered({**score_fitted(imputer, data, calibration, interval), "fit_seconds": fit_seconds})
 
 
 @dataclass(frozen=True)
@@ -195,14 +210,16 @@ def known_groups_only(cohort: Cohort, groups: Sequence[str], why: str = "are unk
     return cohort.subset_samples(np.flatnonzero(known))
 
 
-def score_fitted(imputer: Imputer, data: ScenarioData) -> dict[str, Any]:
-    """Score an imputer fitted on ``data.fit``: a record with :data:`RECORD_KEYS` but ``fit_seconds``.
+def score_fitted(imputer: Imputer, data: ScenarioData, calibration: Calibration | None = None,
+                 interval: float | None = None) -> dict[str, Any]:
+    """Score an imputer fitted on ``data.fit``: a record with :data:`RECORD_KEYS` but ``fit_seconds``
+    (and :data:`INTERVAL_KEYS` given a ``calibration`` and an ``interval`` level).
 
     Inductive: hide ``missing_rate`` of each test sample's values and impute them. In place: impute
     the masked pool and score its test rows.
     """
     if data.scenario == "inductive":
-        record = evaluate_imputer(imputer, data.test, data.missing_rate, data.seed)
+        record = evaluate_imputer(imputer, data.test, data.missing_rate, data.seed, calibration, interval)
     else:
         assert data.observed is not None and data.is_test is not None
         start = perf_counter()
@@ -210,17 +227,21 @@ def score_fitted(imputer: Imputer, data: ScenarioData) -> dict[str, Any]:
         impute_seconds = perf_counter() - start
         rows = data.is_test
         record = {"missing_rate": data.missing_rate,
-                  **_score(data.test.x[rows], imputed[rows], data.observed[rows]), "impute_seconds": impute_seconds}
+                  **_score(data.test.x[rows], imputed[rows], data.observed[rows]), "impute_seconds": impute_seconds,
+                  **_interval_scores(calibration, interval, data.test.subset_samples(rows),
+                                     data.fit.subset_samples(rows), imputed[rows])}
     return _ordered({**record, "method": imputer.method, "scenario": data.scenario})
 
 
 def evaluate_imputer(
-    imputer: Imputer, cohort_test: Cohort, missing_rate: float = 0.5, seed: int = 0
+    imputer: Imputer, cohort_test: Cohort, missing_rate: float = 0.5, seed: int = 0,
+    calibration: Calibration | None = None, interval: float | None = None,
 ) -> dict[str, Any]:
     """Score a fitted imputer on a complete test cohort: a record with :data:`RECORD_KEYS` but ``fit_seconds``.
 
     A random ``missing_rate`` share of each sample's values (MCAR, ``seed``) is hidden and imputed;
-    R² is scored per gene on the hidden entries.
+    R² is scored per gene on the hidden entries. Given a ``calibration`` and an ``interval`` level, the
+    intervals of the hidden values are scored too (:data:`INTERVAL_KEYS`).
 
     Example
     -------
@@ -234,8 +255,9 @@ def evaluate_imputer(
     require_complete(cohort_test)
     observed, imputed, seconds = _mask_and_impute(imputer, cohort_test, missing_rate, seed)
     scores = _score(cohort_test.x, imputed, observed)
+    intervals = _interval_scores(calibration, interval, cohort_test, mask_cohort(cohort_test, observed), imputed)
     return _ordered({"method": imputer.method, "scenario": "inductive", "missing_rate": missing_rate,
-                     **scores, "impute_seconds": seconds})
+                     **scores, "impute_seconds": seconds, **intervals})
 
 
 def evaluation_tables(
@@ -281,8 +303,9 @@ def evaluation_tables(
 
 
 def to_markdown(records: Sequence[dict[str, Any]]) -> str:
-    """A Markdown table of benchmark records (columns: :data:`RECORD_KEYS` present in the records)."""
-    keys = [key for key in RECORD_KEYS if any(key in record for record in records)]
+    """A Markdown table of benchmark records (columns: :data:`RECORD_KEYS` and :data:`INTERVAL_KEYS` present
+    in the records, but the per-group coverage)."""
+    keys = [key for key in RECORD_KEYS + INTERVAL_KEYS[:-1] if any(key in record for record in records)]
     lines = ["| " + " | ".join(_HEADERS[key] for key in keys) + " |", "|" + "---|" * len(keys)]
     for record in records:
         cells = [_FORMATS.get(key, "{}").format(record[key]) if key in record else "" for key in keys]
@@ -309,8 +332,18 @@ def _score(x_true: np.ndarray, imputed: np.ndarray, observed: np.ndarray) -> dic
     return {**summarize(r2_per_gene(x_true, imputed, observed)), "n_test_samples": int(len(x_true))}
 
 
+def _interval_scores(calibration: Calibration | None, level: float | None, truth: Cohort, masked: Cohort,
+                     imputed: np.ndarray) -> dict[str, Any]:
+    """:data:`INTERVAL_KEYS` of the hidden values of ``masked`` (empty without a calibration and a level)."""
+    if calibration is None or level is None:
+        return {}
+    lower, upper = calibration.interval(imputed, masked, level)
+    return {"interval_level": float(level),
+            **interval_scores(truth.x, lower, upper, masked.observed, truth.samples["tissue"], truth.transform.std)}
+
+
 def _ordered(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: values[key] for key in RECORD_KEYS if key in values}
+    return {key: values[key] for key in RECORD_KEYS + INTERVAL_KEYS if key in values}
 
 
 def _scaled(progress: ProgressCallback, start: float, width: float, label: str) -> ProgressCallback:

@@ -165,12 +165,50 @@ def _evaluate(args: argparse.Namespace) -> str:
     from gtex_models.inference import ModelSpace, cohort_for_model
 
     imputer, metadata = load_checkpoint(args.checkpoint)
-    cohort = cohort_for_model(Cohort.load(args.cohort), ModelSpace.from_metadata(metadata)).split("test")
+    full = cohort_for_model(Cohort.load(args.cohort), ModelSpace.from_metadata(metadata))
+    cohort = full.split("test")
     check_compatible(metadata, cohort)
-    record = evaluate_imputer(imputer, cohort, args.missing_rate, args.seed)
+    calibration = _calibration(args, imputer, metadata, full) if args.interval is not None else None
+    record = evaluate_imputer(imputer, cohort, args.missing_rate, args.seed, calibration, args.interval)
     _write_records([record], args.json, None)
     return (f"{record['method']}: R² mean {record['r2_mean']:.3f} (median {record['r2_median']:.3f}, "
-            f"SD {record['r2_std']:.3f}) over {record['n_genes']} genes, {record['n_test_samples']} test samples")
+            f"SD {record['r2_std']:.3f}) over {record['n_genes']} genes, {record['n_test_samples']} test samples"
+            + _coverage_note(record))
+
+
+def _calibration(args: argparse.Namespace, imputer, metadata: dict, cohort: Cohort):
+    """The checkpoint's interval calibration, or (with a warning) one made on ``cohort``'s validation donors."""
+    from gtex_models.calibration import calibrate_held_out, check_level
+
+    check_level(args.interval)
+    if metadata.get("calibration") is not None:
+        return metadata["calibration"]
+    warnings.warn(f"{args.checkpoint} has no interval calibration; calibrating on the cohort's validation donors "
+                  "(store it with `python -m gtex_models calibrate`).")
+    return calibrate_held_out(imputer, cohort, metadata.get("tissues"), args.seed)
+
+
+def _coverage_note(record: dict) -> str:
+    if "coverage" not in record:
+        return ""
+    return (f"; {record['interval_level']:.0%} intervals cover {record['coverage']:.1%} of the hidden values "
+            f"(lowest group {record['coverage_min_group']:.1%}), median width {record['width_median']:.3f} log2 units")
+
+
+def _calibrate(args: argparse.Namespace) -> str:
+    from gtex_models.calibration import calibrate_held_out
+    from gtex_models.checkpoints import attach_calibration, check_compatible, load_checkpoint
+    from gtex_models.inference import ModelSpace, cohort_for_model
+
+    imputer, metadata = load_checkpoint(args.checkpoint)
+    cohort = cohort_for_model(Cohort.load(args.cohort), ModelSpace.from_metadata(metadata))
+    check_compatible(metadata, cohort)
+    calibration = calibrate_held_out(imputer, cohort, metadata.get("tissues"), args.seed, args.passes)
+    attach_calibration(args.checkpoint, calibration)
+    info = calibration.info
+    return (f"Calibrated {metadata['method']} intervals on {info['n_samples']:,} samples of {info['n_donors']} "
+            f"validation donors ({info['n_scores']:,} hidden values; {info['n_own_cells']}/{info['n_cells']} "
+            f"cells with their own quantiles) -> {args.checkpoint}")
 
 
 def _benchmark(args: argparse.Namespace) -> str:
@@ -180,7 +218,7 @@ def _benchmark(args: argparse.Namespace) -> str:
     bar, progress = _progress_bar("benchmark")
     with bar:
         records = run_benchmark(Cohort.load(args.cohort), methods, args.scenario, args.missing_rate,
-                                args.pathway, args.seed, progress=progress)
+                                args.pathway, args.seed, progress=progress, interval=args.interval)
     _write_records(records, args.json, args.markdown)
     return to_markdown(records)
 
@@ -208,14 +246,21 @@ def _impute(args: argparse.Namespace) -> str:
     space = ModelSpace.from_metadata(metadata)
     if is_store(args.input):
         return _impute_store(args, imputer, space)
+    if args.interval is not None and args.draws:
+        raise ValueError("Give --interval (calibrated intervals) or --draws (GAIN-GTEx noise spread), not both.")
+    if args.interval is not None:
+        from gtex_models.calibration import check_level
+
+        check_level(args.interval)
     annotation = read_samples_table(args.samples, args.tissue_column) if args.samples else None
     result = impute_file(args.input, imputer, space, orientation=args.orientation, scale=args.scale,
                          duplicates=args.duplicates, gene_map=args.gene_map, tissue=args.tissue, sex=args.sex,
-                         age=args.age, annotation=annotation, n_draws=args.draws)
+                         age=args.age, annotation=annotation, n_draws=args.draws,
+                         calibration=metadata.get("calibration"), interval=args.interval)
     for message in result.coverage.warnings:  # the reader's warnings included
         warnings.warn(message)
     with atomic_file(args.out) as tmp:
-        result_frame(result, uncertainty=args.draws > 1).to_csv(tmp)
+        result_frame(result, uncertainty=result.lower is not None).to_csv(tmp)
     coverage = result.coverage
     return (f"Imputed {result.n_imputed:,} values in {len(result.values)} sample(s) "
             f"({coverage.n_matched}/{space.n_genes} model genes in the input; scale {result.scale}: "
@@ -226,10 +271,10 @@ def _impute_store(args: argparse.Namespace, imputer, space) -> str:
     """``impute`` of an on-disk store: streamed block by block (:func:`gtex_models.streaming.impute_store`)."""
     from gtex_models.streaming import impute_store
 
-    if args.draws or args.tissue or args.samples or args.sex or args.age is not None:
+    if args.draws or args.interval is not None or args.tissue or args.samples or args.sex or args.age is not None:
         raise ValueError(f"{args.input} is an on-disk store: its samples' tissue, sex and age come from its own "
-                         "sample table, and intervals (--draws) are not streamed; drop --draws, --tissue, "
-                         "--samples, --sex and --age.")
+                         "sample table, and intervals (--interval, --draws) are not streamed; drop --interval, "
+                         "--draws, --tissue, --samples, --sex and --age.")
     bar, progress = _progress_bar("impute")
     with bar:
         summary = impute_store(imputer, space, Cohort.load(args.input), args.out, progress)
@@ -383,7 +428,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--missing-rate", type=float, default=0.5)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", type=Path, default=None, help="write the record as JSON")
+    evaluate.add_argument("--interval", type=float, default=None, metavar="LEVEL",
+                          help="also score calibrated intervals at LEVEL (0.5-0.99): coverage, median width")
     evaluate.set_defaults(handler=_evaluate)
+
+    calibrate = commands.add_parser("calibrate", help="calibrate a checkpoint's intervals on a cohort's validation donors")
+    calibrate.add_argument("--checkpoint", required=True, type=Path, help="checkpoint to add the calibration to")
+    calibrate.add_argument("--cohort", required=True, type=Path, help="the cohort it was trained on (its valid split)")
+    calibrate.add_argument("--passes", type=int, default=1, help="masks per validation sample (more: more scores)")
+    calibrate.add_argument("--seed", type=int, default=0)
+    calibrate.set_defaults(handler=_calibrate)
 
     bench = commands.add_parser("benchmark", help="fit and score several methods side by side")
     bench.add_argument("--cohort", required=True, type=Path)
@@ -395,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", type=Path, default=None)
     bench.add_argument("--markdown", type=Path, default=None)
+    bench.add_argument("--interval", type=float, default=None, metavar="LEVEL",
+                       help="also calibrate each method on the validation donors and score its LEVEL intervals")
     bench.set_defaults(handler=_benchmark)
 
     impute = commands.add_parser("impute", help="fill the missing values of an expression file")
@@ -414,8 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="gene identifiers that occur twice (or name one gene): error, keep the first, or average")
     impute.add_argument("--gene-map", type=Path, default=None,
                         help="probe -> gene file, for a microarray input and a model of genes")
+    impute.add_argument("--interval", type=float, default=None, metavar="LEVEL",
+                        help="calibrated per-value intervals at LEVEL (0.5-0.99, e.g. 0.9): adds _lower/_upper columns")
     impute.add_argument("--draws", type=int, default=0,
-                        help="GAIN-GTEx: noise draws for per-value intervals (adds _lower/_upper columns)")
+                        help="GAIN-GTEx: the 5-95 %% spread of this many noise draws as _lower/_upper (uncalibrated; "
+                             "prefer --interval)")
     impute.set_defaults(handler=_impute)
 
     demo = commands.add_parser("build-demo", help="rebuild the demo study (study build with the demo's configs)")

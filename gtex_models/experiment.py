@@ -13,6 +13,7 @@ Training and evaluation are separate steps: :func:`train_experiment` fits (on th
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from time import perf_counter
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 from gtex_models.benchmark import RECORD_KEYS, ScenarioData, scenario_data, score_fitted
+from gtex_models.calibration import Calibration, CalibrationError, calibrate_held_out
 from gtex_models.checkpoints import save_checkpoint
 from gtex_models.choices import SCENARIOS
 from gtex_models.cohort import Cohort
@@ -113,15 +115,32 @@ def train_experiment(
 
 
 def save_model(imputer: Imputer, experiment: Experiment, cohort: Cohort, out: str | Path,
-               evaluation: dict[str, Any] | None = None) -> Path:
+               evaluation: dict[str, Any] | None = None, seed: int = 0) -> Path:
     """Write a checkpoint whose metadata says what the model is (genes, groups, transform, scenario,
-    gene set, source cohort and test record); a study reads its manifest entry from it."""
+    gene set, source cohort and test record), with its interval calibration on the validation donors
+    (:func:`calibrate_model`); a study reads its manifest entry from it."""
     cohort = experiment.cohort(cohort)
     tissues = getattr(imputer, "tissues", None) or cohort.split("train").tissues
     metadata = {"genes": cohort.genes, "tissues": list(tissues), "transform": cohort.transform,
                 "evaluation": evaluation, "scenario": experiment.scenario, "pathway": experiment.pathway,
                 "cohort": cohort.meta.get("source", "unknown")}
-    return save_checkpoint(imputer, out, metadata, dtype=experiment.checkpoint.get("dtype", "float32"))
+    return save_checkpoint(imputer, out, metadata, dtype=experiment.checkpoint.get("dtype", "float32"),
+                           calibration=calibrate_model(imputer, cohort, tissues, seed))
+
+
+def calibrate_model(imputer: Imputer, cohort: Cohort, tissues: list[str] | None = None,
+                    seed: int = 0) -> Calibration | None:
+    """The interval calibration of a fitted imputer on the complete cohort's validation donors (of the
+    model's ``tissues``); None, with a warning saying why, when the cohort is too small for one."""
+    if cohort.stored:
+        warnings.warn("No interval calibration: the cohort is an on-disk store (calibrate a copy of its validation "
+                      "donors in memory with `python -m gtex_models calibrate`).", stacklevel=2)
+        return None
+    try:
+        return calibrate_held_out(imputer, cohort, tissues, seed)
+    except CalibrationError as error:
+        warnings.warn(f"No interval calibration, so this model gives no intervals: {error}", stacklevel=2)
+        return None
 
 
 def run_experiment(
@@ -134,7 +153,7 @@ def run_experiment(
     """
     imputer, data, fit_seconds = train_experiment(experiment, cohort, seed, progress)
     scores = {**score_fitted(imputer, data), "fit_seconds": fit_seconds}
-    record = {key: scores[key] for key in RECORD_KEYS}
+    record = {key: scores[key] for key in RECORD_KEYS if key in scores}
     if out is not None:
-        save_model(imputer, experiment, cohort, out, record)
+        save_model(imputer, experiment, cohort, out, record, seed)
     return imputer, record
