@@ -64,6 +64,7 @@ RATE_DEGREE = 2  # degree of the polynomial f(missing fraction) (log scale)
 SHRINKAGE = 20.0  # pseudo-residuals pulling a group's gene scale towards the gene's pooled scale
 MIN_DONORS = 2  # cross-fitting needs two folds of donors
 ARRAY_PREFIX = "calibration."
+ALL_GROUPS = "all"  # the pooled rows of coverage_table
 
 
 class CalibrationError(ValueError):
@@ -338,14 +339,15 @@ def interval_scores(truth: np.ndarray, lower: np.ndarray, upper: np.ndarray, obs
     ``log_std`` is the transform's per-gene SD (model space -> log2 units).
     """
     hidden = ~np.asarray(observed, dtype=bool)
-    inside = (truth >= lower) & (truth <= upper)
-    width = (upper - lower) * np.asarray(log_std)[None, :]
-    tissues = np.asarray(tissues, dtype=object)
-    per_group = {str(t): float(inside[tissues == t][hidden[tissues == t]].mean())
-                 for t in sorted(set(tissues.tolist())) if hidden[tissues == t].any()}
-    return {"coverage": coverage(truth, lower, upper, observed),
+    inside = (truth >= lower) & (truth <= upper) & hidden
+    names, group = np.unique(np.asarray(tissues, dtype=str), return_inverse=True)
+    n_hidden = np.bincount(group, hidden.sum(axis=1), minlength=len(names))
+    n_inside = np.bincount(group, inside.sum(axis=1), minlength=len(names))
+    per_group = {str(name): float(n_inside[i] / n_hidden[i]) for i, name in enumerate(names) if n_hidden[i] > 0}
+    width = (upper - lower)[hidden] * np.broadcast_to(np.asarray(log_std), hidden.shape)[hidden]
+    return {"coverage": float(n_inside.sum() / n_hidden.sum()) if hidden.any() else float("nan"),
             "coverage_min_group": min(per_group.values()) if per_group else float("nan"),
-            "width_median": float(np.median(width[hidden])) if hidden.any() else float("nan"),
+            "width_median": float(np.median(width)) if hidden.any() else float("nan"),
             "coverage_per_group": per_group}
 
 
@@ -354,7 +356,7 @@ def coverage_table(imputer: Imputer, calibration: Calibration, cohort: Cohort, r
     """Empirical coverage of complete ``cohort`` (test donors) at each missing rate, level and group.
 
     Columns ``missing_rate``, ``level``, ``group`` (``"all"`` for the pooled row), ``coverage``,
-    ``width_median`` (log2 units), ``n_hidden``.
+    ``width_median`` (log2 units; pooled rows only), ``n_hidden``.
     """
     records = []
     tissues = cohort.samples["tissue"].astype(str).to_numpy()
@@ -363,12 +365,13 @@ def coverage_table(imputer: Imputer, calibration: Calibration, cohort: Cohort, r
         observed = rng.random(cohort.x.shape) >= rate
         masked = mask_cohort(cohort, observed)
         imputed = imputer.impute(masked)
+        n_hidden = pd.Series((~observed).sum(axis=1)).groupby(tissues).sum()
         for level in levels:
             lower, upper = calibration.interval(imputed, masked, level)
             scores = interval_scores(cohort.x, lower, upper, observed, tissues, cohort.transform.std)
-            records.append({"missing_rate": rate, "level": level, "group": "all", "coverage": scores["coverage"],
+            records.append({"missing_rate": rate, "level": level, "group": ALL_GROUPS, "coverage": scores["coverage"],
                             "width_median": scores["width_median"], "n_hidden": int((~observed).sum())})
-            for group, value in scores["coverage_per_group"].items():
-                records.append({"missing_rate": rate, "level": level, "group": group, "coverage": value,
-                                "width_median": float("nan"), "n_hidden": int((~observed[tissues == group]).sum())})
+            records += [{"missing_rate": rate, "level": level, "group": group, "coverage": value,
+                         "width_median": float("nan"), "n_hidden": int(n_hidden[group])}
+                        for group, value in scores["coverage_per_group"].items()]
     return pd.DataFrame.from_records(records)
