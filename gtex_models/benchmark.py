@@ -31,7 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from gtex_models.calibration import Calibration, calibrate_held_out, interval_scores
+from gtex_models.calibration import Calibration, calibrate_held_out, calibrate_in_place, interval_scores
 from gtex_models.choices import SCENARIOS
 from gtex_models.cohort import Cohort
 from gtex_models.evaluation import (
@@ -131,10 +131,7 @@ def fit_and_score(
     start = perf_counter()
     imputer.fit(data.fit, valid=data.valid, progress=progress)
     fit_seconds = perf_counter() - start
-    calibration = None
-    if interval is not None:
-        complete = known_groups_only(cohort, cohort.split("train").tissues, "have no training donors")
-        calibration = calibrate_held_out(imputer, complete, seed=seed)
+    calibration = None if interval is None else calibrate_scenario(imputer, data, cohort, seed)
     return _ordered({**score_fitted(imputer, data, calibration, interval), "fit_seconds": fit_seconds})
 
 
@@ -195,6 +192,20 @@ def scenario_data(cohort: Cohort, scenario: str = "inductive", missing_rate: flo
     masked_valid = None if valid is None else mask_cohort(valid, _test_mask(valid.x.shape, missing_rate, seed + 2))
     return ScenarioData(scenario, missing_rate, seed, mask_cohort(pool, observed), masked_valid, pool,
                         observed, is_test)
+
+
+def calibrate_scenario(imputer: Imputer, data: ScenarioData, cohort: Cohort, seed: int = 0) -> Calibration:
+    """The interval calibration of an imputer fitted on ``data`` (from complete ``cohort``).
+
+    Inductive: the validation donors, masked at rates over 0.05-0.95 (:func:`~gtex_models.calibration.calibrate_held_out`).
+    In place: the pool's training donors' hidden values, imputed in place like the scored ones
+    (:func:`~gtex_models.calibration.calibrate_in_place`); the model never saw them, and no test donor is used.
+    """
+    if data.scenario == "inplace":
+        assert data.is_test is not None
+        return calibrate_in_place(imputer, data.fit, data.test, np.flatnonzero(~data.is_test), seed)
+    complete = known_groups_only(cohort, cohort.split("train").tissues, "have no training donors")
+    return calibrate_held_out(imputer, complete, getattr(imputer, "tissues", None), seed)
 
 
 def known_groups_only(cohort: Cohort, groups: Sequence[str], why: str = "are unknown to the model") -> Cohort:

@@ -187,9 +187,43 @@ def calibrate(imputer: Imputer, cohort: Cohort, seed: int = 0, n_passes: int = 1
     passes = [_masked_residuals(imputer, cohort, rng) for _ in range(n_passes)]
     residual = np.concatenate([p[0] for p in passes])
     hidden = np.concatenate([p[1] for p in passes])
-    tissues = np.tile(cohort.samples["tissue"].astype(str).to_numpy(), n_passes)
-    donors = np.tile(cohort.samples["donor_id"].astype(str).to_numpy(), n_passes)
+    samples = pd.concat([cohort.samples] * n_passes, ignore_index=True)
     sample = np.tile(np.arange(cohort.n_samples), n_passes)
+    info = {"method": imputer.method, "scenario": "inductive", "passes": n_passes, "rates": list(CALIBRATION_RATES)}
+    return calibration_from_residuals(residual, hidden, samples, sample, info, rng)
+
+
+def calibrate_in_place(imputer: Imputer, masked: Cohort, complete: Cohort, rows: np.ndarray,
+                       seed: int = 0) -> Calibration:
+    """Calibrate an imputer fitted in place on ``masked`` (its missing values are its own pattern) with the
+    hidden values of ``rows`` (donors that are not scored: the training donors of the pool), imputed in place.
+
+    The scores come from the data's one missing rate, so coverage is calibrated at that rate; at other rates
+    only the scale's rate factor (none here) would adapt: in place, the missing rate is the data's own.
+    """
+    rows = np.asarray(rows)
+    part, truth = masked.subset_samples(rows), complete.subset_samples(rows)
+    if part.n_donors < MIN_DONORS:
+        raise CalibrationError(f"In place, calibration needs at least {MIN_DONORS} donors besides the scored ones; "
+                               f"the pool has {part.n_donors}.")
+    hidden = np.isnan(np.asarray(part.x)) & ~np.isnan(np.asarray(truth.x))
+    imputed = imputer.impute(masked)[rows]
+    residual = np.where(hidden, np.asarray(truth.x, dtype=np.float64) - imputed, 0.0)
+    info = {"method": imputer.method, "scenario": "inplace", "passes": 1,
+            "rates": [float(hidden.mean())] * 2}
+    return calibration_from_residuals(residual, hidden, part.samples, np.arange(part.n_samples), info,
+                                      np.random.default_rng([seed, 13]))
+
+
+def calibration_from_residuals(residual: np.ndarray, hidden: np.ndarray, samples: pd.DataFrame, sample: np.ndarray,
+                               info: dict[str, Any], rng: np.random.Generator) -> Calibration:
+    """Steps 2-4 of the module docstring: scale, rate factor, cross-fitted scores, Mondrian quantiles.
+
+    ``residual`` (0 where not ``hidden``) and ``hidden`` are samples x genes; ``samples`` gives each row's
+    tissue and donor, ``sample`` the index of the calibration sample it comes from (rows repeat with passes).
+    """
+    tissues = samples["tissue"].astype(str).to_numpy()
+    donors = samples["donor_id"].astype(str).to_numpy()
     groups = tuple(sorted(set(tissues.tolist())))
     group = np.searchsorted(np.array(groups, dtype=object), tissues)
     missing = hidden.mean(axis=1)
@@ -202,14 +236,13 @@ def calibrate(imputer: Imputer, cohort: Cohort, seed: int = 0, n_passes: int = 1
     scores = np.zeros(residual.shape, dtype=np.float64)
     for f in (0, 1):  # cross-fitting: the scale of a score comes from the other donors
         rows = fold == f
-        other = residual_scale(residual[~rows], hidden[~rows] , group[~rows], len(groups))
+        other = residual_scale(residual[~rows], hidden[~rows], group[~rows], len(groups))
         scores[rows] = np.abs(residual[rows]) / (other[group[rows]] * factor[rows])
     gene_bin = _gene_bins(scale[-1])
     quantiles, own = _mondrian_quantiles(scores, hidden, group, sample, gene_bin, np.digitize(missing, RATE_EDGES),
                                          len(groups))
-    info = {"method": imputer.method, "n_donors": int(len(unique_donors)), "n_samples": int(cohort.n_samples),
-            "n_scores": int(hidden.sum()), "n_cells": int(own.size), "n_own_cells": int(own.sum()),
-            "passes": n_passes, "rates": list(CALIBRATION_RATES)}
+    info = {**info, "n_donors": int(len(unique_donors)), "n_samples": int(len(set(sample.tolist()))),
+            "n_scores": int(hidden.sum()), "n_cells": int(own.size), "n_own_cells": int(own.sum())}
     return Calibration(groups, scale.astype(np.float32), rate_coef, gene_bin, quantiles.astype(np.float32), info)
 
 
@@ -249,7 +282,7 @@ def _fit_rate_factor(residual: np.ndarray, hidden: np.ndarray, scale: np.ndarray
     n_hidden = hidden.sum(axis=1)
     keep = n_hidden > 0
     ratio = ((residual / scale) ** 2).sum(axis=1)[keep] / n_hidden[keep]
-    if keep.sum() <= RATE_DEGREE + 1:
+    if keep.sum() <= RATE_DEGREE + 1 or np.ptp(missing[keep]) < 0.2:  # one rate (in place): no rate effect to fit
         return np.zeros(RATE_DEGREE + 1)
     return np.polyfit(missing[keep], np.log(np.maximum(ratio, 1e-12)), RATE_DEGREE, w=np.sqrt(n_hidden[keep]))
 

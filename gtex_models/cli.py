@@ -178,14 +178,15 @@ def _evaluate(args: argparse.Namespace) -> str:
 
 def _calibration(args: argparse.Namespace, imputer, metadata: dict, cohort: Cohort):
     """The checkpoint's interval calibration, or (with a warning) one made on ``cohort``'s validation donors."""
-    from gtex_models.calibration import calibrate_held_out, check_level
+    from gtex_models.calibration import check_level
+    from gtex_models.experiment import calibrate_checkpoint
 
     check_level(args.interval)
     if metadata.get("calibration") is not None:
         return metadata["calibration"]
-    warnings.warn(f"{args.checkpoint} has no interval calibration; calibrating on the cohort's validation donors "
+    warnings.warn(f"{args.checkpoint} has no interval calibration; calibrating it on the cohort "
                   "(store it with `python -m gtex_models calibrate`).")
-    return calibrate_held_out(imputer, cohort, metadata.get("tissues"), args.seed)
+    return calibrate_checkpoint(imputer, metadata, cohort, args.seed)
 
 
 def _coverage_note(record: dict) -> str:
@@ -196,18 +197,19 @@ def _coverage_note(record: dict) -> str:
 
 
 def _calibrate(args: argparse.Namespace) -> str:
-    from gtex_models.calibration import calibrate_held_out
     from gtex_models.checkpoints import attach_calibration, check_compatible, load_checkpoint
+    from gtex_models.experiment import calibrate_checkpoint
     from gtex_models.inference import ModelSpace, cohort_for_model
 
     imputer, metadata = load_checkpoint(args.checkpoint)
     cohort = cohort_for_model(Cohort.load(args.cohort), ModelSpace.from_metadata(metadata))
     check_compatible(metadata, cohort)
-    calibration = calibrate_held_out(imputer, cohort, metadata.get("tissues"), args.seed, args.passes)
+    calibration = calibrate_checkpoint(imputer, metadata, cohort, args.seed)
     attach_calibration(args.checkpoint, calibration)
     info = calibration.info
+    donors = "validation donors" if info["scenario"] == "inductive" else "training donors of the in-place pool"
     return (f"Calibrated {metadata['method']} intervals on {info['n_samples']:,} samples of {info['n_donors']} "
-            f"validation donors ({info['n_scores']:,} hidden values; {info['n_own_cells']}/{info['n_cells']} "
+            f"{donors} ({info['n_scores']:,} hidden values; {info['n_own_cells']}/{info['n_cells']} "
             f"cells with their own quantiles) -> {args.checkpoint}")
 
 
@@ -435,7 +437,6 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = commands.add_parser("calibrate", help="calibrate a checkpoint's intervals on a cohort's validation donors")
     calibrate.add_argument("--checkpoint", required=True, type=Path, help="checkpoint to add the calibration to")
     calibrate.add_argument("--cohort", required=True, type=Path, help="the cohort it was trained on (its valid split)")
-    calibrate.add_argument("--passes", type=int, default=1, help="masks per validation sample (more: more scores)")
     calibrate.add_argument("--seed", type=int, default=0)
     calibrate.set_defaults(handler=_calibrate)
 

@@ -24,7 +24,8 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-from gtex_models.calibration import Calibration, CalibrationError, calibrate_held_out
+from gtex_models.calibration import Calibration
+from gtex_models.experiment import calibrate_checkpoint
 from gtex_models.checkpoints import load_checkpoint
 from gtex_models.choices import DUPLICATE_CHOICES
 from gtex_models.cohort import Cohort
@@ -189,19 +190,19 @@ def model(key: str) -> tuple[Imputer, dict[str, Any], ModelSpace]:
     return _model(*_current(), key)
 
 
-@st.cache_resource(show_spinner="Calibrating the model's intervals on the validation donors…", max_entries=16)
+@st.cache_resource(show_spinner="Calibrating the model's intervals on held-out donors…", max_entries=16)
 def _calibration(path: str, stamp: int, key: str) -> tuple[Calibration | None, str]:
     imputer, metadata, space = _model(path, stamp, key)
     if metadata.get("calibration") is not None:
-        return metadata["calibration"], "calibrated on held-out validation donors when the model was saved"
+        return metadata["calibration"], "calibrated on held-out donors when the model was saved"
     if not _open(path, stamp).has_cohort:
         return None, ("This model has no interval calibration and its study no cohort to make one from: "
                       "no intervals. Add one with `python -m gtex_models calibrate --checkpoint CKPT --cohort DIR`.")
     try:
-        made = calibrate_held_out(imputer, cohort_for_model(_cohort(path, stamp), space), space.tissues)
-    except CalibrationError as error:
+        made = calibrate_checkpoint(imputer, metadata, cohort_for_model(_cohort(path, stamp), space))
+    except ValueError as error:  # CalibrationError included: too few held-out donors
         return None, f"No intervals for this model: {error}"
-    return made, ("calibrated just now on the study's validation donors (the checkpoint stores none; "
+    return made, ("calibrated just now on the study's held-out donors (the checkpoint stores none; "
                   "`python -m gtex_models calibrate` stores one)")
 
 
