@@ -9,8 +9,9 @@ a lower bound for any per-gene constant width). With the simulation's oracle, it
 (the conditional SD of every hidden value) is the narrowest interval with the right coverage.
 
 Models: the demo study's inductive checkpoints (``data/demo``, e.g. PMI) are scored as above; an in-place
-checkpoint (GAIN-GTEx) saw the test donors' observed values during training, so it is scored the in-place way,
-at its protocol's mask only (``--inplace-rate``, 0.5); baselines (``--baselines``) are fitted on the training
+checkpoint (GAIN-GTEx) saw the test donors' observed values during training, so it is calibrated and scored
+the in-place way, at its protocol's mask only (``--inplace-rate``, 0.5; calibrated on the pool's training
+donors, :func:`gtex_models.calibration.calibrate_in_place`); baselines (``--baselines``) are fitted on the training
 donors here. KNN, MICE and MissForest impute slowly (minutes per pass on 2 cores): ``--test-samples N`` scores
 a random subset of the test samples.
 
@@ -90,9 +91,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from gtex_models.benchmark import scenario_data
-    from gtex_models.calibration import calibrate_held_out
     from gtex_models.checkpoints import load_checkpoint
     from gtex_models.demo import CACHE_DIR, DEMO_DIR
+    from gtex_models.experiment import calibrate_checkpoint
     from gtex_models.imputers import make_imputer
     from gtex_models.model_space import ModelSpace, cohort_for_model
     from gtex_models.study import Study
@@ -112,34 +113,32 @@ def main() -> None:
         test = test.subset_samples(np.sort(rng.choice(test.n_samples, args.test_samples, replace=False)))
     masks = {rate: np.random.default_rng([args.seed, int(rate * 100)]).random(test.x.shape) >= rate for rate in RATES}
 
-    runs: list[tuple[str, Any, Any, str]] = []  # name, imputer, space, scenario
+    runs: list[tuple[str, Any, Any, dict[str, Any]]] = []  # name, imputer, space, checkpoint metadata
     for key in keys:
         imputer, metadata = load_checkpoint(study.checkpoint_path(key))
-        runs.append((key, imputer, ModelSpace.from_metadata(metadata), metadata.get("scenario", "inductive")))
+        runs.append((key, imputer, ModelSpace.from_metadata(metadata), metadata))
     for name in [b.strip() for b in args.baselines.split(",") if b.strip()]:
-        runs.append((name, make_imputer(name).fit(cohort.split("train")), None, "inductive"))
+        runs.append((name, make_imputer(name).fit(cohort.split("train")), None, {"scenario": "inductive"}))
 
     rows, calibrations = [], {}
-    for name, imputer, space, scenario in runs:
+    for name, imputer, space, metadata in runs:
         start = time.perf_counter()
         model_cohort = cohort if space is None else cohort_for_model(cohort, space)
-        tissues = cohort.split("train").tissues if space is None else list(space.tissues)
-        calibration = calibrate_held_out(imputer, model_cohort, tissues, args.seed)
+        calibration = calibrate_checkpoint(imputer, metadata, model_cohort, args.seed)
         calibrations[name] = {**calibration.info, "seconds": time.perf_counter() - start}
-        print(f"{name}: calibrated in {calibrations[name]['seconds']:.0f} s ({calibration.info['n_scores']:,} scores, "
-              f"{calibration.info['n_own_cells']}/{calibration.info['n_cells']} cells with their own quantiles)",
-              flush=True)
-        model_test = test if space is None else cohort_for_model(test, space)
-        if scenario == "inplace":  # the protocol's pool and mask: the model was fitted on them
+        print(f"{name}: calibrated ({calibration.info['scenario']}) in {calibrations[name]['seconds']:.0f} s "
+              f"({calibration.info['n_scores']:,} scores, {calibration.info['n_own_cells']}/"
+              f"{calibration.info['n_cells']} cells with their own quantiles)", flush=True)
+        if metadata.get("scenario") == "inplace":  # the protocol's pool and mask: the model was fitted on them
             data = scenario_data(model_cohort, "inplace", args.inplace_rate, args.seed)
-            rows_test = data.is_test
-            masked = data.fit.subset_samples(np.flatnonzero(rows_test))
-            imputed = imputer.impute(data.fit)[rows_test]
-            row = score(name, imputer, calibration, data.test.subset_samples(np.flatnonzero(rows_test)),
-                        data.observed[rows_test], args.level, imputed, masked, oracle)
+            scored = np.flatnonzero(data.is_test)
+            imputed = imputer.impute(data.fit)[scored]
+            row = score(name, imputer, calibration, data.test.subset_samples(scored), data.observed[scored],
+                        args.level, imputed, data.fit.subset_samples(scored), oracle)
             rows.append({**row, "scenario": "inplace"})
             print(_line(rows[-1]), flush=True)
             continue
+        model_test = test if space is None else cohort_for_model(test, space)
         for rate in RATES:
             rows.append({**score(name, imputer, calibration, model_test, masks[rate], args.level, oracle=oracle),
                          "scenario": "inductive"})
