@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from conftest import SMALL_PMI
+from gtex_models.benchmark import calibrate_scenario, scenario_data
 from gtex_models.calibration import (
     LEVELS,
     Calibration,
@@ -194,3 +195,18 @@ def test_a_cohort_too_small_to_calibrate_says_so_and_the_model_is_saved_without_
         path = save_model(imputer, Experiment("mean"), cohort, tmp_path / "mean.safetensors")
     assert any("No interval calibration" in str(w.message) for w in caught)
     assert load_checkpoint(path)[1]["calibration"] is None
+
+
+def test_an_in_place_model_is_calibrated_on_the_pools_training_donors(cohort):
+    """In place the model has seen the scored donors' observed values: it is calibrated on the other donors of
+    its pool (their hidden values, imputed in place), and covers the test donors' hidden values at 90 %."""
+    data = scenario_data(cohort, "inplace", 0.5, seed=0)
+    imputer = make_imputer("mean").fit(data.fit)  # (KNN in place: minutes)
+    calibration = calibrate_scenario(imputer, data, cohort)
+    assert calibration.info["scenario"] == "inplace" and calibration.info["n_samples"] == int((~data.is_test).sum())
+    rows = np.flatnonzero(data.is_test)
+    masked = data.fit.subset_samples(rows)
+    lower, upper = calibration.interval(imputer.impute(data.fit)[rows], masked)
+    truth = data.test.subset_samples(rows)
+    scores = interval_scores(truth.x, lower, upper, masked.observed, truth.samples["tissue"], truth.transform.std)
+    assert abs(scores["coverage"] - LEVEL) <= POOLED_TOLERANCE, scores["coverage"]
