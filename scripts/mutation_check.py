@@ -57,6 +57,9 @@ GAIN = "tests/test_gain.py"
 BASELINES = "tests/test_baselines.py"
 EVALUATION = "tests/test_evaluation.py"
 INFERENCE = "tests/test_inference.py"
+APP_PAGES = "tests/test_app_pages.py"
+BENCHMARK = "tests/test_benchmark.py"
+STUDY = "tests/test_study.py"
 
 MUTANTS = (
     # ------------------------------------------------------------------ the mutants of issue #18
@@ -117,6 +120,11 @@ MUTANTS = (
            "coords = np.random.default_rng(seed).normal(size=(len(embeddings), 2))",
            "UMAP coordinates replaced by random noise",
            ("tests/test_embeddings.py::test_umap_coordinates_keep_each_tissues_neighbours",)),
+    Mutant("tissue-r2-slider-ignored", "issue", "pages/tissue_r2.py",
+           "    if rate == precomputed:",
+           "    if True:",
+           "Tissue R² page ignores the missing-rate slider (always the precomputed table)",
+           (f"{APP_PAGES}::test_tissue_r2_at_another_rate_is_computed_from_the_study_cohort",)),
     # ------------------------------------------------------------------ a different set
     Mutant("mask-rate-per-gene", "generalisation", "gtex_models/masks.py",
            "rates = rng.uniform(m_low, m_high, size=(shape[0], 1))",
@@ -215,6 +223,37 @@ MUTANTS = (
            "np.copyto(prediction, cohort.x, where=np.zeros_like(cohort.observed))",
            "imputers replace the observed values by their predictions",
            (PMI,)),
+    Mutant("try-it-rate-ignored", "generalisation", "pages/impute.py",
+           "trial = _trial(study_token(), key, rows, rate, 0)",
+           "trial = _trial(study_token(), key, rows, 0.5, 0)",
+           "Try it hides 50 % whatever the missing-rate slider says",
+           (f"{APP_PAGES}::test_try_it_controls_change_the_samples_and_the_rate_scored",)),
+    Mutant("upload-page-group-ignored", "generalisation", "pages/impute.py",
+           "result = inference.impute_upload(imputer, space, prepared.alignment, samples, prepared.scale, n_draws)",
+           "result = inference.impute_upload(imputer, space, prepared.alignment, "
+           "samples.assign(tissue=space.tissues[0]), prepared.scale, n_draws)",
+           "Impute page imputes every upload as the model's first tissue, whatever the user chose",
+           (f"{APP_PAGES}::test_impute_page_imputes_an_upload_marks_imputed_cells_and_keeps_observed_values",)),
+    Mutant("umap-page-axis-repeated", "generalisation", "pages/embeddings.py",
+           'plots.embedding_scatter(umap, "umap_1", "umap_2",',
+           'plots.embedding_scatter(umap, "umap_2", "umap_2",',
+           "Tissue embeddings page draws UMAP 2 against itself instead of the study's coordinates",
+           (f"{APP_PAGES}::test_embeddings_page_shows_every_tissue",)),
+    Mutant("across-rates-rate-ignored", "generalisation", "gtex_models/evaluation.py",
+           "observed = mcar_mask(cohort.x.shape, rate, rate, seed=seed + i)",
+           "observed = mcar_mask(cohort.x.shape, 0.5, 0.5, seed=seed + i)",
+           "study table of R² against the missing rate hides 50 % at every rate",
+           (f"{BENCHMARK}::test_evaluation_tables", STUDY, f"{APP_PAGES}::test_tissue_r2_page_has_a_box_per_tissue_and_rate_curves")),
+    Mutant("per-tissue-not-extended", "generalisation", "gtex_models/benchmark.py",
+           "extended = cohort.subset_samples(extended_test_indices(cohort.samples[\"tissue\"], n_per_tissue, seed))",
+           "extended = cohort",
+           "study's per-tissue table not computed on the extended (balanced) test set",
+           (f"{BENCHMARK}::test_evaluation_tables", STUDY)),
+    Mutant("mice-neighbours-uncapped", "generalisation", "gtex_models/imputers/baselines.py",
+           "n_nearest_features=self._neighbours(len(stack)),",
+           "n_nearest_features=self.n_nearest_features,",
+           "MICE uses 30 neighbours per gene however few samples the cohort has",
+           (f"{BASELINES}::test_mice_stays_bounded_with_fewer_samples_than_genes",)),
 )
 
 

@@ -304,6 +304,15 @@ class _ChainedImputer(_ResidualImputer):
     def _estimator(self) -> Any:
         """The per-gene regressor."""
 
+    def _neighbours(self, n_rows: int) -> int | None:
+        """``n_nearest_features``, capped at a third of the rows' degrees of freedom left by the group means.
+
+        With fewer residual degrees of freedom than predictors each regression is ill-posed: on 40 rows in
+        15 groups x 300 genes, MICE's error was 3.2x the group means' with 30 neighbours and 0.19x with 8.
+        """
+        cap = max(1, (n_rows - self._samples["tissue"].nunique()) // 3)
+        return cap if self.n_nearest_features is None else min(self.n_nearest_features, cap)
+
     def _predict_residuals(self, residuals: np.ndarray, samples: pd.DataFrame) -> np.ndarray:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.experimental import enable_iterative_imputer  # noqa: F401
@@ -311,15 +320,32 @@ class _ChainedImputer(_ResidualImputer):
         from threadpoolctl import threadpool_limits
 
         context = self._residuals[~self._samples["sample_id"].isin(samples["sample_id"].astype(str)).to_numpy()]
+        stack = np.vstack([context, residuals])
+        low, high = _observed_range(stack)
         imputer = IterativeImputer(
-            estimator=self._estimator(), max_iter=self.max_iter, n_nearest_features=self.n_nearest_features,
-            keep_empty_features=True, random_state=self.seed,
+            estimator=self._estimator(), max_iter=self.max_iter, n_nearest_features=self._neighbours(len(stack)),
+            keep_empty_features=True, random_state=self.seed, min_value=low, max_value=high,
         )
         # Thousands of small regressions: multi-threaded BLAS only adds overhead (often 10x).
         with threadpool_limits(limits=1), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter is deliberately small
-            filled = imputer.fit_transform(np.vstack([context, residuals]))
+            filled = imputer.fit_transform(stack)
         return filled[len(context):]
+
+
+def _observed_range(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column range of the observed (non-NaN) values; unbounded where it is empty or a single value.
+
+    Chained imputations are clipped to it after every round: with fewer samples than genes the
+    regressions are ill-posed and, unbounded, feed each other's errors until the imputed values
+    diverge (R² of -1e10 on 94 samples x 1,000 genes).
+    """
+    observed = ~np.isnan(x)
+    has_values = observed.any(axis=0)
+    low = np.where(has_values, np.min(np.where(observed, x, np.inf), axis=0), -np.inf)
+    high = np.where(has_values, np.max(np.where(observed, x, -np.inf), axis=0), np.inf)
+    degenerate = ~(high > low)
+    return np.where(degenerate, -np.inf, low), np.where(degenerate, np.inf, high)
 
 
 class MICEImputer(_ChainedImputer):
