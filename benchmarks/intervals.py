@@ -69,18 +69,20 @@ def score(name: str, imputer, calibration, test, observed, level: float, imputed
 
 
 def oracle_widths(oracle, masked, observed, test, level: float) -> dict[str, Any]:
-    """The oracle's exact Gaussian interval: median width and its coverage (needs ``conditional_moments``)."""
+    """The oracle's exact Gaussian interval ``E ± z · SD`` (conditional moments): median width and coverage."""
     from scipy.stats import norm
 
+    from gtex_models.calibration import gaussian_width_median
+
     moments = getattr(oracle, "conditional_moments", None)
-    if moments is None:
+    if moments is None:  # an oracle without exact variances (an older simulator)
         return {}
     mean, variance = moments(masked)
-    half = norm.ppf(0.5 + level / 2) * np.sqrt(variance)
+    sd = np.sqrt(np.maximum(variance, 0.0))
     hidden = ~observed
-    inside = np.abs(test.x - mean) <= half
-    width = np.broadcast_to(2 * half * test.transform.std, hidden.shape)[hidden]
-    return {"oracle_width": float(np.median(width)), "oracle_coverage": float(inside[hidden].mean())}
+    inside = np.abs(test.x - mean) <= norm.ppf(0.5 + level / 2) * sd
+    return {"oracle_width": gaussian_width_median(sd, observed, level, test.transform.std),
+            "oracle_coverage": float(inside[hidden].mean())}
 
 
 def main() -> None:

@@ -385,26 +385,42 @@ def interval_scores(truth: np.ndarray, lower: np.ndarray, upper: np.ndarray, obs
 
 
 def coverage_table(imputer: Imputer, calibration: Calibration, cohort: Cohort, rates: Sequence[float],
-                   levels: Sequence[float], seed: int = 0) -> pd.DataFrame:
+                   levels: Sequence[float], seed: int = 0, oracle: Imputer | None = None) -> pd.DataFrame:
     """Empirical coverage of complete ``cohort`` (test donors) at each missing rate, level and group.
 
     Columns ``missing_rate``, ``level``, ``group`` (``"all"`` for the pooled row), ``coverage``,
-    ``width_median`` (log2 units; pooled rows only), ``n_hidden``.
+    ``width_median`` (log2 units; pooled rows only), ``n_hidden``; with an ``oracle`` that knows the exact
+    conditional moments (a simulated cohort), ``oracle_width_median``: the median width of its exact
+    Gaussian interval at the level, the narrowest interval with the right coverage for Gaussian errors.
     """
     records = []
     tissues = cohort.samples["tissue"].astype(str).to_numpy()
     rng = np.random.default_rng([seed, 17])
+    moments = getattr(oracle, "conditional_moments", None)
     for rate in rates:
         observed = rng.random(cohort.x.shape) >= rate
         masked = mask_cohort(cohort, observed)
         imputed = imputer.impute(masked)
+        oracle_sd = None if moments is None else np.sqrt(np.maximum(moments(masked)[1], 0.0))
         n_hidden = pd.Series((~observed).sum(axis=1)).groupby(tissues).sum()
         for level in levels:
             lower, upper = calibration.interval(imputed, masked, level)
             scores = interval_scores(cohort.x, lower, upper, observed, tissues, cohort.transform.std)
-            records.append({"missing_rate": rate, "level": level, "group": ALL_GROUPS, "coverage": scores["coverage"],
-                            "width_median": scores["width_median"], "n_hidden": int((~observed).sum())})
+            pooled = {"missing_rate": rate, "level": level, "group": ALL_GROUPS, "coverage": scores["coverage"],
+                      "width_median": scores["width_median"], "n_hidden": int((~observed).sum())}
+            if oracle_sd is not None:
+                pooled["oracle_width_median"] = gaussian_width_median(oracle_sd, observed, level, cohort.transform.std)
+            records.append(pooled)
             records += [{"missing_rate": rate, "level": level, "group": group, "coverage": value,
                          "width_median": float("nan"), "n_hidden": int(n_hidden[group])}
                         for group, value in scores["coverage_per_group"].items()]
     return pd.DataFrame.from_records(records)
+
+
+def gaussian_width_median(sd: np.ndarray, observed: np.ndarray, level: float, log_std: np.ndarray) -> float:
+    """Median width (log2 units) over the hidden values of the Gaussian interval ``mean ± z · sd`` (model space)."""
+    from scipy.stats import norm
+
+    hidden = ~np.asarray(observed, dtype=bool)
+    width = 2 * norm.ppf(0.5 + check_level(level) / 2) * sd * np.asarray(log_std)[None, :]
+    return float(np.median(width[hidden])) if hidden.any() else float("nan")

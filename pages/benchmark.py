@@ -9,6 +9,7 @@ import streamlit as st
 
 from gtex_models import plots
 from gtex_models.calibration import coverage_table
+from gtex_models.imputers import make_imputer
 from gtex_models.model_space import ModelSpace, cohort_for_model
 from gtex_models.study import METHOD_LABELS
 from pages._shared import (
@@ -65,7 +66,10 @@ def _coverage(token: str, key: str) -> pd.DataFrame | None:
     test = test.subset_samples(test.samples["tissue"].isin(space.tissues).to_numpy())
     if made is None or test.n_samples == 0:
         return None
-    return coverage_table(imputer, made, test, CALIBRATION_RATES, CALIBRATION_LEVELS)
+    oracle = None
+    if test.meta.get("source") == "simulated":
+        oracle = make_imputer("oracle").fit(test)
+    return coverage_table(imputer, made, test, CALIBRATION_RATES, CALIBRATION_LEVELS, oracle=oracle)
 
 
 def calibration_view(key: str, word: str) -> None:
@@ -85,12 +89,16 @@ def calibration_view(key: str, word: str) -> None:
     left, right = st.columns(2)
     left.plotly_chart(plots.calibration_curves(table), width="stretch")
     pooled = table[(table["group"] == "all") & (table["level"] == 0.9)]
-    right.dataframe(pooled[["missing_rate", "coverage", "width_median"]], hide_index=True, width="stretch",
+    shown = [c for c in ("missing_rate", "coverage", "width_median", "oracle_width_median") if c in pooled.columns]
+    right.dataframe(pooled[shown], hide_index=True, width="stretch",
                     column_config={"missing_rate": st.column_config.NumberColumn("Missing rate", format="%.1f"),
                                    "coverage": st.column_config.NumberColumn("Coverage of 90 % intervals",
                                                                              format="%.3f"),
                                    "width_median": st.column_config.NumberColumn("Median width (log2)",
-                                                                                 format="%.2f")})
+                                                                                 format="%.2f"),
+                                   "oracle_width_median": st.column_config.NumberColumn(
+                                       "Oracle's exact width", format="%.2f",
+                                       help="The simulation's exact conditional SD: the narrowest 90 % interval")})
     st.plotly_chart(plots.coverage_by_group(table, 0.9), width="stretch")
     download_csv(table, f"{key}_interval_coverage.csv", "Download the coverage table (CSV)", key="download_coverage")
 
