@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from gtex_models.calibration import Calibration, calibrate_held_out, calibrate_in_place, interval_scores
 from gtex_models.choices import SCENARIOS
 from gtex_models.cohort import Cohort
 from gtex_models.evaluation import (
@@ -50,14 +51,19 @@ RECORD_KEYS = (
     "method", "scenario", "pattern", "missing_rate", "r2_mean", "r2_median", "r2_std", "n_genes", "n_test_samples",
     "fit_seconds", "impute_seconds",
 )
+INTERVAL_KEYS = ("interval_level", "coverage", "coverage_min_group", "width_median", "coverage_per_group")
+"""What ``interval`` adds to a record: the level, the empirical coverage of the hidden test values (pooled and
+the lowest group's), their intervals' median width (log2 units) and the coverage per group (JSON only)."""
 DEFAULT_RATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 _HEADERS = {
     "method": "Method", "scenario": "Scenario", "pattern": "Pattern", "missing_rate": "Missing rate", "r2_mean": "R² mean",
     "r2_median": "R² median", "r2_std": "R² SD", "n_genes": "Genes", "n_test_samples": "Test samples",
-    "fit_seconds": "Fit (s)", "impute_seconds": "Impute (s)",
+    "fit_seconds": "Fit (s)", "impute_seconds": "Impute (s)", "interval_level": "Interval level",
+    "coverage": "Coverage", "coverage_min_group": "Coverage, lowest group", "width_median": "Median width (log2)",
 }
 _FORMATS = {"missing_rate": "{:.2f}", "r2_mean": "{:.3f}", "r2_median": "{:.3f}", "r2_std": "{:.3f}",
-            "fit_seconds": "{:.1f}", "impute_seconds": "{:.1f}"}
+            "fit_seconds": "{:.1f}", "impute_seconds": "{:.1f}", "interval_level": "{:.2f}", "coverage": "{:.3f}",
+            "coverage_min_group": "{:.3f}", "width_median": "{:.3f}"}
 
 
 def run_benchmark(
@@ -70,6 +76,7 @@ def run_benchmark(
     configs: dict[str, dict[str, Any]] | None = None,
     progress: ProgressCallback | None = None,
     patterns: Sequence[Pattern] | None = None,
+    interval: float | None = None,
 ) -> list[dict[str, Any]]:
     """Fit and score each method under one scenario; one record (keys :data:`RECORD_KEYS`) per method and pattern.
 
@@ -87,6 +94,8 @@ def run_benchmark(
     patterns : missingness patterns of the hidden test values (:mod:`gtex_models.patterns`); default MCAR at
         ``missing_rate``. Inductive: each method is fitted once and scored under every pattern; in place
         the pattern also makes the training matrix's gaps, so each pattern is a new fit.
+    interval : a level (0.5-0.99): each fitted method is also calibrated (:func:`calibrate_scenario`) and
+        its intervals scored (:data:`INTERVAL_KEYS`).
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"Unknown scenario {scenario!r}; use one of {SCENARIOS}.")
@@ -102,14 +111,16 @@ def run_benchmark(
     records = []
     for i, (method, imputer) in enumerate(zip(methods, imputers)):
         step = None if progress is None else _scaled(progress, i / len(methods), 1 / len(methods), method)
-        fit_seconds = None
+        fit_seconds, calibration = None, None
         for pattern in patterns:
             data = scenario_data(cohort, scenario, missing_rate, seed, pattern)
             if fit_seconds is None or scenario == "inplace":
                 start = perf_counter()
                 imputer.fit(data.fit, valid=data.valid, progress=step)
                 fit_seconds = perf_counter() - start
-            records.append(_ordered({**score_fitted(imputer, data), "fit_seconds": fit_seconds, "method": method}))
+                calibration = None if interval is None else calibrate_scenario(imputer, data, cohort, seed)
+            records.append(_ordered({**score_fitted(imputer, data, calibration, interval), "fit_seconds": fit_seconds,
+                                     "method": method}))
     if progress:
         progress(1.0, "benchmark done")
     return records
@@ -123,17 +134,20 @@ def fit_and_score(
     seed: int = 0,
     progress: ProgressCallback | None = None,
     pattern: Pattern | None = None,
+    interval: float | None = None,
 ) -> dict[str, Any]:
     """Fit ``imputer`` on ``cohort`` under one scenario and score it: one record (:data:`RECORD_KEYS`).
 
     The two steps are public: :func:`scenario_data` (what the imputer is fitted on) and
-    :func:`score_fitted` (how a fitted imputer is scored).
+    :func:`score_fitted` (how a fitted imputer is scored). With ``interval`` (a level), the fitted
+    imputer is calibrated on the cohort's validation donors and its intervals scored (:data:`INTERVAL_KEYS`).
     """
     data = scenario_data(cohort, scenario, missing_rate, seed, pattern)
     start = perf_counter()
     imputer.fit(data.fit, valid=data.valid, progress=progress)
     fit_seconds = perf_counter() - start
-    return _ordered({**score_fitted(imputer, data), "fit_seconds": fit_seconds})
+    calibration = None if interval is None else calibrate_scenario(imputer, data, cohort, seed)
+    return _ordered({**score_fitted(imputer, data, calibration, interval), "fit_seconds": fit_seconds})
 
 
 @dataclass(frozen=True)
@@ -208,6 +222,20 @@ def scenario_data(cohort: Cohort, scenario: str = "inductive", missing_rate: flo
                         observed, is_test, pattern)
 
 
+def calibrate_scenario(imputer: Imputer, data: ScenarioData, cohort: Cohort, seed: int = 0) -> Calibration:
+    """The interval calibration of an imputer fitted on ``data`` (from complete ``cohort``).
+
+    Inductive: the validation donors, masked at rates over 0.05-0.95 (:func:`~gtex_models.calibration.calibrate_held_out`).
+    In place: the pool's training donors' hidden values, imputed in place like the scored ones
+    (:func:`~gtex_models.calibration.calibrate_in_place`); the model never saw them, and no test donor is used.
+    """
+    if data.scenario == "inplace":
+        assert data.is_test is not None
+        return calibrate_in_place(imputer, data.fit, data.test, np.flatnonzero(~data.is_test), seed)
+    complete = known_groups_only(cohort, cohort.split("train").tissues, "have no training donors")
+    return calibrate_held_out(imputer, complete, getattr(imputer, "tissues", None), seed)
+
+
 def known_groups_only(cohort: Cohort, groups: Sequence[str], why: str = "are unknown to the model") -> Cohort:
     """The samples of ``cohort`` whose tissue (group) is in ``groups``; a warning names the others.
 
@@ -229,14 +257,16 @@ def known_groups_only(cohort: Cohort, groups: Sequence[str], why: str = "are unk
     return cohort.subset_samples(np.flatnonzero(known))
 
 
-def score_fitted(imputer: Imputer, data: ScenarioData) -> dict[str, Any]:
-    """Score an imputer fitted on ``data.fit``: a record with :data:`RECORD_KEYS` but ``fit_seconds``.
+def score_fitted(imputer: Imputer, data: ScenarioData, calibration: Calibration | None = None,
+                 interval: float | None = None) -> dict[str, Any]:
+    """Score an imputer fitted on ``data.fit``: a record with :data:`RECORD_KEYS` but ``fit_seconds``
+    (and :data:`INTERVAL_KEYS` given a ``calibration`` and an ``interval`` level).
 
     Inductive: hide ``missing_rate`` of each test sample's values and impute them. In place: impute
     the masked pool and score its test rows.
     """
     if data.scenario == "inductive":
-        record = evaluate_imputer(imputer, data.test, data.missing_rate, data.seed, data.pattern)
+        record = evaluate_imputer(imputer, data.test, data.missing_rate, data.seed, data.pattern, calibration, interval)
     else:
         assert data.observed is not None and data.is_test is not None
         start = perf_counter()
@@ -245,18 +275,21 @@ def score_fitted(imputer: Imputer, data: ScenarioData) -> dict[str, Any]:
         rows = data.is_test
         record = {"missing_rate": data.missing_rate, "pattern": data.pattern.label(),
                   **_score(data.test.x[rows], imputed[rows], data.observed[rows], data.pattern.reference),
-                  "impute_seconds": impute_seconds}
+                  "impute_seconds": impute_seconds,
+                  **_interval_scores(calibration, interval, data.test.subset_samples(rows),
+                                     data.fit.subset_samples(rows), imputed[rows])}
     return _ordered({**record, "method": imputer.method, "scenario": data.scenario})
 
 
 def evaluate_imputer(
     imputer: Imputer, cohort_test: Cohort, missing_rate: float = 0.5, seed: int = 0,
-    pattern: Pattern | None = None,
+    pattern: Pattern | None = None, calibration: Calibration | None = None, interval: float | None = None,
 ) -> dict[str, Any]:
     """Score a fitted imputer on a complete test cohort: a record with :data:`RECORD_KEYS` but ``fit_seconds``.
 
     Values are hidden under ``pattern`` (default: MCAR, a ``missing_rate`` share of each sample's values;
-    ``seed``) and imputed; R² is scored per gene on the hidden entries.
+    ``seed``) and imputed; R² is scored per gene on the hidden entries. Given a ``calibration`` and an
+    ``interval`` level, the intervals of the hidden values are scored too (:data:`INTERVAL_KEYS`).
 
     Example
     -------
@@ -271,8 +304,10 @@ def evaluate_imputer(
     pattern = pattern or Pattern("mcar", missing_rate)
     observed, imputed, seconds = _mask_and_impute(imputer, cohort_test, pattern, seed)
     scores = _score(cohort_test.x, imputed, observed, pattern.reference)
+    intervals = _interval_scores(calibration, interval, cohort_test, mask_cohort(cohort_test, observed), imputed)
     return _ordered({"method": imputer.method, "scenario": "inductive", "pattern": pattern.label(),
-                     "missing_rate": pattern.missing_share(cohort_test.n_genes), **scores, "impute_seconds": seconds})
+                     "missing_rate": pattern.missing_share(cohort_test.n_genes), **scores, "impute_seconds": seconds,
+                     **intervals})
 
 
 def evaluation_tables(
@@ -319,8 +354,9 @@ def evaluation_tables(
 
 
 def to_markdown(records: Sequence[dict[str, Any]]) -> str:
-    """A Markdown table of benchmark records (columns: :data:`RECORD_KEYS` present in the records)."""
-    keys = [key for key in RECORD_KEYS if any(key in record for record in records)]
+    """A Markdown table of benchmark records (columns: :data:`RECORD_KEYS` and :data:`INTERVAL_KEYS` present
+    in the records, but the per-group coverage)."""
+    keys = [key for key in RECORD_KEYS + INTERVAL_KEYS[:-1] if any(key in record for record in records)]
     lines = ["| " + " | ".join(_HEADERS[key] for key in keys) + " |", "|" + "---|" * len(keys)]
     for record in records:
         cells = [_FORMATS.get(key, "{}").format(record[key]) if key in record else "" for key in keys]
@@ -348,8 +384,18 @@ def _score(x_true: np.ndarray, imputed: np.ndarray, observed: np.ndarray, refere
     return {**summary, "n_test_samples": int(len(x_true))}
 
 
+def _interval_scores(calibration: Calibration | None, level: float | None, truth: Cohort, masked: Cohort,
+                     imputed: np.ndarray) -> dict[str, Any]:
+    """:data:`INTERVAL_KEYS` of the hidden values of ``masked`` (empty without a calibration and a level)."""
+    if calibration is None or level is None:
+        return {}
+    lower, upper = calibration.interval(imputed, masked, level)
+    return {"interval_level": float(level),
+            **interval_scores(truth.x, lower, upper, masked.observed, truth.samples["tissue"], truth.transform.std)}
+
+
 def _ordered(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: values[key] for key in RECORD_KEYS if key in values}
+    return {key: values[key] for key in RECORD_KEYS + INTERVAL_KEYS if key in values}
 
 
 def _scaled(progress: ProgressCallback, start: float, width: float, label: str) -> ProgressCallback:

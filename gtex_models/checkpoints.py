@@ -3,7 +3,10 @@
 The file holds the imputer's arrays (:meth:`~gtex_models.imputers.base.Imputer.get_state`) and, in
 the safetensors metadata field, one JSON document: format version, method, the imputer's config,
 the gene table, the tissue vocabulary, the value transform, the training history, evaluation results
-and any other JSON-serialisable metadata the caller adds.
+and any other JSON-serialisable metadata the caller adds. A calibration of the model's intervals
+(:class:`~gtex_models.calibration.Calibration`) is stored beside the weights (arrays prefixed
+``calibration.``, its JSON under ``calibration``) and comes back as ``metadata["calibration"]``;
+:func:`attach_calibration` adds one to an existing file.
 
 Example
 -------
@@ -26,6 +29,7 @@ import pandas as pd
 import safetensors.numpy
 
 from gtex_models.atomic import atomic_file
+from gtex_models.calibration import ARRAY_PREFIX, Calibration
 from gtex_models.cohort import GENE_COLUMNS, Transform
 from gtex_models.imputers.base import Imputer
 from gtex_models.io.errors import require_file
@@ -35,8 +39,9 @@ FORMAT = "gtex-imputation-checkpoint"
 FORMAT_VERSION = 1
 STORAGE_DTYPES = ("float32", "float16")
 _METADATA_KEY = "gtex_imputation"
-_RESERVED = ("format_version", "method", "config", "dtype")
-__all__ = ["CheckpointError", "IncompatibleCohortError", "check_compatible", "load_checkpoint", "save_checkpoint"]
+_RESERVED = ("format_version", "method", "config", "dtype", "calibration")
+__all__ = ["CheckpointError", "IncompatibleCohortError", "attach_calibration", "check_compatible", "load_checkpoint",
+           "save_checkpoint"]
 
 
 class CheckpointError(ValueError):
@@ -45,7 +50,8 @@ class CheckpointError(ValueError):
 
 # ------------------------------------------------------------------------------------- saving
 def save_checkpoint(
-    imputer: Imputer, path: str | Path, metadata: Mapping[str, Any] | None = None, dtype: str = "float32"
+    imputer: Imputer, path: str | Path, metadata: Mapping[str, Any] | None = None, dtype: str = "float32",
+    calibration: Calibration | None = None,
 ) -> Path:
     """Write ``imputer`` and ``metadata`` to one ``.safetensors`` file (atomically).
 
@@ -59,6 +65,7 @@ def save_checkpoint(
         tissues and history default to the imputer's own, when it has them.
     dtype : ``"float32"`` or ``"float16"`` (halves the file; floating arrays are cast on saving and
         restored to float32 on loading).
+    calibration : the model's interval calibration, if any.
     """
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"Unknown storage dtype {dtype!r}; use one of {STORAGE_DTYPES}.")
@@ -83,12 +90,31 @@ def save_checkpoint(
         "metadata": extra,
     }
     stored = {key: _cast(key, np.asarray(value), dtype) for key, value in arrays.items()}
+    if any(key.startswith(ARRAY_PREFIX) for key in stored):
+        raise ValueError(f"Imputer arrays may not start with {ARRAY_PREFIX!r} (reserved for the calibration).")
+    _write(path, stored, header, calibration)
+    return Path(path)
+
+
+def attach_calibration(path: str | Path, calibration: Calibration) -> Path:
+    """Store ``calibration`` in the checkpoint at ``path`` (replacing any), leaving the rest unchanged."""
+    path = Path(path)
+    header, arrays = _read(path, restore=False)
+    _write(path, {k: v for k, v in arrays.items() if not k.startswith(ARRAY_PREFIX)}, header, calibration)
+    return path
+
+
+def _write(path: str | Path, arrays: dict[str, np.ndarray], header: dict[str, Any],
+           calibration: Calibration | None) -> None:
+    header = {key: value for key, value in header.items() if key != "calibration"}
+    if calibration is not None:
+        calibration_arrays, header["calibration"] = calibration.to_state()
+        arrays = {**arrays, **{k: np.ascontiguousarray(v) for k, v in calibration_arrays.items()}}
     blob = safetensors.numpy.save(
-        stored, metadata={"format": FORMAT, _METADATA_KEY: json.dumps(header, default=_json_default)}
+        arrays, metadata={"format": FORMAT, _METADATA_KEY: json.dumps(header, default=_json_default)}
     )
     with atomic_file(path) as tmp:
         tmp.write_bytes(blob)
-    return Path(path)
 
 
 def _cast(key: str, array: np.ndarray, dtype: str) -> np.ndarray:
@@ -118,8 +144,8 @@ def load_checkpoint(path: str | Path) -> tuple[Imputer, dict[str, Any]]:
     -------
     imputer : the fitted imputer, ready to impute.
     metadata : ``method``, ``format_version``, ``dtype``, ``config``, ``genes`` (DataFrame or None),
-        ``tissues``, ``transform`` (Transform or None), ``history``, ``evaluation`` and the caller's
-        other metadata keys.
+        ``tissues``, ``transform`` (Transform or None), ``history``, ``evaluation``, ``calibration``
+        (:class:`~gtex_models.calibration.Calibration` or None) and the caller's other metadata keys.
 
     Raises
     ------
@@ -129,6 +155,7 @@ def load_checkpoint(path: str | Path) -> tuple[Imputer, dict[str, Any]]:
 
     path = require_file(path)
     header, arrays = _read(path)
+    calibration_arrays = {key: arrays.pop(key) for key in list(arrays) if key.startswith(ARRAY_PREFIX)}
     method = header["method"]
     try:
         imputer = imputer_class(method).from_state(arrays, header["config"])
@@ -142,11 +169,17 @@ def load_checkpoint(path: str | Path) -> tuple[Imputer, dict[str, Any]]:
     transform = header["transform"]
     metadata["transform"] = None if transform is None else Transform.from_dict(transform)
     metadata.update(header["metadata"])
+    try:
+        stored = header.get("calibration")
+        metadata["calibration"] = None if stored is None else Calibration.from_state(calibration_arrays, stored)
+    except (KeyError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{path}: its interval calibration cannot be read ({error}).") from error
     return imputer, metadata
 
 
-def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Validate the file piece by piece so that each failure gets its own message."""
+def _read(path: Path, restore: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Validate the file piece by piece so that each failure gets its own message (``restore``: float16
+    arrays back to float32)."""
     data = path.read_bytes()
     not_ours = f"{path} is not a GTEx Imputation Studio checkpoint"
     if len(data) < 9 or data[8:9] != b"{":
@@ -175,6 +208,8 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         arrays = safetensors.numpy.load(data)
     except Exception as error:  # safetensors raises its own error type for corrupt payloads
         raise CheckpointError(f"{path} is corrupt: {error}") from error
+    if not restore:
+        return header, arrays
     restored = {key: value.astype(np.float32) if value.dtype == np.float16 else value for key, value in arrays.items()}
     return header, restored
 

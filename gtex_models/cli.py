@@ -191,6 +191,43 @@ def _evaluate(args: argparse.Namespace) -> str:
     return evaluate_command(args)
 
 
+def _calibration(args: argparse.Namespace, imputer, metadata: dict, cohort: Cohort):
+    """The checkpoint's interval calibration, or (with a warning) one made on ``cohort``'s validation donors."""
+    from gtex_models.calibration import check_level
+    from gtex_models.experiment import calibrate_checkpoint
+
+    check_level(args.interval)
+    if metadata.get("calibration") is not None:
+        return metadata["calibration"]
+    warnings.warn(f"{args.checkpoint} has no interval calibration; calibrating it on the cohort "
+                  "(store it with `python -m gtex_models calibrate`).")
+    return calibrate_checkpoint(imputer, metadata, cohort, args.seed)
+
+
+def _coverage_note(record: dict) -> str:
+    if "coverage" not in record:
+        return ""
+    return (f"; {record['interval_level']:.0%} intervals cover {record['coverage']:.1%} of the hidden values "
+            f"(lowest group {record['coverage_min_group']:.1%}), median width {record['width_median']:.3f} log2 units")
+
+
+def _calibrate(args: argparse.Namespace) -> str:
+    from gtex_models.checkpoints import attach_calibration, check_compatible, load_checkpoint
+    from gtex_models.experiment import calibrate_checkpoint
+    from gtex_models.inference import ModelSpace, cohort_for_model
+
+    imputer, metadata = load_checkpoint(args.checkpoint)
+    cohort = cohort_for_model(Cohort.load(args.cohort), ModelSpace.from_metadata(metadata))
+    check_compatible(metadata, cohort)
+    calibration = calibrate_checkpoint(imputer, metadata, cohort, args.seed)
+    attach_calibration(args.checkpoint, calibration)
+    info = calibration.info
+    donors = "validation donors" if info["scenario"] == "inductive" else "training donors of the in-place pool"
+    return (f"Calibrated {metadata['method']} intervals on {info['n_samples']:,} samples of {info['n_donors']} "
+            f"{donors} ({info['n_scores']:,} hidden values; {info['n_own_cells']}/{info['n_cells']} "
+            f"cells with their own quantiles) -> {args.checkpoint}")
+
+
 def _benchmark(args: argparse.Namespace) -> str:
     from gtex_models.benchmark import run_benchmark, to_markdown
     from gtex_models.cli_patterns import patterns_from_args
@@ -201,7 +238,7 @@ def _benchmark(args: argparse.Namespace) -> str:
     bar, progress = _progress_bar("benchmark")
     with bar:
         records = run_benchmark(cohort, args.methods, args.scenario, args.missing_rate,
-                                args.pathway, args.seed, progress=progress, patterns=patterns)
+                                args.pathway, args.seed, progress=progress, patterns=patterns, interval=args.interval)
     _write_records(records, args.json, args.markdown)
     return to_markdown(records)
 
@@ -242,17 +279,24 @@ def _impute(args: argparse.Namespace) -> str:
     space = ModelSpace.from_metadata(metadata)
     if is_store(args.input):
         return _impute_store(args, imputer, space)
+    if args.interval is not None and args.draws:
+        raise ValueError("Give --interval (calibrated intervals) or --draws (GAIN-GTEx noise spread), not both.")
+    if args.interval is not None:
+        from gtex_models.calibration import check_level
+
+        check_level(args.interval)
     annotation = read_samples_table(args.samples, args.tissue_column) if args.samples else None
     result = impute_file(args.input, imputer, space, orientation=args.orientation, scale=args.scale,
                          duplicates=args.duplicates, gene_map=args.gene_map, tissue=args.tissue, sex=args.sex,
-                         age=args.age, annotation=annotation, n_draws=args.draws)
+                         age=args.age, annotation=annotation, n_draws=args.draws,
+                         calibration=metadata.get("calibration"), interval=args.interval)
     for message in result.coverage.warnings:  # the reader's warnings included
         warnings.warn(message)
     if args.draws > 1 and not supports_uncertainty(imputer):
         warnings.warn(f"--draws {args.draws} is ignored: only GAIN-GTEx models give per-value intervals "
                       f"(this is a {metadata['method']} model).")
     with atomic_file(args.out) as tmp:
-        result_frame(result, uncertainty=args.draws > 1).to_csv(tmp)
+        result_frame(result, uncertainty=result.lower is not None).to_csv(tmp)
     coverage = result.coverage
     return (f"Imputed {result.n_imputed:,} values in {len(result.values)} sample(s) "
             f"({coverage.n_matched}/{space.n_genes} model genes in the input; scale {result.scale}: "
@@ -273,10 +317,10 @@ def _impute_store(args: argparse.Namespace, imputer, space) -> str:
     """``impute`` of an on-disk store: streamed block by block (:func:`gtex_models.streaming.impute_store`)."""
     from gtex_models.streaming import impute_store
 
-    if args.draws or args.tissue or args.samples or args.sex or args.age is not None:
+    if args.draws or args.interval is not None or args.tissue or args.samples or args.sex or args.age is not None:
         raise ValueError(f"{args.input} is an on-disk store: its samples' tissue, sex and age come from its own "
-                         "sample table, and intervals (--draws) are not streamed; drop --draws, --tissue, "
-                         "--samples, --sex and --age.")
+                         "sample table, and intervals (--interval, --draws) are not streamed; drop --interval, "
+                         "--draws, --tissue, --samples, --sex and --age.")
     bar, progress = _progress_bar("impute")
     with bar:
         summary = impute_store(imputer, space, Cohort.load(args.input), args.out, progress, overwrite=args.overwrite)
@@ -436,10 +480,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--missing-rate", type=_share, default=0.5, help="share of values hidden (0 < rate < 1)")
     evaluate.add_argument("--seed", type=_at_least(0), default=0)
     evaluate.add_argument("--json", type=Path, default=None, help="write the record as JSON")
+    evaluate.add_argument("--interval", type=_level, default=None, metavar="LEVEL",
+                          help="also score calibrated intervals at LEVEL (0.5-0.99): coverage, median width")
     _add_overwrite(evaluate, "an existing --json file")
     add_pattern_arguments(evaluate)
     add_other_cohort_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate)
+
+    calibrate = commands.add_parser("calibrate", help="calibrate a checkpoint's intervals on a cohort's validation donors")
+    calibrate.add_argument("--checkpoint", required=True, type=Path, help="checkpoint to add the calibration to")
+    calibrate.add_argument("--cohort", required=True, type=Path, help="the cohort it was trained on (its valid split)")
+    calibrate.add_argument("--seed", type=_at_least(0), default=0)
+    calibrate.set_defaults(handler=_calibrate)
 
     bench = commands.add_parser("benchmark", help="fit and score several methods side by side")
     bench.add_argument("--cohort", required=True, type=Path)
@@ -451,6 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=_at_least(0), default=0)
     bench.add_argument("--json", type=Path, default=None)
     bench.add_argument("--markdown", type=Path, default=None)
+    bench.add_argument("--interval", type=_level, default=None, metavar="LEVEL",
+                       help="also calibrate each method on the validation donors and score its LEVEL intervals")
     _add_overwrite(bench, "existing --json / --markdown files")
     add_pattern_arguments(bench, several=True)
     bench.set_defaults(handler=_benchmark)
@@ -473,8 +527,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="gene identifiers that occur twice (or name one gene): error, keep the first, or average")
     impute.add_argument("--gene-map", type=Path, default=None,
                         help="probe -> gene file, for a microarray input and a model of genes")
+    impute.add_argument("--interval", type=_level, default=None, metavar="LEVEL",
+                        help="calibrated per-value intervals at LEVEL (0.5-0.99, e.g. 0.9): adds _lower/_upper columns")
     impute.add_argument("--draws", type=_at_least(0), default=0,
-                        help="GAIN-GTEx: noise draws for per-value intervals (adds _lower/_upper columns)")
+                        help="GAIN-GTEx: the 5-95 %% spread of this many noise draws as _lower/_upper (uncalibrated; "
+                             "prefer --interval)")
     _add_overwrite(impute, "an existing output file (or store)")
     impute.set_defaults(handler=_impute)
 
@@ -601,6 +658,13 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _level(text: str) -> float:
+    value = _number(text)
+    if not 0.5 <= value <= 0.99:
+        raise argparse.ArgumentTypeError(f"must be an interval level between 0.5 and 0.99 (e.g. 0.9), got {value:g}")
     return value
 
 

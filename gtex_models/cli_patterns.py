@@ -110,17 +110,20 @@ def evaluate_command(args: argparse.Namespace) -> str:
 
 def _evaluate_own(args: argparse.Namespace, imputer, metadata, space, cohort: Cohort) -> str:
     from gtex_models.benchmark import evaluate_imputer, known_groups_only
-    from gtex_models.cli import _write_records
+    from gtex_models.cli import _calibration, _coverage_note, _write_records
     from gtex_models.model_space import check_compatible, cohort_for_model
 
     test = known_groups_only(cohort_for_model(cohort, space).split("test"), space.tissues)
     check_compatible(metadata, test)
     patterns, note = patterns_from_args(args, test.genes)
-    record = evaluate_imputer(imputer, test, args.missing_rate, args.seed, patterns[0])
+    calibration = None
+    if args.interval is not None:
+        calibration = _calibration(args, imputer, metadata, cohort_for_model(cohort, space))
+    record = evaluate_imputer(imputer, test, args.missing_rate, args.seed, patterns[0], calibration, args.interval)
     _write_records([record], args.json, None)
     lines = [f"{record['method']} ({record['pattern']}): R² mean {record['r2_mean']:.3f} (median "
              f"{record['r2_median']:.3f}, SD {record['r2_std']:.3f}) over {record['n_genes']} genes, "
-             f"{record['n_test_samples']} test samples"]
+             f"{record['n_test_samples']} test samples" + _coverage_note(record)]
     if note:
         lines.insert(0, note)
     if patterns[0].name == "panel":
@@ -141,6 +144,9 @@ def _evaluate_own(args: argparse.Namespace, imputer, metadata, space, cohort: Co
 def _evaluate_other(args: argparse.Namespace, imputer, space, cohort: Cohort, metadata) -> str:
     from gtex_models.other_cohort import compare_cohorts, read_group_map
 
+    if args.interval is not None:
+        raise ValueError("--interval scores a model's calibrated intervals on its own cohort's test donors; "
+                         "drop it for another cohort (its errors are not those the calibration saw).")
     group_map = read_group_map(args.group_map) if args.group_map else None
     choices = list(HARMONISATIONS) if args.harmonise == "all" else [args.harmonise or "own"]
     patterns, note = patterns_from_args(args, space.genes)

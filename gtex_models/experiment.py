@@ -16,6 +16,7 @@ Training and evaluation are separate steps: :func:`train_experiment` fits (on th
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from time import perf_counter
@@ -23,7 +24,8 @@ from typing import Any
 
 import yaml
 
-from gtex_models.benchmark import RECORD_KEYS, ScenarioData, scenario_data, score_fitted
+from gtex_models.benchmark import RECORD_KEYS, ScenarioData, calibrate_scenario, scenario_data, score_fitted
+from gtex_models.calibration import Calibration, CalibrationError
 from gtex_models.checkpoints import save_checkpoint
 from gtex_models.schemas import SchemaError, check_experiment
 from gtex_models.cohort import Cohort
@@ -146,15 +148,39 @@ def train_experiment(
 
 
 def save_model(imputer: Imputer, experiment: Experiment, cohort: Cohort, out: str | Path,
-               evaluation: dict[str, Any] | None = None) -> Path:
+               evaluation: dict[str, Any] | None = None, seed: int = 0, data: ScenarioData | None = None) -> Path:
     """Write a checkpoint whose metadata says what the model is (genes, groups, transform, scenario,
-    gene set, source cohort and test record); a study reads its manifest entry from it."""
+    gene set, source cohort and test record), with its interval calibration (:func:`calibrate_model`;
+    ``data``: the scenario's data it was fitted on, needed in place); a study reads its manifest entry from it."""
     cohort = experiment.cohort(cohort)
     tissues = getattr(imputer, "tissues", None) or cohort.split("train").tissues
     metadata = {"genes": cohort.genes, "tissues": list(tissues), "transform": cohort.transform,
                 "evaluation": evaluation, "scenario": experiment.scenario, "pathway": experiment.pathway,
                 "cohort": cohort.meta.get("source", "unknown")}
-    return save_checkpoint(imputer, out, metadata, dtype=experiment.checkpoint.get("dtype", "float32"))
+    if data is None:
+        data = scenario_data(cohort, experiment.scenario, experiment.missing_rate, seed)
+    return save_checkpoint(imputer, out, metadata, dtype=experiment.checkpoint.get("dtype", "float32"),
+                           calibration=calibrate_model(imputer, data, cohort, seed))
+
+
+def calibrate_model(imputer: Imputer, data: ScenarioData, cohort: Cohort, seed: int = 0) -> Calibration | None:
+    """The interval calibration of an imputer fitted on ``data`` (:func:`~gtex_models.benchmark.calibrate_scenario`);
+    None, with a warning saying why, when the cohort is too small for one."""
+    try:
+        return calibrate_scenario(imputer, data, cohort, seed)
+    except CalibrationError as error:
+        warnings.warn(f"No interval calibration, so this model gives no intervals: {error}", stacklevel=2)
+        return None
+
+
+def calibrate_checkpoint(imputer: Imputer, metadata: dict[str, Any], cohort: Cohort, seed: int = 0) -> Calibration:
+    """Calibrate a saved model's intervals on the cohort it was trained on (already restricted to its genes,
+    :func:`~gtex_models.model_space.cohort_for_model`), under the scenario its metadata names (in place: the
+    protocol's pool and mask for ``seed``, as when it was trained)."""
+    evaluation = metadata.get("evaluation") or {}
+    scenario = metadata.get("scenario") or "inductive"
+    data = scenario_data(cohort, scenario, float(evaluation.get("missing_rate", 0.5)), seed)
+    return calibrate_scenario(imputer, data, cohort, seed)
 
 
 def run_experiment(
@@ -167,7 +193,7 @@ def run_experiment(
     """
     imputer, data, fit_seconds = train_experiment(experiment, cohort, seed, progress)
     scores = {**score_fitted(imputer, data), "fit_seconds": fit_seconds}
-    record = {key: scores[key] for key in RECORD_KEYS}
+    record = {key: scores[key] for key in RECORD_KEYS if key in scores}
     if out is not None:
-        save_model(imputer, experiment, cohort, out, record)
+        save_model(imputer, experiment, cohort, out, record, seed, data)
     return imputer, record

@@ -11,7 +11,8 @@ The steps, each a function (used by the app and the CLI alike):
    against the model's vocabulary.
 5. :func:`impute_upload` builds a :class:`~gtex_models.cohort.Cohort` in the model's space, imputes,
    and converts back to the upload's scale and identifiers (plus the model's genes the upload
-   lacked), optionally with per-value intervals from several noise draws (GAIN-GTEx).
+   lacked), optionally with calibrated per-value intervals (any model with a calibration,
+   :mod:`gtex_models.calibration`) or the spread of several noise draws (GAIN-GTEx, uncalibrated).
 6. :func:`result_frame` lays the result out in the upload's orientation for download
    (:func:`imputed_frame`: which of its cells the model filled).
 
@@ -31,6 +32,8 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 import numpy as np
 import pandas as pd
 
+from gtex_models.calibration import DEFAULT_LEVEL, Calibration, CalibrationError
+from gtex_models.calibration import coverage as interval_coverage
 from gtex_models.cohort import SAMPLE_COLUMNS, Cohort, Transform
 from gtex_models.covariates import parse_age, parse_sex
 from gtex_models.evaluation import mask_cohort, r2_per_gene
@@ -63,6 +66,9 @@ PROBE_HINT = (" The identifiers look like microarray probe IDs: give a probe-to-
 SCALE_NAMES = {"tpm": "TPM", "log": "log2(TPM + 1)"}
 INTERVAL_QUANTILES = (0.05, 0.95)
 MIN_HIDDEN_TO_RANK = 5  # a per-gene R² over fewer hidden values is too noisy to rank genes by
+NO_CALIBRATION = ("This model has no interval calibration (it was trained before calibrated intervals existed, or its "
+                  "cohort had too few validation donors). Add one with `python -m gtex_models calibrate --checkpoint "
+                  "CKPT --cohort COHORT_DIR`, or impute without intervals.")
 UPLOAD_TYPES = ("csv", "tsv", "txt", "gct", "h5ad", "gz")
 T = TypeVar("T")
 
@@ -365,7 +371,8 @@ class ImputationResult:
     ----------
     values : imputed values; observed ones are the upload's, unchanged.
     observed : True where ``values`` holds an uploaded value.
-    lower, upper : per-value interval (``INTERVAL_QUANTILES`` over noise draws), or None.
+    lower, upper : per-value interval (calibrated at ``interval_level``, or ``INTERVAL_QUANTILES`` over
+        noise draws), or None.
     orientation : the upload's layout, kept for :func:`result_frame`.
     scale : ``tpm`` or ``log``, the upload's scale.
     coverage : the coverage report.
@@ -382,6 +389,7 @@ class ImputationResult:
     coverage: Coverage
     added_features: list[str]
     scale_reason: str = ""
+    interval_level: float | None = None
 
     @property
     def imputed(self) -> np.ndarray:
@@ -418,6 +426,8 @@ def impute_upload(
     scale: str,
     n_draws: int = 0,
     progress: ProgressCallback | None = None,
+    calibration: Calibration | None = None,
+    interval: float | None = None,
 ) -> ImputationResult:
     """Impute an aligned upload and return it on its own scale, identifiers and sample order.
 
@@ -428,17 +438,28 @@ def impute_upload(
     samples : from :func:`sample_table`.
     scale : the upload's scale, ``tpm`` or ``log`` (see :func:`resolve_scale`).
     n_draws : with an imputer that :func:`supports_uncertainty`, the number of noise draws giving
-        the ``lower``/``upper`` interval of each value (0: no interval).
+        the ``lower``/``upper`` interval of each value (0: no interval; uncalibrated, ignored with ``interval``).
     progress : ``progress(fraction, message)``.
+    calibration, interval : the model's calibration and a level (0.5-0.99): calibrated intervals.
+
+    Raises
+    ------
+    CalibrationError : an ``interval`` without a ``calibration``, or a level out of range.
     """
     report = progress or (lambda fraction, message: None)
     transform = upload_transform(space, scale)
     cohort = Cohort(transform.forward(alignment.values), space.genes, samples, transform,
                     {"source": "upload"})
     report(0.1, f"imputing {cohort.n_samples:,} sample(s) x {cohort.n_genes:,} genes")
-    imputed = transform.inverse(imputer.impute(cohort))
+    model_values = imputer.impute(cohort)
+    imputed = transform.inverse(model_values)
     lower = upper = None
-    if n_draws > 1 and supports_uncertainty(imputer):
+    if interval is not None:
+        if calibration is None:
+            raise CalibrationError(NO_CALIBRATION)
+        low, high = calibration.interval(model_values, cohort, interval)
+        lower, upper = transform.inverse(low), transform.inverse(high)
+    elif n_draws > 1 and supports_uncertainty(imputer):
         report(0.4, f"{n_draws} noise draws for the intervals")
         draws = imputer.impute_samples(cohort, n_draws)
         low, high = np.quantile(draws, INTERVAL_QUANTILES, axis=0)
@@ -472,6 +493,7 @@ def impute_upload(
         scale=scale,
         coverage=alignment.coverage,
         added_features=added,
+        interval_level=interval,
     )
     report(1.0, "done")
     return result
@@ -548,6 +570,8 @@ def impute_file(
     annotation: pd.DataFrame | None = None,
     n_draws: int = 0,
     progress: ProgressCallback | None = None,
+    calibration: Calibration | None = None,
+    interval: float | None = None,
 ) -> ImputationResult:
     """The whole upload pipeline: read -> align -> scale (:func:`prepare_upload`) -> covariates
     (:func:`sample_table`) -> impute (:func:`impute_upload`) -> result (lay it out with
@@ -561,7 +585,8 @@ def impute_file(
                             duplicates=duplicates, gene_map=gene_map)
     samples = sample_table(upload.table.sample_ids, space.tissues, tissue=tissue, sex=sex, age=age,
                            annotation=annotation)
-    result = impute_upload(imputer, space, upload.alignment, samples, upload.scale, n_draws, progress)
+    result = impute_upload(imputer, space, upload.alignment, samples, upload.scale, n_draws, progress,
+                           calibration, interval)
     result.scale_reason = upload.scale_reason
     return result
 
@@ -619,6 +644,9 @@ class TrialResult:
     per_gene : ``gene``, ``r2`` (per-gene R² over the hidden values), ``n_hidden``, sorted by R², genes
         with fewer than :data:`MIN_HIDDEN_TO_RANK` hidden values last (their R² is mostly noise).
     r2_pooled : R² over all hidden values together (what the truth-vs-imputed scatter shows).
+    lower, upper : calibrated intervals (log2(TPM + 1)), given a calibration; else None.
+    coverage : share of the hidden values inside their interval (None without intervals).
+    interval_level : the intervals' nominal level.
     """
 
     truth: np.ndarray
@@ -628,20 +656,27 @@ class TrialResult:
     genes: pd.DataFrame
     per_gene: pd.DataFrame
     r2_pooled: float
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
+    coverage: float | None = None
+    interval_level: float | None = None
 
 
 def hide_and_impute(
-    imputer: Imputer, cohort: Cohort, rows: Sequence[int], missing_rate: float, seed: int = 0
+    imputer: Imputer, cohort: Cohort, rows: Sequence[int], missing_rate: float, seed: int = 0,
+    calibration: Calibration | None = None, interval: float = DEFAULT_LEVEL,
 ) -> TrialResult:
     """Hide ``missing_rate`` of the values of ``cohort``'s ``rows`` at random, impute, and score.
 
-    ``cohort`` must hold the model's genes (see :func:`cohort_for_model`) with complete values.
+    ``cohort`` must hold the model's genes (see :func:`cohort_for_model`) with complete values. With a
+    ``calibration``, the hidden values also get intervals at level ``interval`` and their coverage.
     """
     if not 0.0 < missing_rate < 1.0:
         raise ValueError(f"The missing rate must be strictly between 0 and 1, got {missing_rate}.")
     trial = cohort.subset_samples(np.asarray(rows, dtype=np.int64))
     observed = mcar_mask(trial.x.shape, missing_rate, missing_rate, seed=seed)
-    imputed = imputer.impute(mask_cohort(trial, observed))
+    masked = mask_cohort(trial, observed)
+    imputed = imputer.impute(masked)
     log_space = Transform(trial.transform.mean, trial.transform.std, scale="log")
     truth, estimate = log_space.inverse(trial.x), log_space.inverse(imputed)
     hidden = ~observed
@@ -657,4 +692,10 @@ def hide_and_impute(
     residual = float(np.sum((truth[hidden] - estimate[hidden]) ** 2))
     total = float(np.sum((truth[hidden] - truth[hidden].mean()) ** 2)) if hidden.any() else 0.0
     r2_pooled = 1.0 - residual / total if total > 0 else float("nan")
-    return TrialResult(truth, estimate, hidden, trial.samples, trial.genes, per_gene, r2_pooled)
+    result = TrialResult(truth, estimate, hidden, trial.samples, trial.genes, per_gene, r2_pooled)
+    if calibration is not None:
+        low, high = calibration.interval(imputed, masked, interval)
+        result.lower, result.upper = log_space.inverse(low), log_space.inverse(high)
+        result.coverage = interval_coverage(truth, result.lower, result.upper, observed)
+        result.interval_level = interval
+    return result

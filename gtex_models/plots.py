@@ -300,13 +300,13 @@ def expression_preview(values: pd.DataFrame, observed: pd.DataFrame, unit: str, 
 
 
 def interval_chart(result_values: pd.Series, lower: pd.Series, upper: pd.Series, observed: pd.Series,
-                   unit: str, max_genes: int = 40) -> go.Figure:
-    """One sample's imputed values with their intervals (widest first), observed values as reference."""
+                   unit: str, max_genes: int = 40, label: str = "5–95 % spread over noise draws") -> go.Figure:
+    """One sample's imputed values with their intervals (widest first; ``label`` says what they are)."""
     imputed = (~observed) & result_values.notna()
     width = (upper - lower)[imputed].sort_values(ascending=False)
     genes = width.index[:max_genes]
     figure = go.Figure(go.Scatter(
-        x=genes.astype(str), y=result_values[genes], mode="markers", name="imputed (5–95 % interval)",
+        x=genes.astype(str), y=result_values[genes], mode="markers", name=f"imputed ({label})",
         marker={"size": 7, "color": "#d62728"},
         error_y={"type": "data", "symmetric": False, "array": (upper - result_values)[genes],
                  "arrayminus": (result_values - lower)[genes], "color": "#d62728", "thickness": 1.2},
@@ -314,8 +314,40 @@ def interval_chart(result_values: pd.Series, lower: pd.Series, upper: pd.Series,
     ))
     figure.update_layout(template=TEMPLATE, height=420, xaxis={"title": "Gene", "tickangle": -60},
                          yaxis_title=f"Imputed expression ({unit})",
-                         title="Imputed values with their spread over noise draws (widest intervals first)",
+                         title=f"Imputed values with their intervals: {label} (widest first)",
                          margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure
+
+
+def calibration_curves(table: pd.DataFrame) -> go.Figure:
+    """Empirical against nominal coverage, one line per missing rate (pooled rows of
+    :func:`~gtex_models.calibration.coverage_table`), the diagonal as reference."""
+    pooled = table[table["group"] == "all"]
+    figure = go.Figure(go.Scatter(x=[0.5, 1.0], y=[0.5, 1.0], mode="lines", name="perfect calibration",
+                                  line={"dash": "dot", "color": "#888888"}, hoverinfo="skip"))
+    for rate, rows in pooled.groupby("missing_rate"):
+        figure.add_trace(go.Scatter(x=rows["level"], y=rows["coverage"], mode="lines+markers",
+                                    name=f"{rate:.0%} missing",
+                                    hovertemplate="nominal %{x:.0%}<br>empirical %{y:.1%}<extra></extra>"))
+    figure.update_layout(template=TEMPLATE, height=400, xaxis={"title": "Nominal level", "tickformat": ".0%"},
+                         yaxis={"title": "Empirical coverage (test donors)", "tickformat": ".0%"},
+                         margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return figure
+
+
+def coverage_by_group(table: pd.DataFrame, level: float) -> go.Figure:
+    """Empirical coverage of each group at nominal ``level`` (one bar series per missing rate)."""
+    rows = table[(table["group"] != "all") & np.isclose(table["level"], level)]
+    figure = go.Figure()
+    for rate, part in rows.groupby("missing_rate"):
+        figure.add_trace(go.Bar(x=part["group"], y=part["coverage"], name=f"{rate:.0%} missing",
+                                hovertemplate="%{x}<br>%{y:.1%}<extra></extra>"))
+    figure.add_hline(y=level, line={"dash": "dot", "color": "#222222"}, annotation_text=f"nominal {level:.0%}")
+    low = float(rows["coverage"].min()) if len(rows) else level
+    figure.update_layout(template=TEMPLATE, barmode="group", height=420,
+                         xaxis={"title": "Group", "tickangle": -50, "tickfont": {"size": 9}},
+                         yaxis={"title": "Empirical coverage", "tickformat": ".0%", "range": [min(low, level) - 0.05, 1]},
+                         margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return figure
 
 

@@ -214,6 +214,7 @@ class CheckpointHeader(_Schema):
     history: dict[str, Any] | None = None
     evaluation: dict[str, Any] | None = None
     metadata: dict[str, Any] = {}
+    calibration: dict[str, Any] | None = None  # checked by Calibration.from_state
 
     @model_validator(mode="after")
     def _transform_fits_genes(self) -> "CheckpointHeader":

@@ -381,8 +381,9 @@ def _model_run(run: _Run, cohort: Cohort, folder: Path, progress: ProgressCallba
     assert run.key is not None
     imputer, data, fit_seconds = train_experiment(run.experiment, cohort, progress=progress)
     scores = {**score_fitted(imputer, data), "fit_seconds": fit_seconds}
-    record = {key: scores[key] for key in RECORD_KEYS}
-    checkpoint = save_model(imputer, run.experiment, cohort, folder / MODELS_DIR / f"{run.key}.safetensors", record)
+    record = {key: scores[key] for key in RECORD_KEYS if key in scores}
+    checkpoint = save_model(imputer, run.experiment, cohort, folder / MODELS_DIR / f"{run.key}.safetensors", record,
+                            data=data)
     progress(1.0, "evaluation tables")
     write_model(folder, run.key, tables=evaluation_tables(imputer, data.test_donors),
                 umap=embedding_coordinates(imputer))

@@ -24,12 +24,14 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
+from gtex_models.calibration import Calibration
+from gtex_models.experiment import calibrate_checkpoint
 from gtex_models.checkpoints import load_checkpoint
 from gtex_models.choices import DUPLICATE_CHOICES
 from gtex_models.cohort import Cohort
 from gtex_models.demo import CACHE_DIR, DEMO_DIR
 from gtex_models.imputers.base import Imputer
-from gtex_models.model_space import ModelSpace
+from gtex_models.model_space import ModelSpace, cohort_for_model
 from gtex_models.jobs import Job
 from gtex_models.reference import are_gtex_tissues
 from gtex_models.study import MANIFEST, Study, StudyError, find_studies
@@ -187,6 +189,28 @@ def _model(path: str, stamp: int, key: str) -> tuple[Imputer, dict[str, Any], Mo
 def model(key: str) -> tuple[Imputer, dict[str, Any], ModelSpace]:
     """A model of the selected study: the imputer, its checkpoint metadata and its gene/group/transform space."""
     return _model(*_current(), key)
+
+
+@st.cache_resource(show_spinner="Calibrating the model's intervals on held-out donors…", max_entries=16)
+def _calibration(path: str, stamp: int, key: str) -> tuple[Calibration | None, str]:
+    imputer, metadata, space = _model(path, stamp, key)
+    if metadata.get("calibration") is not None:
+        return metadata["calibration"], "calibrated on held-out donors when the model was saved"
+    if not _open(path, stamp).has_cohort:
+        return None, ("This model has no interval calibration and its study no cohort to make one from: "
+                      "no intervals. Add one with `python -m gtex_models calibrate --checkpoint CKPT --cohort DIR`.")
+    try:
+        made = calibrate_checkpoint(imputer, metadata, cohort_for_model(_cohort(path, stamp), space))
+    except ValueError as error:  # CalibrationError included: too few held-out donors
+        return None, f"No intervals for this model: {error}"
+    return made, ("calibrated just now on the study's held-out donors (the checkpoint stores none; "
+                  "`python -m gtex_models calibrate` stores one)")
+
+
+def calibration(key: str) -> tuple[Calibration | None, str]:
+    """A model's interval calibration (stored, or made on the study's validation donors) and where it comes
+    from; None and the reason when there is none."""
+    return _calibration(*_current(), key)
 
 
 @st.cache_resource(show_spinner="Loading the cohort…", max_entries=4)

@@ -8,11 +8,14 @@ import pandas as pd
 import streamlit as st
 
 from gtex_models import plots
-from gtex_models.model_space import ModelSpace
+from gtex_models.calibration import coverage_table
+from gtex_models.imputers import make_imputer
+from gtex_models.model_space import ModelSpace, cohort_for_model
 from gtex_models.study import METHOD_LABELS
 from pages._shared import (
     SIMULATED,
     benchmark,
+    calibration,
     cohort,
     current_study,
     download_csv,
@@ -21,6 +24,7 @@ from pages._shared import (
     rebuild_hint,
     selected_model,
     simulated_note,
+    study_token,
     train_counts,
 )
 
@@ -48,6 +52,55 @@ The new study then appears in the sidebar's study picker. Your own matrix (CSV, 
 study on the **New study** page, or with `python -m gtex_models import` then `study build`.
 """
 
+CALIBRATION_RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
+CALIBRATION_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
+@st.cache_data(show_spinner="Scoring the intervals on the test donors…", max_entries=8)
+def _coverage(token: str, key: str) -> pd.DataFrame | None:
+    """Empirical coverage of model ``key``'s calibrated intervals on the study's test donors (None: no calibration
+    or no test donor of a group the model knows)."""
+    imputer, _, space = model(key)
+    made = calibration(key)[0]
+    test = cohort_for_model(cohort(), space).split("test")
+    test = test.subset_samples(test.samples["tissue"].isin(space.tissues).to_numpy())
+    if made is None or test.n_samples == 0:
+        return None
+    oracle = None
+    if test.meta.get("source") == "simulated":
+        oracle = make_imputer("oracle").fit(test)
+    return coverage_table(imputer, made, test, CALIBRATION_RATES, CALIBRATION_LEVELS, oracle=oracle)
+
+
+def calibration_view(key: str, word: str) -> None:
+    """Nominal against empirical coverage of the model's intervals, per missing rate and per group."""
+    made, source = calibration(key)
+    if made is None:
+        st.info(source)
+        return
+    info = made.info
+    st.caption(f"Split-conformal intervals, {source}: {info.get('n_samples', '?'):,} samples of "
+               f"{info.get('n_donors', '?')} donors, {info.get('n_scores', 0):,} hidden values. Below, their coverage "
+               "on the test donors (never used for training or calibration), with a new mask at each missing rate.")
+    table = _coverage(study_token(), key)
+    if table is None:
+        st.info(f"The study's cohort has no test donor in a {word} the model knows, so coverage cannot be measured.")
+        return
+    left, right = st.columns(2)
+    left.plotly_chart(plots.calibration_curves(table), width="stretch")
+    pooled = table[(table["group"] == "all") & (table["level"] == 0.9)]
+    shown = [c for c in ("missing_rate", "coverage", "width_median", "oracle_width_median") if c in pooled.columns]
+    right.dataframe(pooled[shown], hide_index=True, width="stretch",
+                    column_config={"missing_rate": st.column_config.NumberColumn("Missing rate", format="%.1f"),
+                                   "coverage": st.column_config.NumberColumn("Coverage of 90 % intervals",
+                                                                             format="%.3f"),
+                                   "width_median": st.column_config.NumberColumn("Median width (log2)",
+                                                                                 format="%.2f"),
+                                   "oracle_width_median": st.column_config.NumberColumn(
+                                       "Oracle's exact width", format="%.2f",
+                                       help="The simulation's exact conditional SD: the narrowest 90 % interval")})
+    st.plotly_chart(plots.coverage_by_group(table, 0.9), width="stretch")
+    download_csv(table, f"{key}_interval_coverage.csv", "Download the coverage table (CSV)", key="download_coverage")
 
 
 def model_card(metadata: dict[str, Any], space: ModelSpace) -> dict[str, Any]:
@@ -105,6 +158,11 @@ if key is not None:
             st.plotly_chart(plots.training_curves(history), width="stretch")
         else:
             st.info("This checkpoint has no training history (baselines have none).")
+    st.subheader("Intervals: nominal against empirical coverage")
+    if study.has_cohort:
+        calibration_view(key, group_word(space.tissues))
+    else:
+        st.info("The study has no cohort, so the intervals' coverage cannot be measured here.")
 
 st.subheader("Cohort" + (f" · {SIMULATED}" if study.simulated else ""))
 summary = study.cohort_summary

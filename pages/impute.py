@@ -16,6 +16,7 @@ from gtex_models.study import Study
 from pages._shared import (
     DUPLICATE_LABELS,
     Upload,
+    calibration,
     cohort,
     current_study,
     download_csv,
@@ -34,6 +35,7 @@ IMPUTED_STYLE = "background-color: #ffe0b2"  # the imputed cells of the result p
 UPLOAD, TRY = "Upload your samples", "Try it on held-out samples"
 ALL = "All"
 EXAMPLE_TISSUE = "Whole Blood"
+INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95, 0.99)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -49,20 +51,35 @@ def _prepare(token: str, key: str, upload: Upload, options: tuple[str, str, str]
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _impute(token: str, key: str, upload: Upload, options: tuple[str, str, str], gene_map: Upload | None,
-            samples: pd.DataFrame, n_draws: int) -> inference.ImputationResult:
-    """The imputation of an upload (cached on the study, the model, the files' bytes and every option)."""
+            samples: pd.DataFrame, level: float | None) -> inference.ImputationResult:
+    """The imputation of an upload (cached on the study, the model, the files' bytes and every option), with
+    calibrated intervals at ``level`` (None: without)."""
     imputer, _, space = model(key)
     prepared = _prepare(token, key, upload, options, gene_map)
-    result = inference.impute_upload(imputer, space, prepared.alignment, samples, prepared.scale, n_draws)
+    result = inference.impute_upload(imputer, space, prepared.alignment, samples, prepared.scale,
+                                     calibration=calibration(key)[0], interval=level)
     result.scale_reason = prepared.scale_reason
     return result
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _trial(token: str, key: str, rows: tuple[int, ...], rate: float, seed: int) -> inference.TrialResult:
-    """The try-it experiment on rows ``rows`` of the study's cohort."""
+def _trial(token: str, key: str, rows: tuple[int, ...], rate: float, seed: int, level: float) -> inference.TrialResult:
+    """The try-it experiment on rows ``rows`` of the study's cohort (intervals at ``level`` when calibrated)."""
     imputer, _, space = model(key)
-    return inference.hide_and_impute(imputer, inference.cohort_for_model(cohort(), space), rows, rate, seed)
+    return inference.hide_and_impute(imputer, inference.cohort_for_model(cohort(), space), rows, rate, seed,
+                                     calibration(key)[0], level)
+
+
+def _interval_level(key: str, widget_key: str) -> float | None:
+    """The interval level widget (None when the model has no calibration: the reason is shown instead)."""
+    made, source = calibration(key)
+    if made is None:
+        st.info(source)
+        return None
+    return st.select_slider("Interval level", INTERVAL_LEVELS, value=0.9, format_func=lambda v: f"{v:.0%}",
+                            key=widget_key, help=f"Calibrated per-value intervals ({source}): on held-out "
+                            "donors, this share of hidden values falls inside its interval, in every tissue and at "
+                            "any missing rate.")
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -145,7 +162,7 @@ def _marked_preview(frame: pd.DataFrame, imputed: pd.DataFrame) -> pd.io.formats
 
 
 def _results(result: inference.ImputationResult) -> None:
-    """Preview heat map, marked table, downloads and (GAIN-GTEx) interval chart of an imputation."""
+    """Preview heat map, marked table, downloads and interval chart of an imputation."""
     unit = inference.SCALE_NAMES[result.scale]
     st.success(f"Imputed {result.n_imputed:,} values: {result.values.shape[0]:,} samples x "
                f"{result.values.shape[1]:,} genes ({len(result.added_features):,} genes added from the model).")
@@ -154,8 +171,9 @@ def _results(result: inference.ImputationResult) -> None:
                                              result.observed[uploaded], plots.LOG_UNIT), width="stretch")
     st.caption("The heat maps show the genes of your upload (those with gaps first); the genes the model added "
                "are in the table and the download.")
+    level = result.interval_level
     uncertainty = result.lower is not None and st.toggle(
-        "Add uncertainty columns (5–95 % spread over noise draws)", value=True,
+        f"Add interval columns (calibrated {level:.0%} intervals)", value=True, key="interval_columns",
         help="Each column c gets c_lower and c_upper; observed values have a zero-width interval.")
     frame = inference.result_frame(result, uncertainty=uncertainty)
     imputed = inference.imputed_frame(result)
@@ -174,15 +192,16 @@ def _results(result: inference.ImputationResult) -> None:
         download_csv(imputed.astype(int), "imputed_cells.csv", "Download which cells were imputed (CSV, 1 = imputed)",
                      index=True, key="download_imputed_mask")
     if result.lower is not None and result.upper is not None:
-        median = float(np.median(result.values.to_numpy()[result.imputed]))
-        st.caption(f"Median interval width over the imputed values: {result.median_interval_width():.3g} {unit} "
-                   f"(median imputed value {median:.3g} {unit}). Narrow intervals mean the generator "
-                   "barely depends on its noise, not that the imputation is exact.")
+        log_width = (_to_log(result.upper, result.scale) - _to_log(result.lower, result.scale)).to_numpy()
+        st.caption(f"Calibrated {level:.0%} intervals: on held-out donors {level:.0%} of hidden values fall inside "
+                   f"theirs. Median width over the imputed values: {np.median(log_width[result.imputed]):.2f} "
+                   f"log2(TPM + 1) units (a factor of {2 ** np.median(log_width[result.imputed]):.2g} between the "
+                   "bounds); the table and download give the bounds in the upload's scale.")
         sample = st.selectbox("Sample for the interval chart", result.values.index.tolist())
         values, lower, upper = (_to_log(frame.loc[sample], result.scale) for frame in
                                 (result.values, result.lower, result.upper))
-        st.plotly_chart(plots.interval_chart(values, lower, upper, result.observed.loc[sample], plots.LOG_UNIT),
-                        width="stretch")
+        st.plotly_chart(plots.interval_chart(values, lower, upper, result.observed.loc[sample], plots.LOG_UNIT,
+                                             label=f"calibrated {level:.0%} interval"), width="stretch")
 
 
 def upload_tab(study: Study, key: str) -> None:
@@ -225,12 +244,9 @@ def upload_tab(study: Study, key: str) -> None:
         if sample_options is None:
             return
         samples = inference.sample_table(prepared.table.sample_ids, space.tissues, **sample_options)
-        n_draws = 0
-        if inference.supports_uncertainty(imputer):
-            n_draws = st.slider("Noise draws for uncertainty intervals (GAIN-GTEx)", 0, 50, 20, step=5,
-                                help="0 skips the intervals.")
+        level = _interval_level(key, "upload_interval_level")
         with st.status("Imputing…", expanded=False) as status:
-            result = _impute(token, key, files, options, gene_map, samples, n_draws)
+            result = _impute(token, key, files, options, gene_map, samples, level)
             status.update(label="Imputation done", state="complete")
     except InputError as error:
         st.error(str(error), icon=":material/error:")
@@ -264,12 +280,17 @@ def try_tab(study: Study, key: str) -> None:
     rate = right.slider("Missing rate", 0.1, 0.9, 0.5, step=0.05, format="%.2f",
                         help="Share of each sample's values hidden before imputation.")
     rows = tuple(int(i) for i in pool.index[:n])
+    level = _interval_level(key, "trial_interval_level")
     with st.spinner("Imputing…"):
-        trial = _trial(study_token(), key, rows, rate, 0)
-    cols = st.columns(3)
+        trial = _trial(study_token(), key, rows, rate, 0, level or 0.9)
+    cols = st.columns(4)
     cols[0].metric("R², all hidden values", f"{trial.r2_pooled:.3f}")
     cols[1].metric("Median per-gene R²", f"{trial.per_gene['r2'].median():.3f}")
     cols[2].metric("Hidden values", f"{int(trial.hidden.sum()):,}")
+    if trial.coverage is not None:
+        cols[3].metric(f"Inside their {trial.interval_level:.0%} interval", f"{trial.coverage:.1%}",
+                       help="Share of the hidden values inside their calibrated interval (few samples make it "
+                            "noisy: values of one sample err together).")
     st.plotly_chart(plots.imputed_vs_true(trial.truth[trial.hidden], trial.imputed[trial.hidden], trial.r2_pooled),
                     width="stretch")
     st.markdown("**Per-gene R²** over the hidden values of the chosen samples (few samples make it noisy).")

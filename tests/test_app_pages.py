@@ -258,6 +258,7 @@ def test_impute_page_imputes_an_upload_marks_imputed_cells_and_keeps_observed_va
     assert at.selectbox(key="upload_tissue").label == "Tissue (GTEx name)"
     at.selectbox(key="upload_tissue").set_value(UPLOAD_TISSUE).run()
     assert_clean(at)
+    at.toggle(key="interval_columns").set_value(False).run()  # values only (test_app_intervals: the intervals)
     assert "Imputed" in at.success[0].value
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Scale"] == "TPM" and metrics["Samples"] == str(len(partial_upload))
@@ -492,6 +493,7 @@ def test_a_probe_upload_on_a_gene_model_points_to_the_gene_map_which_then_works(
     mapping = pd.DataFrame({"probe_id": probes, "symbol": genes}).to_csv(index=False)
     at.file_uploader(key="gene_map").set_value(("probes.csv", mapping.encode(), "text/csv")).run()
     at.selectbox(key="upload_tissue").set_value(UPLOAD_TISSUE).run()
+    at.toggle(key="interval_columns").set_value(False).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert "Imputed" in at.success[0].value
     assert list(at.dataframe[0].value.columns[:40]) == genes  # probes became genes (the model's others follow)

@@ -1,0 +1,85 @@
+"""The app's calibrated intervals: the Impute page's interval columns, "Try it"'s coverage, the model page's
+calibration view, on the demo and on a one-group probe study."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gtex_models.demo import CACHE_DIR, DEMO_DIR
+from gtex_models.inference import example_upload
+from gtex_models.study import Study
+from studies import assert_clean, clear_caches, open_app, point_app_at, write_study
+from test_app_pages import array
+from test_calibration import probe_cohort
+
+UPLOAD_TISSUE = "Whole Blood"
+
+
+@pytest.fixture()
+def on_demo(monkeypatch, tmp_path):
+    point_app_at(monkeypatch, studies_dir=tmp_path / "no_studies")
+    clear_caches()
+    yield Study.open(DEMO_DIR)
+    clear_caches()
+
+
+def _charts(at) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def test_impute_page_shows_calibrated_interval_columns_for_pmi(on_demo):
+    upload = example_upload(Study.open(DEMO_DIR).cohort(CACHE_DIR), UPLOAD_TISSUE)
+    at = open_app(study=DEMO_DIR, model="pmi_all")
+    at.file_uploader(key="expression_file").set_value(("partial.csv", upload.to_csv().encode(), "text/csv")).run()
+    at.selectbox(key="upload_tissue").set_value(UPLOAD_TISSUE).run()
+    assert_clean(at)
+    assert at.toggle(key="interval_columns").value
+    shown = at.dataframe[0].value
+    gene = upload.columns[0]
+    assert list(shown.columns[:3]) == [gene, f"{gene}_lower", f"{gene}_upper"]
+    hidden = upload[gene].isna().to_numpy()
+    assert hidden.any() and (~hidden).any()
+    values, lower, upper = (shown[c].to_numpy() for c in (gene, f"{gene}_lower", f"{gene}_upper"))
+    assert (lower[hidden] < values[hidden]).all() and (values[hidden] < upper[hidden]).all()
+    np.testing.assert_allclose(lower[~hidden], values[~hidden]) and np.testing.assert_allclose(upper[~hidden], values[~hidden])
+    assert any("Calibrated 90% intervals" in c.value for c in at.caption)
+    chart = _charts(at)[-1]
+    assert chart["layout"]["yaxis"]["title"]["text"] == "Imputed expression (log2(TPM + 1))"
+    assert "calibrated 90% interval" in chart["data"][0]["name"]
+    at.toggle(key="interval_columns").set_value(False).run()
+    assert f"{gene}_lower" not in at.dataframe[0].value.columns
+
+
+def test_try_it_reports_the_coverage_of_the_hidden_values(on_demo):
+    at = open_app(study=DEMO_DIR, model="pmi_all")
+    at.segmented_control(key="impute_mode").set_value("Try it on held-out samples").run()
+    assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    coverage = float(metrics["Inside their 90% interval"].rstrip("%")) / 100
+    assert 0.8 < coverage < 0.98
+
+
+def test_the_model_page_shows_coverage_per_rate_and_group(on_demo):
+    at = open_app("pages/benchmark.py", study=DEMO_DIR, model="pmi_all")
+    assert_clean(at)
+    curves = next(c for c in _charts(at) if c["layout"]["xaxis"]["title"]["text"] == "Nominal level")
+    assert len(curves["data"]) == 6  # the diagonal and 5 missing rates
+    for trace in curves["data"][1:]:
+        np.testing.assert_allclose(array(trace["y"]), array(trace["x"]), atol=0.04)  # close to the diagonal
+
+
+def test_a_one_group_probe_study_gets_intervals_too(monkeypatch, tmp_path):
+    study = write_study(tmp_path / "probes", probe_cohort(), {"knn_all": ("knn", None)}, title="Probes",
+                        benchmark=False, umap=False)
+    point_app_at(monkeypatch, study, studies_dir=tmp_path / "none")
+    clear_caches()
+    at = open_app(study=study, model="knn_all")
+    at.segmented_control(key="impute_mode").set_value("Try it on held-out samples").run()
+    assert_clean(at)
+    assert "Inside their 90% interval" in {m.label for m in at.metric}
+    at = open_app("pages/benchmark.py", study=study, model="knn_all")
+    assert_clean(at)
+    clear_caches()

@@ -1,0 +1,212 @@
+"""Calibrated intervals: coverage at the nominal level (pooled, per group, at any missing rate), what
+breaks it, storage in checkpoints, cohorts unlike the demo, and cohorts too small to calibrate.
+
+Tolerances were measured (``benchmarks/intervals.py`` for the demo; the numbers below for these cohorts):
+on 150-donor simulated cohorts (400 genes, seeds 0-3), small PMI, 90 % nominal, test rates 0.1/0.5/0.9,
+pooled coverage ranged 0.883-0.926 (the mean imputer, seeds 0-5: 0.879-0.916) and the lowest tissue's
+0.773-0.839. Values of one sample are correlated (shared latent programs), so coverage over a few hundred
+test samples varies by about ±0.02 between cohorts: the pooled tolerance is ±0.03 and the per-tissue
+floor 0.75. With the scale ignored (fitted and applied as 1) the lowest tissue fell to 0.686-0.740 on
+seeds 0-2; GAIN-GTEx's uncalibrated noise-draw intervals cover far less than 90 %: both are caught.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SMALL_PMI
+from gtex_models.benchmark import calibrate_scenario, scenario_data
+from gtex_models.calibration import (
+    LEVELS,
+    Calibration,
+    CalibrationError,
+    calibrate,
+    calibrate_held_out,
+    coverage_table,
+    interval_scores,
+)
+from gtex_models.checkpoints import attach_calibration, load_checkpoint, save_checkpoint
+from gtex_models.cohort import Cohort
+from gtex_models.evaluation import mask_cohort
+from gtex_models.experiment import Experiment, save_model
+from gtex_models.imputers import make_imputer
+from gtex_models.simulate import simulate_cohort
+
+LEVEL = 0.9
+POOLED_TOLERANCE = 0.03
+GROUP_FLOOR = 0.75
+RATES = (0.1, 0.5, 0.9)
+
+
+@pytest.fixture(scope="module")
+def cohort() -> Cohort:
+    """150 donors (~3,000 samples) x 400 genes, 49 tissues: enough test donors for coverage to mean something."""
+    return simulate_cohort(n_donors=150, n_genes=400, seed=0)
+
+
+@pytest.fixture(scope="module")
+def pmi(cohort: Cohort):
+    return make_imputer("pmi", **SMALL_PMI).fit(cohort.split("train"), cohort.split("valid"))
+
+
+@pytest.fixture(scope="module")
+def pmi_calibration(pmi, cohort: Cohort) -> Calibration:
+    return calibrate_held_out(pmi, cohort, cohort.split("train").tissues)
+
+
+def test_calibration_and_its_settings(pmi_calibration):
+    assert LEVELS[0] == 0.5 and LEVELS[-1] == 0.99
+    info = pmi_calibration.info
+    assert info["method"] == "pmi" and info["n_donors"] >= 20 and info["n_scores"] > 50_000
+
+
+def _test_scores(imputer, calibration: Calibration, cohort: Cohort, rate: float, level: float = LEVEL, seed: int = 0):
+    test = cohort.split("test")
+    test = test.subset_samples(test.samples["tissue"].isin(cohort.split("train").tissues).to_numpy())
+    observed = np.random.default_rng([seed, 100]).random(test.x.shape) >= rate
+    masked = mask_cohort(test, observed)
+    lower, upper = calibration.interval(imputer.impute(masked), masked, level)
+    return interval_scores(test.x, lower, upper, observed, test.samples["tissue"], test.transform.std)
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_pmi_intervals_cover_the_nominal_share_pooled_and_in_every_tissue(pmi, pmi_calibration, cohort, rate):
+    scores = _test_scores(pmi, pmi_calibration, cohort, rate)
+    assert abs(scores["coverage"] - LEVEL) <= POOLED_TOLERANCE, scores["coverage"]
+    assert scores["coverage_min_group"] >= GROUP_FLOOR, sorted(scores["coverage_per_group"].items(), key=lambda x: x[1])[:3]
+    assert len(scores["coverage_per_group"]) >= 40
+
+
+def test_the_check_catches_uncalibrated_intervals_and_calibration_fixes_them(cohort):
+    """Today's GAIN-GTEx intervals (the 5-95 % spread of its noise draws, 90 % nominal) fail the coverage check;
+    the same model's calibrated intervals pass it."""
+    gain = make_imputer("gain", hidden_sizes=[128], batch_size=64, lr=2e-3, max_epochs=8, patience=5, m_low=0.2,
+                        m_high=0.5, seed=0).fit(cohort.split("train"), cohort.split("valid"))
+    test = cohort.split("test")
+    test = test.subset_samples(test.samples["tissue"].isin(cohort.split("train").tissues).to_numpy())
+    observed = np.random.default_rng([0, 100]).random(test.x.shape) >= 0.5
+    draws = gain.impute_samples(mask_cohort(test, observed), n_draws=20)
+    lower, upper = np.quantile(draws, (0.05, 0.95), axis=0)
+    uncalibrated = interval_scores(test.x, lower, upper, observed, test.samples["tissue"], test.transform.std)
+    assert uncalibrated["coverage"] < LEVEL - POOLED_TOLERANCE, uncalibrated["coverage"]
+    calibrated = _test_scores(gain, calibrate_held_out(gain, cohort, cohort.split("train").tissues), cohort, 0.5)
+    assert abs(calibrated["coverage"] - LEVEL) <= POOLED_TOLERANCE, calibrated["coverage"]
+
+
+def test_levels_widen_monotonically_and_out_of_range_levels_are_refused(pmi_calibration, cohort):
+    test = cohort.split("test")
+    observed = np.random.default_rng(1).random(test.x.shape) >= 0.5
+    widths = [pmi_calibration.half_width(observed, test.samples["tissue"], level)[~observed].mean()
+              for level in (0.5, 0.8, 0.9, 0.955, 0.99)]
+    assert np.all(np.diff(widths) > 0)
+    assert (pmi_calibration.half_width(observed, test.samples["tissue"], 0.9)[observed] == 0).all()
+    for level in (0.3, 0.995, 1.5):
+        with pytest.raises(CalibrationError, match="between 0.50 and 0.99"):
+            pmi_calibration.half_width(observed, test.samples["tissue"], level)
+
+
+def test_an_unseen_group_gets_the_pooled_interval(pmi_calibration, cohort):
+    observed = np.ones((2, cohort.n_genes), dtype=bool)
+    observed[:, ::2] = False
+    widths = pmi_calibration.half_width(observed, ["Unseen group", pmi_calibration.groups[0]])
+    assert np.isfinite(widths).all() and (widths[:, ::2] > 0).all()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_a_checkpoint_round_trip_keeps_the_calibration(pmi, pmi_calibration, cohort, tmp_path, dtype):
+    path = save_checkpoint(pmi, tmp_path / "pmi.safetensors", {"transform": cohort.transform}, dtype=dtype,
+                           calibration=pmi_calibration)
+    _, metadata = load_checkpoint(path)
+    loaded = metadata["calibration"]
+    assert loaded.groups == pmi_calibration.groups and loaded.info == pmi_calibration.info
+    test = cohort.split("test")
+    observed = np.random.default_rng(2).random(test.x.shape) >= 0.4
+    np.testing.assert_array_equal(loaded.half_width(observed, test.samples["tissue"]),
+                                  pmi_calibration.half_width(observed, test.samples["tissue"]))
+    bare = save_checkpoint(pmi, tmp_path / "bare.safetensors", dtype=dtype)
+    assert load_checkpoint(bare)[1]["calibration"] is None
+    attach_calibration(bare, pmi_calibration)  # added later (python -m gtex_models calibrate)
+    imputer, metadata = load_checkpoint(bare)
+    assert metadata["calibration"].groups == pmi_calibration.groups and metadata["dtype"] == dtype
+    masked = mask_cohort(test, observed)
+    np.testing.assert_array_equal(imputer.impute(masked), load_checkpoint(path)[0].impute(masked))
+
+
+def test_the_coverage_table_has_every_rate_level_and_group(pmi, pmi_calibration, cohort):
+    test = cohort.split("test")
+    test = test.subset_samples(test.samples["tissue"].isin(pmi_calibration.groups).to_numpy())
+    table = coverage_table(pmi, pmi_calibration, test, (0.2, 0.8), (0.5, 0.9))
+    pooled = table[table["group"] == "all"].set_index(["missing_rate", "level"])["coverage"]
+    assert len(pooled) == 4 and (pooled.xs(0.9, level="level") > pooled.xs(0.5, level="level")).all()
+    assert abs(pooled.loc[(0.2, 0.5)] - 0.5) < 0.05 and abs(pooled.loc[(0.8, 0.9)] - 0.9) < POOLED_TOLERANCE
+    assert set(table["group"]) == {"all", *test.tissues}
+
+
+# ------------------------------------------------------------------------------------- unlike the demo
+def probe_cohort(n_samples: int = 400, n_probes: int = 350, seed: int = 0) -> Cohort:
+    """Log intensities of probes in one group, no sex or age, each sample its own donor; the probes' noise
+    SD spans 0.2-2 (so a per-gene width is needed), on top of three shared programs."""
+    rng = np.random.default_rng(seed)
+    noise = np.geomspace(0.2, 2.0, n_probes)
+    rng.shuffle(noise)
+    latent = rng.standard_normal((n_samples, 3))
+    raw = 8 + latent @ rng.standard_normal((3, n_probes)) + rng.standard_normal((n_samples, n_probes)) * noise
+    genes = pd.DataFrame({"ensembl_gene_id": "", "symbol": [f"{1000 + j}_at" for j in range(n_probes)]})
+    ids = [f"array{i:03d}" for i in range(n_samples)]
+    samples = pd.DataFrame({"sample_id": ids, "donor_id": ids, "tissue": "All samples", "sex": "unknown",
+                            "age": np.nan})
+    cohort = Cohort.from_raw(raw.astype(np.float32), genes, samples, scale="log", seed=seed)
+    cohort.meta["noise_sd"] = noise.tolist()
+    return cohort
+
+
+@pytest.mark.parametrize("method", ["mean", "knn"])
+def test_one_group_probe_cohort_without_covariates_is_covered_including_its_noisiest_probes(method):
+    cohort = probe_cohort()
+    imputer = make_imputer(method).fit(cohort.split("train"))
+    calibration = calibrate_held_out(imputer, cohort)
+    assert calibration.groups == ("All samples",)
+    test = cohort.split("test")
+    observed = np.random.default_rng(5).random(test.x.shape) >= 0.5
+    masked = mask_cohort(test, observed)
+    lower, upper = calibration.interval(imputer.impute(masked), masked)
+    inside = (test.x >= lower) & (test.x <= upper)
+    assert abs(inside[~observed].mean() - LEVEL) <= POOLED_TOLERANCE
+    noise = np.asarray(cohort.meta["noise_sd"])
+    for probes in (noise < np.quantile(noise, 0.25), noise > np.quantile(noise, 0.75)):  # quietest, noisiest
+        hidden = ~observed & probes[None, :]
+        assert abs(inside[hidden].mean() - LEVEL) <= 2 * POOLED_TOLERANCE, inside[hidden].mean()
+
+
+def test_a_cohort_too_small_to_calibrate_says_so_and_the_model_is_saved_without_intervals(tmp_path):
+    cohort = probe_cohort(n_samples=30, n_probes=350)  # 4-5 validation samples: too few for 99 % quantiles
+    imputer = make_imputer("mean").fit(cohort.split("train"))
+    with pytest.raises(CalibrationError, match="Use a cohort with more held-out samples"):
+        calibrate_held_out(imputer, cohort)
+    one_donor = cohort.split("valid").subset_samples([0])
+    with pytest.raises(CalibrationError, match="at least 2 donors"):
+        calibrate(imputer, one_donor)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = save_model(imputer, Experiment("mean"), cohort, tmp_path / "mean.safetensors")
+    assert any("No interval calibration" in str(w.message) for w in caught)
+    assert load_checkpoint(path)[1]["calibration"] is None
+
+
+def test_an_in_place_model_is_calibrated_on_the_pools_training_donors(cohort):
+    """In place the model has seen the scored donors' observed values: it is calibrated on the other donors of
+    its pool (their hidden values, imputed in place), and covers the test donors' hidden values at 90 %."""
+    data = scenario_data(cohort, "inplace", 0.5, seed=0)
+    imputer = make_imputer("mean").fit(data.fit)  # (KNN in place: minutes)
+    calibration = calibrate_scenario(imputer, data, cohort)
+    assert calibration.info["scenario"] == "inplace" and calibration.info["n_samples"] == int((~data.is_test).sum())
+    rows = np.flatnonzero(data.is_test)
+    masked = data.fit.subset_samples(rows)
+    lower, upper = calibration.interval(imputer.impute(data.fit)[rows], masked)
+    truth = data.test.subset_samples(rows)
+    scores = interval_scores(truth.x, lower, upper, masked.observed, truth.samples["tissue"], truth.transform.std)
+    assert abs(scores["coverage"] - LEVEL) <= POOLED_TOLERANCE, scores["coverage"]
