@@ -95,7 +95,7 @@ def test_a_checkpoint_without_calibration_is_refused_clearly_then_calibrated(coh
     assert not out.exists()
     assert main(["impute", "--checkpoint", str(bare), "--input", str(path), "--tissue", tissue, "--interval", "1.2",
                  "--out", str(out)]) == 2
-    assert "between 0.50 and 0.99" in capsys.readouterr().err
+    assert "argument --interval: must be an interval level between 0.5 and 0.99" in capsys.readouterr().err
     assert main(["calibrate", "--checkpoint", str(bare), "--cohort", str(cohort_dir)]) == 0
     assert "Calibrated knn intervals" in capsys.readouterr().out
     assert main(command) == 0 and "_lower" in out.read_text().splitlines()[0]

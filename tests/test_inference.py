@@ -13,7 +13,7 @@ from gtex_models.evaluation import mask_cohort, r2_per_gene, summarize
 from gtex_models.imputers import make_imputer
 from gtex_models.io.errors import MAX_INPUT_MB_ENV, InputError
 from gtex_models.io.tables import ExpressionTable
-from gtex_models.simulate import OracleImputer
+from gtex_models.oracle import OracleImputer
 
 TISSUE = "Whole Blood"
 

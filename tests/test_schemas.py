@@ -18,7 +18,7 @@ from gtex_models.checkpoints import CheckpointError, load_checkpoint, save_check
 from gtex_models.experiment import Experiment
 from gtex_models.imputers import make_imputer
 from gtex_models.schemas import SchemaError, settings_schema
-from gtex_models.simulate import OracleImputer
+from gtex_models.oracle import OracleImputer
 
 VALID_CONFIG = "method: pmi\nmodel: {hidden_sizes: [8]}\ntraining: {max_epochs: 1}\n"
 # (config text, regex after "<file>: ") -- one field of the wrong type or out of range per case
@@ -296,7 +296,7 @@ def test_the_committed_demo_study_and_checkpoints_match_the_schemas():
     demo = REPO / "data" / "demo"
     assert_written_by_us_is_valid(demo)
     checkpoints = sorted(demo.rglob("*.safetensors"))
-    assert len(checkpoints) == 4
+    assert len(checkpoints) == 6  # PMI and GAIN-GTEx on all genes, the Alzheimer's genes and the p53 genes
     for path in checkpoints:
         load_checkpoint(path)
 
