@@ -11,7 +11,6 @@ import pandas as pd
 import streamlit as st
 
 from gtex_models import plots
-from gtex_models.benchmark import known_groups_only
 from gtex_models.choices import PANEL_STRATEGIES
 from gtex_models.model_space import cohort_for_model
 from gtex_models.panels import (choose_panel, match_panel, panel_r2, panel_size_curve, panel_sizes, panel_text,
