@@ -238,10 +238,17 @@ def other_gene_set(model, tmp_path_factory):
     return path, cohort
 
 
-def test_evaluate_refuses_a_checkpoint_for_another_gene_set(model, other_gene_set, tmp_path, capsys):
-    out = tmp_path / "record.json"
-    argv = ["evaluate", "--checkpoint", other_gene_set[0], "--cohort", model[2], "--json", out]
-    assert_refused(capsys, argv, r"The cohort lacks \d+ of the model's genes: ", out)
+def test_evaluate_on_a_cohort_without_the_models_genes_scores_it_as_another_cohort(model, other_gene_set, capsys):
+    """A cohort that is not the model's own is scored as another cohort (issue #14): the gene overlap is
+    reported and the model genes it lacks count as unobserved."""
+    argv = ["evaluate", "--checkpoint", other_gene_set[0], "--cohort", model[2]]
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr().out
+    n_shared = len(set(other_gene_set[1].genes["symbol"]) & set(model[1].genes["symbol"]))
+    n_model = other_gene_set[1].n_genes
+    assert code == 0
+    assert f"genes: {n_shared} of the model's {n_model} in the cohort" in out
+    assert f"{n_model - n_shared} absent, unobserved in every sample" in out and "other cohort" in out
 
 
 def test_impute_with_a_checkpoint_for_another_gene_set(model, other_gene_set, tmp_path, capsys):
