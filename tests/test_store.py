@@ -178,4 +178,4 @@ def test_cli_trains_on_a_store_and_streams_imputation(stored, tmp_path: Path, ca
     assert checkpoint.exists() and not Path(f"{checkpoint}.resume").exists()
     assert main(["impute", "--checkpoint", str(checkpoint), "--input", str(path), "--out", str(tmp_path / "o.csv"),
                  "--draws", "5"]) == 2
-    assert "drop --draws" in capsys.readouterr().err
+    assert "drop --interval, --draws" in capsys.readouterr().err
