@@ -36,7 +36,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 # screenshot name -> (URL path, page title)
 PAGES = {"impute": ("", "Impute"), "tissue_r2": ("tissue_r2", "Tissue R²"),
          "embeddings": ("embeddings", "Tissue embeddings"), "pathway": ("pathway", "Pathway genes"),
-         "benchmark": ("benchmark", "Benchmark & model card"), "new_study": ("new_study", "New study")}
+         "panels": ("panels", "Gene panels"), "benchmark": ("benchmark", "Benchmark & model card"), "new_study": ("new_study", "New study")}
 VIEWPORT = {"width": 1500, "height": 1000}
 
 
