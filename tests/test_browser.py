@@ -131,11 +131,16 @@ def test_upload_impute_download_in_chromium(browser_page, partial_csv: Path):
     assert page.locator('[data-testid="stException"]').count() == 0
     with page.expect_download() as info:
         button.click()
-    downloaded = pd.read_csv(io.BytesIO(Path(info.value.path()).read_bytes()), index_col=0)
+    with_intervals = pd.read_csv(io.BytesIO(Path(info.value.path()).read_bytes()), index_col=0)
 
     upload = pd.read_csv(partial_csv, index_col=0)
     assert info.value.suggested_filename == "imputed_expression.csv"
-    assert list(downloaded.columns) == list(upload.columns)  # genes x samples, as uploaded
+    # genes x samples, as uploaded; each sample followed by its calibrated interval's bounds (on by default)
+    assert list(with_intervals.columns) == [f"{c}{s}" for c in upload.columns for s in ("", "_lower", "_upper")]
+    downloaded = with_intervals[list(upload.columns)]
+    lower = with_intervals[[f"{c}_lower" for c in upload.columns]].to_numpy()
+    upper = with_intervals[[f"{c}_upper" for c in upload.columns]].to_numpy()
+    assert (lower <= downloaded.to_numpy() + 1e-6).all() and (downloaded.to_numpy() <= upper + 1e-6).all()
     assert list(downloaded.index[: len(upload)]) == list(upload.index)
     assert len(downloaded) > len(upload)  # the model's genes the upload lacked are appended
     assert not downloaded.isna().any().any()
