@@ -17,7 +17,7 @@ from gtex_models.nn import GAINDiscriminator
 # The demo's in-place settings (one hidden layer, dropout 0.5, masks of 10-50 %), scaled down. On the
 # simulator's 30-donor cohort (about 12 samples per tissue, half of them hidden) two hidden layers
 # without dropout overfit: R² -0.03 against 0.19 for the per-tissue means.
-SMALL = {"hidden_sizes": [128], "dropout": 0.5, "batch_size": 64, "lr": 3e-3, "max_epochs": 60, "patience": 10,
+SMALL = {"hidden_sizes": [128], "dropout": 0.5, "batch_size": 64, "lr": 3e-3, "max_epochs": 150, "patience": 30,
          "m_low": 0.1, "m_high": 0.5, "seed": 0}
 
 
@@ -55,14 +55,15 @@ def test_inplace_gain_accuracy_against_the_mean_and_the_oracle(fitted: GAINImput
     """In place, GAIN-GTEx beats the per-tissue means fitted on the same gappy cohort and stays below the oracle.
 
     Measured on simulator v2 (simulate_cohort(30 donors, 400 genes, seed 1), 50% missing everywhere, the
-    demo's in-place settings scaled down): GAIN 0.218, KNN 0.285, mean 0.193, oracle 0.707. On simulator
+    demo's in-place settings scaled down, 150 epochs): GAIN 0.237 with 1 or 2 torch threads (0.218 and
+    0.177 after 60 epochs, so the epochs were raised), KNN 0.285, mean 0.193, oracle 0.707. On simulator
     v1 this small GAIN beat KNN by 0.16; on v2's non-linear cohort 30 donors are too few for it, so the
     bar here is the mean (a generator blind to the expression values scores like it), not KNN.
     """
     r2 = {"gain": _r2(fitted, inplace)}
     for name in ("knn", "mean", "oracle"):
         r2[name] = _r2(make_imputer(name).fit(inplace["cohort"]), inplace)
-    assert r2["mean"] + 0.01 < r2["gain"] < r2["oracle"], r2
+    assert r2["mean"] + 0.02 < r2["gain"] < r2["oracle"], r2
 
 
 def test_a_sample_without_values_is_imputed_from_its_tissue(fitted: GAINImputer, inplace: dict) -> None:
