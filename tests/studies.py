@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ from pages._shared import SELECTED_MODEL, SELECTED_STUDY
 from gtex_models.study import (
     BENCHMARK_FILE,
     COHORT_DIR,
+    Study,
     add_entry,
     model_entry,
     new_manifest,
@@ -121,6 +123,18 @@ def build_probe_study(directory: Path) -> Path:
 def clear_caches() -> None:
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+@contextmanager
+def app_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, study: Path | None = None) -> Iterator[Study]:
+    """The app offered ``study`` (selected at start) next to the demo, or the demo alone, with fresh caches;
+    an empty studies folder of its own, whatever the user has."""
+    from gtex_models.demo import DEMO_DIR
+
+    point_app_at(monkeypatch, *([study] if study is not None else []), studies_dir=tmp_path / "no_studies")
+    clear_caches()
+    yield Study.open(study if study is not None else DEMO_DIR)
+    clear_caches()
 
 
 def point_app_at(monkeypatch: pytest.MonkeyPatch, *studies: Path, studies_dir: Path) -> None:

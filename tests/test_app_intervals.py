@@ -3,7 +3,6 @@ calibration view, on the demo and on a one-group probe study."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -11,8 +10,8 @@ import pytest
 from gtex_models.demo import CACHE_DIR, DEMO_DIR
 from gtex_models.inference import example_upload
 from gtex_models.study import Study
-from studies import assert_clean, clear_caches, open_app, point_app_at, write_study
-from test_app_pages import array
+from studies import app_on, assert_clean, clear_caches, open_app, point_app_at, write_study
+from test_app_pages import array, charts
 from test_calibration import probe_cohort
 
 UPLOAD_TISSUE = "Whole Blood"
@@ -20,14 +19,8 @@ UPLOAD_TISSUE = "Whole Blood"
 
 @pytest.fixture()
 def on_demo(monkeypatch, tmp_path):
-    point_app_at(monkeypatch, studies_dir=tmp_path / "no_studies")
-    clear_caches()
-    yield Study.open(DEMO_DIR)
-    clear_caches()
-
-
-def _charts(at) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    with app_on(monkeypatch, tmp_path) as study:
+        yield study
 
 
 def test_impute_page_shows_calibrated_interval_columns_for_pmi(on_demo):
@@ -46,7 +39,7 @@ def test_impute_page_shows_calibrated_interval_columns_for_pmi(on_demo):
     assert (lower[hidden] < values[hidden]).all() and (values[hidden] < upper[hidden]).all()
     np.testing.assert_allclose(lower[~hidden], values[~hidden]) and np.testing.assert_allclose(upper[~hidden], values[~hidden])
     assert any("Calibrated 90% intervals" in c.value for c in at.caption)
-    chart = _charts(at)[-1]
+    chart = charts(at)[-1]
     assert chart["layout"]["yaxis"]["title"]["text"] == "Imputed expression (log2(TPM + 1))"
     assert "calibrated 90% interval" in chart["data"][0]["name"]
     at.toggle(key="interval_columns").set_value(False).run()
@@ -65,7 +58,7 @@ def test_try_it_reports_the_coverage_of_the_hidden_values(on_demo):
 def test_the_model_page_shows_coverage_per_rate_and_group(on_demo):
     at = open_app("pages/benchmark.py", study=DEMO_DIR, model="pmi_all")
     assert_clean(at)
-    curves = next(c for c in _charts(at) if c["layout"]["xaxis"]["title"]["text"] == "Nominal level")
+    curves = next(c for c in charts(at) if c["layout"]["xaxis"]["title"]["text"] == "Nominal level")
     assert len(curves["data"]) == 6  # the diagonal and 5 missing rates
     for trace in curves["data"][1:]:
         np.testing.assert_allclose(array(trace["y"]), array(trace["x"]), atol=0.04)  # close to the diagonal

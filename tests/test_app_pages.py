@@ -30,6 +30,7 @@ from gtex_models.study import MANIFEST, MODELS_DIR, Study
 from pages._shared import SELECTED_STUDY, given_locations
 from studies import (
     PAGES,
+    app_on,
     PROBE_GROUPS,
     assert_clean,
     build_probe_study,
@@ -60,28 +61,22 @@ def probe_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def on_probes(monkeypatch, tmp_path, probe_study):
     """The app with the microarray-like study given (so selected at start) next to the demo."""
-    point_app_at(monkeypatch, probe_study, studies_dir=tmp_path / "no_studies")
-    clear_caches()
-    yield Study.open(probe_study)
-    clear_caches()
+    with app_on(monkeypatch, tmp_path, probe_study) as study:
+        yield study
 
 
 @pytest.fixture()
 def on_demo(monkeypatch, tmp_path):
     """The app with the demo study only (an empty studies folder, no study given)."""
-    point_app_at(monkeypatch, studies_dir=tmp_path / "no_studies")
-    clear_caches()
-    yield Study.open(DEMO_DIR)
-    clear_caches()
+    with app_on(monkeypatch, tmp_path) as study:
+        yield study
 
 
 @pytest.fixture()
 def on_tiny(monkeypatch, tmp_path, tiny_study):
     """The app with the tiny study given (so selected at start) next to the demo."""
-    point_app_at(monkeypatch, tiny_study, studies_dir=tmp_path / "no_studies")
-    clear_caches()
-    yield Study.open(tiny_study)
-    clear_caches()
+    with app_on(monkeypatch, tmp_path, tiny_study) as study:
+        yield study
 
 
 def charts(at: AppTest) -> list[dict]:

@@ -8,7 +8,7 @@ import pytest
 
 from gtex_models.simulate import simulate_cohort
 from gtex_models.study import Study
-from studies import assert_clean, build_probe_study, clear_caches, open_app, point_app_at, write_study
+from studies import app_on, assert_clean, build_probe_study, clear_caches, open_app, point_app_at, write_study
 from test_app_pages import array, charts
 
 PAGE = "pages/panels.py"
@@ -23,10 +23,8 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def on_tiny(monkeypatch, tmp_path, tiny_study):
-    point_app_at(monkeypatch, tiny_study, studies_dir=tmp_path / "no_studies")
-    clear_caches()
-    yield Study.open(tiny_study)
-    clear_caches()
+    with app_on(monkeypatch, tmp_path, tiny_study) as study:
+        yield study
 
 
 def upload(at, text: str, name: str = "panel.txt"):
