@@ -14,6 +14,11 @@ method that also reads the donor's other tissues (the blood surrogate) sees info
 
 States whose posterior weight is below :data:`WEIGHT_FLOOR` are left out of a sample's final sums
 (their total weight is below ``N_STATES * WEIGHT_FLOOR``, about 4e-10).
+
+A cohort measured on another **platform** (:func:`gtex_models.other_cohort.shift_cohort`: each detected
+value becomes ``scale_g · x + offset_g`` plus Gaussian noise, undetected values stay 0) keeps an exact
+oracle: its detected values are mapped back (``(x' − offset) / scale``, extra noise variance
+``(noise_sd / scale)²``), conditioned on, and the moments mapped forward (:class:`Platform`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,40 @@ from gtex_models.simulate import SimulationConfig, SimulationParameters, simulat
 WEIGHT_FLOOR = 1e-12
 ZERO_TOLERANCE = 1e-4  # |log2(TPM + 1)| below this is an undetected gene (float32 round trip of 0)
 _ROW_CHUNK = 64
+PLATFORM_COLUMNS = ("platform_scale", "platform_offset")  # per-gene columns of a shifted cohort's gene table
+
+
+@dataclass(frozen=True)
+class Platform:
+    """How another platform reads a detected log value ``y``: ``scale · y + offset + N(0, noise_sd²)``, per gene.
+
+    Undetected values (0) stay 0. Arrays follow the columns of the cohort they describe.
+    """
+
+    scale: np.ndarray
+    offset: np.ndarray
+    noise_sd: float = 0.0
+
+    @classmethod
+    def of(cls, cohort: Cohort) -> "Platform | None":
+        """The platform a shifted cohort records (gene columns :data:`PLATFORM_COLUMNS`, ``meta["shift"]``), or None."""
+        if not set(PLATFORM_COLUMNS) <= set(cohort.genes.columns):
+            return None
+        scale, offset = (cohort.genes[c].to_numpy(dtype=np.float64) for c in PLATFORM_COLUMNS)
+        return cls(scale, offset, float(cohort.meta.get("shift", {}).get("noise_sd", 0.0)))
+
+    def to_latent(self, values: np.ndarray) -> np.ndarray:
+        """Detected values on this platform back on the simulation's log scale (noise left in)."""
+        return (values - self.offset) / self.scale
+
+    def extra_noise(self) -> np.ndarray:
+        """The platform's noise variance on the simulation's log scale, per gene."""
+        return np.broadcast_to((self.noise_sd / self.scale) ** 2, self.scale.shape)
+
+    def forward_moments(self, mean: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """E[x'] and E[x'²] of a detected value from E[y] and E[y²]."""
+        a, b = self.scale, self.offset
+        return a * mean + b, a * a * second + 2 * a * b * mean + b * b + self.noise_sd**2
 
 
 def conditional_moments(
@@ -43,6 +82,7 @@ def conditional_moments(
     log_expr: np.ndarray,
     observed: np.ndarray,
     gene_index: np.ndarray | None = None,
+    platform: Platform | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact E[y_g | observed] and Var[y_g | observed] of every gene of every sample (log2(TPM + 1)).
 
@@ -54,6 +94,7 @@ def conditional_moments(
     log_expr : samples x genes, log2(TPM + 1); entries where ``observed`` is False are ignored.
     observed : samples x genes, bool.
     gene_index : the model genes the columns are (default: all, in order); the others are marginalised.
+    platform : the values were measured on another platform (columns as ``log_expr``); moments are on it.
 
     Returns
     -------
@@ -69,6 +110,9 @@ def conditional_moments(
     prior = params.covariate_mean(tissue_index, sex, age)[:, gene_index]
     detect = params.detection(tissue_index, sex)[:, gene_index]
     shifts_t = np.ascontiguousarray(params.state_shift[:, gene_index].T)   # genes x states
+    informative = observed & (np.abs(log_expr) >= ZERO_TOLERANCE)
+    latent = log_expr if platform is None else np.where(informative, platform.to_latent(log_expr), 0.0)
+    extra_noise = np.zeros(len(gene_index)) if platform is None else platform.extra_noise()
     mean = np.empty_like(log_expr)
     variance = np.empty_like(log_expr)
     for t in np.unique(tissue_index):
@@ -76,10 +120,11 @@ def conditional_moments(
         rows_all = np.flatnonzero(tissue_index == t)
         for start in range(0, len(rows_all), _ROW_CHUNK):
             rows = rows_all[start:start + _ROW_CHUNK]
-            m, second = tissue.moments(log_expr[rows], observed[rows], prior[rows])
+            m, second = tissue.moments(latent[rows], informative[rows], prior[rows], extra_noise)
+            if platform is not None:
+                m, second = platform.forward_moments(m, second)
             mean[rows] = detect[rows] * m
             variance[rows] = detect[rows] * second - mean[rows] ** 2   # E[x^2] = q E[y^2]
-    informative = observed & (np.abs(log_expr) >= ZERO_TOLERANCE)
     mean = np.where(observed, np.where(informative, log_expr, 0.0), mean)
     variance = np.where(observed, 0.0, np.maximum(variance, 0.0))
     return mean, variance
@@ -104,11 +149,12 @@ class _TissueModel:
                    active[:, :, None] & active[:, None, :], shifts_t, params.sample_noise_var(t)[gene_index],
                    np.log(np.maximum(params.state_weights[t], 1e-300)))
 
-    def moments(self, log_expr: np.ndarray, observed: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """E[y | observed] and E[y² | observed] of every gene of some samples (the caller applies detection)."""
+    def moments(self, log_expr: np.ndarray, informative: np.ndarray, prior: np.ndarray,
+                extra_noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """E[y | detected values] and E[y² | detected values] of every gene of some samples (the caller applies
+        detection); ``extra_noise``: measurement noise variance of the detected values beyond the model's."""
         n, n_latent = log_expr.shape[0], self.loadings.shape[1]
-        informative = observed & (np.abs(log_expr) >= ZERO_TOLERANCE)     # detected values only
-        weight = informative / self.noise                                  # W, rows x genes
+        weight = informative / (self.noise + extra_noise)                  # W, rows x genes
         residual = np.where(informative, log_expr - prior, 0.0)            # r
         weighted = weight * residual
         # per state k: rhs_k = a_k ⊙ Λᵀ W (r - δ_k), quad_k = (r - δ_k)ᵀ W (r - δ_k), system_k = I + D_a Λᵀ W Λ D_a
@@ -140,13 +186,14 @@ class _TissueModel:
 
 def enumerate_conditional_moments(
     params: SimulationParameters, tissue: int, sex: str, age: float, values: np.ndarray, observed: np.ndarray,
-    gene_index: np.ndarray,
+    gene_index: np.ndarray, platform: Platform | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Slow reference for a few genes of one sample: every state enumerated, dense Gaussian conditioning.
 
     Shares no algebra with :func:`conditional_moments` (full covariances, no latent space): tests and
     ``benchmarks/simulator_properties.py`` check the oracle against it. Returns the conditional mean
-    and variance of every listed gene (observed ones: their value and 0).
+    and variance of every listed gene (observed ones: their value and 0); with ``platform``, the values
+    and moments are on that platform (its mean and covariance transformed, not the values mapped back).
     """
     from scipy.stats import multivariate_normal
 
@@ -155,11 +202,13 @@ def enumerate_conditional_moments(
     detect = params.detection(np.array([tissue]), np.array([sex]))[0, gene_index]
     loadings, noise = params.loadings(tissue)[gene_index], params.sample_noise_var(tissue)[gene_index]
     informative, missing = observed & (np.abs(values) >= ZERO_TOLERANCE), ~observed
+    scale, offset, extra = (np.ones(len(gene_index)), np.zeros(len(gene_index)), 0.0) if platform is None else (
+        platform.scale, platform.offset, platform.noise_sd**2)
     log_w, means, variances = [], [], []
     for k, weight in enumerate(params.state_weights[tissue]):
-        mean = prior + params.state_shift[k, gene_index]
+        mean = scale * (prior + params.state_shift[k, gene_index]) + offset
         active = loadings * params.active(tissue)[k]
-        cov = active @ active.T + np.diag(noise)
+        cov = np.outer(scale, scale) * (active @ active.T + np.diag(noise)) + extra * np.eye(len(gene_index))
         cov_oo, cov_om = cov[np.ix_(informative, informative)], cov[np.ix_(informative, missing)]
         gain = np.linalg.solve(cov_oo, cov_om).T
         log_w.append(np.log(weight) + multivariate_normal.logpdf(values[informative], mean[informative], cov_oo))
@@ -240,7 +289,7 @@ class OracleImputer(Imputer):
 
     def fit(self, cohort: Cohort, valid: Cohort | None = None, progress: ProgressCallback | None = None) -> "OracleImputer":
         simulation = cohort.meta.get("simulation")
-        if cohort.meta.get("source") != "simulated" or not simulation:
+        if cohort.meta.get("source") not in ("simulated", "shifted simulated") or not simulation:
             raise ValueError("The oracle imputer only works on simulated cohorts (it needs the true model).")
         self.config = SimulationConfig(**simulation)
         self._params = None
@@ -257,7 +306,9 @@ class OracleImputer(Imputer):
         return self._params
 
     def conditional_moments(self, cohort: Cohort) -> tuple[np.ndarray, np.ndarray]:
-        """Exact conditional mean and variance of every entry, in model space (observed: value, 0)."""
+        """Exact conditional mean and variance of every entry, in model space (observed: value, 0).
+
+        A shifted cohort (:func:`~gtex_models.other_cohort.shift_cohort`) is read on its own platform."""
         params = self.params
         gene_index = pd.Index(params.genes["ensembl_gene_id"]).get_indexer(cohort.genes["ensembl_gene_id"])
         if (gene_index < 0).any():
@@ -269,7 +320,8 @@ class OracleImputer(Imputer):
         observed = cohort.observed
         log_expr = np.where(observed, cohort.x * std + centre, 0.0)
         mean, variance = conditional_moments(params, tissue_index, cohort.samples["sex"].to_numpy(),
-                                             cohort.samples["age"].to_numpy(), log_expr, observed, gene_index)
+                                             cohort.samples["age"].to_numpy(), log_expr, observed, gene_index,
+                                             Platform.of(cohort))
         return (mean - centre) / std, variance / std**2
 
     def predict_variance(self, cohort: Cohort) -> np.ndarray:

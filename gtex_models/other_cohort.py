@@ -17,7 +17,8 @@ cohort's own log scale):
     then standardise with the training statistics.
 
 :func:`shift_cohort` turns any cohort into a "foreign" one (platform/batch shift: per-gene offset and
-scale, extra noise, genes missing entirely), so the comparison is measurable on the demo.
+scale, extra noise, a shifted gene program, genes missing entirely), so the comparison is measurable on
+the demo, where the shifted cohort keeps an exact oracle.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from gtex_models.evaluation import MIN_HIDDEN_PER_GENE, r2_across_missing_rates
 from gtex_models.imputers.base import Imputer
 from gtex_models.messages import describe_unknown_tissues, list_examples
 from gtex_models.model_space import ModelSpace, gene_indexer
+from gtex_models.oracle import PLATFORM_COLUMNS, ZERO_TOLERANCE
 from gtex_models.patterns import Pattern
+from gtex_models.reference import pathway_genes
 
 
 
@@ -212,25 +215,45 @@ def compare_cohorts(
 
 
 def shift_cohort(cohort: Cohort, offset_sd: float = 0.5, scale_sd: float = 0.2, noise_sd: float = 0.3,
-                 drop_share: float = 0.1, seed: int = 0) -> Cohort:
-    """A "foreign" copy of ``cohort`` (platform / batch shift), on the same log scale.
+                 drop_share: float = 0.1, program_shift: float = 1.0, program: Sequence[str] | None = None,
+                 seed: int = 0) -> Cohort:
+    """A "foreign" copy of ``cohort`` (platform / batch shift and a disease-like program change), on a log scale.
 
-    Per gene ``g``: ``log' = (log - m_g) * exp(s_g) + m_g + o_g + e``, ``o_g ~ N(0, offset_sd)``,
-    ``s_g ~ N(0, scale_sd)``, ``e ~ N(0, noise_sd)`` per value; a ``drop_share`` of the genes is removed
-    (absent from the platform). The shifted cohort's own transform is fitted on all its samples, its
-    samples are all ``test``, and ``meta["shift"]`` records the settings.
+    Each gene ``g`` gets a platform: a detected value ``y`` (non-zero log value) is read as
+    ``scale_g · y + offset_g + e`` with ``scale_g = exp(N(0, scale_sd))`` around the gene's mean detected
+    value, ``offset_g ~ N(0, offset_sd)`` plus ``program_shift`` for the genes of a program (default: the
+    KEGG p53 pathway genes of the cohort, a cancer-like change; a random 5 % of genes when it has
+    fewer than 5), and ``e ~ N(0, noise_sd)`` per value; undetected values (0) stay 0. A ``drop_share``
+    of the genes is removed (absent from the platform). The per-gene scale and offset are the gene table's
+    :data:`~gtex_models.oracle.PLATFORM_COLUMNS` (a simulated cohort's oracle reads them: exact on the
+    shifted cohort too); its transform is fitted on all its samples, its samples are all ``test``, and
+    ``meta["shift"]`` records the settings.
     """
     rng = np.random.default_rng([seed, 14])
-    log = cohort.x * cohort.transform.std + cohort.transform.mean
-    centre = np.nanmean(log, axis=0)
-    offset = rng.normal(0.0, offset_sd, cohort.n_genes)
+    log = (cohort.x * cohort.transform.std + cohort.transform.mean).astype(np.float64)
+    detected = np.abs(log) >= ZERO_TOLERANCE  # NaN (missing) compares False: left as NaN below
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nan_to_num(np.nanmean(np.where(detected, log, np.nan), axis=0))
+    in_program = _program_genes(cohort, program, rng)
     scale = np.exp(rng.normal(0.0, scale_sd, cohort.n_genes))
-    shifted = (log - centre) * scale + centre + offset + rng.normal(0.0, noise_sd, log.shape)
+    offset = (1.0 - scale) * centre + rng.normal(0.0, offset_sd, cohort.n_genes) + program_shift * in_program
+    shifted = np.where(detected, scale * log + offset + rng.normal(0.0, noise_sd, log.shape), log)
     keep = np.sort(rng.choice(cohort.n_genes, cohort.n_genes - int(round(drop_share * cohort.n_genes)), replace=False))
     shifted = shifted[:, keep].astype(np.float32)
+    genes = cohort.genes.assign(**dict(zip(PLATFORM_COLUMNS, (scale, offset))), platform_program=in_program).iloc[keep]
     transform = Transform.fit(shifted, scale="log")
     samples = cohort.samples.assign(split="test")
     meta = {**cohort.meta, "source": f"shifted {cohort.meta.get('source', 'cohort')}",
             "shift": {"offset_sd": offset_sd, "scale_sd": scale_sd, "noise_sd": noise_sd, "drop_share": drop_share,
-                      "seed": seed}}
-    return Cohort(transform.forward(shifted), cohort.genes.iloc[keep], samples, transform, meta)
+                      "program_shift": program_shift, "program_genes": int(in_program.sum()), "seed": seed}}
+    return Cohort(transform.forward(shifted), genes, samples, transform, meta)
+
+
+def _program_genes(cohort: Cohort, program: Sequence[str] | None, rng: np.random.Generator) -> np.ndarray:
+    """Which genes the disease-like change moves: ``program`` (symbols or Ensembl IDs), else the p53 pathway's."""
+    wanted = set(pathway_genes("p53") if program is None else program)
+    chosen = (cohort.genes["symbol"].isin(wanted) | cohort.genes["ensembl_gene_id"].isin(wanted)).to_numpy()
+    if program is None and chosen.sum() < 5:
+        chosen = rng.random(cohort.n_genes) < 0.05
+    return chosen

@@ -8,7 +8,9 @@ import pytest
 from gtex_models.evaluation import mask_cohort
 from gtex_models.masks import mcar_mask
 from gtex_models.oracle import (
+    ZERO_TOLERANCE,
     OracleImputer,
+    Platform,
     conditional_moments,
     enumerate_conditional_moments,
     linear_conditional_mean,
@@ -159,3 +161,51 @@ def test_linear_predictor_is_worse_than_the_oracle_but_better_than_the_mean(smal
     mse = {name: ((p - log_expr)[hidden] ** 2).mean() for name, p in
            [("exact", exact), ("linear", linear), ("prior", prior)]}
     assert mse["exact"] < mse["linear"] < mse["prior"]
+
+
+@pytest.fixture(scope="module")
+def platform(tiny_problem):
+    """Another platform for the tiny problem's genes: scales, offsets and measurement noise of real size."""
+    rng = np.random.default_rng(5)
+    n = len(tiny_problem[2])
+    return Platform(np.exp(rng.normal(0, 0.3, n)), rng.normal(0, 0.8, n), noise_sd=0.4)
+
+
+def _on_platform(values, platform):
+    return np.where(np.abs(values) >= ZERO_TOLERANCE, platform.scale * values + platform.offset, 0.0)
+
+
+def test_oracle_on_another_platform_equals_exact_enumeration(tiny_problem, platform):
+    params, t, genes, observed, values = tiny_problem
+    shifted = _on_platform(values, platform)
+    reference = enumerate_conditional_moments(params, t, "female", 55.0, shifted, observed, genes, platform)
+    mean, var = conditional_moments(params, np.array([t]), np.array(["female"]), np.array([55.0]), shifted[None],
+                                    observed[None], gene_index=genes, platform=platform)
+    np.testing.assert_allclose(mean[0][~observed], reference[0][~observed], rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(var[0][~observed], reference[1][~observed], rtol=1e-6, atol=1e-8)
+    # the enumeration tells a platform-blind oracle and one that forgets the platform's noise apart
+    for wrong in (None, Platform(platform.scale, platform.offset, 0.0)):
+        m, v = conditional_moments(params, np.array([t]), np.array(["female"]), np.array([55.0]), shifted[None],
+                                   observed[None], gene_index=genes, platform=wrong)
+        error = max(np.abs(m[0] - reference[0])[~observed].max(), np.abs(v[0] - reference[1])[~observed].max())
+        assert error > 1e-3
+
+
+def test_the_oracle_of_a_shifted_cohort_is_calibrated_and_beats_a_platform_blind_one(small_cohort):
+    from gtex_models.evaluation import r2_per_gene
+    from gtex_models.other_cohort import shift_cohort
+
+    test = small_cohort.split("test").subset_samples(np.arange(40))
+    shifted = shift_cohort(test, offset_sd=1.0, scale_sd=0.3, noise_sd=0.3, drop_share=0.1, seed=2)
+    assert Platform.of(shifted) is not None and Platform.of(test) is None
+    observed = mcar_mask(shifted.x.shape, 0.5, 0.5, seed=0)
+    masked = mask_cohort(shifted, observed)
+    oracle = OracleImputer().fit(shifted)
+    imputed, variance = oracle.impute(masked), oracle.predict_variance(masked)
+    hidden = ~observed
+    assert 0.85 < ((shifted.x - imputed)[hidden] ** 2).sum() / variance[hidden].sum() < 1.15
+    blind = shifted.genes.drop(columns=["platform_scale", "platform_offset"])
+    blind_imputed = oracle.impute(type(masked)(masked.x, blind, masked.samples, masked.transform, masked.meta))
+    r2 = {name: np.nanmean(r2_per_gene(shifted.x, p, observed)) for name, p in
+          [("exact", imputed), ("blind", blind_imputed)]}
+    assert r2["exact"] > r2["blind"] + 0.1, r2
