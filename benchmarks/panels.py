@@ -13,6 +13,7 @@ Examples::
 
     python benchmarks/panels.py                          # sizes 50 ... 1000, PMI, mean, KNN, oracle
     python benchmarks/panels.py --sizes 50,200 --methods pmi,oracle --test-samples 300
+    python benchmarks/panels.py --sizes 50,100,200,500 --methods pmi,gain_all,mean,knn,oracle --test-samples 300
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def main() -> None:
     parser.add_argument("--study", default=str(ROOT / "data" / "demo"))
     parser.add_argument("--model", default="pmi_all", help="the study's model scored as 'pmi'")
     parser.add_argument("--sizes", default="50,100,200,500,1000")
-    parser.add_argument("--methods", default="pmi,mean,knn,oracle")
+    parser.add_argument("--methods", default="pmi,mean,knn,oracle",
+                        help="'pmi' (the --model), baselines, 'oracle', or other model keys of the study (gain_all)")
     parser.add_argument("--random-seeds", type=int, default=2)
     parser.add_argument("--test-samples", type=int, default=600)
     parser.add_argument("--panel-pmi", type=int, default=None, help="also train a PMI on the designed panel of this size")
@@ -65,7 +67,10 @@ def main() -> None:
 
     imputers = {}
     for method in args.methods.split(","):
-        imputers[method] = pmi if method == "pmi" else make_imputer(method).fit(train)
+        if method in study.models:
+            imputers[method] = study.load_model(method)[0]
+        else:
+            imputers[method] = pmi if method == "pmi" else make_imputer(method).fit(train)
     if args.panel_pmi:
         settings = {**default_settings("pmi", cohort.n_samples, cohort.n_genes), "max_seconds": args.panel_pmi_seconds}
         from gtex_models.patterns import Pattern

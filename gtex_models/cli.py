@@ -9,7 +9,6 @@ An unexpected internal error prints a short message and exit status 1; ``GTEX_DE
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import traceback
@@ -17,10 +16,21 @@ import warnings
 from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
+from gtex_models import cli_options as options
 from gtex_models.atomic import check_output_file
-from gtex_models.choices import (DUPLICATE_CHOICES, NEGATIVE_CHOICES, ORIENTATIONS, PATHWAYS, SCALE_CHOICES,
-                                 SCENARIOS)
-from gtex_models.cli_patterns import add_other_cohort_arguments, add_panel_command, add_pattern_arguments
+from gtex_models.choices import (
+    DUPLICATE_CHOICES,
+    NEGATIVE_CHOICES,
+    ORIENTATIONS,
+    PATHWAYS,
+    SCALE_CHOICES,
+    SCENARIOS,
+)
+from gtex_models.cli_patterns import (
+    add_other_cohort_arguments,
+    add_panel_command,
+    add_pattern_arguments,
+)
 from gtex_models.cohort import COHORT_FOLDER, Cohort
 from gtex_models.imputers import METHODS
 
@@ -162,7 +172,11 @@ def _train_at_scale(args: argparse.Namespace) -> str:
 
     import torch.distributed as dist
 
-    from gtex_models.distributed import init_process_group, is_main_process, train_at_scale
+    from gtex_models.distributed import (
+        init_process_group,
+        is_main_process,
+        train_at_scale,
+    )
 
     init_process_group()
     try:
@@ -187,32 +201,20 @@ def _train_at_scale(args: argparse.Namespace) -> str:
 def _evaluate(args: argparse.Namespace) -> str:
     from gtex_models.cli_patterns import evaluate_command
 
-    _check_outputs(args.json, None, args.overwrite)
+    options.check_outputs(args.json, None, args.overwrite)
     return evaluate_command(args)
 
 
-def _calibration(args: argparse.Namespace, imputer, metadata: dict, cohort: Cohort):
-    """The checkpoint's interval calibration, or (with a warning) one made on ``cohort``'s validation donors."""
-    from gtex_models.calibration import check_level
-    from gtex_models.experiment import calibrate_checkpoint
-
-    check_level(args.interval)
-    if metadata.get("calibration") is not None:
-        return metadata["calibration"]
-    warnings.warn(f"{args.checkpoint} has no interval calibration; calibrating it on the cohort "
-                  "(store it with `python -m gtex_models calibrate`).")
-    return calibrate_checkpoint(imputer, metadata, cohort, args.seed)
 
 
-def _coverage_note(record: dict) -> str:
-    if "coverage" not in record:
-        return ""
-    return (f"; {record['interval_level']:.0%} intervals cover {record['coverage']:.1%} of the hidden values "
-            f"(lowest group {record['coverage_min_group']:.1%}), median width {record['width_median']:.3f} log2 units")
 
 
 def _calibrate(args: argparse.Namespace) -> str:
-    from gtex_models.checkpoints import attach_calibration, check_compatible, load_checkpoint
+    from gtex_models.checkpoints import (
+        attach_calibration,
+        check_compatible,
+        load_checkpoint,
+    )
     from gtex_models.experiment import calibrate_checkpoint
     from gtex_models.inference import ModelSpace, cohort_for_model
 
@@ -232,42 +234,30 @@ def _benchmark(args: argparse.Namespace) -> str:
     from gtex_models.benchmark import run_benchmark, to_markdown
     from gtex_models.cli_patterns import patterns_from_args
 
-    _check_outputs(args.json, args.markdown, args.overwrite)
+    options.check_outputs(args.json, args.markdown, args.overwrite)
     cohort = Cohort.load(args.cohort)
     patterns, _ = patterns_from_args(args, cohort.pathway(args.pathway).genes if args.pathway else cohort.genes)
     bar, progress = _progress_bar("benchmark")
     with bar:
         records = run_benchmark(cohort, args.methods, args.scenario, args.missing_rate,
                                 args.pathway, args.seed, progress=progress, patterns=patterns, interval=args.interval)
-    _write_records(records, args.json, args.markdown)
+    options.write_records(records, args.json, args.markdown)
     return to_markdown(records)
 
 
-def _check_outputs(json_path: Path | None, markdown_path: Path | None, overwrite: bool) -> None:
-    """Refuse the --json / --markdown paths before any work (see :func:`~gtex_models.atomic.check_output_file`)."""
-    if json_path is not None and json_path == markdown_path:
-        raise ValueError(f"--json and --markdown are the same file ({json_path}); give two file names.")
-    for path in (json_path, markdown_path):
-        if path is not None:
-            check_output_file(path, overwrite)
 
 
-def _write_records(records: list[dict], json_path: Path | None, markdown_path: Path | None) -> None:
-    import json
-
-    from gtex_models.atomic import atomic_file
-    from gtex_models.benchmark import to_markdown
-
-    for path, text in ((json_path, json.dumps(records, indent=2)), (markdown_path, to_markdown(records))):
-        if path is not None:
-            with atomic_file(path) as tmp:
-                tmp.write_text(text + "\n")
 
 
 def _impute(args: argparse.Namespace) -> str:
     from gtex_models.atomic import atomic_file
     from gtex_models.checkpoints import load_checkpoint
-    from gtex_models.inference import ModelSpace, impute_file, result_frame, supports_uncertainty
+    from gtex_models.inference import (
+        ModelSpace,
+        impute_file,
+        result_frame,
+        supports_uncertainty,
+    )
     from gtex_models.io import read_samples_table
     from gtex_models.store import is_store
 
@@ -411,10 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser("simulate", help="write a simulated GTEx-shaped cohort")
     simulate.add_argument("--out", required=True, type=Path, help="cohort directory to write")
-    simulate.add_argument("--donors", type=_at_least(1), default=300,
+    simulate.add_argument("--donors", type=options.at_least(1), default=300,
                           help="number of donors (default 300, ~6,000 samples; training needs at least 4)")
-    simulate.add_argument("--genes", type=_at_least(1), default=2000, help="number of genes (default 2000)")
-    simulate.add_argument("--seed", type=_at_least(0), default=0)
+    simulate.add_argument("--genes", type=options.at_least(1), default=2000, help="number of genes (default 2000)")
+    simulate.add_argument("--seed", type=options.at_least(0), default=0)
     _add_overwrite(simulate, "an existing cohort folder")
     simulate.set_defaults(handler=_simulate)
 
@@ -426,10 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     gtex.add_argument("--subjects", required=True, type=Path,
                       help="GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt")
     gtex.add_argument("--out", required=True, type=Path, help="cohort directory to write")
-    gtex.add_argument("--min-samples-per-tissue", type=_at_least(0), default=70)
+    gtex.add_argument("--min-samples-per-tissue", type=options.at_least(0), default=70)
     gtex.add_argument("--genes", default="protein_coding",
                       help="protein_coding (default), all, or a file of gene symbols / Ensembl IDs")
-    gtex.add_argument("--seed", type=_at_least(0), default=0, help="seed of the donor split")
+    gtex.add_argument("--seed", type=options.at_least(0), default=0, help="seed of the donor split")
     _add_overwrite(gtex, "an existing cohort folder")
     gtex.set_defaults(handler=_prepare_gtex)
 
@@ -456,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--gene-map", type=Path, default=None,
                        help="probe -> gene file (two columns; several probes of a gene are averaged)")
     table.add_argument("--out", required=True, type=Path, help="cohort directory to write")
-    table.add_argument("--seed", type=_at_least(0), default=0, help="seed of the donor split")
+    table.add_argument("--seed", type=options.at_least(0), default=0, help="seed of the donor split")
     _add_overwrite(table, "an existing cohort folder or store")
     table.set_defaults(handler=_import)
 
@@ -466,9 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", type=Path, default=None, help="YAML experiment config (see configs/)")
     train.add_argument("--scenario", choices=SCENARIOS, default=None)
     train.add_argument("--pathway", choices=PATHWAYS, default=None)
-    train.add_argument("--max-epochs", type=_at_least(1), default=None, help="cap the deep models' training epochs")
+    train.add_argument("--max-epochs", type=options.at_least(1), default=None, help="cap the deep models' training epochs")
     train.add_argument("--out", required=True, type=Path, help="checkpoint file (.safetensors)")
-    train.add_argument("--seed", type=_at_least(0), default=0, help="seed of the evaluation masks")
+    train.add_argument("--seed", type=options.at_least(0), default=0, help="seed of the evaluation masks")
     train.add_argument("--resume", action="store_true",
                        help="continue an interrupted run from its training state (<out>.resume)")
     _add_overwrite(train, "an existing checkpoint file")
@@ -477,10 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="score a checkpoint on a cohort's test donors")
     evaluate.add_argument("--checkpoint", required=True, type=Path)
     evaluate.add_argument("--cohort", required=True, type=Path)
-    evaluate.add_argument("--missing-rate", type=_share, default=0.5, help="share of values hidden (0 < rate < 1)")
-    evaluate.add_argument("--seed", type=_at_least(0), default=0)
+    evaluate.add_argument("--missing-rate", type=options.share, default=0.5, help="share of values hidden (0 < rate < 1)")
+    evaluate.add_argument("--seed", type=options.at_least(0), default=0)
     evaluate.add_argument("--json", type=Path, default=None, help="write the record as JSON")
-    evaluate.add_argument("--interval", type=_level, default=None, metavar="LEVEL",
+    evaluate.add_argument("--interval", type=options.level, default=None, metavar="LEVEL",
                           help="also score calibrated intervals at LEVEL (0.5-0.99): coverage, median width")
     _add_overwrite(evaluate, "an existing --json file")
     add_pattern_arguments(evaluate)
@@ -490,20 +480,20 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = commands.add_parser("calibrate", help="calibrate a checkpoint's intervals on a cohort's validation donors")
     calibrate.add_argument("--checkpoint", required=True, type=Path, help="checkpoint to add the calibration to")
     calibrate.add_argument("--cohort", required=True, type=Path, help="the cohort it was trained on (its valid split)")
-    calibrate.add_argument("--seed", type=_at_least(0), default=0)
+    calibrate.add_argument("--seed", type=options.at_least(0), default=0)
     calibrate.set_defaults(handler=_calibrate)
 
     bench = commands.add_parser("benchmark", help="fit and score several methods side by side")
     bench.add_argument("--cohort", required=True, type=Path)
-    bench.add_argument("--methods", type=_methods, default="pmi,gain,mean,knn,mice,missforest,blood",
+    bench.add_argument("--methods", type=options.methods, default="pmi,gain,mean,knn,mice,missforest,blood",
                        help=f"comma-separated method names, among {', '.join(METHODS)}")
     bench.add_argument("--scenario", choices=SCENARIOS, default="inductive")
-    bench.add_argument("--missing-rate", type=_share, default=0.5, help="share of values hidden (0 < rate < 1)")
+    bench.add_argument("--missing-rate", type=options.share, default=0.5, help="share of values hidden (0 < rate < 1)")
     bench.add_argument("--pathway", choices=PATHWAYS, default=None)
-    bench.add_argument("--seed", type=_at_least(0), default=0)
+    bench.add_argument("--seed", type=options.at_least(0), default=0)
     bench.add_argument("--json", type=Path, default=None)
     bench.add_argument("--markdown", type=Path, default=None)
-    bench.add_argument("--interval", type=_level, default=None, metavar="LEVEL",
+    bench.add_argument("--interval", type=options.level, default=None, metavar="LEVEL",
                        help="also calibrate each method on the validation donors and score its LEVEL intervals")
     _add_overwrite(bench, "existing --json / --markdown files")
     add_pattern_arguments(bench, several=True)
@@ -519,17 +509,17 @@ def build_parser() -> argparse.ArgumentParser:
     impute.add_argument("--tissue", default=None, help="tissue of every sample (e.g. 'Whole Blood')")
     impute.add_argument("--samples", type=Path, default=None, help="per-sample table with a tissue column")
     impute.add_argument("--tissue-column", default="tissue")
-    impute.add_argument("--sex", type=_sex, default=None, help="female, male, unknown (or GTEx code 2/1)")
-    impute.add_argument("--age", type=_age, default=None, help="age in years")
+    impute.add_argument("--sex", type=options.sex, default=None, help="female, male, unknown (or GTEx code 2/1)")
+    impute.add_argument("--age", type=options.age, default=None, help="age in years")
     impute.add_argument("--orientation", choices=ORIENTATIONS, default="auto")
     impute.add_argument("--scale", choices=SCALE_CHOICES, default="auto")
     impute.add_argument("--duplicates", choices=DUPLICATE_CHOICES, default="error",
                         help="gene identifiers that occur twice (or name one gene): error, keep the first, or average")
     impute.add_argument("--gene-map", type=Path, default=None,
                         help="probe -> gene file, for a microarray input and a model of genes")
-    impute.add_argument("--interval", type=_level, default=None, metavar="LEVEL",
+    impute.add_argument("--interval", type=options.level, default=None, metavar="LEVEL",
                         help="calibrated per-value intervals at LEVEL (0.5-0.99, e.g. 0.9): adds _lower/_upper columns")
-    impute.add_argument("--draws", type=_at_least(0), default=0,
+    impute.add_argument("--draws", type=options.at_least(0), default=0,
                         help="GAIN-GTEx: the 5-95 %% spread of this many noise draws as _lower/_upper (uncalibrated; "
                              "prefer --interval)")
     _add_overwrite(impute, "an existing output file (or store)")
@@ -545,16 +535,16 @@ def build_parser() -> argparse.ArgumentParser:
     build = verbs.add_parser("build", help="train models and baselines on a cohort, write a study folder")
     build.add_argument("--cohort", required=True, type=Path, help="cohort directory (simulate, import, prepare-gtex)")
     build.add_argument("--out", required=True, type=Path, help="study folder to write")
-    build.add_argument("--models", type=_methods, default=None, help="comma-separated methods kept as models, e.g. "
+    build.add_argument("--models", type=options.methods, default=None, help="comma-separated methods kept as models, e.g. "
                        "pmi,gain (settings chosen for the cohort's size)")
     build.add_argument("--config", type=Path, action="append", default=None,
                        help="YAML experiment config of a model (repeatable; see configs/)")
-    build.add_argument("--baselines", type=_methods_or_none, default="mean,knn,mice",
+    build.add_argument("--baselines", type=options.methods_or_none, default="mean,knn,mice",
                        help="comma-separated benchmark-only methods ('' for none)")
     build.add_argument("--title", default=None, help="shown in the app (default: the cohort folder's name)")
     build.add_argument("--description", default="")
     build.add_argument("--scenario", choices=SCENARIOS, default="inductive", help="scenario of --models and baselines")
-    build.add_argument("--max-epochs", type=_at_least(1), default=None, help="cap the deep models' training epochs")
+    build.add_argument("--max-epochs", type=options.at_least(1), default=None, help="cap the deep models' training epochs")
     build.add_argument("--reference-cohort", action="store_true",
                        help="reference the cohort folder (absolute path) instead of copying it into the study")
     _add_overwrite(build, "an existing study at --out")
@@ -569,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--scenario", choices=SCENARIOS, default="inductive", help="scenario of --method")
     add.add_argument("--key", default=None, help="the model's name in the study (default METHOD_GENESET)")
     add.add_argument("--label", default=None, help="what the app shows")
-    add.add_argument("--max-epochs", type=_at_least(1), default=None, help="cap the deep model's training epochs")
+    add.add_argument("--max-epochs", type=options.at_least(1), default=None, help="cap the deep model's training epochs")
     add.set_defaults(handler=_study_add_model)
 
     info = verbs.add_parser("info", help="print the table of what a study holds")
@@ -638,72 +628,16 @@ def _add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
                         help=f"replace {what} (never a folder or file this project did not write)")
 
 
-def _at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
 
 
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
 
 
-def _level(text: str) -> float:
-    value = _number(text)
-    if not 0.5 <= value <= 0.99:
-        raise argparse.ArgumentTypeError(f"must be an interval level between 0.5 and 0.99 (e.g. 0.9), got {value:g}")
-    return value
 
 
-def _share(text: str) -> float:
-    value = _number(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1 (the share of values hidden), got {value:g}")
-    return value
 
 
-def _age(text: str) -> float:
-    value = _number(text)
-    if not 0 <= value < 150:
-        raise argparse.ArgumentTypeError(f"must be an age in years between 0 and 150, got {value:g}")
-    return value
 
 
-def _sex(text: str) -> str:
-    from gtex_models.covariates import parse_sex
-
-    if text.strip().lower() != "unknown" and parse_sex([text]) == ["unknown"]:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a sex; use female, male or unknown (GTEx codes: 2, 1)")
-    return text
 
 
-def _methods(text: str) -> list[str]:
-    """A comma-separated list of known methods, at least one, none twice."""
-    methods = _methods_or_none(text)
-    if not methods:
-        raise argparse.ArgumentTypeError(f"no method given; choose among {', '.join(METHODS)}")
-    return methods
 
-
-def _methods_or_none(text: str) -> list[str]:
-    """A comma-separated list of known methods, none twice; empty for ``''``."""
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"{', '.join(map(repr, unknown))} given; choose among {', '.join(METHODS)}")
-    if len(set(methods)) < len(methods):
-        raise argparse.ArgumentTypeError(f"a method is listed twice in {text!r}")
-    return methods

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
+from gtex_models import cli_options as options
 from gtex_models.choices import HARMONISATIONS, PANEL_STRATEGIES, PATTERNS
 from gtex_models.cohort import Cohort
 from gtex_models.patterns import DEFAULT_BLOCK_SIZE, DEFAULT_MNAR_SLOPE, Pattern
@@ -27,9 +27,9 @@ def add_pattern_arguments(parser: argparse.ArgumentParser, several: bool = False
                              + (" (comma-separated: one row each)" if several else "") + "; default mcar")
     parser.add_argument("--panel", type=Path, default=None,
                         help="--pattern panel: gene list file (one Ensembl ID or symbol per line)")
-    parser.add_argument("--mnar-slope", type=_positive, default=DEFAULT_MNAR_SLOPE,
+    parser.add_argument("--mnar-slope", type=options.positive, default=DEFAULT_MNAR_SLOPE,
                         help=f"--pattern mnar: logistic slope per SD of log expression (default {DEFAULT_MNAR_SLOPE:g})")
-    parser.add_argument("--block-size", type=_count, default=DEFAULT_BLOCK_SIZE,
+    parser.add_argument("--block-size", type=options.count, default=DEFAULT_BLOCK_SIZE,
                         help=f"--pattern block: genes per block (default {DEFAULT_BLOCK_SIZE})")
 
 
@@ -57,26 +57,10 @@ def patterns_from_args(args: argparse.Namespace, genes: "pd.DataFrame") -> tuple
     return patterns, note
 
 
-def _count(text: str) -> int:
-    """A whole number >= 1, parsed like the other commands' counts (error names the option)."""
-    from gtex_models.cli import _at_least
-
-    return _at_least(1)(text)
 
 
-def _seed(text: str) -> int:
-    from gtex_models.cli import _at_least
-
-    return _at_least(0)(text)
 
 
-def _positive(text: str) -> float:
-    from gtex_models.cli import _number
-
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {value:g}")
-    return value
 
 
 # ----------------------------------------------------------------------------------------- evaluate
@@ -110,7 +94,6 @@ def evaluate_command(args: argparse.Namespace) -> str:
 
 def _evaluate_own(args: argparse.Namespace, imputer, metadata, space, cohort: Cohort) -> str:
     from gtex_models.benchmark import evaluate_imputer, known_groups_only
-    from gtex_models.cli import _calibration, _coverage_note, _write_records
     from gtex_models.model_space import check_compatible, cohort_for_model
 
     test = known_groups_only(cohort_for_model(cohort, space).split("test"), space.tissues)
@@ -118,12 +101,12 @@ def _evaluate_own(args: argparse.Namespace, imputer, metadata, space, cohort: Co
     patterns, note = patterns_from_args(args, test.genes)
     calibration = None
     if args.interval is not None:
-        calibration = _calibration(args, imputer, metadata, cohort_for_model(cohort, space))
+        calibration = options.calibration(args, imputer, metadata, cohort_for_model(cohort, space))
     record = evaluate_imputer(imputer, test, args.missing_rate, args.seed, patterns[0], calibration, args.interval)
-    _write_records([record], args.json, None)
+    options.write_records([record], args.json, None)
     lines = [f"{record['method']} ({record['pattern']}): R² mean {record['r2_mean']:.3f} (median "
              f"{record['r2_median']:.3f}, SD {record['r2_std']:.3f}) over {record['n_genes']} genes, "
-             f"{record['n_test_samples']} test samples" + _coverage_note(record)]
+             f"{record['n_test_samples']} test samples" + options.coverage_note(record)]
     if note:
         lines.insert(0, note)
     if patterns[0].name == "panel":
@@ -185,10 +168,10 @@ def add_panel_command(commands) -> None:
                         "the panel, its test donors score it)")
     design.add_argument("--study", type=Path, default=None, help="a study instead of --checkpoint and --cohort")
     design.add_argument("--model", default=None, help="--study: the model's key (default: the study's first)")
-    design.add_argument("--size", type=_count, required=True, help="genes in the panel (k)")
+    design.add_argument("--size", type=options.count, required=True, help="genes in the panel (k)")
     design.add_argument("--strategy", choices=PANEL_STRATEGIES, default="designed",
                         help="designed (greedy, default), most-variable or random")
-    design.add_argument("--seed", type=_seed, default=0, help="seed of the random panel")
+    design.add_argument("--seed", type=options.seed, default=0, help="seed of the random panel")
     design.add_argument("--out", type=Path, required=True, help="panel file to write (one gene per line)")
     design.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     design.set_defaults(handler=panel_design_command)

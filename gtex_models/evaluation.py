@@ -2,7 +2,8 @@
 
 For gene j with missing entries M_j and observed entries O_j:
 ``R²_j = 1 - Σ_M (x - x̂)² / Σ_M (x - mean_O(x))²``. Genes with no missing entries, no observed
-entries, or zero variance over their missing entries are excluded (NaN), never averaged in. With
+entries, or zero variance over their missing entries (e.g. every hidden value an undetected 0, while a
+few observed ones are not) are excluded (NaN), never averaged in. With
 ``reference="hidden"`` (a gene panel, whose other genes are never observed) the reference is the mean
 of the hidden values themselves, ``mean_M(x)``: the ordinary R² of the hidden values. An array
 (groups x genes) as ``reference`` gives the reference means, e.g. the training donors' group means.
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from gtex_models.patterns import Pattern
 
 _EPS = 1e-12
+_CONSTANT = 1e-9  # hidden values whose spread is below this share of their squares are constant (e.g. all undetected)
 
 
 REFERENCES = ("observed", "hidden")
@@ -99,8 +101,9 @@ def total_sum_of_squares(sums: dict[str, np.ndarray], reference: str | np.ndarra
         else:
             mean = sums["sum_obs"] / n_obs if reference == "observed" else sums["sum_mis"] / n_mis
         ss_tot = sums["sq_mis"] - 2 * mean * sums["sum_mis"] + mean**2 * n_mis
+        spread = sums["sq_mis"] - sums["sum_mis"] ** 2 / n_mis   # Σ_M (x - mean_M(x))², cancellation error ~1e-16
     valid = ((n_obs > 0) | (given or reference == "hidden")) & np.isfinite(mean) & (n_mis > 0) \
-        & (ss_tot > _EPS * np.maximum(n_mis, 1))
+        & (ss_tot > _EPS * np.maximum(n_mis, 1)) & (spread > _CONSTANT * np.maximum(sums["sq_mis"], _EPS))
     return ss_tot, valid
 
 

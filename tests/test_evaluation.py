@@ -80,6 +80,19 @@ def test_zero_variance_gene_is_excluded_not_propagated() -> None:
     assert summary["r2_mean"] == pytest.approx(np.delete(r2, 2).mean())
 
 
+def test_a_gene_whose_hidden_values_are_all_equal_is_excluded() -> None:
+    """Every hidden value an undetected 0 (in float32 model space), a few observed ones detected: the hidden
+    values do not vary, so R² is undefined, not a huge negative number from a tiny denominator."""
+    x, observed = _random_case()
+    x = x.astype(np.float32)
+    x[:, 1] = np.float32(-0.4367)
+    detected = np.flatnonzero(observed[:, 1])[:3]
+    x[detected, 1] = 2.5
+    imputed = np.where(observed, x, x + 0.3)
+    r2 = r2_per_gene(x, imputed, observed)
+    assert np.isnan(r2[1]) and np.isfinite(np.delete(r2, 1)).all()
+
+
 def test_genes_without_missing_or_observed_entries_are_excluded() -> None:
     x, observed = _random_case()
     observed[:, 0], observed[:, 1] = True, False
@@ -135,3 +148,20 @@ def test_r2_across_no_missing_rate_is_an_empty_table() -> None:
     cohort = simulate_cohort(n_donors=20, n_genes=400).subset_genes(np.arange(50))
     table = r2_across_missing_rates(lambda masked: cohort.x, cohort, rates=(), seed=0)
     assert table.empty and "tissue" in table.columns
+
+
+def test_r2_across_missing_rates_hides_each_rates_share() -> None:
+    """Each row's masks hide that row's share of the values."""
+    cohort = simulate_cohort(n_donors=20, n_genes=400).subset_genes(np.arange(50))
+    shares: dict[float, list[float]] = {}
+
+    def recording(masked):
+        hidden = np.isnan(masked.x)
+        shares.setdefault(round(float(hidden.mean()), 1), []).append(float(hidden.mean()))
+        return cohort.x
+
+    table = r2_across_missing_rates(recording, cohort, rates=(0.1, 0.5, 0.9), seed=0)
+    assert sorted(shares) == [0.1, 0.5, 0.9]
+    for rate, seen in shares.items():
+        np.testing.assert_allclose(seen, rate, atol=0.02)
+    assert sorted(set(table["missing_rate"])) == [0.1, 0.5, 0.9]
