@@ -208,6 +208,11 @@ class CohortComparison:
     tables: dict[str, pd.DataFrame]
     report: str
 
+    def long_table(self) -> pd.DataFrame:
+        """Every row label's across-rates table stacked, the label in a first column ``cohort``."""
+        return pd.concat([t.assign(cohort=label) for label, t in self.tables.items()], ignore_index=True) \
+            .loc[:, lambda t: ["cohort", *(c for c in t.columns if c != "cohort")]]
+
 
 def compare_cohorts(
     imputer: Imputer, space: ModelSpace, other: Cohort, metadata: Mapping[str, Any] | None = None,

@@ -137,4 +137,7 @@ def test_a_symbols_only_cohort_against_another_one() -> None:
         result = compare_cohorts(knn, space, other, None, ("own", "training", "quantile"), (0.2, 0.8), own=own,
                                  min_hidden=1)
     assert "by symbol" in result.report and len(result.table) == 4
+    long = result.long_table()
+    assert list(long.columns[:3]) == ["cohort", "missing_rate", "tissue"] and list(long["cohort"].unique()) == \
+        list(result.tables)
     assert result.table[["0.2", "0.8"]].notna().all().all()
