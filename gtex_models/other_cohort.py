@@ -40,6 +40,7 @@ from gtex_models.patterns import Pattern
 
 MIN_COHORT_SAMPLES = 3  # each gene's R² needs hidden values that vary across samples
 MAX_GROUP_MAP_BYTES = 1 << 20
+GROUP_MAP_HOW = "cohort group, model tissue; CLI: --group-map FILE, app: the group map upload"
 
 
 def is_training_cohort(cohort: Cohort, metadata: Mapping[str, Any]) -> bool:
@@ -151,11 +152,11 @@ def align_cohort(cohort: Cohort, space: ModelSpace, group_map: Mapping[str, str]
     known = samples["tissue"].isin(space.tissues).to_numpy()
     if not known.any():
         raise ValueError(f"No group of the cohort is a tissue of the model ({describe_unknown_tissues(sorted(set(cohort.samples['tissue'])), space.tissues)}); "
-                         "map them with --group-map FILE (cohort group, model tissue).")
+                         f"map them with a group map ({GROUP_MAP_HOW}).")
     if not known.all():
         left = sorted(set(cohort.samples.loc[~known, "tissue"]))
         warnings.warn(f"{int((~known).sum())} sample(s) of {len(left)} group(s) without a model tissue are left out: "
-                      f"{list_examples(left)}; map them with --group-map.", stacklevel=2)
+                      f"{list_examples(left)}; map them with a group map ({GROUP_MAP_HOW}).", stacklevel=2)
     mapped = {g: mapping.get(g, g) for g in sorted(set(cohort.samples.loc[known, "tissue"]))}
     renamed = [f"{g} -> {t}" for g, t in mapped.items() if g != t]
     same = [g for g, t in mapped.items() if g == t]

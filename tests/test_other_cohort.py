@@ -96,7 +96,7 @@ def test_group_map_file(tmp_path, cohort: Cohort, space: ModelSpace) -> None:
     renamed = Cohort(test.x, test.genes, test.samples.assign(tissue="LAML"), test.transform, test.meta)
     aligned = align_cohort(renamed, space, {"LAML": "Whole Blood"})
     assert set(aligned.samples["tissue"]) == {"Whole Blood"} and "LAML -> Whole Blood" in aligned.report[1]
-    with pytest.raises(ValueError, match="map them with --group-map"):
+    with pytest.raises(ValueError, match="map them with a group map .*CLI: --group-map FILE"):
         align_cohort(renamed, space)
 
 
