@@ -18,7 +18,6 @@ from gtex_models.inference import import_uploads
 from gtex_models.io import import_table
 from gtex_models.model_space import ModelSpace
 from gtex_models.other_cohort import compare_cohorts, shifted_test_donors
-from gtex_models.study import Study
 from studies import app_on, assert_clean, open_app, probe_matrix, write_study
 from test_app_pages import charts
 
