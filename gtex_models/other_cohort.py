@@ -41,6 +41,9 @@ from gtex_models.oracle import PLATFORM_COLUMNS, ZERO_TOLERANCE
 from gtex_models.patterns import Pattern
 from gtex_models.reference import pathway_genes
 
+MIN_COHORT_SAMPLES = 3  # each gene's R² needs hidden values that vary across samples
+MAX_GROUP_MAP_BYTES = 1 << 20
+GROUP_MAP_HOW = "cohort group, model tissue; CLI: --group-map FILE, app: the group map upload"
 
 
 def is_training_cohort(cohort: Cohort, metadata: Mapping[str, Any]) -> bool:
@@ -60,22 +63,51 @@ def read_group_map(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"Group map {path} does not exist. Give a file with two columns: cohort group, model tissue.")
+    return parse_group_map(path.read_text(encoding="utf-8-sig"), str(path))
+
+
+def read_group_map_upload(data: bytes, filename: str) -> dict[str, str]:
+    """An uploaded group map (the bytes of a file :func:`read_group_map` reads)."""
+    if len(data) > MAX_GROUP_MAP_BYTES:
+        raise ValueError(f"Group map {filename} is {len(data) / 2**20:.1f} MB: a group map has one short line per "
+                         "group (cohort group, model tissue).")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"Group map {filename} is not a text file: give a CSV or TSV with two columns, cohort "
+                         "group and model tissue.") from None
+    return parse_group_map(text, filename)
+
+
+def parse_group_map(text: str, source: str) -> dict[str, str]:
+    """The group map in ``text`` (see :func:`read_group_map`); ``source`` names it in errors."""
     mapping: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         fields = [f.strip().strip('"') for f in (line.split("\t") if "\t" in line else line.split(","))]
         if len(fields) != 2 or not all(fields):
-            raise ValueError(f"{path}, line {number}: expected two columns (cohort group, model tissue), got {line!r}.")
+            raise ValueError(f"{source}, line {number}: expected two columns (cohort group, model tissue), got "
+                             f"{line!r}.")
         if not mapping and fields[0].lower() == "group":
             continue
         if fields[0] in mapping and mapping[fields[0]] != fields[1]:
-            raise ValueError(f"{path}, line {number}: group {fields[0]!r} is mapped twice.")
+            raise ValueError(f"{source}, line {number}: group {fields[0]!r} is mapped twice.")
         mapping[fields[0]] = fields[1]
     if not mapping:
-        raise ValueError(f"Group map {path} maps no group.")
+        raise ValueError(f"Group map {source} maps no group.")
     return mapping
+
+
+def shifted_test_donors(cohort: Cohort, tissues: Sequence[str], seed: int = 0) -> Cohort:
+    """A :func:`shift_cohort` copy (default shift) of ``cohort``'s test donors of ``tissues``: a "foreign"
+    cohort of the model's own tissues, small enough to score in seconds."""
+    test = cohort.split("test")
+    test = test.subset_samples(test.samples["tissue"].isin(list(tissues)).to_numpy())
+    if not test.n_samples:
+        raise ValueError(f"The cohort has no test donor in {list_examples(sorted(tissues))}: choose other tissues.")
+    return shift_cohort(test, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -123,11 +155,11 @@ def align_cohort(cohort: Cohort, space: ModelSpace, group_map: Mapping[str, str]
     known = samples["tissue"].isin(space.tissues).to_numpy()
     if not known.any():
         raise ValueError(f"No group of the cohort is a tissue of the model ({describe_unknown_tissues(sorted(set(cohort.samples['tissue'])), space.tissues)}); "
-                         "map them with --group-map FILE (cohort group, model tissue).")
+                         f"map them with a group map ({GROUP_MAP_HOW}).")
     if not known.all():
         left = sorted(set(cohort.samples.loc[~known, "tissue"]))
         warnings.warn(f"{int((~known).sum())} sample(s) of {len(left)} group(s) without a model tissue are left out: "
-                      f"{list_examples(left)}; map them with --group-map.", stacklevel=2)
+                      f"{list_examples(left)}; map them with a group map ({GROUP_MAP_HOW}).", stacklevel=2)
     mapped = {g: mapping.get(g, g) for g in sorted(set(cohort.samples.loc[known, "tissue"]))}
     renamed = [f"{g} -> {t}" for g, t in mapped.items() if g != t]
     same = [g for g, t in mapped.items() if g == t]
@@ -180,6 +212,11 @@ class CohortComparison:
     tables: dict[str, pd.DataFrame]
     report: str
 
+    def long_table(self) -> pd.DataFrame:
+        """Every row label's across-rates table stacked, the label in a first column ``cohort``."""
+        return pd.concat([t.assign(cohort=label) for label, t in self.tables.items()], ignore_index=True) \
+            .loc[:, lambda t: ["cohort", *(c for c in t.columns if c != "cohort")]]
+
 
 def compare_cohorts(
     imputer: Imputer, space: ModelSpace, other: Cohort, metadata: Mapping[str, Any] | None = None,
@@ -191,6 +228,10 @@ def compare_cohorts(
     cohort), its test donors of the same tissues come first as the reference row. ``min_hidden``: see
     :func:`~gtex_models.evaluation.r2_across_missing_rates`."""
     aligned = align_cohort(other, space, group_map)
+    if len(aligned.samples) < MIN_COHORT_SAMPLES:
+        raise ValueError(f"The cohort has {len(aligned.samples)} sample(s) in the model's tissues; at least "
+                         f"{MIN_COHORT_SAMPLES} are needed (each gene's R² needs hidden values that vary across "
+                         "samples). Add samples, or map more of its groups to model tissues.")
     tissues = sorted(set(aligned.samples["tissue"]))
     tables: dict[str, pd.DataFrame] = {}
     rows = []

@@ -144,31 +144,64 @@ def r2_vs_missing_rate(tables: Mapping[str, pd.DataFrame], tissues: Sequence[str
     for col, label in enumerate(labels, start=1):
         table = tables[label]
         for tissue in tissues:
-            rows = table[table["tissue"] == tissue].sort_values("missing_rate")
-            if rows.empty:
-                continue
-            color = "#222222" if tissue == POOLED else colors[tissue]
-            rate = rows["missing_rate"].to_numpy()
-            mean, sd = rows["r2_mean"].to_numpy(), rows["r2_std"].fillna(0).to_numpy()
-            figure.add_trace(go.Scatter(
-                x=np.concatenate([rate, rate[::-1]]), y=np.concatenate([mean + sd, (mean - sd)[::-1]]),
-                mode="lines", fill="toself", fillcolor=_rgba(color, 0.15), line={"width": 0}, hoverinfo="skip",
-                legendgroup=tissue, showlegend=False,
-            ), row=1, col=col)
-            figure.add_trace(go.Scatter(
-                x=rate, y=mean, mode="lines+markers", name=tissue, legendgroup=tissue,
-                line={"color": color, "width": 2}, showlegend=col == 1,
-                customdata=sd, hovertemplate=(f"<b>{tissue}</b> · {label}<br>missing rate %{{x:.0%}}<br>"
-                                              "R² %{y:.3f} ± %{customdata:.3f}<extra></extra>"),
-            ), row=1, col=col)
+            rows = table[table["tissue"] == tissue]
+            if not rows.empty:
+                color = "#222222" if tissue == POOLED else colors[tissue]
+                _r2_curve(figure, rows, tissue, color, label, col=col, legend=col == 1)
         figure.update_xaxes(title_text="Missing rate (share of values hidden)", tickformat=".0%", row=1, col=col)
-    lows = [t.loc[t["tissue"].isin(tissues), "r2_mean"] - t.loc[t["tissue"].isin(tissues), "r2_std"].fillna(0)
-            for t in tables.values()]
+    _r2_axes(figure, [t[t["tissue"].isin(tissues)] for t in tables.values()])
+    return figure
+
+
+COHORT_COLORS = ("#222222", "#d62728", "#1f77b4", "#2ca02c")  # the own test donors first, then each harmonisation
+
+
+def cohort_r2_vs_missing_rate(tables: Mapping[str, pd.DataFrame], tissue: str = POOLED) -> go.Figure:
+    """Mean per-gene R² against the missing rate of several cohorts in one panel, ±1 SD band (Viñas et al.
+    2021, Fig. 4: another cohort beside the model's own test donors).
+
+    Parameters
+    ----------
+    tables : row label (``"own test donors"``, ``"other cohort (own)"``, ...) -> ``missing_rate``, ``tissue``,
+        ``r2_mean``, ``r2_std`` (:attr:`gtex_models.other_cohort.CohortComparison.tables`).
+    tissue : the tissue whose curves are drawn (``"All tissues"``: all pooled).
+    """
+    figure = go.Figure()
+    for i, (label, table) in enumerate(tables.items()):
+        rows = table[table["tissue"] == tissue]
+        if not rows.empty:
+            _r2_curve(figure, rows, label, COHORT_COLORS[i % len(COHORT_COLORS)], tissue)
+    figure.update_xaxes(title_text="Missing rate (share of values hidden)", tickformat=".0%")
+    _r2_axes(figure, [t[t["tissue"] == tissue] for t in tables.values()])
+    return figure
+
+
+def _r2_curve(figure: go.Figure, rows: pd.DataFrame, name: str, color: str, detail: str, col: int | None = None,
+              legend: bool = True) -> None:
+    """One mean R² curve against the missing rate with its ±1 SD band (``detail``: after the name on hover)."""
+    rows = rows.sort_values("missing_rate")
+    where = {"row": 1, "col": col} if col is not None else {}
+    rate = rows["missing_rate"].to_numpy()
+    mean, sd = rows["r2_mean"].to_numpy(), rows["r2_std"].fillna(0).to_numpy()
+    figure.add_trace(go.Scatter(
+        x=np.concatenate([rate, rate[::-1]]), y=np.concatenate([mean + sd, (mean - sd)[::-1]]),
+        mode="lines", fill="toself", fillcolor=_rgba(color, 0.15), line={"width": 0}, hoverinfo="skip",
+        legendgroup=name, showlegend=False,
+    ), **where)
+    figure.add_trace(go.Scatter(
+        x=rate, y=mean, mode="lines+markers", name=name, legendgroup=name, line={"color": color, "width": 2},
+        showlegend=legend, customdata=sd,
+        hovertemplate=f"<b>{name}</b> · {detail}<br>missing rate %{{x:.0%}}<br>R² %{{y:.3f}} ± %{{customdata:.3f}}<extra></extra>",
+    ), **where)
+
+
+def _r2_axes(figure: go.Figure, drawn: Sequence[pd.DataFrame]) -> None:
+    """The R² axis range of the drawn rows (mean - SD included), titles and layout of an R²-vs-rate figure."""
+    lows = [t["r2_mean"] - t["r2_std"].fillna(0) for t in drawn]
     figure.update_yaxes(range=r2_range(pd.concat(lows) if lows else []))
-    figure.update_yaxes(title_text="Mean R² per gene (±1 SD)", row=1, col=1)
+    figure.layout.yaxis.title.text = "Mean R² per gene (±1 SD)"  # the first panel's
     figure.update_layout(template=TEMPLATE, height=460, margin={"l": 10, "r": 10, "t": 40, "b": 50},
                          legend={"orientation": "h", "y": -0.25})
-    return figure
 
 
 # ----------------------------------------------------------------------------- Fig. 3: embeddings

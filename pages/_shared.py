@@ -53,6 +53,7 @@ MODEL_HELP = ("The paper recommends PMI for imputing new samples (it is trained 
               "work on one pathway's genes only.")
 DUPLICATE_LABELS = dict(zip(DUPLICATE_CHOICES, ("Refuse (say which)", "Keep the first", "Average them")))
 Upload = tuple[bytes, str]  # an uploaded file's bytes and name
+GROUP_COLUMNS = ("tissue", "smtsd", "group", "condition", "cell_type")  # a sample table's default group column
 DEMO_HINT = ("Rebuild the demo with `python -m gtex_models build-demo --overwrite` (about 30 minutes on a 2-core CPU; "
              "`--overwrite` replaces the demo study in data/demo).")
 STUDY_HINT = ("Add a model with `python -m gtex_models study add-model --study STUDY ...`, or rebuild the "

@@ -28,7 +28,7 @@ from gtex_models.io.tables import ExpressionTable
 from gtex_models.jobs import CANCELLED, DONE, FAILED, Job, start_job
 from gtex_models.study import METHOD_LABELS
 from gtex_models.study_build import StudyCancelled, build_study
-from pages._shared import DUPLICATE_LABELS, Upload, job_board, select_study, studies_dir
+from pages._shared import DUPLICATE_LABELS, GROUP_COLUMNS, Upload, job_board, select_study, studies_dir
 
 MAX_CELLS = 2_000_000  # samples x genes trained on this page (~1,000 samples x 2,000 genes); beyond: the CLI
 MAX_CELLS_ENV = "GTEX_MAX_TRAIN_CELLS"  # a deployment with more cores may raise it
@@ -38,7 +38,6 @@ DEFAULT_BASELINES = ("mean", "knn", "mice")
 UPLOAD, FOLDER = "Upload files", "A cohort folder on this machine"
 ONE_GROUP = "(none: all samples form one group)"
 ONE_GROUP_NAME = "All samples"
-GROUP_COLUMNS = ("tissue", "smtsd", "group", "condition", "cell_type")  # the default group column, if present
 SCALE_LABELS = {"log": "log scale (log2 TPM, log intensities, ...)", "tpm": "TPM / linear (log2(x + 1) is taken)"}
 POLL_SECONDS = 1.0
 LANDING_PAGE = "pages/benchmark.py"

@@ -186,3 +186,22 @@ def test_every_page_opens_without_error(browser_page, study):
         assert not errors(page), (name, errors(page))
         charts = page.locator('[data-testid="stPlotlyChart"]').count()
         assert (charts == 0) if name in NO_CHARTS[study] else (charts >= 1), name
+
+
+def test_tissue_r2_draws_a_shifted_demo_cohort_beside_the_own_donors(browser_page):
+    page, url, _ = browser_page
+    fresh_session(page, url, DEMO)
+    open_page(page, url, "tissue_r2", "Tissue R²")
+    charts = page.locator('[data-testid="stPlotlyChart"]').count()
+    page.get_by_text("Shifted copy of the test donors").click()
+    settle(page)
+    start = time.perf_counter()
+    page.get_by_role("button", name="Compare").click()
+    button = page.get_by_role("button", name="Download R² across rates of both cohorts, every group (CSV)")
+    button.wait_for(timeout=120_000)
+    settle(page)
+    print(f"shifted demo cohort compared and drawn in {time.perf_counter() - start:.1f} s")
+    assert page.locator('[data-testid="stException"]').count() == 0 and not errors(page)
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == charts + 1
+    assert page.get_by_text("1,800 of the model's 2,000 in the cohort").count() == 1  # the alignment report
+    assert page.locator('[data-testid="stDataFrame"]').last.is_visible()

@@ -10,7 +10,16 @@ import pytest
 from gtex_models.cohort import Cohort
 from gtex_models.imputers import make_imputer
 from gtex_models.model_space import ModelSpace
-from gtex_models.other_cohort import align_cohort, compare_cohorts, harmonise, read_group_map, shift_cohort
+from gtex_models.other_cohort import (
+    MIN_COHORT_SAMPLES,
+    align_cohort,
+    compare_cohorts,
+    harmonise,
+    read_group_map,
+    read_group_map_upload,
+    shift_cohort,
+    shifted_test_donors,
+)
 from gtex_models.simulate import simulate_cohort
 from tests.test_patterns import symbols_only_cohort
 
@@ -88,9 +97,36 @@ def test_group_map_file(tmp_path, cohort: Cohort, space: ModelSpace) -> None:
     renamed = Cohort(test.x, test.genes, test.samples.assign(tissue="LAML"), test.transform, test.meta)
     aligned = align_cohort(renamed, space, {"LAML": "Whole Blood"})
     assert set(aligned.samples["tissue"]) == {"Whole Blood"} and "LAML -> Whole Blood" in aligned.report[1]
-    with pytest.raises(ValueError, match="map them with --group-map"):
+    with pytest.raises(ValueError, match="map them with a group map .*CLI: --group-map FILE"):
         align_cohort(renamed, space)
 
+
+def test_an_uploaded_group_map_reads_like_the_file_and_names_the_upload() -> None:
+    data = "group\ttissue\nLAML\tWhole Blood\n".encode("utf-8-sig")
+    assert read_group_map_upload(data, "map.tsv") == {"LAML": "Whole Blood"}
+    with pytest.raises(ValueError, match=r"^map\.csv, line 2: expected two columns"):
+        read_group_map_upload(b"LAML,Whole Blood\nBRCA\n", "map.csv")
+    with pytest.raises(ValueError, match="map.bin is not a text file"):
+        read_group_map_upload(b"\xff\xfe\x00\x81", "map.bin")
+    with pytest.raises(ValueError, match="maps no group"):
+        read_group_map_upload(b"# nothing\n", "empty.csv")
+
+
+def test_shifted_test_donors_of_some_tissues(cohort: Cohort) -> None:
+    tissue = cohort.split("test").tissues[0]
+    shifted = shifted_test_donors(cohort, [tissue])
+    test = cohort.split("test")
+    assert shifted.n_samples == int((test.samples["tissue"] == tissue).sum())
+    assert set(shifted.samples["tissue"]) == {tissue} and "shift" in shifted.meta
+    with pytest.raises(ValueError, match="no test donor"):
+        shifted_test_donors(cohort, ["Nowhere"])
+
+
+def test_too_few_samples_are_refused(cohort: Cohort, space: ModelSpace) -> None:
+    test = cohort.split("test")
+    few = test.subset_samples(np.arange(test.n_samples) < MIN_COHORT_SAMPLES - 1)
+    with pytest.raises(ValueError, match=f"at least {MIN_COHORT_SAMPLES} are needed"):
+        compare_cohorts(make_imputer("mean").fit(cohort.split("train")), space, few)
 
 def test_a_symbols_only_cohort_against_another_one() -> None:
     own = symbols_only_cohort(n_groups=2, seed=4)
@@ -102,4 +138,7 @@ def test_a_symbols_only_cohort_against_another_one() -> None:
         result = compare_cohorts(knn, space, other, None, ("own", "training", "quantile"), (0.2, 0.8), own=own,
                                  min_hidden=1)
     assert "by symbol" in result.report and len(result.table) == 4
+    long = result.long_table()
+    assert list(long.columns[:3]) == ["cohort", "missing_rate", "tissue"] and list(long["cohort"].unique()) == \
+        list(result.tables)
     assert result.table[["0.2", "0.8"]].notna().all().all()

@@ -60,6 +60,18 @@ def test_r2_axis_clips_extreme_outliers():
     assert plots.r2_range([-30.0, 0.5]) == [-1.05, 1.02]
 
 
+def test_cohort_r2_vs_missing_rate_draws_each_cohort_in_one_panel():
+    rates = [0.1, 0.5, 0.9]
+    tables = {label: pd.DataFrame([{"missing_rate": r, "tissue": t, "r2_mean": top - 0.3 * r, "r2_std": 0.1}
+                                   for r in rates for t in [plots.POOLED, "Liver"]])
+              for label, top in (("own test donors", 0.8), ("other cohort (own)", 0.5))}
+    figure = plots.cohort_r2_vs_missing_rate(tables, "Liver")
+    lines = [t for t in figure.data if t.mode == "lines+markers"]
+    assert [t.name for t in lines] == list(tables) and len({t.line.color for t in lines}) == 2
+    np.testing.assert_allclose(lines[1].y, [0.5 - 0.3 * r for r in rates])
+    assert "Liver" in lines[0].hovertemplate and not figure.layout.annotations  # one panel
+    assert figure.layout.yaxis.title.text == "Mean R² per gene (±1 SD)"
+
 def test_r2_vs_missing_rate_panels_side_by_side():
     rates = [0.1, 0.5, 0.9]
     table = pd.DataFrame([{"missing_rate": r, "tissue": t, "r2_mean": 0.8 - 0.3 * r, "r2_std": 0.1}
