@@ -43,7 +43,7 @@ def main() -> None:
     from gtex_models.evaluation import r2_across_missing_rates
     from gtex_models.model_space import ModelSpace
     from gtex_models.oracle import OracleImputer
-    from gtex_models.other_cohort import compare_cohorts, shift_cohort
+    from gtex_models.other_cohort import compare_cohorts, shifted_test_donors
     from gtex_models.study import Study
 
     study = Study.open(args.study)
@@ -51,7 +51,7 @@ def main() -> None:
     test = cohort.split("test")
     if args.tissues != "all":
         test = test.subset_samples(test.samples["tissue"].isin(args.tissues.split(",")).to_numpy())
-    shifted = shift_cohort(test, seed=0)
+    shifted = shifted_test_donors(cohort, test.tissues)
     rates = [float(r) for r in args.rates.split(",")]
     sections, payload = [], {}
     oracle = OracleImputer().fit(cohort)

@@ -111,7 +111,8 @@ def _shifted_source(key: str, word: str, first: list[str]) -> Source | None:
     tissues = st.multiselect(f"{word.capitalize()}s to shift", testable, default=default, key="shift_tissues",
                              help=f"Their test donors are copied and shifted; each {word} adds a few seconds.")
     st.caption("A copy of the study's test donors of these tissues with a simulated platform shift (per-gene "
-               "offset and scale, extra noise, 10 % of the genes absent): a stand-in for another cohort such as "
+               "offset and scale, extra noise, the p53 pathway's genes raised as in a cancer, 10 % of the genes "
+               "absent): a stand-in for another cohort such as "
                "a TCGA cancer, scored beside the same donors unshifted.")
     if not tissues:
         st.info(f"Choose at least one {word} to shift.")
@@ -223,6 +224,7 @@ def second_cohort(study: Study, key: str, word: str, first: list[str]) -> None:
         st.error(str(error), icon=":material/error:")
         return
     _show_comparison(comparison, notes, key, word)
+
 
 st.title("Tissue R²")
 key = selected_model()

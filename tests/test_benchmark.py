@@ -155,6 +155,19 @@ def test_evaluation_tables(tiny: Cohort) -> None:
     # per-gene R² over the few hidden entries of 20 % is too noisy on this tiny cohort to show it)
 
 
+def test_the_per_tissue_table_is_scored_on_the_extended_test_set(tiny: Cohort) -> None:
+    """Every tissue is imputed and scored on the same number of samples (the paper's balanced test set)."""
+    test = tiny.split("test")
+    imputer = benchmark.make_imputer("mean").fit(tiny.split("train"))
+    seen, impute = [], imputer.impute
+    imputer.impute = lambda cohort: seen.append(cohort.samples["tissue"].value_counts()) or impute(cohort)
+    evaluation_tables(imputer, test, rates=(), n_per_tissue=6, seed=0)
+    assert (test.samples["tissue"].value_counts() != 6).any()  # the raw test set is not balanced
+    per_gene_call, per_tissue_call = seen
+    assert per_gene_call.sum() == test.n_samples
+    assert set(per_tissue_call.index) == set(test.tissues) and (per_tissue_call == 6).all()
+
+
 def test_to_markdown(tiny: Cohort) -> None:
     records = run_benchmark(tiny, ["mean", "oracle"], missing_rate=0.5)
     lines = to_markdown(records).splitlines()

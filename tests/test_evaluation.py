@@ -80,17 +80,20 @@ def test_zero_variance_gene_is_excluded_not_propagated() -> None:
     assert summary["r2_mean"] == pytest.approx(np.delete(r2, 2).mean())
 
 
-def test_a_gene_whose_hidden_values_are_all_equal_is_excluded() -> None:
-    """Every hidden value an undetected 0 (in float32 model space), a few observed ones detected: the hidden
-    values do not vary, so R² is undefined, not a huge negative number from a tiny denominator."""
+def test_a_gene_whose_hidden_values_barely_vary_is_excluded() -> None:
+    """Hidden values all an undetected 0 (float32), or nearly flat (variance 0.001 of model space's 1), while
+    observed ones vary: R² would divide by almost nothing, so it is undefined; variance 0.05 is scored."""
     x, observed = _random_case()
     x = x.astype(np.float32)
+    hidden = ~observed
     x[:, 1] = np.float32(-0.4367)
-    detected = np.flatnonzero(observed[:, 1])[:3]
-    x[detected, 1] = 2.5
+    x[np.flatnonzero(observed[:, 1])[:3], 1] = 2.5
+    rng = np.random.default_rng(3)
+    x[hidden[:, 2], 2] = rng.normal(0.0, 0.001**0.5, hidden[:, 2].sum())
+    x[hidden[:, 3], 3] = rng.normal(0.0, 0.05**0.5, hidden[:, 3].sum())
     imputed = np.where(observed, x, x + 0.3)
     r2 = r2_per_gene(x, imputed, observed)
-    assert np.isnan(r2[1]) and np.isfinite(np.delete(r2, 1)).all()
+    assert np.isnan(r2[[1, 2]]).all() and np.isfinite(r2[[0, 3, 4]]).all()
 
 
 def test_genes_without_missing_or_observed_entries_are_excluded() -> None:
