@@ -183,3 +183,27 @@ def test_defaults_follow_the_paper() -> None:
     config = GAINImputer().config
     assert config["hidden_sizes"] == [296, 296, 296] and config["lr"] == 1e-3 and config["batch_size"] == 32
     assert pd.Series(config).loc[["noise", "adversarial"]].tolist() == [0.01, True]
+
+
+def _profile_agreement(imputer: GAINImputer, cohort: Cohort) -> float:
+    """Correlation, over tissue pairs, of the embeddings' cosine similarity with the tissues' mean profiles'."""
+    from gtex_models.embeddings import cosine_similarity, tissue_embeddings
+
+    similarity = cosine_similarity(tissue_embeddings(imputer))
+    means = pd.DataFrame(cohort.x, index=cohort.samples["tissue"]).groupby(level=0).mean()
+    profiles = np.corrcoef(means.loc[similarity.index].to_numpy())
+    upper = np.triu_indices(len(similarity), k=1)
+    return float(np.corrcoef(similarity.to_numpy()[upper], profiles[upper])[0, 1])
+
+
+def test_the_profile_term_gives_the_tissue_embeddings_the_tissues_structure(small_cohort: Cohort) -> None:
+    """With the profile term, tissues with similar mean profiles get similar embeddings.
+
+    Measured (30-donor cohort, 60 epochs, inductive): correlation over tissue pairs 0.90 with the term,
+    0.25 without (the generator reads the tissue from the values, so the embedding learns little).
+    """
+    train, valid = small_cohort.split("train"), small_cohort.split("valid")
+    settings = {**SMALL, "max_epochs": 60, "m_low": 0.5, "m_high": 0.5, "dropout": 0.2}
+    agreement = {weight: _profile_agreement(GAINImputer(**settings, profile_weight=weight).fit(train, valid), train)
+                 for weight in (0.0, 1.0)}
+    assert agreement[1.0] > agreement[0.0] + 0.3 and agreement[1.0] > 0.6, agreement

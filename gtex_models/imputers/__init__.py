@@ -65,7 +65,8 @@ def default_settings(method: str, n_samples: int, n_genes: int, scenario: str = 
     loss) Adam's rate is 1e-3 and the patience 20 epochs: on 128 x 1,000 cohorts this gained 0.01-0.02
     R² over 2e-3 / 10 (``benchmarks/small_cohort.py``).
     In place (half the values missing) they use the in-place configs' regularisation (dropout 0.5,
-    training mask rate 0.1-0.5).
+    training mask rate 0.1-0.5). GAIN-GTEx and GAIN-MSE get the profile term (``profile_weight=1``) that
+    gives their tissue embeddings structure.
 
     Example
     -------
@@ -91,6 +92,7 @@ def default_settings(method: str, n_samples: int, n_genes: int, scenario: str = 
     }
     if method != "pmi":
         settings["reconstruction_weight"] = 10.0
+        settings["profile_weight"] = 1.0  # tissue embeddings that carry the tissue's profile (gain.py)
     return settings
 
 

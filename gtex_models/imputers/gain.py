@@ -12,8 +12,15 @@ known values: on complete donors (inductive) it makes the missing entries, on a 
 the MSE is taken on those hidden-but-known entries, which gives the generator a direct training
 signal where it must impute; ``pseudo_mask=False`` is the original GAIN loss, MSE on the entries the
 generator was shown. ``adversarial=False`` drops the discriminator: the paper's MSE-only ablation,
-method ``gain-mse``. Early stopping always uses the MSE on hidden validation entries. The
-discriminator serves training only: it is dropped after fitting and not saved in checkpoints.
+method ``gain-mse``. Early stopping always uses the MSE on hidden validation entries.
+
+``profile_weight > 0`` (ours; the shipped configs and :func:`~gtex_models.imputers.default_settings` use
+1) adds a training-only linear head that predicts each sample's known values from its covariate
+embedding alone. The generator can tell the tissue from half a sample's values, so without it the
+tissue embedding gets no consistent gradient and stays unstructured (demo: 3 of 13 brain regions with
+brain regions as nearest neighbours); with it the embedding carries the tissue's profile (13 of 13) at
+the same R² (0.509 both, 25 epochs in place). The discriminator and this head serve training only: they
+are dropped after fitting and not saved in checkpoints.
 
 Example
 -------
@@ -51,6 +58,7 @@ class GAINImputer(DeepImputer):
     noise : upper bound of the uniform noise put on the missing entries (GAIN: 0.01).
     adversarial : train with the discriminator (``False``: MSE only).
     pseudo_mask : take the MSE on hidden known entries (``False``: on the shown entries, as GAIN).
+    profile_weight : weight of the covariate-embedding profile term (0: none, as the paper).
     pattern : the training masks' missingness pattern (:meth:`gtex_models.patterns.Pattern.to_dict`);
         None: MCAR with a per-sample rate in ``[m_low, m_high]``.
     **training : :class:`~gtex_models.training.TrainingConfig` settings (defaults
@@ -64,13 +72,14 @@ class GAINImputer(DeepImputer):
     def __init__(
         self, hidden_sizes: Sequence[PositiveInt] = (296, 296, 296), dropout: DropoutRate = 0.0, m_low: Share = 0.5,
         m_high: Share = 0.5, reconstruction_weight: NonNegative = 10.0, noise: NonNegative = 0.01,
-        adversarial: bool = True, pseudo_mask: bool = True, pattern: dict[str, Any] | None = None, **training: Any,
+        adversarial: bool = True, pseudo_mask: bool = True, profile_weight: NonNegative = 0.0,
+        pattern: dict[str, Any] | None = None, **training: Any,
     ) -> None:
         super().__init__({
             "hidden_sizes": [int(h) for h in hidden_sizes], "dropout": float(dropout), "m_low": float(m_low),
             "m_high": float(m_high), "reconstruction_weight": float(reconstruction_weight),
             "noise": float(noise), "adversarial": bool(adversarial), "pseudo_mask": bool(pseudo_mask),
-            **pattern_param(pattern),
+            **({"profile_weight": float(profile_weight)} if profile_weight else {}), **pattern_param(pattern),
         }, training)
         self.method = "gain" if adversarial else "gain-mse"  # type: ignore[misc]
 
@@ -92,6 +101,8 @@ class GAINImputer(DeepImputer):
         networks: dict[str, nn.Module] = {"generator": GAINGenerator(n_genes, n_tissues, sizes, dropout)}
         if self.params["adversarial"]:
             networks["discriminator"] = GAINDiscriminator(n_genes, n_tissues, sizes, dropout)
+        if self.params.get("profile_weight", 0.0) > 0:
+            networks["profile"] = nn.Linear(networks["generator"].covariates.out_features, n_genes)
         return networks
 
     def _noise(self, like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -113,8 +124,19 @@ class GAINImputer(DeepImputer):
         def hidden_mse(batch: Batch) -> torch.Tensor:
             return masked_mse(generate(batch), batch["x"], batch["hidden"])
 
+        weight = params.get("profile_weight", 0.0)
+        trained = [*generator_net.parameters(), *(networks["profile"].parameters() if weight > 0 else ())]
+
+        def with_profile(loss: torch.Tensor, batch: Batch) -> torch.Tensor:
+            """``loss`` plus the profile term: the covariate embedding alone, through a linear head, predicts
+            the sample's known values (its tissue's profile), so similar tissues get similar embeddings."""
+            if weight == 0:
+                return loss
+            covariates = generator_net.covariates(batch["tissue"], batch["sex"], batch["age"])
+            return loss + weight * masked_mse(networks["profile"](covariates), batch["x"], batch["known"])
+
         if not params["adversarial"]:
-            objectives = [Objective("generator", hidden_mse, generator_net.parameters())]
+            objectives = [Objective("generator", lambda batch: with_profile(hidden_mse(batch), batch), trained)]
             return Task(networks, objectives, prepare, hidden_mse)
 
         discriminator_net = networks["discriminator"]
@@ -141,10 +163,11 @@ class GAINImputer(DeepImputer):
             with frozen(discriminator_net):
                 fooled = F.softplus(-discriminate(batch, generated))
             adversarial = (fooled * missing).sum() / missing.sum().clamp_min(1.0)
-            return params["reconstruction_weight"] * masked_mse(generated, batch["x"], target) + adversarial
+            return with_profile(params["reconstruction_weight"] * masked_mse(generated, batch["x"], target)
+                                + adversarial, batch)
 
         objectives = [Objective("discriminator", discriminator_loss, discriminator_net.parameters()),
-                      Objective("generator", generator_loss, generator_net.parameters())]
+                      Objective("generator", generator_loss, trained)]
         return Task(networks, objectives, prepare, hidden_mse)
 
     def predict_batch(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
