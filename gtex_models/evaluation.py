@@ -3,8 +3,8 @@
 For gene j with missing entries M_j and observed entries O_j:
 ``R²_j = 1 - Σ_M (x - x̂)² / Σ_M (x - mean_O(x))²``. Genes with no missing entries, no observed
 entries, or (almost) no variance over their missing entries are excluded (NaN), never averaged in:
-the hidden values' variance must reach :data:`MIN_HIDDEN_VARIANCE` in model space, where each gene has
-variance 1 over the training donors. Within one tissue a gene that is (nearly) undetected or flat has a
+the hidden values' variance (with a given reference array: their mean squared distance to it) must
+reach :data:`MIN_HIDDEN_VARIANCE` in model space, where each gene has variance 1 over the training donors. Within one tissue a gene that is (nearly) undetected or flat has a
 near-zero denominator: its R² reached −2,600 on the demo and dragged a tissue's mean far below its
 median; 0.7 % of the demo's gene-tissue pairs fall below the bar. With
 ``reference="hidden"`` (a gene panel, whose other genes are never observed) the reference is the mean
@@ -104,9 +104,10 @@ def total_sum_of_squares(sums: dict[str, np.ndarray], reference: str | np.ndarra
         else:
             mean = sums["sum_obs"] / n_obs if reference == "observed" else sums["sum_mis"] / n_mis
         ss_tot = sums["sq_mis"] - 2 * mean * sums["sum_mis"] + mean**2 * n_mis
-        variance = sums["sq_mis"] / n_mis - (sums["sum_mis"] / n_mis) ** 2   # of the hidden values
+        # spread of the hidden values: around their own mean, or around a given reference (one sample will do)
+        spread = ss_tot / n_mis if given else sums["sq_mis"] / n_mis - (sums["sum_mis"] / n_mis) ** 2
     valid = ((n_obs > 0) | (given or reference == "hidden")) & np.isfinite(mean) & (n_mis > 0) \
-        & (ss_tot > _EPS * np.maximum(n_mis, 1)) & (variance >= MIN_HIDDEN_VARIANCE)
+        & (ss_tot > _EPS * np.maximum(n_mis, 1)) & (spread >= MIN_HIDDEN_VARIANCE)
     return ss_tot, valid
 
 

@@ -257,8 +257,8 @@ def test_hide_and_impute_hides_the_values_from_the_model_and_scores_them(small_c
     """The model sees NaN exactly where values are hidden (and the truth elsewhere); the score is honest.
 
     Measured (simulator v2, 40 test samples, 40% hidden): pooled R² 0.914 for PMI, 0.897 for the
-    per-tissue mean (pooled over genes, so dominated by the genes' levels); per-gene R² 0.137 against
-    -0.567; a model shown the hidden values would score 1.
+    per-tissue mean (pooled over genes, so dominated by the genes' levels); per-gene R² 0.320 against
+    0.228 (genes whose hidden values barely vary are not scored); a model shown the hidden values would score 1.
     """
     samples = small_cohort.samples
     rows = np.flatnonzero((samples["split"] == "test") & samples["tissue"].isin(small_pmi.tissues))[:40]
@@ -277,7 +277,7 @@ def test_hide_and_impute_hides_the_values_from_the_model_and_scores_them(small_c
     assert rankable.is_monotonic_decreasing
     for group in (rankable, ~rankable):
         assert trial.per_gene.loc[group, "r2"].dropna().is_monotonic_decreasing
-    assert trial.per_gene["r2"].mean() > mean.per_gene["r2"].mean() + 0.3  # measured 0.137 and -0.567
+    assert trial.per_gene["r2"].mean() > mean.per_gene["r2"].mean() + 0.05  # measured 0.320 and 0.228
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         inference.hide_and_impute(small_pmi, small_cohort, rows, 1.0)
 
