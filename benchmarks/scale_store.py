@@ -35,7 +35,7 @@ from typing import Any
 try:
     from benchmarks._common import ROOT, load_average, machine, markdown_table, vm_hwm_gib, write_results
 except ImportError:  # run as a script
-    from _common import ROOT, load_average, machine, markdown_table, vm_hwm_gib, write_results
+    from _common import ROOT, load_average, markdown_table, vm_hwm_gib, write_results
 
 N_GENES = 2000
 N_TISSUES = 30

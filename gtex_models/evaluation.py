@@ -4,9 +4,10 @@ For gene j with missing entries M_j and observed entries O_j:
 ``R²_j = 1 - Σ_M (x - x̂)² / Σ_M (x - mean_O(x))²``. Genes with no missing entries, no observed
 entries, or (almost) no variance over their missing entries are excluded (NaN), never averaged in:
 the hidden values' variance (with a given reference array: their mean squared distance to it) must
-reach :data:`MIN_HIDDEN_VARIANCE` in model space, where each gene has variance 1 over the training donors. Within one tissue a gene that is (nearly) undetected or flat has a
-near-zero denominator: its R² reached −2,600 on the demo and dragged a tissue's mean far below its
-median; 0.7 % of the demo's gene-tissue pairs fall below the bar. With
+reach :data:`MIN_HIDDEN_VARIANCE` in model space, where each gene has variance 1 over the training
+donors. Within one tissue a gene that is (nearly) undetected or flat has a near-zero denominator: its
+R² reached −2,600 on the demo and dragged a tissue's mean far below its median; 0.7 % of the demo's
+gene-tissue pairs fall below the bar. With
 ``reference="hidden"`` (a gene panel, whose other genes are never observed) the reference is the mean
 of the hidden values themselves, ``mean_M(x)``: the ordinary R² of the hidden values. An array
 (groups x genes) as ``reference`` gives the reference means, e.g. the training donors' group means.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import shutil
 import tomllib
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
