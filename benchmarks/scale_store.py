@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from benchmarks._common import ROOT, load_average, machine, markdown_table, vm_hwm_gib, write_results
+    from benchmarks._common import ROOT, load_average, markdown_table, vm_hwm_gib, write_results
 except ImportError:  # run as a script
     from _common import ROOT, load_average, markdown_table, vm_hwm_gib, write_results
 
