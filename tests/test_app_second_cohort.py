@@ -19,7 +19,7 @@ from gtex_models.io import import_table
 from gtex_models.model_space import ModelSpace
 from gtex_models.other_cohort import compare_cohorts, shifted_test_donors
 from studies import app_on, assert_clean, open_app, probe_matrix, write_study
-from test_app_pages import charts
+from test_app_pages import array, charts
 
 PAGE = "pages/tissue_r2.py"
 SHIFTED = "Shifted copy of the test donors (simulated platform shift)"
@@ -137,3 +137,23 @@ def test_bad_second_cohorts_are_errors_not_crashes(on_one_group, other_files, ca
     if not at.error:
         at = compare(at)
     assert not at.exception and len(at.error) == 1 and message in at.error[0].value, [e.value for e in at.error]
+
+
+def test_curves_of_one_tissue_when_several_are_shifted(monkeypatch, tmp_path):
+    """With two shifted tissues the chart starts pooled; "Curves of" a tissue draws that tissue's curves."""
+    with app_on(monkeypatch, tmp_path):
+        at = open_app(PAGE)
+        at.radio(key="second_cohort").set_value(SHIFTED).run()
+        at.multiselect(key="shift_tissues").set_value(["Lung", "Whole Blood"]).run()
+        at = compare(at)
+        assert_clean(at)
+
+        def curves() -> dict[str, list[float]]:
+            return {t["name"]: array(t["y"]) for t in charts(at)[-1]["data"] if t["mode"] == "lines+markers"}
+
+        pooled = curves()
+        assert at.selectbox(key="compare_tissue").options == ["All tissues pooled", "Lung", "Whole Blood"]
+        at.selectbox(key="compare_tissue").set_value("Lung").run()
+        lung = curves()
+        assert set(lung) == set(pooled) == {"own test donors", "other cohort (own)"}
+        assert not np.allclose(lung["other cohort (own)"], pooled["other cohort (own)"])
