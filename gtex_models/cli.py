@@ -18,19 +18,9 @@ from typing import Callable, NoReturn, Sequence
 
 from gtex_models import cli_options as options
 from gtex_models.atomic import check_output_file
-from gtex_models.choices import (
-    DUPLICATE_CHOICES,
-    NEGATIVE_CHOICES,
-    ORIENTATIONS,
-    PATHWAYS,
-    SCALE_CHOICES,
-    SCENARIOS,
-)
-from gtex_models.cli_patterns import (
-    add_other_cohort_arguments,
-    add_panel_command,
-    add_pattern_arguments,
-)
+from gtex_models.choices import (DUPLICATE_CHOICES, NEGATIVE_CHOICES, ORIENTATIONS, PATHWAYS, SCALE_CHOICES,
+                                 SCENARIOS)
+from gtex_models.cli_patterns import add_other_cohort_arguments, add_panel_command, add_pattern_arguments
 from gtex_models.cohort import COHORT_FOLDER, Cohort
 from gtex_models.imputers import METHODS
 
@@ -172,11 +162,7 @@ def _train_at_scale(args: argparse.Namespace) -> str:
 
     import torch.distributed as dist
 
-    from gtex_models.distributed import (
-        init_process_group,
-        is_main_process,
-        train_at_scale,
-    )
+    from gtex_models.distributed import init_process_group, is_main_process, train_at_scale
 
     init_process_group()
     try:
@@ -205,16 +191,8 @@ def _evaluate(args: argparse.Namespace) -> str:
     return evaluate_command(args)
 
 
-
-
-
-
 def _calibrate(args: argparse.Namespace) -> str:
-    from gtex_models.checkpoints import (
-        attach_calibration,
-        check_compatible,
-        load_checkpoint,
-    )
+    from gtex_models.checkpoints import attach_calibration, check_compatible, load_checkpoint
     from gtex_models.experiment import calibrate_checkpoint
     from gtex_models.inference import ModelSpace, cohort_for_model
 
@@ -245,19 +223,10 @@ def _benchmark(args: argparse.Namespace) -> str:
     return to_markdown(records)
 
 
-
-
-
-
 def _impute(args: argparse.Namespace) -> str:
     from gtex_models.atomic import atomic_file
     from gtex_models.checkpoints import load_checkpoint
-    from gtex_models.inference import (
-        ModelSpace,
-        impute_file,
-        result_frame,
-        supports_uncertainty,
-    )
+    from gtex_models.inference import ModelSpace, impute_file, result_frame, supports_uncertainty
     from gtex_models.io import read_samples_table
     from gtex_models.store import is_store
 
@@ -626,18 +595,3 @@ class _Parser(argparse.ArgumentParser):
 def _add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help=f"replace {what} (never a folder or file this project did not write)")
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

@@ -29,7 +29,7 @@ def add_pattern_arguments(parser: argparse.ArgumentParser, several: bool = False
                         help="--pattern panel: gene list file (one Ensembl ID or symbol per line)")
     parser.add_argument("--mnar-slope", type=options.positive, default=DEFAULT_MNAR_SLOPE,
                         help=f"--pattern mnar: logistic slope per SD of log expression (default {DEFAULT_MNAR_SLOPE:g})")
-    parser.add_argument("--block-size", type=options.count, default=DEFAULT_BLOCK_SIZE,
+    parser.add_argument("--block-size", type=options.at_least(1), default=DEFAULT_BLOCK_SIZE,
                         help=f"--pattern block: genes per block (default {DEFAULT_BLOCK_SIZE})")
 
 
@@ -55,12 +55,6 @@ def patterns_from_args(args: argparse.Namespace, genes: "pd.DataFrame") -> tuple
         else:
             patterns.append(Pattern(name, args.missing_rate, slope=args.mnar_slope, block_size=args.block_size))
     return patterns, note
-
-
-
-
-
-
 
 
 # ----------------------------------------------------------------------------------------- evaluate
@@ -168,10 +162,10 @@ def add_panel_command(commands) -> None:
                         "the panel, its test donors score it)")
     design.add_argument("--study", type=Path, default=None, help="a study instead of --checkpoint and --cohort")
     design.add_argument("--model", default=None, help="--study: the model's key (default: the study's first)")
-    design.add_argument("--size", type=options.count, required=True, help="genes in the panel (k)")
+    design.add_argument("--size", type=options.at_least(1), required=True, help="genes in the panel (k)")
     design.add_argument("--strategy", choices=PANEL_STRATEGIES, default="designed",
                         help="designed (greedy, default), most-variable or random")
-    design.add_argument("--seed", type=options.seed, default=0, help="seed of the random panel")
+    design.add_argument("--seed", type=options.at_least(0), default=0, help="seed of the random panel")
     design.add_argument("--out", type=Path, required=True, help="panel file to write (one gene per line)")
     design.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     design.set_defaults(handler=panel_design_command)
