@@ -69,14 +69,13 @@ def test_inplace_gain_accuracy_against_the_mean_and_the_oracle(fitted: GAINImput
 def test_the_imputations_follow_the_observed_values(fitted: GAINImputer, inplace: dict) -> None:
     """Same samples, same gaps, the observed values negated: the generator reads them, so the gaps change.
 
-    Measured: mean absolute change MEASURED (model space); a generator blind to the expression values
-    changes only with its noise draws (below 0.01).
+    Measured: mean absolute change 0.71 (model space); a generator blind to the expression values
+    changes only with its noise draws and fails the 0.05 bar (mutant gain-blind).
     """
     test = inplace["test"]
     negated = Cohort(-test.x, test.genes, test.samples, test.transform, test.meta)
     missing = np.isnan(test.x)
     change = np.abs(fitted.impute(negated) - fitted.impute(test))[missing].mean()
-    print(f"change {change:.3f}")
     assert change > 0.05, change
 
 
