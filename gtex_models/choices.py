@@ -43,5 +43,5 @@ PATTERNS = ("mcar", "panel", "mnar", "block")
 HARMONISATIONS = ("own", "training", "quantile")
 """Scale harmonisations of a cohort a model was not trained on (:mod:`gtex_models.other_cohort`)."""
 
-PANEL_STRATEGIES = ("designed", "most-variable", "random")
+PANEL_STRATEGIES = ("designed", "model-scored", "most-variable", "random")
 """How a gene panel of k genes is chosen (:func:`gtex_models.panels.choose_panel`)."""

@@ -164,8 +164,11 @@ def add_panel_command(commands) -> None:
     design.add_argument("--model", default=None, help="--study: the model's key (default: the study's first)")
     design.add_argument("--size", type=options.at_least(1), required=True, help="genes in the panel (k)")
     design.add_argument("--strategy", choices=PANEL_STRATEGIES, default="designed",
-                        help="designed (greedy, default), most-variable or random")
-    design.add_argument("--seed", type=options.at_least(0), default=0, help="seed of the random panel")
+                        help="designed (greedy, linear-Gaussian; default), model-scored (candidates scored with "
+                             "the model on the validation donors: slower, often better for GAIN-GTEx), most-variable "
+                             "or random")
+    design.add_argument("--seed", type=options.at_least(0), default=0,
+                        help="seed of the random panel and of the model-scored search")
     design.add_argument("--out", type=Path, required=True, help="panel file to write (one gene per line)")
     design.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     design.set_defaults(handler=panel_design_command)
@@ -185,8 +188,10 @@ def panel_design_command(args: argparse.Namespace) -> str:
     train = cohort.split("train")
     if train.n_samples < 2:
         raise ValueError("The cohort has fewer than 2 training donors' samples: a panel cannot be designed on it.")
-    panels = {strategy: choose_panel(strategy, train, args.size, args.seed)
-              for strategy in ("designed", "most-variable", "random")}
+    compared = ("designed", "most-variable", "random") + (("model-scored",) if args.strategy == "model-scored" else ())
+    valid = cohort.split("valid")
+    panels = {strategy: choose_panel(strategy, train, args.size, args.seed, imputer=imputer, valid=valid)
+              for strategy in compared}
     chosen = panels[args.strategy]
     with atomic_file(args.out) as tmp:
         tmp.write_text(panel_text(cohort.genes, chosen, header=f"{args.strategy} panel of {args.size} genes "

@@ -33,10 +33,15 @@ def split_for_model(key: str) -> tuple:
     return train, test
 
 
+def valid_for_model(key: str):
+    """The validation donors in the model's space (they score the model-scored design's candidates)."""
+    return cohort_for_model(cohort(), model(key)[2]).split("valid")
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def chosen_panel(token: str, key: str, strategy: str, size: int) -> list[int]:
     train, _ = split_for_model(key)
-    return choose_panel(strategy, train, size).tolist()
+    return choose_panel(strategy, train, size, imputer=model(key)[0], valid=valid_for_model(key)).tolist()
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -47,9 +52,9 @@ def scored(token: str, key: str, columns: tuple[int, ...]) -> tuple[pd.DataFrame
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def curve(token: str, key: str, sizes: tuple[int, ...]) -> pd.DataFrame:
+def curve(token: str, key: str, sizes: tuple[int, ...], model_scored: bool) -> pd.DataFrame:
     train, test = split_for_model(key)
-    return panel_size_curve(model(key)[0], train, test, sizes)
+    return panel_size_curve(model(key)[0], train, test, sizes, valid=valid_for_model(key) if model_scored else None)
 
 
 st.title("Gene panels")
@@ -81,10 +86,14 @@ if key is not None:
                                      key="panel_size",
                                      help=f"between 1 and {n_genes - 1:,} (the model has {n_genes:,} genes)"))
         strategy = right.selectbox("Strategy", PANEL_STRATEGIES, key="panel_strategy", help="designed: greedy selection of the genes "
-                                   "that best explain the others on the training donors; most-variable: highest SD "
-                                   "of log expression; random: uniform draw")
+                                   "that best explain the others on the training donors; model-scored: candidate "
+                                   "panels scored with this model on the validation donors, the best kept (slower, "
+                                   "tens of seconds); most-variable: highest SD of log expression; random: uniform draw")
         with st.spinner(f"Choosing {size} genes…"):
-            columns = chosen_panel(study_token(), key, strategy, size)
+            try:
+                columns = chosen_panel(study_token(), key, strategy, size)
+            except ValueError as error:
+                st.error(f"No {strategy} panel: {error}")
     else:
         upload = st.file_uploader("Gene list (one Ensembl ID or symbol per line)", type=["txt", "csv", "tsv"],
                                   key="panel_file")
@@ -113,9 +122,12 @@ if key is not None:
     st.subheader("R² against panel size")
     sizes = tuple(panel_sizes(n_genes))
     st.caption(f"Designed, most-variable and random panels of {', '.join(map(str, sizes))} genes, scored as above.")
+    with_model_scored = st.checkbox("Add model-scored panels (slower: a search per size)", key="panel_curve_scored",
+                                    disabled=valid_for_model(key).n_samples == 0,
+                                    help="needs validation donors; each size's panel is searched with this model")
     if st.button("Compute the curve", key="panel_curve") or st.session_state.get("panel_curve_done") == key:
         st.session_state["panel_curve_done"] = key
         with st.spinner("Designing and scoring panels of every size…"):
-            table = curve(study_token(), key, sizes)
+            table = curve(study_token(), key, sizes, with_model_scored)
         st.plotly_chart(plots.panel_curve(table), width="stretch")
         download_csv(table, f"{key}_panel_curve.csv", "Download the curve (CSV)", key="download_curve")

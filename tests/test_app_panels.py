@@ -81,4 +81,7 @@ def test_a_microarray_study_with_probe_ids_and_three_groups(monkeypatch, tmp_pat
     assert_clean(at, warnings=False)
     groups = set(Study.open(study).cohort().tissues)
     assert set(array(charts(at)[0]["data"][0]["x"]).tolist()) <= groups
+    at.selectbox(key="panel_strategy").set_value("model-scored").run()  # searched with the PMI on validation donors
+    assert_clean(at, warnings=False)
+    assert at.metric and any(button.label.startswith("Download the panel") for button in at.get("download_button"))
     clear_caches()

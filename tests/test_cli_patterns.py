@@ -108,6 +108,19 @@ def test_panel_design_and_patterns_on_a_symbols_only_cohort(setup, capsys) -> No
     assert code == 0 and "5 by symbol" in out and "group 2" in out
 
 
+def test_model_scored_panel_design_on_a_symbols_only_cohort(setup, capsys, tmp_path) -> None:
+    code, out, _ = run(capsys, "panel", "design", "--checkpoint", setup / "sym.safetensors", "--cohort",
+                       setup / "symbols", "--size", "5", "--strategy", "model-scored", "--out", tmp_path / "p.txt")
+    assert code == 0 and "(model-scored)" in out and "model-scored" in out.split("R² of the genes")[1]
+    assert len(parse_panel((tmp_path / "p.txt").read_text())) == 5
+    symbols = Cohort.load(setup / "symbols")
+    no_valid = symbols.samples.assign(split=symbols.samples["split"].replace("valid", "train"))
+    Cohort(symbols.x, symbols.genes, no_valid, symbols.transform, symbols.meta).save(tmp_path / "no_valid")
+    code, _, err = run(capsys, "panel", "design", "--checkpoint", setup / "sym.safetensors", "--cohort",
+                       tmp_path / "no_valid", "--size", "5", "--strategy", "model-scored", "--out", tmp_path / "q.txt")
+    assert code == 2 and "validation donors" in err and not (tmp_path / "q.txt").exists()
+
+
 def test_evaluate_on_another_cohort_compares_harmonisations(setup, capsys) -> None:
     code, out, _ = run(capsys, "evaluate", "--checkpoint", setup / "mean.safetensors", "--cohort", setup / "shifted",
                        "--own-cohort", setup / "cohort", "--harmonise", "all", "--rates", "0.2,0.8")

@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 
 from gtex_models.cohort import Cohort
+from gtex_models.evaluation import mask_cohort
 from gtex_models.imputers import make_imputer
-from gtex_models.panels import (choose_panel, design_panel, match_panel, most_variable_panel, panel_r2,
-                                panel_scores, panel_text, parse_panel, random_panel, read_panel)
+from gtex_models.panels import (choose_panel, design_panel, match_panel, model_scored_panel, most_variable_panel,
+                                panel_r2, panel_scores, panel_size_curve, panel_text, parse_panel, random_panel,
+                                read_panel)
 from gtex_models.simulate import simulate_cohort
 from tests.test_patterns import symbols_only_cohort
 
@@ -110,3 +112,52 @@ def test_panels_on_a_cohort_unlike_the_demo(n_groups: int) -> None:
     assert scores["designed"] > 0.3
     text = panel_text(cohort.genes, panels["designed"])
     assert match_panel(cohort.genes, parse_panel(text)).n_by_symbol == 6  # symbols only: matched by symbol
+
+
+class ReadsOnly:
+    """A fitted imputer shown only the ``readable`` genes of each sample (it imputes from them alone)."""
+
+    def __init__(self, base, readable: np.ndarray) -> None:
+        self.base, self.readable = base, readable
+
+    def impute(self, cohort: Cohort) -> np.ndarray:
+        shown = ~np.isnan(cohort.x) & np.isin(np.arange(cohort.n_genes), self.readable)[None]
+        return np.where(np.isnan(cohort.x), self.base.impute(mask_cohort(cohort, shown)), cohort.x)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_model_scored_design_finds_the_genes_the_model_can_use(seed: int) -> None:
+    """A KNN blind to the linear design's 18 best genes recovers nothing from them; the model-scored panel,
+    chosen on validation donors, avoids them and recovers the rest of the test donors well."""
+    cohort = symbols_only_cohort(n_groups=3, seed=seed)
+    train, valid, test = (cohort.split(name) for name in ("train", "valid", "test"))
+    linear = design_panel(train, 18)
+    blind = ReadsOnly(make_imputer("knn").fit(train), np.setdiff1d(np.arange(cohort.n_genes), linear))
+    panel = model_scored_panel(blind, train, valid, 6, rounds=10)
+    assert len(set(panel.tolist())) == 6 and np.isin(panel, linear).mean() < 0.5
+    assert panel_r2(blind, test, linear[:6], train).r2_mean < 0.05
+    assert panel_r2(blind, test, panel, train).r2_mean > 0.6
+
+
+def test_model_scored_design_keeps_the_few_genes_the_model_reads() -> None:
+    """A KNN that reads only the linear design's first 3 genes: random panels almost never hold them (R² 0),
+    the model-scored panel holds all three."""
+    cohort = symbols_only_cohort(n_groups=3, seed=5)
+    train, valid, test = (cohort.split(name) for name in ("train", "valid", "test"))
+    readable = design_panel(train, 3)
+    narrow = ReadsOnly(make_imputer("knn").fit(train), readable)
+    panel = model_scored_panel(narrow, train, valid, 6, rounds=5)
+    assert np.isin(readable, panel).all()
+    assert panel_r2(narrow, test, panel, train).r2_mean > 0.6 > panel_r2(narrow, test, random_panel(60, 6), train).r2_mean
+
+
+def test_model_scored_design_needs_validation_donors() -> None:
+    cohort = symbols_only_cohort(n_groups=2, seed=1)
+    train = cohort.split("train")
+    knn = make_imputer("knn").fit(train)
+    with pytest.raises(ValueError, match="validation donors"):
+        model_scored_panel(knn, train, cohort.split("valid").subset_samples(np.zeros(0, dtype=int)), 5)
+    with pytest.raises(ValueError, match="needs a model"):
+        choose_panel("model-scored", train, 5)
+    curve = panel_size_curve(knn, train, cohort.split("test"), [5], valid=cohort.split("valid"))
+    assert set(curve["strategy"]) == {"designed", "most-variable", "random", "model-scored"} and len(curve) == 4
