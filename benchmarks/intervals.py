@@ -16,6 +16,7 @@ donors here. KNN, MICE and MissForest impute slowly (minutes per pass on 2 cores
 a random subset of the test samples.
 
     python benchmarks/intervals.py [--baselines mean,knn,mice] [--test-samples 600] [--level 0.9]
+    python benchmarks/intervals.py --models "" --baselines knn,mice,missforest --test-samples 600 --out intervals_baselines
 """
 
 from __future__ import annotations
@@ -88,12 +89,13 @@ def oracle_widths(oracle, masked, observed, test, level: float) -> dict[str, Any
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", default=None, help="study folder (default: the demo, data/demo)")
-    parser.add_argument("--models", default=None, help="study model keys (default: the all-genes ones)")
+    parser.add_argument("--models", default=None, help="study model keys (default: the all-genes ones; '' for none)")
     parser.add_argument("--baselines", default="mean,knn,mice", help="comma-separated baselines fitted here")
     parser.add_argument("--test-samples", type=int, default=0, help="score this many random test samples (0: all)")
     parser.add_argument("--level", type=float, default=0.9)
     parser.add_argument("--inplace-rate", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="intervals", help="name of the result files under benchmarks/results/")
     args = parser.parse_args()
 
     from gtex_models.benchmark import scenario_data
@@ -107,7 +109,7 @@ def main() -> None:
     study = Study.open(args.study or DEMO_DIR)
     cohort = study.cohort(CACHE_DIR)
     print(f"study {study.title!r} ({study.path}), cohort {cohort.summary()}, created {study.manifest.get('created')}")
-    keys = ([k.strip() for k in args.models.split(",")] if args.models
+    keys = ([k.strip() for k in args.models.split(",") if k.strip()] if args.models is not None
             else [k for k, entry in study.models.items() if not entry.pathway])
     oracle = None
     if cohort.meta.get("source") == "simulated":
@@ -158,7 +160,7 @@ def main() -> None:
                ("oracle_width", "Oracle width", "{:.2f}"), ("oracle_coverage", "Oracle coverage", "{:.3f}")]
     table = markdown_table(rows, columns)
     print(table)
-    write_results("intervals", {"level": args.level, "test_samples": test.n_samples, "study": str(study.path),
+    write_results(args.out, {"level": args.level, "test_samples": test.n_samples, "study": str(study.path),
                                 "study_created": study.manifest.get("created"), "calibrations": calibrations,
                                 "rows": rows}, table)
 

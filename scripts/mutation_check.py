@@ -277,6 +277,16 @@ MUTANTS = (
            "return _compare(key, cohort().split(\"test\"), None, harmonisations)",
            "Tissue R² page's second cohort is the study's own test donors, not shifted",
            ("tests/test_app_second_cohort.py",)),
+    Mutant("model-scored-ignores-model", "generalisation", "gtex_models/panels.py",
+           "best, best_score = candidates[int(np.argmax(scores))], max(scores)",
+           "best, best_score = candidates[-1], max(scores)",
+           "the model-scored panel design starts from a random panel whatever the model's scores say",
+           ("tests/test_panels.py::test_model_scored_design_keeps_the_few_genes_the_model_reads",)),
+    Mutant("model-scored-is-linear", "generalisation", "gtex_models/panels.py",
+           "    return np.sort(best).astype(np.int64)",
+           "    return np.sort(linear).astype(np.int64)",
+           "the model-scored panel design returns the linear design (the search's result dropped)",
+           ("tests/test_panels.py::test_model_scored_design_finds_the_genes_the_model_can_use",)),
 )
 
 
