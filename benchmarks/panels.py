@@ -112,7 +112,8 @@ def main() -> None:
                 row[f"{name}_seconds"] = time.perf_counter() - tick
             if method in args.model_scored.split(","):
                 tick = time.perf_counter()
-                row["model-scored"] = panel_r2(imputer, test, model_scored_panel(imputer, train, valid, k), train).r2_mean
+                panel = model_scored_panel(imputer, train, valid, k, linear=designed)
+                row["model-scored"] = panel_r2(imputer, test, panel, train).r2_mean
                 row["model-scored_seconds"] = time.perf_counter() - tick
                 row["model_scored_minus_random"] = row["model-scored"] - row["random"]
             row["designed_minus_random"] = row["designed"] - row["random"]

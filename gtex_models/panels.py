@@ -201,12 +201,14 @@ def random_panel(n_genes: int, k: int, seed: int = 0) -> np.ndarray:
 
 
 def model_scored_panel(imputer: Imputer, train: Cohort, valid: Cohort, k: int, rounds: int = MODEL_SCORED_ROUNDS,
-                       seed: int = 0) -> np.ndarray:
+                       seed: int = 0, linear: np.ndarray | None = None) -> np.ndarray:
     """The ``k`` genes from which ``imputer`` recovers the others best on the validation donors ``valid``
     (model-scored design, see the module docstring), sorted.
 
     ``train`` and ``valid`` are complete, in the model's space; ``valid``'s groups unknown to ``train`` are
-    left out. Raises ``ValueError`` when no validation sample is left.
+    left out. ``linear``: the linear design in its greedy order when already computed (at least ``k``
+    genes; its first ``k`` are used), else it is computed here. Raises ``ValueError`` when no validation
+    sample is left.
     """
     check_size(k, train.n_genes)
     valid = valid.subset_samples(valid.samples["tissue"].isin(train.tissues).to_numpy())
@@ -225,7 +227,7 @@ def model_scored_panel(imputer: Imputer, train: Cohort, valid: Cohort, k: int, r
     def with_random_genes(kept: np.ndarray, n_new: int) -> np.ndarray:
         return np.concatenate([kept, rng.choice(np.setdiff1d(np.arange(n_genes), kept), n_new, replace=False)])
 
-    linear = design_panel(train, k)
+    linear = design_panel(train, k) if linear is None or len(linear) < k else np.asarray(linear[:k])
     candidates = [linear] + [with_random_genes(linear[: int(share * k)], k - int(share * k))
                              for share in (0.75, 0.5, 0.25, 0.0)]
     scores = [score(panel) for panel in candidates]
@@ -359,7 +361,7 @@ def panel_size_curve(imputer: Imputer, train: Cohort, test: Cohort, sizes: Seque
         draws = {"designed": [designed[:k]], "most-variable": [most_variable_panel(train, k)],
                  "random": [random_panel(train.n_genes, k, seed) for seed in range(random_seeds)]}
         if valid is not None:
-            draws["model-scored"] = [model_scored_panel(imputer, train, valid, k)]
+            draws["model-scored"] = [model_scored_panel(imputer, train, valid, k, linear=designed)]
         for strategy, panels in draws.items():
             rows.append({"strategy": strategy, "k": k,
                          "r2": float(np.mean([panel_r2(imputer, test, p, train).r2_mean for p in panels]))})

@@ -148,6 +148,8 @@ def test_model_scored_design_keeps_the_few_genes_the_model_reads() -> None:
     narrow = ReadsOnly(make_imputer("knn").fit(train), readable)
     panel = model_scored_panel(narrow, train, valid, 6, rounds=5)
     assert np.isin(readable, panel).all()
+    longer_design = design_panel(train, 12)  # its first 6 genes are the 6-gene design: the same search
+    np.testing.assert_array_equal(model_scored_panel(narrow, train, valid, 6, rounds=5, linear=longer_design), panel)
     assert panel_r2(narrow, test, panel, train).r2_mean > 0.6 > panel_r2(narrow, test, random_panel(60, 6), train).r2_mean
 
 
