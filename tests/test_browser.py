@@ -128,8 +128,9 @@ def test_upload_impute_download_in_chromium(browser_page, partial_csv: Path):
     choose_option(page, "Tissue (GTEx name)", UPLOAD_TISSUE)
     button = page.get_by_role("button", name="Download the full imputed matrix (TPM, CSV)")
     button.wait_for(timeout=120_000)
+    settle(page, timeout=120_000)  # a click while the page still runs can be lost in the rerun
     assert page.locator('[data-testid="stException"]').count() == 0
-    with page.expect_download() as info:
+    with page.expect_download(timeout=90_000) as info:
         button.click()
     with_intervals = pd.read_csv(io.BytesIO(Path(info.value.path()).read_bytes()), index_col=0)
 
@@ -148,7 +149,7 @@ def test_upload_impute_download_in_chromium(browser_page, partial_csv: Path):
     np.testing.assert_array_equal(downloaded.iloc[: len(upload)].to_numpy(np.float32)[observed],
                                   upload.to_numpy(np.float32)[observed])
     settle(page)  # the first download reran the page
-    with page.expect_download() as info:
+    with page.expect_download(timeout=90_000) as info:
         page.get_by_role("button", name="Download which cells were imputed (CSV, 1 = imputed)").click()
     mask = pd.read_csv(io.BytesIO(Path(info.value.path()).read_bytes()), index_col=0)
     np.testing.assert_array_equal(mask.iloc[: len(upload)].to_numpy() == 1, ~observed)
