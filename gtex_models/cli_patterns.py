@@ -179,7 +179,7 @@ def panel_design_command(args: argparse.Namespace) -> str:
     from gtex_models.atomic import atomic_file, check_output_file
     from gtex_models.benchmark import known_groups_only
     from gtex_models.model_space import cohort_for_model
-    from gtex_models.panels import check_size, choose_panel, panel_scores, panel_text
+    from gtex_models.panels import check_size, choose_panel, model_scored_panel, panel_scores, panel_text
 
     check_output_file(args.out, args.overwrite)
     imputer, space, cohort = _model_and_cohort(args)
@@ -188,10 +188,11 @@ def panel_design_command(args: argparse.Namespace) -> str:
     train = cohort.split("train")
     if train.n_samples < 2:
         raise ValueError("The cohort has fewer than 2 training donors' samples: a panel cannot be designed on it.")
-    compared = ("designed", "most-variable", "random") + (("model-scored",) if args.strategy == "model-scored" else ())
-    valid = cohort.split("valid")
-    panels = {strategy: choose_panel(strategy, train, args.size, args.seed, imputer=imputer, valid=valid)
-              for strategy in compared}
+    panels = {strategy: choose_panel(strategy, train, args.size, args.seed)
+              for strategy in ("designed", "most-variable", "random")}
+    if args.strategy == "model-scored":  # searched from the linear design just made
+        panels["model-scored"] = model_scored_panel(imputer, train, cohort.split("valid"), args.size, seed=args.seed,
+                                                    linear=panels["designed"])
     chosen = panels[args.strategy]
     with atomic_file(args.out) as tmp:
         tmp.write_text(panel_text(cohort.genes, chosen, header=f"{args.strategy} panel of {args.size} genes "

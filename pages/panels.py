@@ -22,39 +22,36 @@ MAX_TEST_SAMPLES = 600  # test samples scored on the page (drawn once); the CLI 
 
 
 def split_for_model(key: str) -> tuple:
-    """(training donors, test donors of the model's groups, at most :data:`MAX_TEST_SAMPLES`) in the model's space."""
+    """(training donors, validation donors, test donors of the model's groups, at most :data:`MAX_TEST_SAMPLES`)
+    in the model's space; the validation donors score the model-scored design's candidates."""
     space = model(key)[2]
     data = cohort_for_model(cohort(), space)
     train = data.split("train")
+    valid = data.split("valid")
     test = data.split("test")
     test = test.subset_samples(test.samples["tissue"].isin(train.tissues).to_numpy())
     if test.n_samples > MAX_TEST_SAMPLES:
         test = test.subset_samples(sorted(pd.Series(range(test.n_samples)).sample(MAX_TEST_SAMPLES, random_state=0)))
-    return train, test
-
-
-def valid_for_model(key: str):
-    """The validation donors in the model's space (they score the model-scored design's candidates)."""
-    return cohort_for_model(cohort(), model(key)[2]).split("valid")
+    return train, valid, test
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def chosen_panel(token: str, key: str, strategy: str, size: int) -> list[int]:
-    train, _ = split_for_model(key)
-    return choose_panel(strategy, train, size, imputer=model(key)[0], valid=valid_for_model(key)).tolist()
+    train, valid, _ = split_for_model(key)
+    return choose_panel(strategy, train, size, imputer=model(key)[0], valid=valid).tolist()
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def scored(token: str, key: str, columns: tuple[int, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    train, test = split_for_model(key)
+    train, _, test = split_for_model(key)
     score = panel_r2(model(key)[0], test, columns, train)
     return score.per_group, score.per_gene
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def curve(token: str, key: str, sizes: tuple[int, ...], model_scored: bool) -> pd.DataFrame:
-    train, test = split_for_model(key)
-    return panel_size_curve(model(key)[0], train, test, sizes, valid=valid_for_model(key) if model_scored else None)
+    train, valid, test = split_for_model(key)
+    return panel_size_curve(model(key)[0], train, test, sizes, valid=valid if model_scored else None)
 
 
 st.title("Gene panels")
@@ -68,7 +65,7 @@ if key is not None:
         st.info("This study has no cohort: a panel is designed on its training donors and scored on its test "
                 "donors, so there is nothing to compute here.")
         st.stop()
-    train, test = split_for_model(key)
+    train, valid, test = split_for_model(key)
     if test.n_samples == 0 or train.n_samples < 2:
         st.info(f"The study's cohort has no test donors in the model's {word}s (or too few training donors): a "
                 "panel cannot be scored on it.")
@@ -123,7 +120,7 @@ if key is not None:
     sizes = tuple(panel_sizes(n_genes))
     st.caption(f"Designed, most-variable and random panels of {', '.join(map(str, sizes))} genes, scored as above.")
     with_model_scored = st.checkbox("Add model-scored panels (slower: a search per size)", key="panel_curve_scored",
-                                    disabled=valid_for_model(key).n_samples == 0,
+                                    disabled=valid.n_samples == 0,
                                     help="needs validation donors; each size's panel is searched with this model")
     if st.button("Compute the curve", key="panel_curve") or st.session_state.get("panel_curve_done") == key:
         st.session_state["panel_curve_done"] = key
