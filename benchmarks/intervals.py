@@ -55,7 +55,7 @@ def score(name: str, imputer, calibration, test, observed, level: float, imputed
     start = time.perf_counter()
     imputed = imputer.impute(masked) if imputed is None else imputed
     seconds = time.perf_counter() - start
-    lower, upper = calibration.interval(imputed, masked, level)
+    lower, upper = calibration.interval(imputer, masked, imputed, level)
     scores = interval_scores(test.x, lower, upper, observed, test.samples["tissue"], test.transform.std)
     row = {"method": name, "missing_rate": float(1 - observed.mean()), "coverage": scores["coverage"],
            "coverage_min_group": scores["coverage_min_group"],

@@ -276,7 +276,7 @@ def score_fitted(imputer: Imputer, data: ScenarioData, calibration: Calibration 
         record = {"missing_rate": data.missing_rate, "pattern": data.pattern.label(),
                   **_score(data.test.x[rows], imputed[rows], data.observed[rows], data.pattern.reference),
                   "impute_seconds": impute_seconds,
-                  **_interval_scores(calibration, interval, data.test.subset_samples(rows),
+                  **_interval_scores(imputer, calibration, interval, data.test.subset_samples(rows),
                                      data.fit.subset_samples(rows), imputed[rows])}
     return _ordered({**record, "method": imputer.method, "scenario": data.scenario})
 
@@ -304,7 +304,8 @@ def evaluate_imputer(
     pattern = pattern or Pattern("mcar", missing_rate)
     observed, imputed, seconds = _mask_and_impute(imputer, cohort_test, pattern, seed)
     scores = _score(cohort_test.x, imputed, observed, pattern.reference)
-    intervals = _interval_scores(calibration, interval, cohort_test, mask_cohort(cohort_test, observed), imputed)
+    intervals = _interval_scores(imputer, calibration, interval, cohort_test, mask_cohort(cohort_test, observed),
+                                 imputed)
     return _ordered({"method": imputer.method, "scenario": "inductive", "pattern": pattern.label(),
                      "missing_rate": pattern.missing_share(cohort_test.n_genes), **scores, "impute_seconds": seconds,
                      **intervals})
@@ -384,12 +385,12 @@ def _score(x_true: np.ndarray, imputed: np.ndarray, observed: np.ndarray, refere
     return {**summary, "n_test_samples": int(len(x_true))}
 
 
-def _interval_scores(calibration: Calibration | None, level: float | None, truth: Cohort, masked: Cohort,
-                     imputed: np.ndarray) -> dict[str, Any]:
+def _interval_scores(imputer: Imputer, calibration: Calibration | None, level: float | None, truth: Cohort,
+                     masked: Cohort, imputed: np.ndarray) -> dict[str, Any]:
     """:data:`INTERVAL_KEYS` of the hidden values of ``masked`` (empty without a calibration and a level)."""
     if calibration is None or level is None:
         return {}
-    lower, upper = calibration.interval(imputed, masked, level)
+    lower, upper = calibration.interval(imputer, masked, imputed, level)
     return {"interval_level": float(level),
             **interval_scores(truth.x, lower, upper, masked.observed, truth.samples["tissue"], truth.transform.std)}
 

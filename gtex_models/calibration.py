@@ -10,9 +10,16 @@ never trained on (the cohort's ``valid`` split: no donor is in two splits):
    the gene in the group, shrunk towards the gene's pooled value (``SHRINKAGE`` pseudo-residuals, so a
    group with few values borrows from the others); ``f`` (a quadratic in the sample's missing fraction,
    on the log scale) says how much larger errors get when more of the sample is missing.
-3. The conformity score of a hidden value is ``|y - ŷ| / s``, with ``s[group, gene]`` fitted on the
+3. How hard the sample itself is: a **probe** hides ``PROBE_SHARE`` of the sample's *observed* values
+   again, imputes them and measures their mean squared standardised residual ``h`` over ``n`` probed
+   values; the sample's factor ``g = sqrt((n·h + κ) / (n + κ))`` (``κ`` pseudo-values pull it towards 1
+   when few values are probed; ``κ``, one of ``PROBE_PRIORS``, is fitted to the calibration residuals by
+   Gaussian likelihood). A donor whose observed values are hard to predict gets wider intervals
+   (samples of one tissue differ: on the demo, a tissue's test donors were 35 % harder than its
+   validation donors, and the probe sees it). The probe needs no truth, so it runs at impute time too.
+4. The conformity score of a hidden value is ``|y - ŷ| / (s · g)``, with ``s[group, gene]`` fitted on the
    *other* half of the calibration donors (cross-fitting, two folds by donor), so scores are out-of-sample.
-4. Scores are pooled per **Mondrian cell**: group × gene bin (quartiles of the gene's scale) × bin of
+5. Scores are pooled per **Mondrian cell**: group × gene bin (quartiles of the gene's scale) × bin of
    the sample's missing fraction (``RATE_EDGES``), and each cell's conformal quantile
    ``ceil((n + 1) · level)``-th smallest score is stored for every level of ``LEVELS`` (0.50-0.99).
    Values of one sample are correlated, so a cell needs ``MIN_CELL`` scores from ``MIN_CELL_SAMPLES``
@@ -20,7 +27,7 @@ never trained on (the cohort's ``valid`` split: no donor is in two splits):
    the rate bin's ratio to all rates, over all groups), then all groups of the gene bin and rate bin,
    then the rate bin, then everything.
 
-An interval is then ``ŷ ± s · q[group, gene bin, rate bin, level]`` in model space, mapped
+An interval is then ``ŷ ± s · g · q[group, gene bin, rate bin, level]`` in model space, mapped
 to the user's scale by the (monotone) transform, so its coverage carries over. Because the cells are
 split by missing fraction, one calibration holds at any test missing rate; because they are split by
 group, coverage holds per tissue and not only on average. Observed values get a zero-width interval.
@@ -29,13 +36,13 @@ Example
 -------
 >>> from gtex_models.imputers import make_imputer
 >>> from gtex_models.simulate import simulate_cohort
->>> cohort = simulate_cohort(n_donors=20, n_genes=200)
+>>> cohort = simulate_cohort(n_donors=20, n_genes=400)
 >>> imputer = make_imputer("mean").fit(cohort.split("train"))
 >>> calibration = calibrate(imputer, cohort.split("valid"))
 >>> test = cohort.split("test")
 >>> observed = np.random.default_rng(0).random(test.x.shape) > 0.5
 >>> masked = mask_cohort(test, observed)
->>> lower, upper = calibration.interval(imputer.impute(masked), masked, level=0.9)
+>>> lower, upper = calibration.interval(imputer, masked, imputer.impute(masked), level=0.9)
 >>> 0.85 < coverage(test.x, lower, upper, observed) < 0.95
 True
 """
@@ -65,6 +72,10 @@ SHRINKAGE = 20.0  # pseudo-residuals pulling a group's gene scale towards the ge
 MIN_DONORS = 2  # cross-fitting needs two folds of donors
 ARRAY_PREFIX = "calibration."
 ALL_GROUPS = "all"  # the pooled rows of coverage_table
+PROBE_SHARE = 0.5  # share of a sample's observed values hidden again to measure how hard the sample is
+PROBE_MIN_OBSERVED = 10  # a sample with fewer observed values is not probed (factor 1)
+PROBE_PRIORS = np.geomspace(1.0, 1e5, 21)  # candidate κ: pseudo-values pulling the probe factor towards 1
+PROBE_SEED = 29  # the probe's mask at impute time is fixed: the same upload gets the same intervals
 
 
 class CalibrationError(ValueError):
@@ -82,6 +93,7 @@ class Calibration:
     rate_coef : polynomial coefficients (highest degree first) of ``log f(missing fraction)``.
     gene_bin : per gene, its Mondrian gene bin.
     quantiles : (groups + 1) x gene bins x rate bins x ``LEVELS``, the conformal quantile of the score.
+    probe_prior : ``κ`` of the probe factor; ``inf`` for none (a calibration stored before probes existed).
     info : what it was calibrated on (donors, samples, scores, cells with their own quantiles, method).
     """
 
@@ -90,11 +102,16 @@ class Calibration:
     rate_coef: np.ndarray
     gene_bin: np.ndarray
     quantiles: np.ndarray
+    probe_prior: float = math.inf
     info: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------- applying
-    def half_width(self, observed: np.ndarray, tissues: Sequence[str], level: float = DEFAULT_LEVEL) -> np.ndarray:
-        """Per-value half-width in model space (samples x genes); zero where ``observed``."""
+    def half_width(self, observed: np.ndarray, tissues: Sequence[str], level: float = DEFAULT_LEVEL,
+                   factor: np.ndarray | None = None) -> np.ndarray:
+        """Per-value half-width in model space (samples x genes); zero where ``observed``.
+
+        ``factor`` is each sample's probe factor (:meth:`sample_factor`; 1 when not given).
+        """
         q = self._level_quantiles(check_level(level))  # (groups + 1) x gene bins x rate bins
         observed = np.asarray(observed, dtype=bool)
         if observed.shape[1] != self.scale.shape[1]:
@@ -103,16 +120,33 @@ class Calibration:
         rows = self.group_rows(tissues)
         missing = 1.0 - observed.mean(axis=1)
         rate_bin = np.digitize(missing, RATE_EDGES)
-        spread = self.scale[rows] * rate_factor(self.rate_coef, missing)[:, None]
+        spread = self.spread(rows, missing)
+        if factor is not None:
+            spread = spread * np.asarray(factor)[:, None]
         width = spread * q[rows[:, None], self.gene_bin[None, :], rate_bin[:, None]]
         width[observed] = 0.0
         return width.astype(np.float32)
 
-    def interval(self, imputed: np.ndarray, cohort: Cohort, level: float = DEFAULT_LEVEL
+    def interval(self, imputer: Imputer, cohort: Cohort, imputed: np.ndarray, level: float = DEFAULT_LEVEL
                  ) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds (model space) around ``imputed``, for the masked ``cohort`` it was imputed from."""
-        width = self.half_width(cohort.observed, cohort.samples["tissue"].tolist(), level)
+        """Lower and upper bounds (model space) around ``imputed``, ``imputer``'s output for the masked ``cohort``
+        (the imputer runs once more, for the probe: :meth:`sample_factor`)."""
+        tissues = cohort.samples["tissue"].tolist()
+        width = self.half_width(cohort.observed, tissues, level, self.sample_factor(imputer, cohort))
         return imputed - width, imputed + width
+
+    def sample_factor(self, imputer: Imputer, cohort: Cohort) -> np.ndarray:
+        """Each sample's probe factor ``g`` (module docstring, step 3) for the masked ``cohort``."""
+        if not math.isfinite(self.probe_prior):
+            return np.ones(cohort.n_samples)
+        residual, probe = probe_residuals(imputer, cohort, np.random.default_rng(PROBE_SEED))
+        rows = self.group_rows(cohort.samples["tissue"].tolist())
+        spread = self.spread(rows, 1.0 - (cohort.observed & ~probe).mean(axis=1))
+        return probe_factor(*probe_sums(residual, probe, spread), self.probe_prior)
+
+    def spread(self, rows: np.ndarray, missing: np.ndarray) -> np.ndarray:
+        """``s[group, gene] · f(missing fraction)`` for samples in ``rows`` of ``scale`` (samples x genes)."""
+        return self.scale[rows] * rate_factor(self.rate_coef, missing)[:, None]
 
     def group_rows(self, tissues: Sequence[str]) -> np.ndarray:
         """Row of ``scale``/``quantiles`` for each sample's group (the pooled row for unseen groups)."""
@@ -131,7 +165,8 @@ class Calibration:
         """Arrays (keys prefixed with ``calibration.``) and JSON metadata, for a checkpoint."""
         arrays = {"scale": self.scale, "gene_bin": self.gene_bin.astype(np.int32), "quantiles": self.quantiles}
         header = {"groups": list(self.groups), "levels": LEVELS.tolist(), "rate_edges": list(RATE_EDGES),
-                  "rate_coef": [float(c) for c in self.rate_coef], "info": self.info}
+                  "rate_coef": [float(c) for c in self.rate_coef],
+                  "probe_prior": self.probe_prior if math.isfinite(self.probe_prior) else None, "info": self.info}
         return {ARRAY_PREFIX + key: value for key, value in arrays.items()}, header
 
     @classmethod
@@ -143,7 +178,9 @@ class Calibration:
         return cls(tuple(header["groups"]), np.asarray(arrays[ARRAY_PREFIX + "scale"], dtype=np.float32),
                    np.asarray(header["rate_coef"], dtype=np.float64),
                    np.asarray(arrays[ARRAY_PREFIX + "gene_bin"], dtype=np.int64),
-                   np.asarray(arrays[ARRAY_PREFIX + "quantiles"], dtype=np.float32), dict(header.get("info", {})))
+                   np.asarray(arrays[ARRAY_PREFIX + "quantiles"], dtype=np.float32),
+                   math.inf if header.get("probe_prior") is None else float(header["probe_prior"]),
+                   dict(header.get("info", {})))
 
 
 def check_level(level: float) -> float:
@@ -153,6 +190,25 @@ def check_level(level: float) -> float:
         raise CalibrationError(f"The interval level must be between {LEVELS[0]:.2f} and {LEVELS[-1]:.2f} "
                                f"(e.g. 0.9 for 90 % intervals), got {level:g}.")
     return level
+
+
+def probe_residuals(imputer: Imputer, cohort: Cohort, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Hide ``PROBE_SHARE`` of each observed value of the masked ``cohort`` again (samples with at least
+    ``PROBE_MIN_OBSERVED`` of them) and impute: residuals on those values (0 elsewhere) and their mask."""
+    observed = cohort.observed
+    probe = observed & (observed.sum(axis=1) >= PROBE_MIN_OBSERVED)[:, None] & (rng.random(observed.shape) < PROBE_SHARE)
+    imputed = imputer.impute(mask_cohort(cohort, observed & ~probe))
+    return np.where(probe, np.asarray(cohort.x, dtype=np.float64) - imputed, 0.0), probe
+
+
+def probe_sums(residual: np.ndarray, probe: np.ndarray, spread: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample: the sum of the squared standardised residuals ``(r / s)²`` of its probed values, and their number."""
+    return np.where(probe, (residual / spread) ** 2, 0.0).sum(axis=1), probe.sum(axis=1)
+
+
+def probe_factor(squares: np.ndarray, count: np.ndarray, prior: float) -> np.ndarray:
+    """The probe factor ``g = sqrt((Σ (r / s)² + κ) / (n + κ))`` from :func:`probe_sums`."""
+    return np.sqrt((squares + prior) / (count + prior))
 
 
 def rate_factor(coef: np.ndarray, missing: np.ndarray) -> np.ndarray:
@@ -185,12 +241,11 @@ def calibrate(imputer: Imputer, cohort: Cohort, seed: int = 0, n_passes: int = 1
             "sample without a donor ID is its own donor).")
     rng = np.random.default_rng([seed, 13])
     passes = [_masked_residuals(imputer, cohort, rng) for _ in range(n_passes)]
-    residual = np.concatenate([p[0] for p in passes])
-    hidden = np.concatenate([p[1] for p in passes])
+    residual, hidden, probe_residual, probe = (np.concatenate([p[i] for p in passes]) for i in range(4))
     samples = pd.concat([cohort.samples] * n_passes, ignore_index=True)
     sample = np.tile(np.arange(cohort.n_samples), n_passes)
     info = {"method": imputer.method, "scenario": "inductive", "passes": n_passes, "rates": list(CALIBRATION_RATES)}
-    return calibration_from_residuals(residual, hidden, samples, sample, info, rng)
+    return calibration_from_residuals(residual, hidden, Probe(probe_residual, probe), samples, sample, info, rng)
 
 
 def calibrate_in_place(imputer: Imputer, masked: Cohort, complete: Cohort, rows: np.ndarray,
@@ -209,15 +264,24 @@ def calibrate_in_place(imputer: Imputer, masked: Cohort, complete: Cohort, rows:
     hidden = np.isnan(np.asarray(part.x)) & ~np.isnan(np.asarray(truth.x))
     imputed = imputer.impute(masked)[rows]
     residual = np.where(hidden, np.asarray(truth.x, dtype=np.float64) - imputed, 0.0)
+    rng = np.random.default_rng([seed, 13])
     info = {"method": imputer.method, "scenario": "inplace", "passes": 1,
             "rates": [float(hidden.mean())] * 2}
-    return calibration_from_residuals(residual, hidden, part.samples, np.arange(part.n_samples), info,
-                                      np.random.default_rng([seed, 13]))
+    return calibration_from_residuals(residual, hidden, Probe(*probe_residuals(imputer, part, rng)), part.samples,
+                                      np.arange(part.n_samples), info, rng)
 
 
-def calibration_from_residuals(residual: np.ndarray, hidden: np.ndarray, samples: pd.DataFrame, sample: np.ndarray,
-                               info: dict[str, Any], rng: np.random.Generator) -> Calibration:
-    """Steps 2-4 of the module docstring: scale, rate factor, cross-fitted scores, Mondrian quantiles.
+@dataclass(frozen=True)
+class Probe:
+    """The probe of the calibration samples (:func:`probe_residuals`): residuals and which values were probed."""
+
+    residual: np.ndarray
+    mask: np.ndarray
+
+
+def calibration_from_residuals(residual: np.ndarray, hidden: np.ndarray, probe: Probe, samples: pd.DataFrame,
+                               sample: np.ndarray, info: dict[str, Any], rng: np.random.Generator) -> Calibration:
+    """Steps 2-5 of the module docstring: scale, rate factor, probe factor, cross-fitted scores, Mondrian quantiles.
 
     ``residual`` (0 where not ``hidden``) and ``hidden`` are samples x genes; ``samples`` gives each row's
     tissue and donor, ``sample`` the index of the calibration sample it comes from (rows repeat with passes).
@@ -233,29 +297,37 @@ def calibration_from_residuals(residual: np.ndarray, hidden: np.ndarray, samples
     factor = rate_factor(rate_coef, missing)[:, None]
     unique_donors = np.array(sorted(set(donors.tolist())), dtype=object)
     fold = (rng.permutation(len(unique_donors)) % 2)[np.searchsorted(unique_donors, donors)]
-    scores = np.zeros(residual.shape, dtype=np.float64)
+    probe_missing = 1.0 - (~hidden & ~probe.mask).mean(axis=1)
+    spread = np.zeros(residual.shape, dtype=np.float64)
+    squares, count = np.zeros(len(residual)), probe.mask.sum(axis=1)
     for f in (0, 1):  # cross-fitting: the scale of a score comes from the other donors
         rows = fold == f
         other = residual_scale(residual[~rows], hidden[~rows], group[~rows], len(groups))
-        scores[rows] = np.abs(residual[rows]) / (other[group[rows]] * factor[rows])
+        spread[rows] = other[group[rows]] * factor[rows]
+        probe_spread = other[group[rows]] * rate_factor(rate_coef, probe_missing[rows])[:, None]
+        squares[rows] = probe_sums(probe.residual[rows], probe.mask[rows], probe_spread)[0]
+    prior = _fit_probe_prior(residual, hidden, spread, squares, count)
+    scores = np.abs(residual) / (spread * probe_factor(squares, count, prior)[:, None])
     gene_bin = _gene_bins(scale[-1])
     quantiles, own = _mondrian_quantiles(scores, hidden, group, sample, gene_bin, np.digitize(missing, RATE_EDGES),
                                          len(groups))
     info = {**info, "n_donors": int(len(unique_donors)), "n_samples": int(len(set(sample.tolist()))),
-            "n_scores": int(hidden.sum()), "n_cells": int(own.size), "n_own_cells": int(own.sum())}
-    return Calibration(groups, scale.astype(np.float32), rate_coef, gene_bin, quantiles.astype(np.float32), info)
+            "n_scores": int(hidden.sum()), "n_cells": int(own.size), "n_own_cells": int(own.sum()),
+            "probe_prior": prior if math.isfinite(prior) else None}
+    return Calibration(groups, scale.astype(np.float32), rate_coef, gene_bin, quantiles.astype(np.float32), prior, info)
 
 
-def _masked_residuals(imputer: Imputer, cohort: Cohort, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _masked_residuals(imputer: Imputer, cohort: Cohort, rng: np.random.Generator
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Hide a share of each sample's values (rates spread evenly over ``CALIBRATION_RATES``), impute them:
-    residuals (0 where observed) and the hidden-mask."""
+    residuals (0 where observed) and the hidden-mask; then the probe's residuals and mask (:func:`probe_residuals`)."""
     n = cohort.n_samples
     low, high = CALIBRATION_RATES
     rates = low + (high - low) * rng.permutation((np.arange(n) + rng.random(n)) / n)
     hidden = rng.random(cohort.x.shape) < rates[:, None]
-    imputed = imputer.impute(mask_cohort(cohort, ~hidden))
-    residual = np.where(hidden, np.asarray(cohort.x, dtype=np.float64) - imputed, 0.0)
-    return residual, hidden
+    masked = mask_cohort(cohort, ~hidden)
+    residual = np.where(hidden, np.asarray(cohort.x, dtype=np.float64) - imputer.impute(masked), 0.0)
+    return (residual, hidden, *probe_residuals(imputer, masked, rng))
 
 
 def residual_scale(residual: np.ndarray, hidden: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
@@ -285,6 +357,21 @@ def _fit_rate_factor(residual: np.ndarray, hidden: np.ndarray, scale: np.ndarray
     if keep.sum() <= RATE_DEGREE + 1 or np.ptp(missing[keep]) < 0.2:  # one rate (in place): no rate effect to fit
         return np.zeros(RATE_DEGREE + 1)
     return np.polyfit(missing[keep], np.log(np.maximum(ratio, 1e-12)), RATE_DEGREE, w=np.sqrt(n_hidden[keep]))
+
+
+def _fit_probe_prior(residual: np.ndarray, hidden: np.ndarray, spread: np.ndarray, squares: np.ndarray,
+                     count: np.ndarray) -> float:
+    """The ``κ`` of ``PROBE_PRIORS`` under which ``s · g`` best fits the hidden values' residuals (Gaussian
+    likelihood, so ``g`` tracks each sample's real error scale); ``inf`` (no probe factor) when nothing was probed."""
+    if not count.any():
+        return math.inf
+    hidden_squares = np.where(hidden, (residual / spread) ** 2, 0.0).sum(axis=1)
+    n_hidden = hidden.sum(axis=1)
+    losses = []
+    for prior in PROBE_PRIORS:
+        variance = probe_factor(squares, count, prior) ** 2
+        losses.append(float(np.sum(n_hidden * np.log(variance) + hidden_squares / variance)))
+    return float(PROBE_PRIORS[int(np.argmin(losses))])
 
 
 def _gene_bins(pooled_scale: np.ndarray) -> np.ndarray:
@@ -404,7 +491,7 @@ def coverage_table(imputer: Imputer, calibration: Calibration, cohort: Cohort, r
         oracle_sd = None if moments is None else np.sqrt(np.maximum(moments(masked)[1], 0.0))
         n_hidden = pd.Series((~observed).sum(axis=1)).groupby(tissues).sum()
         for level in levels:
-            lower, upper = calibration.interval(imputed, masked, level)
+            lower, upper = calibration.interval(imputer, masked, imputed, level)
             scores = interval_scores(cohort.x, lower, upper, observed, tissues, cohort.transform.std)
             pooled = {"missing_rate": rate, "level": level, "group": ALL_GROUPS, "coverage": scores["coverage"],
                       "width_median": scores["width_median"], "n_hidden": int((~observed).sum())}

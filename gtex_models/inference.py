@@ -457,7 +457,7 @@ def impute_upload(
     if interval is not None:
         if calibration is None:
             raise CalibrationError(NO_CALIBRATION)
-        low, high = calibration.interval(model_values, cohort, interval)
+        low, high = calibration.interval(imputer, cohort, model_values, interval)
         lower, upper = transform.inverse(low), transform.inverse(high)
     elif n_draws > 1 and supports_uncertainty(imputer):
         report(0.4, f"{n_draws} noise draws for the intervals")
@@ -694,7 +694,7 @@ def hide_and_impute(
     r2_pooled = 1.0 - residual / total if total > 0 else float("nan")
     result = TrialResult(truth, estimate, hidden, trial.samples, trial.genes, per_gene, r2_pooled)
     if calibration is not None:
-        low, high = calibration.interval(imputed, masked, interval)
+        low, high = calibration.interval(imputer, masked, imputed, interval)
         result.lower, result.upper = log_space.inverse(low), log_space.inverse(high)
         result.coverage = interval_coverage(truth, result.lower, result.upper, observed)
         result.interval_level = interval

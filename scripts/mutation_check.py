@@ -287,6 +287,16 @@ MUTANTS = (
            "    return np.sort(linear).astype(np.int64)",
            "the model-scored panel design returns the linear design (the search's result dropped)",
            ("tests/test_panels.py::test_model_scored_design_finds_the_genes_the_model_can_use",)),
+    Mutant("probe-ignored-at-impute-time", "generalisation", "gtex_models/calibration.py",
+           "        return probe_factor(*probe_sums(residual, probe, spread), self.probe_prior)",
+           "        return np.ones(cohort.n_samples)",
+           "intervals ignore how hard the sample's own observed values are to impute (calibrated with the probe)",
+           ("tests/test_calibration.py::test_poor_arrays_get_wider_intervals_from_the_probe_and_are_covered_like_the_good_ones",)),
+    Mutant("probe-never-fitted", "generalisation", "gtex_models/calibration.py",
+           "    prior = _fit_probe_prior(residual, hidden, spread, squares, count)",
+           "    prior = math.inf",
+           "calibration without the probe factor: every sample of a group and rate gets the same width",
+           ("tests/test_calibration.py::test_poor_arrays_get_wider_intervals_from_the_probe_and_are_covered_like_the_good_ones",)),
 )
 
 
