@@ -79,7 +79,9 @@ def _interval_level(key: str, widget_key: str) -> float | None:
     return st.select_slider("Interval level", INTERVAL_LEVELS, value=0.9, format_func=lambda v: f"{v:.0%}",
                             key=widget_key, help=f"Calibrated per-value intervals ({source}): on held-out "
                             "donors, this share of hidden values falls inside its interval, in every tissue and at "
-                            "any missing rate.")
+                            "any missing rate. Widths follow the tissue, the gene, the share missing and how well "
+                            "the model re-imputes the sample's own observed values (a noisy sample gets wider "
+                            "intervals); that check costs one more imputation pass.")
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
