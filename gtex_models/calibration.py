@@ -490,8 +490,10 @@ def coverage_table(imputer: Imputer, calibration: Calibration, cohort: Cohort, r
         imputed = imputer.impute(masked)
         oracle_sd = None if moments is None else np.sqrt(np.maximum(moments(masked)[1], 0.0))
         n_hidden = pd.Series((~observed).sum(axis=1)).groupby(tissues).sum()
+        factor = calibration.sample_factor(imputer, masked)  # one probe per mask, for every level
         for level in levels:
-            lower, upper = calibration.interval(imputer, masked, imputed, level)
+            width = calibration.half_width(observed, tissues, level, factor)
+            lower, upper = imputed - width, imputed + width
             scores = interval_scores(cohort.x, lower, upper, observed, tissues, cohort.transform.std)
             pooled = {"missing_rate": rate, "level": level, "group": ALL_GROUPS, "coverage": scores["coverage"],
                       "width_median": scores["width_median"], "n_hidden": int((~observed).sum())}
