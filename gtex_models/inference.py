@@ -39,7 +39,8 @@ from gtex_models.covariates import parse_age, parse_sex
 from gtex_models.evaluation import mask_cohort, r2_per_gene
 from gtex_models.imputers.base import Imputer, ProgressCallback
 from gtex_models.io.errors import InputError, max_input_mb
-from gtex_models.io.scale import SCALE_CHOICES, detect_scale, resolve_scale  # re-exported: pipeline steps
+from gtex_models.io.scale import detect_scale as detect_scale  # re-exported: a pipeline step
+from gtex_models.io.scale import resolve_scale
 from gtex_models.io.tables import (
     UNKNOWN_TISSUE,
     ExpressionTable,
@@ -56,7 +57,10 @@ from gtex_models.io.tables import (
     table_columns,
 )
 from gtex_models.masks import mcar_mask
-from gtex_models.model_space import ModelSpace, cohort_for_model  # re-exported: the upload pipeline's model side
+from gtex_models.model_space import (  # re-exported: the upload pipeline's model side
+    ModelSpace as ModelSpace,
+    cohort_for_model as cohort_for_model,
+)
 from gtex_models.messages import describe_unknown_tissues, list_examples
 
 LOW_COVERAGE = 0.05
