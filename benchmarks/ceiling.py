@@ -118,21 +118,20 @@ def main() -> None:
     if args.epochs:
         widths = [int(w) for w in args.widths.split(",") if w]
         if widths:
-            runs = [(f"PMI, inductive config, one hidden layer of {width}", "inductive",
+            runs = [(f"PMI, inductive config, one hidden layer of {width}",
                      experiment("pmi_inductive_all.yaml", "inductive", width), inductive) for width in widths]
         else:
             in_place = scenario_data(protocol, "inplace", 0.5, 0)
             observed = in_place.observed.copy()
             observed[~in_place.is_test] = True
             complete_train = replace(in_place, fit=mask_cohort(in_place.test, observed), observed=observed)
-            runs = [("PMI, inductive config", "inductive", experiment("pmi_inductive_all.yaml", "inductive"),
-                     inductive),
-                    ("PMI in place (protocol: training donors half hidden too)", "inplace",
+            runs = [("PMI, inductive config", experiment("pmi_inductive_all.yaml", "inductive"), inductive),
+                    ("PMI in place (protocol: training donors half hidden too)",
                      experiment("pmi_inplace_all.yaml", "inplace"), in_place),
-                    ("PMI in place, training donors complete, inductive config", "inplace",
+                    ("PMI in place, training donors complete, inductive config",
                      experiment("pmi_inductive_all.yaml", "inplace"), complete_train)]
-        for name, scenario, run, data in runs:
-            rows.append({**fitted_row(f"{name}, {args.epochs} epochs", run.make_imputer(), data), "scenario": scenario})
+        for name, run, data in runs:
+            rows.append(fitted_row(f"{name}, {args.epochs} epochs", run.make_imputer(), data))
             print(rows[-1], flush=True)
     finish(rows, args.out)
 

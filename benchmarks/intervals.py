@@ -133,7 +133,8 @@ def main() -> None:
         start = time.perf_counter()
         model_cohort = cohort if space is None else cohort_for_model(cohort, space)
         calibration = calibrate_checkpoint(imputer, metadata, model_cohort, args.seed)
-        calibrations[name] = {**calibration.info, "seconds": time.perf_counter() - start}
+        calibrations[name] = {**calibration.info, "seconds": time.perf_counter() - start,
+                              "probe_prior": calibration.to_state()[1]["probe_prior"]}
         print(f"{name}: calibrated ({calibration.info['scenario']}) in {calibrations[name]['seconds']:.0f} s "
               f"({calibration.info['n_scores']:,} scores, {calibration.info['n_own_cells']}/"
               f"{calibration.info['n_cells']} cells with their own quantiles)", flush=True)

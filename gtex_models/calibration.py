@@ -312,8 +312,7 @@ def calibration_from_residuals(residual: np.ndarray, hidden: np.ndarray, probe: 
     quantiles, own = _mondrian_quantiles(scores, hidden, group, sample, gene_bin, np.digitize(missing, RATE_EDGES),
                                          len(groups))
     info = {**info, "n_donors": int(len(unique_donors)), "n_samples": int(len(set(sample.tolist()))),
-            "n_scores": int(hidden.sum()), "n_cells": int(own.size), "n_own_cells": int(own.sum()),
-            "probe_prior": prior if math.isfinite(prior) else None}
+            "n_scores": int(hidden.sum()), "n_cells": int(own.size), "n_own_cells": int(own.sum())}
     return Calibration(groups, scale.astype(np.float32), rate_coef, gene_bin, quantiles.astype(np.float32), prior, info)
 
 
