@@ -78,13 +78,14 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    from gtex_models.benchmark import scenario_data
-    from gtex_models.demo import load_demo_cohort
-    from gtex_models.evaluation import mask_cohort
-    from gtex_models.experiment import CONFIG_DIR, Experiment
-    from gtex_models.imputers import make_imputer
-    from gtex_models.simulate import simulate_cohort
-    from gtex_models.study_build import _protocol_cohort
+    from gtex_models.analysis.benchmark import scenario_data
+    from gtex_models.common.paths import CONFIG_DIR
+    from gtex_models.data.patterns import mask_cohort
+    from gtex_models.data.simulate import simulate_cohort
+    from gtex_models.models.registry import make_imputer
+    from gtex_models.studies.build import _protocol_cohort
+    from gtex_models.studies.demo import load_demo_cohort
+    from gtex_models.studies.experiment import Experiment
 
     shrinkages = [float(s) for s in args.shrinkages.split(",") if s]
 
@@ -138,8 +139,9 @@ def main() -> None:
 
 def linear_rows(data, shrinkages) -> list[dict]:
     """The linear-Gaussian imputer at each shrinkage: R² on the masked validation and test donors."""
-    from gtex_models.benchmark import score_fitted
-    from gtex_models.evaluation import mask_cohort, r2_per_gene
+    from gtex_models.analysis.benchmark import score_fitted
+    from gtex_models.analysis.evaluation import r2_per_gene
+    from gtex_models.data.patterns import mask_cohort
 
     valid_observed = np.random.default_rng(1).random(data.valid.x.shape) >= 0.5
     rows = []
@@ -156,7 +158,7 @@ def linear_rows(data, shrinkages) -> list[dict]:
 
 def fitted_row(name: str, imputer, data) -> dict:
     """Fit ``imputer`` on the scenario's training data and score it on its test donors."""
-    from gtex_models.benchmark import score_fitted
+    from gtex_models.analysis.benchmark import score_fitted
 
     start = time.perf_counter()
     imputer.fit(data.fit, valid=data.valid)

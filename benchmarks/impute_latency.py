@@ -23,8 +23,7 @@ import time
 from typing import Any
 
 try:
-    from benchmarks._common import (load_average, markdown_table, reset_peak_rss, sync, vm_hwm_gib,
-                                    write_results)
+    from benchmarks._common import load_average, markdown_table, reset_peak_rss, sync, vm_hwm_gib, write_results
 except ImportError:
     from _common import load_average, markdown_table, reset_peak_rss, sync, vm_hwm_gib, write_results
 
@@ -32,8 +31,8 @@ except ImportError:
 def untrained_imputer(method: str, hidden: list[int] | None, cohort: Any, device: str,
                       precision: str = "fp32") -> Any:
     """An imputer with freshly initialised networks for ``cohort``'s genes and tissues."""
-    from gtex_models.imputers import make_imputer
-    from gtex_models.training import resolve_device
+    from gtex_models.models.registry import make_imputer
+    from gtex_models.models.training import resolve_device
 
     kwargs = {"hidden_sizes": hidden} if hidden else {}
     imputer = make_imputer(method, device=device, precision=precision, **kwargs)
@@ -61,9 +60,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from benchmarks.scale_cohort import scale_cohort
-    from gtex_models.evaluation import mask_cohort
-    from gtex_models.masks import mcar_mask
-    from gtex_models.training import resolve_device
+    from gtex_models.data.masks import mcar_mask
+    from gtex_models.data.patterns import mask_cohort
+    from gtex_models.models.training import resolve_device
 
     device = resolve_device(args.device)
     cohort = scale_cohort()

@@ -1,6 +1,6 @@
 """Calibrated intervals on the demo study: coverage and width per method, at several test missing rates.
 
-Each method is calibrated once (:func:`gtex_models.calibration.calibrate_held_out`: the demo's validation
+Each method is calibrated once (:func:`gtex_models.models.calibration.calibrate_held_out`: the demo's validation
 donors, missing rates spread over 0.05-0.95), then scored on the test donors at test missing rates
 0.1 / 0.3 / 0.5 / 0.7 / 0.9 (a new MCAR mask each): pooled coverage of 90 % intervals, the lowest tissue's,
 and the median width (log2(TPM + 1) units) against the narrowest **constant per-gene width with the same
@@ -11,7 +11,7 @@ a lower bound for any per-gene constant width). With the simulation's oracle, it
 Models: the demo study's inductive checkpoints (``data/demo``, e.g. PMI) are scored as above; an in-place
 checkpoint (GAIN-GTEx) saw the test donors' observed values during training, so it is calibrated and scored
 the in-place way, at its protocol's mask only (``--inplace-rate``, 0.5; calibrated on the pool's training
-donors, :func:`gtex_models.calibration.calibrate_in_place`); baselines (``--baselines``) are fitted on the training
+donors, :func:`gtex_models.models.calibration.calibrate_in_place`); baselines (``--baselines``) are fitted on the training
 donors here. KNN, MICE and MissForest impute slowly (minutes per pass on 2 cores): ``--test-samples N`` scores
 a random subset of the test samples.
 
@@ -26,7 +26,6 @@ import time
 from typing import Any
 
 import numpy as np
-
 from _common import markdown_table, write_results
 
 RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -36,7 +35,7 @@ def constant_width(truth: np.ndarray, imputed: np.ndarray, observed: np.ndarray,
                    log_std: np.ndarray, tissues) -> tuple[float, float]:
     """``ŷ ± c_gene``, each gene's ``c`` its ``target`` quantile of |error| on these values: median width (log2)
     and the lowest tissue's coverage."""
-    from gtex_models.calibration import interval_scores
+    from gtex_models.models.calibration import interval_scores
 
     hidden = ~observed
     error = np.where(hidden, np.abs(truth - imputed), np.nan)
@@ -48,8 +47,9 @@ def constant_width(truth: np.ndarray, imputed: np.ndarray, observed: np.ndarray,
 def score(name: str, imputer, calibration, test, observed, level: float, imputed=None, masked=None,
           oracle=None) -> dict[str, Any]:
     """One row: coverage, lowest group's, widths (calibrated, constant per gene, the oracle's exact)."""
-    from gtex_models.calibration import interval_scores
-    from gtex_models.evaluation import mask_cohort, r2_per_gene
+    from gtex_models.analysis.evaluation import r2_per_gene
+    from gtex_models.data.patterns import mask_cohort
+    from gtex_models.models.calibration import interval_scores
 
     masked = mask_cohort(test, observed) if masked is None else masked
     start = time.perf_counter()
@@ -73,7 +73,7 @@ def oracle_widths(oracle, masked, observed, test, level: float) -> dict[str, Any
     """The oracle's exact Gaussian interval ``E ± z · SD`` (conditional moments): median width and coverage."""
     from scipy.stats import norm
 
-    from gtex_models.calibration import gaussian_width_median
+    from gtex_models.models.calibration import gaussian_width_median
 
     moments = getattr(oracle, "conditional_moments", None)
     if moments is None:  # an oracle without exact variances (an older simulator)
@@ -98,13 +98,13 @@ def main() -> None:
     parser.add_argument("--out", default="intervals", help="name of the result files under benchmarks/results/")
     args = parser.parse_args()
 
-    from gtex_models.benchmark import scenario_data
-    from gtex_models.checkpoints import load_checkpoint
-    from gtex_models.demo import CACHE_DIR, DEMO_DIR
-    from gtex_models.experiment import calibrate_checkpoint
-    from gtex_models.imputers import make_imputer
-    from gtex_models.model_space import ModelSpace, cohort_for_model
-    from gtex_models.study import Study
+    from gtex_models.analysis.benchmark import scenario_data
+    from gtex_models.models.checkpoints import load_checkpoint
+    from gtex_models.models.model_space import ModelSpace, cohort_for_model
+    from gtex_models.models.registry import make_imputer
+    from gtex_models.studies.demo import CACHE_DIR, DEMO_DIR
+    from gtex_models.studies.experiment import calibrate_checkpoint
+    from gtex_models.studies.study import Study
 
     study = Study.open(args.study or DEMO_DIR)
     cohort = study.cohort(CACHE_DIR)

@@ -2,12 +2,12 @@
 
 The demo's test donors of three tissues (by default those of the paper's Fig. 4: Whole Blood, Breast and
 Lung, the healthy tissues of TCGA LAML, BRCA and LUAD) are passed through
-:func:`gtex_models.other_cohort.shift_cohort` (per-gene offset SD 0.5 and log-scale SD 0.2 in log2(TPM + 1),
+:func:`gtex_models.analysis.other_cohort.shift_cohort` (per-gene offset SD 0.5 and log-scale SD 0.2 in log2(TPM + 1),
 extra noise SD 0.3, the p53 pathway's genes up by 1, 10 % of the genes absent) — a platform shift and a
 cancer-like program change of the same donors — and scored by the demo's models beside the unshifted
-test donors (:func:`gtex_models.other_cohort.compare_cohorts`; mean per-gene R² over the three tissues'
+test donors (:func:`gtex_models.analysis.other_cohort.compare_cohorts`; mean per-gene R² over the three tissues'
 genes, repeated masks). The oracle is scored on both: on the shifted cohort it reads the platform
-(exact, :class:`gtex_models.oracle.Platform`), so it is the ceiling there.
+(exact, :class:`gtex_models.models.oracle.Platform`), so it is the ceiling there.
 
 Example::
 
@@ -39,12 +39,12 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    from gtex_models.choices import ALL_TISSUES, HARMONISATIONS
-    from gtex_models.evaluation import r2_across_missing_rates
-    from gtex_models.model_space import ModelSpace
-    from gtex_models.oracle import OracleImputer
-    from gtex_models.other_cohort import compare_cohorts, shifted_test_donors
-    from gtex_models.study import Study
+    from gtex_models.analysis.evaluation import r2_across_missing_rates
+    from gtex_models.analysis.other_cohort import compare_cohorts, shifted_test_donors
+    from gtex_models.common.choices import ALL_TISSUES, HARMONISATIONS
+    from gtex_models.models.model_space import ModelSpace
+    from gtex_models.models.oracle import OracleImputer
+    from gtex_models.studies.study import Study
 
     study = Study.open(args.study)
     cohort = study.cohort()

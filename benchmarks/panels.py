@@ -1,14 +1,14 @@
 """R² of the genes outside a panel against panel size, per method, for designed, most-variable and random panels.
 
 On the demo study (simulated, 2,000 genes): the panel is designed on the training donors
-(:func:`gtex_models.panels.design_panel`, greedy; one run to the largest size gives every smaller panel as
+(:func:`gtex_models.analysis.panels.design_panel`, greedy; one run to the largest size gives every smaller panel as
 its prefix), the most variable genes and random panels (``--random-seeds`` draws, averaged) are its
 competitors. Each method imputes the genes outside the panel on the test donors (``--test-samples`` of them,
-drawn once) and is scored by :func:`gtex_models.panels.panel_r2` (mean per-gene R², pooled residuals,
+drawn once) and is scored by :func:`gtex_models.analysis.panels.panel_r2` (mean per-gene R², pooled residuals,
 reference: the tissue's training mean). Methods: the demo's PMI (trained with MCAR masks), the
 per-tissue mean, KNN, the oracle (exact conditional mean, the ceiling). For the methods of ``--model-scored``
 (default: the neural ones, whose imputations take well under a second) the model-scored panel
-(:func:`gtex_models.panels.model_scored_panel`: candidates scored with the method itself on 300 validation
+(:func:`gtex_models.analysis.panels.model_scored_panel`: candidates scored with the method itself on 300 validation
 donors, then a local search) is added; KNN and the oracle take 20-40 s per imputation of the 300 samples, too
 slow for its 45 scorings per size. ``--panel-pmi K`` adds a PMI trained
 with the designed panel of size K as its training pattern, ``--wide-gain S`` an inductive GAIN-GTEx trained
@@ -55,11 +55,17 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    from gtex_models.benchmark import known_groups_only
-    from gtex_models.imputers import default_settings, make_imputer
-    from gtex_models.model_space import ModelSpace, cohort_for_model
-    from gtex_models.panels import design_panel, model_scored_panel, most_variable_panel, panel_r2, random_panel
-    from gtex_models.study import Study
+    from gtex_models.analysis.benchmark import known_groups_only
+    from gtex_models.analysis.panels import (
+        design_panel,
+        model_scored_panel,
+        most_variable_panel,
+        panel_r2,
+        random_panel,
+    )
+    from gtex_models.models.model_space import ModelSpace, cohort_for_model
+    from gtex_models.models.registry import default_settings, make_imputer
+    from gtex_models.studies.study import Study
 
     study = Study.open(args.study)
     pmi, metadata = study.load_model(args.model)
@@ -84,7 +90,7 @@ def main() -> None:
             imputers[method] = pmi if method == "pmi" else make_imputer(method).fit(train)
     if args.panel_pmi:
         settings = {**default_settings("pmi", cohort.n_samples, cohort.n_genes), "max_seconds": args.panel_pmi_seconds}
-        from gtex_models.patterns import Pattern
+        from gtex_models.data.patterns import Pattern
 
         pattern = Pattern("panel", panel=tuple(int(j) for j in designed[: args.panel_pmi]))
         start = time.perf_counter()

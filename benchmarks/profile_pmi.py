@@ -28,8 +28,9 @@ def impute_breakdown(imputer, query, repeats: int = 3) -> str:
     import numpy as np
     import torch
 
-    from gtex_models.model_space import gene_indexer
-    from gtex_models.training import PREDICT_BATCH_SIZE, chunks
+    from gtex_models.data.batches import chunks
+    from gtex_models.models.model_space import gene_indexer
+    from gtex_models.models.training import PREDICT_BATCH_SIZE
 
     def timed(fn):
         times = []
@@ -95,9 +96,9 @@ def main() -> None:
     from benchmarks.impute_latency import untrained_imputer
     from benchmarks.scale_cohort import scale_cohort
     from benchmarks.train_throughput import method_settings
-    from gtex_models.evaluation import mask_cohort
-    from gtex_models.imputers import make_imputer
-    from gtex_models.masks import mcar_mask
+    from gtex_models.data.masks import mcar_mask
+    from gtex_models.data.patterns import mask_cohort
+    from gtex_models.models.registry import make_imputer
 
     sections = []
     cohort = scale_cohort()

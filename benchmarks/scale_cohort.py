@@ -27,8 +27,8 @@ CACHE = RESULTS / "scale_cohort"
 
 def scale_cohort(mmap: bool = True, rebuild: bool = False, directory: Path = CACHE):
     """The GTEx-scale simulated cohort; built and saved on first use, memory-mapped afterwards."""
-    from gtex_models.cohort import Cohort
-    from gtex_models.simulate import simulate_cohort
+    from gtex_models.data.cohort import Cohort
+    from gtex_models.data.simulate import simulate_cohort
 
     if rebuild or not (directory / "cohort.json").is_file():
         cohort = simulate_cohort(n_donors=N_DONORS, n_genes=N_GENES, seed=SEED)

@@ -2,12 +2,12 @@
 
 Stores are simulated fast (not the GTEx simulator): log2 expression = tissue mean + 8 latent factors +
 noise, 2,000 genes, 30 tissues, 20 samples per donor, written block by block by
-:class:`gtex_models.store.StoreWriter` (which accumulates the training donors' statistics on the way).
+:class:`gtex_models.data.store.StoreWriter` (which accumulates the training donors' statistics on the way).
 
 1. **Peak RSS** (``VmHWM`` of a fresh process, everything included) for each cohort size:
    *train*: PMI (1 x 512 hidden, batch 256, fp32) for ``--steps`` steps through ``imputer.fit`` on
    whole blocks drawn at random from the whole training split of the store; *impute*: one streaming
-   pass of :func:`gtex_models.streaming.impute_store` over the **whole** test split (25 % of the
+   pass of :func:`gtex_models.interfaces.streaming.impute_store` over the **whole** test split (25 % of the
    cohort; the network predicts every gene of every sample, block by block) into a new store.
    Each size is generated, measured once, and deleted.
 2. **Throughput** at the same batch size: ``fit`` for the same number of steps on the same rows read
@@ -50,9 +50,9 @@ def generate_store(directory: Path, n_samples: int, n_genes: int = N_GENES, seed
     import numpy as np
     import pandas as pd
 
-    from gtex_models.cohort import assign_donor_split
-    from gtex_models.reference import tissues as reference_tissues
-    from gtex_models.store import StoreWriter, split_order
+    from gtex_models.data.cohort import assign_donor_split
+    from gtex_models.data.reference import tissues as reference_tissues
+    from gtex_models.data.store import StoreWriter, split_order
 
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -88,7 +88,7 @@ def generate_store(directory: Path, n_samples: int, n_genes: int = N_GENES, seed
 def _pmi(threads: int):
     import torch
 
-    from gtex_models.imputers import make_imputer
+    from gtex_models.models.registry import make_imputer
 
     torch.set_num_threads(threads)
     return make_imputer("pmi", **MODEL, batch_size=BATCH, lr=1e-3, max_epochs=1, patience=1, device="cpu")
@@ -109,10 +109,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     """One measurement in this (fresh) process; printed as JSON on the last line."""
     import numpy as np
 
-    from gtex_models.checkpoints import load_checkpoint, save_checkpoint
-    from gtex_models.cohort import Cohort
-    from gtex_models.distributed import current_sync, init_process_group, is_main_process
-    from gtex_models.inference import ModelSpace
+    from gtex_models.data.cohort import Cohort
+    from gtex_models.models.checkpoints import load_checkpoint, save_checkpoint
+    from gtex_models.models.distributed import current_sync, init_process_group, is_main_process
+    from gtex_models.models.model_space import ModelSpace
 
     init_process_group()
     sync = current_sync()
@@ -135,7 +135,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             save_checkpoint(imputer, args.checkpoint, {"genes": store.genes, "tissues": list(imputer.tissues),
                                                        "transform": store.transform})
     else:  # impute: one streaming pass over the whole test split into a new store
-        from gtex_models.streaming import impute_store
+        from gtex_models.interfaces.streaming import impute_store
 
         imputer, metadata = load_checkpoint(args.checkpoint)
         test = store.split("test")
@@ -180,7 +180,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.measure:
         row = measure(args)
-        from gtex_models.distributed import is_main_process
+        from gtex_models.models.distributed import is_main_process
 
         if is_main_process():
             print(json.dumps(row))

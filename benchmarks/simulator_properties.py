@@ -28,19 +28,20 @@ import numpy as np
 import pandas as pd
 from _common import load_average, markdown_table, write_results
 
-from gtex_models.masks import mcar_mask
-from gtex_models.checkpoints import load_checkpoint
-from gtex_models.demo import DEMO_SIMULATION, checkpoint_path
-from gtex_models.embeddings import brain_neighbours, tissue_embeddings
-from gtex_models.evaluation import mask_cohort, r2_per_gene, summarize
-from gtex_models.imputers.baselines import BloodImputer, MeanImputer
-from gtex_models.oracle import (
+from gtex_models.analysis.embeddings import brain_neighbours, tissue_embeddings
+from gtex_models.analysis.evaluation import r2_per_gene, summarize
+from gtex_models.data.masks import mcar_mask
+from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.models.baselines import BloodImputer, MeanImputer
+from gtex_models.models.checkpoints import load_checkpoint
+from gtex_models.models.oracle import (
     OracleImputer,
     conditional_moments,
     enumerate_conditional_moments,
     linear_conditional_mean,
 )
-from gtex_models.simulate import simulate_cohort
+from gtex_models.studies.demo import DEMO_SIMULATION, checkpoint_path
 
 MISSING_RATE = 0.5
 LINEAR_SAMPLES = 300

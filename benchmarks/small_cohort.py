@@ -34,7 +34,7 @@ N_SAMPLES, N_GENES = 128, 1000
 
 def gtex_shaped(directory: Path) -> tuple[Path, Path]:
     """The simulated cohort's first 128 samples as log2(TPM + 1) (genes x samples) and its sample table."""
-    from gtex_models.simulate import simulate_cohort
+    from gtex_models.data.simulate import simulate_cohort
 
     cohort = simulate_cohort(n_donors=7, n_genes=N_GENES, seed=0).subset_samples(np.arange(N_SAMPLES))
     log = np.log2(cohort.raw() + 1.0)
@@ -71,7 +71,7 @@ def run(name: str, methods: str, directory: Path) -> list[dict]:
     method) so that its CPU time (``time.process_time``: every thread of this process) is measured too:
     on a machine shared with other jobs, wall-clock seconds depend on what else runs at that moment.
     """
-    from gtex_models.cli import main
+    from gtex_models.interfaces.cli.main import main
 
     write, tissue_column = COHORTS[name]
     expression, samples = write(directory)

@@ -34,7 +34,7 @@ def _children_cpu_seconds() -> float:
 
 def build_once(donors: int, genes: int, max_epochs: int | None, directory: Path) -> dict:
     """Simulate a cohort, time ``study build`` on it, and read back what the study holds."""
-    from gtex_models.study import Study
+    from gtex_models.studies.study import Study
 
     cohort, study = directory / "cohort", directory / "study"
     subprocess.run([sys.executable, "-m", "gtex_models", "simulate", "--donors", str(donors), "--genes", str(genes),

@@ -3,7 +3,7 @@
 Each (method, hidden size, precision) runs in its own subprocess, so its peak RSS is that of a fresh
 Python process that loads the cached scale cohort (memory-mapped), copies the training split, builds
 the model's tensors and trains. It runs ``--warmup`` batches, then times batches for ``--seconds``
-(at least ``--min-batches``) with :func:`gtex_models.training.train_step`, the loop's own step (random
+(at least ``--min-batches``) with :func:`gtex_models.models.training.train_step`, the loop's own step (random
 masks, autocast, backward, fused Adam step, for every objective). Seconds per epoch are
 **extrapolated**: ``ceil(n_train / batch) * seconds_per_batch + one validation pass`` (timed), in wall
 seconds and in CPU seconds of the process (with ``--threads 1`` on a busy machine, the CPU seconds are
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from benchmarks._common import (ROOT, load_average, markdown_table, peak_rss_gib, sync, write_results)
+    from benchmarks._common import ROOT, load_average, markdown_table, peak_rss_gib, sync, write_results
 except ImportError:
     from _common import ROOT, load_average, markdown_table, peak_rss_gib, sync, write_results
 
@@ -44,8 +44,9 @@ def method_settings(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model, training) settings of ``config`` if given, else of ``method``'s inductive config (the
     demo benchmark's); ``hidden`` overrides the width of a single hidden layer."""
-    from gtex_models.demo import BENCHMARK_CONFIGS
-    from gtex_models.experiment import CONFIG_DIR, Experiment
+    from gtex_models.common.paths import CONFIG_DIR
+    from gtex_models.studies.demo import BENCHMARK_CONFIGS
+    from gtex_models.studies.experiment import Experiment
 
     experiment = Experiment.from_yaml(config or CONFIG_DIR / BENCHMARK_CONFIGS[(method, "inductive")])
     model, training = dict(experiment.model), dict(experiment.training)
@@ -57,9 +58,11 @@ def method_settings(
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """One configuration, in this process: returns its measurements."""
     import torch
+
     from benchmarks.scale_cohort import scale_cohort
-    from gtex_models.imputers import make_imputer
-    from gtex_models.training import batches, evaluate, make_optimizers, resolve_device, seeded, train_step
+    from gtex_models.data.batches import batches
+    from gtex_models.models.registry import make_imputer
+    from gtex_models.models.training import evaluate, make_optimizers, resolve_device, seeded, train_step
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -168,7 +171,7 @@ def main() -> None:
         passthrough += ["--batch-size", str(args.batch_size)]
     runs = []  # (method, hidden, precision, config)
     if args.configs:
-        from gtex_models.experiment import Experiment
+        from gtex_models.studies.experiment import Experiment
 
         for config in args.configs.split(","):
             method = Experiment.from_yaml(config).method

@@ -4,7 +4,7 @@ Subsets of the cached GTEx-scale cohort grow along a ladder (donors x genes, eve
 train / valid / test donors stay as they are). Each baseline is run on the ladder's subsets in turn,
 each run in a subprocess killed at ``--budget`` seconds; its largest subset finished in time is
 kept. PMI and GAIN-GTEx (their inductive configs) are then fitted and scored on
-that same subset, with the same protocol: :func:`gtex_models.benchmark.fit_and_score`, inductive
+that same subset, with the same protocol: :func:`gtex_models.analysis.benchmark.fit_and_score`, inductive
 scenario (fit on train donors, early stopping on valid, 50% of each test sample's values hidden
 MCAR, R² per gene on the hidden entries). Deep models train for at most ``--deep-seconds``.
 
@@ -56,8 +56,8 @@ def subset(n_donors: int, n_genes: int, seed: int = 0):
 
 def run_one(method: str, n_donors: int, n_genes: int, deep_seconds: float) -> dict[str, Any]:
     from benchmarks.train_throughput import method_settings
-    from gtex_models.benchmark import fit_and_score
-    from gtex_models.imputers import make_imputer
+    from gtex_models.analysis.benchmark import fit_and_score
+    from gtex_models.models.registry import make_imputer
 
     cohort = subset(n_donors, n_genes)
     config: dict[str, Any] = {}

@@ -2,6 +2,6 @@
 
 import sys
 
-from gtex_models.cli import main
+from gtex_models.interfaces.cli.main import main
 
 sys.exit(main())

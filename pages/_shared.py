@@ -24,18 +24,18 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-from gtex_models.calibration import Calibration
-from gtex_models.experiment import calibrate_checkpoint
-from gtex_models.checkpoints import load_checkpoint
-from gtex_models.choices import DUPLICATE_CHOICES
-from gtex_models.cohort import Cohort
-from gtex_models.demo import CACHE_DIR, DEMO_DIR
-from gtex_models.imputers.base import Imputer
-from gtex_models.model_space import ModelSpace, cohort_for_model
-from gtex_models.jobs import Job
-from gtex_models.reference import are_gtex_tissues
-from gtex_models.study import MANIFEST, Study, StudyError, find_studies
-from gtex_models.training import resolve_device
+from gtex_models.common.choices import DUPLICATE_CHOICES
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.reference import are_gtex_tissues
+from gtex_models.models.base import Imputer
+from gtex_models.models.calibration import Calibration
+from gtex_models.models.checkpoints import load_checkpoint
+from gtex_models.models.model_space import ModelSpace, cohort_for_model
+from gtex_models.models.training import resolve_device
+from gtex_models.studies.demo import CACHE_DIR, DEMO_DIR
+from gtex_models.studies.experiment import calibrate_checkpoint
+from gtex_models.studies.jobs import Job
+from gtex_models.studies.study import MANIFEST, Study, StudyError, find_studies
 
 SIMULATED = "SIMULATED"
 STUDY_KEY = "study_path"  # the pickers' widget keys

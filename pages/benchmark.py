@@ -7,11 +7,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from gtex_models import plots
-from gtex_models.calibration import coverage_table
-from gtex_models.imputers import make_imputer
-from gtex_models.model_space import ModelSpace, cohort_for_model
-from gtex_models.study import METHOD_LABELS
+from gtex_models.interfaces import plots
+from gtex_models.models.calibration import coverage_table
+from gtex_models.models.model_space import ModelSpace, cohort_for_model
+from gtex_models.models.registry import make_imputer
+from gtex_models.studies.study import METHOD_LABELS
 from pages._shared import (
     SIMULATED,
     benchmark,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from gtex_models import embeddings, plots
-from gtex_models.embeddings import UMAP_MIN_GROUPS
+from gtex_models.analysis import embeddings
+from gtex_models.analysis.embeddings import UMAP_MIN_GROUPS
+from gtex_models.interfaces import plots
 from pages._shared import current_study, download_csv, group_word, model, selected_model, simulated_note, study_token
 
 

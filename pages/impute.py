@@ -8,11 +8,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from gtex_models import inference, plots
-from gtex_models.covariates import SEXES
-from gtex_models.io.errors import InputError, max_input_mb
-from gtex_models.choices import ORIENTATIONS
-from gtex_models.study import Study
+from gtex_models.common.choices import ORIENTATIONS
+from gtex_models.data.covariates import SEXES
+from gtex_models.data.readers.errors import InputError, max_input_mb
+from gtex_models.interfaces import plots, try_it
+from gtex_models.interfaces import upload as pipeline
+from gtex_models.models import model_space
+from gtex_models.studies.study import Study
 from pages._shared import (
     DUPLICATE_LABELS,
     Upload,
@@ -28,7 +30,7 @@ from pages._shared import (
     study_token,
 )
 
-SCALE_LABELS = {"auto": "Detect", **inference.SCALE_NAMES}
+SCALE_LABELS = {"auto": "Detect", **pipeline.SCALE_NAMES}
 PER_FILE, PER_SAMPLE = "One {word} for the whole file", "Per sample, from a sample table"
 PREVIEW_ROWS, PREVIEW_COLUMNS = 50, 60  # styling is slow: ~3,000 cells take ~0.3 s
 IMPUTED_STYLE = "background-color: #ffe0b2"  # the imputed cells of the result preview
@@ -40,33 +42,33 @@ INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95, 0.99)
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _prepare(token: str, key: str, upload: Upload, options: tuple[str, str, str],
-             gene_map: Upload | None) -> inference.PreparedUpload:
+             gene_map: Upload | None) -> pipeline.PreparedUpload:
     """An upload read, mapped to genes (with a gene map), aligned to model ``key`` and its scale decided;
     ``options``: orientation, scale choice, duplicates."""
     orientation, scale, duplicates = options
-    mapping = None if gene_map is None else inference.read_gene_map_upload(*gene_map)
-    return inference.prepare_upload(upload[0], model(key)[2], filename=upload[1], orientation=orientation,
+    mapping = None if gene_map is None else pipeline.read_gene_map_upload(*gene_map)
+    return pipeline.prepare_upload(upload[0], model(key)[2], filename=upload[1], orientation=orientation,
                                     scale=scale, duplicates=duplicates, gene_map=mapping)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _impute(token: str, key: str, upload: Upload, options: tuple[str, str, str], gene_map: Upload | None,
-            samples: pd.DataFrame, level: float | None) -> inference.ImputationResult:
+            samples: pd.DataFrame, level: float | None) -> pipeline.ImputationResult:
     """The imputation of an upload (cached on the study, the model, the files' bytes and every option), with
     calibrated intervals at ``level`` (None: without)."""
     imputer, _, space = model(key)
     prepared = _prepare(token, key, upload, options, gene_map)
-    result = inference.impute_upload(imputer, space, prepared.alignment, samples, prepared.scale,
+    result = pipeline.impute_upload(imputer, space, prepared.alignment, samples, prepared.scale,
                                      calibration=calibration(key)[0], interval=level)
     result.scale_reason = prepared.scale_reason
     return result
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _trial(token: str, key: str, rows: tuple[int, ...], rate: float, seed: int, level: float) -> inference.TrialResult:
+def _trial(token: str, key: str, rows: tuple[int, ...], rate: float, seed: int, level: float) -> try_it.TrialResult:
     """The try-it experiment on rows ``rows`` of the study's cohort (intervals at ``level`` when calibrated)."""
     imputer, _, space = model(key)
-    return inference.hide_and_impute(imputer, inference.cohort_for_model(cohort(), space), rows, rate, seed,
+    return try_it.hide_and_impute(imputer, model_space.cohort_for_model(cohort(), space), rows, rate, seed,
                                      calibration(key)[0], level)
 
 
@@ -90,10 +92,10 @@ def _example(token: str) -> bytes:
     data = cohort()
     test_groups = data.samples.loc[data.samples["split"] == "test", "tissue"]
     group = EXAMPLE_TISSUE if EXAMPLE_TISSUE in set(test_groups) else test_groups.value_counts().index[0]
-    return inference.example_upload(data, group).T.to_csv().encode()
+    return try_it.example_upload(data, group).T.to_csv().encode()
 
 
-def _sample_options(study: Study, space: inference.ModelSpace, sample_ids: list[str]) -> dict[str, Any] | None:
+def _sample_options(study: Study, space: model_space.ModelSpace, sample_ids: list[str]) -> dict[str, Any] | None:
     """Group, sex and age widgets (only those the model can use); sample_table's keyword arguments, or None
     until complete."""
     word = group_word(space.tissues)
@@ -112,7 +114,7 @@ def _sample_options(study: Study, space: inference.ModelSpace, sample_ids: list[
         if sheet is None:
             st.info("Upload a sample table whose `sample_id` column matches the expression file.")
             return None
-        return {"annotation": inference.read_sample_upload(sheet.getvalue(), sheet.name, column)}
+        return {"annotation": pipeline.read_sample_upload(sheet.getvalue(), sheet.name, column)}
     widths = [3] + [1] * (has_sex + has_age)
     columns = st.columns(widths)
     label = "Tissue (GTEx name)" if word == "tissue" else "Group"
@@ -132,7 +134,7 @@ def _sample_options(study: Study, space: inference.ModelSpace, sample_ids: list[
     return options
 
 
-def _coverage(alignment: inference.Alignment, scale: str, reason: str) -> None:
+def _coverage(alignment: pipeline.Alignment, scale: str, reason: str) -> None:
     """Coverage metrics, warnings and details of an aligned upload."""
     coverage = alignment.coverage
     cols = st.columns(4)
@@ -141,7 +143,7 @@ def _coverage(alignment: inference.Alignment, scale: str, reason: str) -> None:
                    help="Model genes the upload has as a row or column (even if some values are missing).")
     cols[2].metric("Observed values", f"{coverage.observed_share:.1%}",
                    help="Share of observed values over samples x model genes; the rest is imputed.")
-    cols[3].metric("Scale", inference.SCALE_NAMES[scale], help=f"Reason: {reason}.")
+    cols[3].metric("Scale", pipeline.SCALE_NAMES[scale], help=f"Reason: {reason}.")
     for message in coverage.warnings:
         st.warning(message)
     with st.expander("Coverage details"):
@@ -163,9 +165,9 @@ def _marked_preview(frame: pd.DataFrame, imputed: pd.DataFrame) -> pd.io.formats
     return shown.style.apply(lambda _: np.where(mask, IMPUTED_STYLE, ""), axis=None).format(precision=3)
 
 
-def _results(result: inference.ImputationResult) -> None:
+def _results(result: pipeline.ImputationResult) -> None:
     """Preview heat map, marked table, downloads and interval chart of an imputation."""
-    unit = inference.SCALE_NAMES[result.scale]
+    unit = pipeline.SCALE_NAMES[result.scale]
     st.success(f"Imputed {result.n_imputed:,} values: {result.values.shape[0]:,} samples x "
                f"{result.values.shape[1]:,} genes ({len(result.added_features):,} genes added from the model).")
     uploaded = result.values.columns[: result.values.shape[1] - len(result.added_features)]
@@ -177,8 +179,8 @@ def _results(result: inference.ImputationResult) -> None:
     uncertainty = result.lower is not None and st.toggle(
         f"Add interval columns (calibrated {level:.0%} intervals)", value=True, key="interval_columns",
         help="Each column c gets c_lower and c_upper; observed values have a zero-width interval.")
-    frame = inference.result_frame(result, uncertainty=uncertainty)
-    imputed = inference.imputed_frame(result)
+    frame = pipeline.result_frame(result, uncertainty=uncertainty)
+    imputed = pipeline.imputed_frame(result)
     st.dataframe(_marked_preview(frame, imputed), width="stretch")
     rows, columns = frame.shape
     clipped = (f"Showing {min(rows, PREVIEW_ROWS)} of {rows:,} rows and {min(columns, PREVIEW_COLUMNS)} of "
@@ -222,7 +224,7 @@ def upload_tab(study: Study, key: str) -> None:
         st.download_button("No file at hand? Download an example (held-out samples of the study with gaps)",
                            lambda: _example(study_token()), file_name="example_partial_samples.csv",
                            mime="text/csv", type="tertiary", icon=":material/download:", key="download_example")
-    upload = st.file_uploader("Expression file", type=list(inference.UPLOAD_TYPES), key="expression_file")
+    upload = st.file_uploader("Expression file", type=list(pipeline.UPLOAD_TYPES), key="expression_file")
     left, middle, right = st.columns(3)
     orientation = left.selectbox("Layout", ORIENTATIONS, help="`auto` looks at which axis holds gene identifiers.")
     scale_choice = middle.selectbox("Scale", list(SCALE_LABELS), format_func=SCALE_LABELS.__getitem__,
@@ -245,7 +247,7 @@ def upload_tab(study: Study, key: str) -> None:
         sample_options = _sample_options(study, space, prepared.table.sample_ids)
         if sample_options is None:
             return
-        samples = inference.sample_table(prepared.table.sample_ids, space.tissues, **sample_options)
+        samples = pipeline.sample_table(prepared.table.sample_ids, space.tissues, **sample_options)
         level = _interval_level(key, "upload_interval_level")
         with st.status("Imputing…", expanded=False) as status:
             result = _impute(token, key, files, options, gene_map, samples, level)

@@ -1,6 +1,6 @@
 """New study: an expression matrix (with an optional sample table) or a cohort folder becomes a study.
 
-The models train in a background thread (:mod:`gtex_models.jobs`), one study at a time for the
+The models train in a background thread (:mod:`gtex_models.studies.jobs`), one study at a time for the
 whole server, so the user can browse the other pages meanwhile; the study is written to the studies
 folder only once complete (``build_study`` writes it in one step), so a cancel or a failure leaves
 nothing behind. Cohorts above :data:`MAX_CELLS` values (``$GTEX_MAX_TRAIN_CELLS``) get the CLI
@@ -19,15 +19,16 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from gtex_models import inference
-from gtex_models.benchmark import require_complete
-from gtex_models.cohort import Cohort
-from gtex_models.io.errors import InputError, max_input_mb
-from gtex_models.choices import ORIENTATIONS
-from gtex_models.io.tables import ExpressionTable
-from gtex_models.jobs import CANCELLED, DONE, FAILED, Job, start_job
-from gtex_models.study import METHOD_LABELS
-from gtex_models.study_build import StudyCancelled, build_study
+from gtex_models.analysis.benchmark import require_complete
+from gtex_models.common.choices import ORIENTATIONS
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.readers import scale as scale_detection
+from gtex_models.data.readers.errors import InputError, max_input_mb
+from gtex_models.data.readers.expression import ExpressionTable
+from gtex_models.interfaces import upload as pipeline
+from gtex_models.studies.build import StudyCancelled, build_study
+from gtex_models.studies.jobs import CANCELLED, DONE, FAILED, Job, start_job
+from gtex_models.studies.study import METHOD_LABELS
 from pages._shared import DUPLICATE_LABELS, GROUP_COLUMNS, Upload, job_board, select_study, studies_dir
 
 MAX_CELLS = 2_000_000  # samples x genes trained on this page (~1,000 samples x 2,000 genes); beyond: the CLI
@@ -46,7 +47,7 @@ LANDING_PAGE = "pages/benchmark.py"
 # ------------------------------------------------------------------------------------ reading
 @st.cache_data(show_spinner="Reading the matrix…", max_entries=2)
 def _read(data: bytes, filename: str, orientation: str, duplicates: str) -> ExpressionTable:
-    return inference.read_upload(data, filename, orientation, duplicates)
+    return pipeline.read_upload(data, filename, orientation, duplicates)
 
 
 @st.cache_data(show_spinner="Building the cohort…", max_entries=2)
@@ -55,7 +56,7 @@ def _import(expression: Upload, samples: Upload | None, gene_map: Upload | None,
     """The uploads as a cohort (``options``: group column, orientation, scale, duplicates, negatives); without
     a group column every sample is in the group ``All samples``."""
     group_column, orientation, scale, duplicates, negatives = options
-    cohort = inference.import_uploads(expression, samples, gene_map, tissue_column=group_column or "tissue",
+    cohort = pipeline.import_uploads(expression, samples, gene_map, tissue_column=group_column or "tissue",
                                       orientation=orientation, scale=scale, duplicates=duplicates,
                                       negatives=negatives)
     if group_column is None:
@@ -111,7 +112,7 @@ def _upload_source() -> Source:
                 f"and age. An optional probe-to-gene map turns probe IDs into genes (then the pathway views and "
                 f"GTEx-gene models apply). Limit: {max_input_mb():g} MB per file.")
     left, middle, right = st.columns(3)
-    matrix = left.file_uploader("Expression matrix", type=list(inference.UPLOAD_TYPES), key="new_expression")
+    matrix = left.file_uploader("Expression matrix", type=list(pipeline.UPLOAD_TYPES), key="new_expression")
     sheet = middle.file_uploader("Sample table (optional)", type=["csv", "tsv", "txt", "gz"], key="new_samples")
     mapping = right.file_uploader("Probe-to-gene map (optional)", type=["csv", "tsv", "txt", "gz"],
                                   key="new_gene_map", help="Two columns: probe ID, gene symbol or Ensembl ID. "
@@ -127,7 +128,7 @@ def _upload_source() -> Source:
                                                              "same gene: refuse, keep the first, or average them.")
     data = matrix.getvalue()
     table = _read(data, matrix.name, orientation, duplicates)
-    detected, reason = inference.detect_scale(table.values, table.sample_ids, table.feature_ids)
+    detected, reason = scale_detection.detect_scale(table.values, table.sample_ids, table.feature_ids)
     digest = hashlib.sha1(data).hexdigest()[:12]
     scale = right.selectbox("Scale", list(SCALE_LABELS), index=list(SCALE_LABELS).index(detected),
                             format_func=SCALE_LABELS.__getitem__, key=f"new_scale_{digest}",
@@ -141,7 +142,7 @@ def _upload_source() -> Source:
     group_column, samples = None, None
     if sheet is not None:
         samples = (sheet.getvalue(), sheet.name)
-        columns = inference.upload_columns(*samples)
+        columns = pipeline.upload_columns(*samples)
         default = next((c for c in columns if c.lower() in GROUP_COLUMNS), ONE_GROUP)
         choice = left.selectbox("Group column", [ONE_GROUP, *columns], index=[ONE_GROUP, *columns].index(default),
                                 key=f"new_group_{hashlib.sha1(samples[0]).hexdigest()[:12]}",

@@ -10,13 +10,28 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from gtex_models import plots
-from gtex_models.choices import PANEL_STRATEGIES
-from gtex_models.model_space import cohort_for_model
-from gtex_models.panels import (choose_panel, match_panel, panel_r2, panel_size_curve, panel_sizes, panel_text,
-                                parse_panel)
-from pages._shared import cohort, current_study, download_csv, group_word, model, selected_model, simulated_note, \
-    study_token
+from gtex_models.analysis.panels import (
+    choose_panel,
+    match_panel,
+    panel_r2,
+    panel_size_curve,
+    panel_sizes,
+    panel_text,
+    parse_panel,
+)
+from gtex_models.common.choices import PANEL_STRATEGIES
+from gtex_models.interfaces import plots
+from gtex_models.models.model_space import cohort_for_model
+from pages._shared import (
+    cohort,
+    current_study,
+    download_csv,
+    group_word,
+    model,
+    selected_model,
+    simulated_note,
+    study_token,
+)
 
 MAX_TEST_SAMPLES = 600  # test samples scored on the page (drawn once); the CLI and benchmark score them all
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from gtex_models import plots
-from gtex_models.reference import PATHWAY_TITLES, PATHWAYS, pathway_genes
-from gtex_models.study import Study
+from gtex_models.data.reference import PATHWAY_TITLES, PATHWAYS, pathway_genes
+from gtex_models.interfaces import plots
+from gtex_models.studies.study import Study
 from pages._shared import current_study, download_csv, group_word, model, selected_model, simulated_note, tables
 
 LANDMARK_GENES = {"alzheimer": "APP", "p53": "TP53"}  # the gene "Find a gene" opens on (else the first)

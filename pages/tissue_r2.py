@@ -9,15 +9,20 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
-from gtex_models import inference, plots
-from gtex_models.benchmark import DEFAULT_RATES, evaluation_tables
-from gtex_models.choices import HARMONISATIONS, ORIENTATIONS, SCALE_CHOICES
-from gtex_models.cohort import Cohort
-from gtex_models.evaluation import MIN_HIDDEN_PER_GENE
-from gtex_models.inference import cohort_for_model
-from gtex_models.messages import list_examples
-from gtex_models.other_cohort import CohortComparison, compare_cohorts, read_group_map_upload, shifted_test_donors
-from gtex_models.study import Study
+from gtex_models.analysis.benchmark import DEFAULT_RATES, evaluation_tables
+from gtex_models.analysis.evaluation import MIN_HIDDEN_PER_GENE
+from gtex_models.analysis.other_cohort import (
+    CohortComparison,
+    compare_cohorts,
+    read_group_map_upload,
+    shifted_test_donors,
+)
+from gtex_models.common.choices import HARMONISATIONS, ORIENTATIONS, SCALE_CHOICES
+from gtex_models.common.messages import list_examples
+from gtex_models.data.cohort import Cohort
+from gtex_models.interfaces import plots, upload
+from gtex_models.models.model_space import cohort_for_model
+from gtex_models.studies.study import Study
 from pages._shared import (
     GROUP_COLUMNS,
     Upload,
@@ -45,7 +50,7 @@ OWN_ROW = "own test donors"  # compare_cohorts' label of the model's own test do
 HARMONISATION_LABELS = {"own": "own: each gene standardised on the cohort itself (the paper's choice)",
                         "training": "training: the model's statistics",
                         "quantile": "quantile: each sample aligned to the training profile"}
-SCALE_LABELS = {"auto": "Detect", **inference.SCALE_NAMES}
+SCALE_LABELS = {"auto": "Detect", **upload.SCALE_NAMES}
 Source = tuple[tuple, Callable[[tuple[str, ...]], tuple[CohortComparison, list[str]]]]
 
 
@@ -83,7 +88,7 @@ def _shifted_comparison(token: str, key: str, tissues: tuple[str, ...],
 def _uploaded_cohort(expression: Upload, samples: Upload | None, options: tuple[str, str, str]) -> Cohort:
     """The uploaded second cohort (``options``: group column, layout, scale)."""
     column, orientation, scale = options
-    return inference.import_uploads(expression, samples, tissue_column=column, orientation=orientation, scale=scale)
+    return upload.import_uploads(expression, samples, tissue_column=column, orientation=orientation, scale=scale)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -129,7 +134,7 @@ def _upload_source(key: str, word: str) -> Source | None:
                 f"(`sample_id` and a group column) and an optional **group map** (two columns: the cohort's group, "
                 f"the model's {word}; groups named as a model {word} map to themselves).")
     left, middle, right = st.columns(3)
-    matrix = left.file_uploader("Expression matrix", type=list(inference.UPLOAD_TYPES), key="other_expression")
+    matrix = left.file_uploader("Expression matrix", type=list(upload.UPLOAD_TYPES), key="other_expression")
     sheet = middle.file_uploader("Sample table (optional)", type=["csv", "tsv", "txt", "gz"], key="other_samples")
     mapping = right.file_uploader("Group map (optional)", type=["csv", "tsv", "txt"], key="other_group_map")
     if matrix is None:
@@ -143,7 +148,7 @@ def _upload_source(key: str, word: str) -> Source | None:
     samples = None if sheet is None else (sheet.getvalue(), sheet.name)
     column = "tissue"
     if samples is not None:
-        columns = inference.upload_columns(*samples)
+        columns = upload.upload_columns(*samples)
         default = next((i for i, c in enumerate(columns) if c.lower() in GROUP_COLUMNS), 0)
         column = right.selectbox("Group column", columns, index=default, key="other_group_column")
     options = (column, orientation, scale)

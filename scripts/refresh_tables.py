@@ -1,7 +1,7 @@
 """Recompute a study's evaluation tables with the current estimators (no retraining).
 
 The tables the app shows — per-gene R², per-group R² on the extended test set, R² against the missing rate
-(:func:`gtex_models.benchmark.evaluation_tables`, with the settings ``study build`` uses) — are recomputed
+(:func:`gtex_models.analysis.benchmark.evaluation_tables`, with the settings ``study build`` uses) — are recomputed
 from each model's checkpoint and the study's cohort, and written in place. Run it after a change to how R²
 is estimated (e.g. the repeated masks of the across-rates tables, or leaving out genes whose hidden values
 do not vary)::
@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
-    from gtex_models.benchmark import evaluation_tables, known_groups_only
-    from gtex_models.model_space import ModelSpace, cohort_for_model
-    from gtex_models.study import Study, write_model
+    from gtex_models.analysis.benchmark import evaluation_tables, known_groups_only
+    from gtex_models.models.model_space import ModelSpace, cohort_for_model
+    from gtex_models.studies.study import Study, write_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", type=Path, required=True)

@@ -146,9 +146,9 @@ def open_page(page, url: str, path: str, title: str) -> None:
 
 def upload_csv(study_path: Path, path: Path) -> tuple[Path, str]:
     """A genes x samples CSV of the study's held-out samples of one group with gaps, and that group."""
-    from gtex_models.demo import CACHE_DIR
-    from gtex_models.inference import example_upload
-    from gtex_models.study import Study
+    from gtex_models.interfaces.try_it import example_upload
+    from gtex_models.studies.demo import CACHE_DIR
+    from gtex_models.studies.study import Study
 
     cohort = Study.open(study_path).cohort(CACHE_DIR)
     groups = cohort.samples.loc[cohort.samples["split"] == "test", "tissue"]
@@ -206,8 +206,8 @@ def shoot(url: str, out: Path, studies: Mapping[str, Path]) -> list[Path]:
 
 
 def main() -> int:
-    from gtex_models.demo import DEMO_DIR
-    from gtex_models.study import Study
+    from gtex_models.studies.demo import DEMO_DIR
+    from gtex_models.studies.study import Study
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "screenshots")

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from gtex_models.io.errors import MAX_INPUT_MB_ENV
+from gtex_models.data.readers.errors import MAX_INPUT_MB_ENV
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from gtex_models.cohort import Cohort
-from gtex_models.evaluation import mask_cohort, r2_per_gene, summarize
-from gtex_models.imputers import make_imputer
-from gtex_models.masks import mcar_mask
-from gtex_models.simulate import simulate_cohort
+from gtex_models.analysis.evaluation import r2_per_gene, summarize
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.masks import mcar_mask
+from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.models.registry import make_imputer
 
 if TYPE_CHECKING:
-    from gtex_models.imputers.pmi import PMIImputer
+    from gtex_models.models.pmi import PMIImputer
 
 # A PMI trained for a few seconds on the small cohort (one thread): the deep model the accuracy,
 # upload and "try it" tests use.

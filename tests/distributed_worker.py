@@ -9,9 +9,10 @@ from pathlib import Path
 import safetensors.torch
 import torch.distributed as dist
 
-from gtex_models.cohort import Cohort
-from gtex_models.distributed import init_process_group, train_at_scale
-from gtex_models.experiment import Experiment
+from gtex_models.data.cohort import Cohort
+from gtex_models.models.distributed import init_process_group
+from gtex_models.studies.at_scale import train_at_scale
+from gtex_models.studies.experiment import Experiment
 
 store, out = Path(sys.argv[1]), Path(sys.argv[2])
 init_process_group()

@@ -1,6 +1,6 @@
 """Tiny studies for the app tests (seconds to build), and an AppTest driver pointed at them.
 
-:func:`write_study` lays a cohort and models out with the study writers of :mod:`gtex_models.study`
+:func:`write_study` lays a cohort and models out with the study writers of :mod:`gtex_models.studies.study`
 (models fitted here with tiny settings); :func:`open_app` starts the app with the given study
 folders (``$GTEX_STUDY``) and an empty studies folder (``$GTEX_STUDIES_DIR``), so the tests never
 see a user's ``data/studies``.
@@ -22,13 +22,12 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from gtex_models.benchmark import evaluate_imputer, evaluation_tables
-from gtex_models.checkpoints import load_checkpoint, save_checkpoint
-from gtex_models.cohort import Cohort
-from gtex_models.embeddings import pca_coordinates, tissue_embeddings
-from gtex_models.imputers import make_imputer
-from pages._shared import SELECTED_MODEL, SELECTED_STUDY
-from gtex_models.study import (
+from gtex_models.analysis.benchmark import evaluate_imputer, evaluation_tables
+from gtex_models.analysis.embeddings import pca_coordinates, tissue_embeddings
+from gtex_models.data.cohort import Cohort
+from gtex_models.models.checkpoints import load_checkpoint, save_checkpoint
+from gtex_models.models.registry import make_imputer
+from gtex_models.studies.study import (
     BENCHMARK_FILE,
     COHORT_DIR,
     Study,
@@ -38,6 +37,7 @@ from gtex_models.study import (
     write_manifest,
     write_model,
 )
+from pages._shared import SELECTED_MODEL, SELECTED_STUDY
 
 REPO = Path(__file__).resolve().parent.parent
 APP = str(REPO / "app.py")
@@ -103,11 +103,11 @@ def probe_matrix(directory: Path, n_samples: int = 60, n_probes: int = 300, seed
 
 
 def build_probe_study(directory: Path) -> Path:
-    """A study built by :func:`~gtex_models.study_build.build_study` from :func:`probe_matrix` imported as a
+    """A study built by :func:`~gtex_models.studies.build.build_study` from :func:`probe_matrix` imported as a
     user would (scale detected): PMI and GAIN-GTEx (hidden 32, 2 epochs) and the mean, KNN and MICE baselines."""
-    from gtex_models.experiment import default_config
-    from gtex_models.io import import_table
-    from gtex_models.study_build import build_study
+    from gtex_models.data.readers import import_table
+    from gtex_models.studies.build import build_study
+    from gtex_models.studies.experiment import default_config
 
     expression, samples = probe_matrix(directory / "files")
     with warnings.catch_warnings():
@@ -129,7 +129,7 @@ def clear_caches() -> None:
 def app_on(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, study: Path | None = None) -> Iterator[Study]:
     """The app offered ``study`` (selected at start) next to the demo, or the demo alone, with fresh caches;
     an empty studies folder of its own, whatever the user has."""
-    from gtex_models.demo import DEMO_DIR
+    from gtex_models.studies.demo import DEMO_DIR
 
     point_app_at(monkeypatch, *([study] if study is not None else []), studies_dir=tmp_path / "no_studies")
     clear_caches()

@@ -3,16 +3,15 @@ calibration view, on the demo and on a one-group probe study."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-
-from gtex_models.demo import CACHE_DIR, DEMO_DIR
-from gtex_models.inference import example_upload
-from gtex_models.study import Study
 from studies import app_on, assert_clean, clear_caches, open_app, point_app_at, write_study
 from test_app_pages import array, charts
 from test_calibration import probe_cohort
+
+from gtex_models.interfaces.try_it import example_upload
+from gtex_models.studies.demo import CACHE_DIR, DEMO_DIR
+from gtex_models.studies.study import Study
 
 UPLOAD_TISSUE = "Whole Blood"
 

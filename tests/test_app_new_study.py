@@ -1,7 +1,7 @@
 """The New study page under AppTest: upload a matrix, build a study in the background, land on it; cancel;
 bad inputs; cohorts too large for the page.
 
-The builds are real (:func:`~gtex_models.study_build.build_study` on small data, 2 epochs).
+The builds are real (:func:`~gtex_models.studies.build.build_study` on small data, 2 epochs).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-
-from gtex_models.jobs import CANCELLED, DONE
-from gtex_models.simulate import simulate_cohort
-from gtex_models.study import MANIFEST, Study
-from pages._shared import SELECTED_STUDY, job_board
 from studies import APP, TIMEOUT, assert_clean, clear_caches, open_app, point_app_at, probe_matrix
+
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.studies.jobs import CANCELLED, DONE
+from gtex_models.studies.study import MANIFEST, Study
+from pages._shared import SELECTED_STUDY, job_board
 
 PAGE = "pages/new_study.py"
 

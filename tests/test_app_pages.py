@@ -18,20 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
-
-from gtex_models import embeddings, plots
-from gtex_models.demo import CACHE_DIR, DEMO_DIR
-from gtex_models.benchmark import evaluation_tables
-from gtex_models.inference import cohort_for_model, example_upload, hide_and_impute, impute_file, result_frame
-from gtex_models.model_space import ModelSpace
-from gtex_models.reference import pathway_genes
-from gtex_models.simulate import simulate_cohort
-from gtex_models.study import MANIFEST, MODELS_DIR, Study
-from pages._shared import SELECTED_STUDY, given_locations
 from studies import (
     PAGES,
-    app_on,
     PROBE_GROUPS,
+    app_on,
     assert_clean,
     build_probe_study,
     clear_caches,
@@ -39,6 +29,18 @@ from studies import (
     point_app_at,
     write_study,
 )
+
+from gtex_models.analysis import embeddings
+from gtex_models.analysis.benchmark import evaluation_tables
+from gtex_models.data.reference import pathway_genes
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.interfaces import plots
+from gtex_models.interfaces.try_it import example_upload, hide_and_impute
+from gtex_models.interfaces.upload import impute_file, result_frame
+from gtex_models.models.model_space import ModelSpace, cohort_for_model
+from gtex_models.studies.demo import CACHE_DIR, DEMO_DIR
+from gtex_models.studies.study import MANIFEST, MODELS_DIR, Study
+from pages._shared import SELECTED_STUDY, given_locations
 
 UPLOAD_TISSUE = "Whole Blood"
 TINY_MODELS = {"pmi_all": ("pmi", None), "gain_all": ("gain", None), "mean_all": ("mean", None)}
@@ -308,7 +310,7 @@ def _shown_trial(at: AppTest) -> tuple[dict[str, str], pd.DataFrame]:
 
 def test_try_it_controls_change_the_samples_and_the_rate_scored(on_tiny):
     """Each control (group, number of samples, missing rate) changes what is scored, and what is shown is
-    the documented experiment (inference.hide_and_impute) on exactly those held-out samples."""
+    the documented experiment (try_it.hide_and_impute) on exactly those held-out samples."""
     at = open_app()
     at.segmented_control(key="impute_mode").set_value("Try it on held-out samples").run()
     before = _shown_trial(at)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from gtex_models.simulate import simulate_cohort
-from gtex_models.study import Study
 from studies import app_on, assert_clean, build_probe_study, clear_caches, open_app, point_app_at, write_study
 from test_app_pages import array, charts
+
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.studies.study import Study
 
 PAGE = "pages/panels.py"
 

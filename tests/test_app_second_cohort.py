@@ -1,6 +1,6 @@
 """The Tissue R² page's second cohort (Viñas et al. 2021, Fig. 4), driven with Streamlit's AppTest: on the
 simulated demo a shifted copy of its test donors, on a user's one-group microarray-like study an uploaded
-cohort; what is shown must be what :func:`~gtex_models.other_cohort.compare_cohorts` gives on the same inputs."""
+cohort; what is shown must be what :func:`~gtex_models.analysis.other_cohort.compare_cohorts` gives on the same inputs."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
-
-from gtex_models.benchmark import DEFAULT_RATES
-from gtex_models.demo import CACHE_DIR
-from gtex_models.inference import import_uploads
-from gtex_models.io import import_table
-from gtex_models.model_space import ModelSpace
-from gtex_models.other_cohort import compare_cohorts, shifted_test_donors
 from studies import app_on, assert_clean, open_app, probe_matrix, write_study
 from test_app_pages import array, charts
+
+from gtex_models.analysis.benchmark import DEFAULT_RATES
+from gtex_models.analysis.other_cohort import compare_cohorts, shifted_test_donors
+from gtex_models.data.readers import import_table
+from gtex_models.interfaces.upload import import_uploads
+from gtex_models.models.model_space import ModelSpace
+from gtex_models.studies.demo import CACHE_DIR
 
 PAGE = "pages/tissue_r2.py"
 SHIFTED = "Shifted copy of the test donors (simulated platform shift)"

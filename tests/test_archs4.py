@@ -8,10 +8,10 @@ import h5py
 import numpy as np
 import pytest
 
-from gtex_models.cli import main
-from gtex_models.io.archs4 import import_archs4
-from gtex_models.io.errors import InputError
-from gtex_models.reference import protein_coding_genes
+from gtex_models.data.readers.archs4 import import_archs4
+from gtex_models.data.readers.errors import InputError
+from gtex_models.data.reference import protein_coding_genes
+from gtex_models.interfaces.cli.main import main
 
 N_SERIES, PER_SERIES = 8, 9
 

@@ -11,15 +11,15 @@ import re
 import shutil
 import tomllib
 
+import bad_inputs as corpus
 import pytest
 from streamlit.testing.v1 import AppTest
-
-import bad_inputs as corpus
-from gtex_models import inference
-from gtex_models.io.errors import MAX_INPUT_MB, InputError
-from gtex_models.simulate import simulate_cohort
-from gtex_models.study import MODELS_DIR
 from studies import APP, REPO, clear_caches, point_app_at, write_study
+
+from gtex_models.data.readers.errors import MAX_INPUT_MB, InputError
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.interfaces import upload as pipeline
+from gtex_models.studies.study import MODELS_DIR
 
 TISSUE = "Whole Blood"
 KEY = "mean_all"
@@ -160,7 +160,7 @@ def test_upload_limit_is_configured_and_enforced_in_code(monkeypatch):
     monkeypatch.delenv("GTEX_MAX_INPUT_MB", raising=False)
     data = b"x" * (MAX_INPUT_MB * 2**20 + 1)
     with pytest.raises(InputError, match=rf"big\.csv is 200\.0 MB, above the upload limit of {MAX_INPUT_MB} MB"):
-        inference.read_upload(data, "big.csv")
+        pipeline.read_upload(data, "big.csv")
 
 
 def test_uploads_are_parsed_in_a_temp_dir_and_never_written_elsewhere(app_model, tmp_path, monkeypatch):
@@ -171,9 +171,9 @@ def test_uploads_are_parsed_in_a_temp_dir_and_never_written_elsewhere(app_model,
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.chdir(tmp_path)
     good = corpus.case_bom_crlf(tmp_path, app_model[0].genes).path.read_bytes()
-    table = inference.read_upload(good, "../../escape.csv")  # a hostile name: only its last part is used
+    table = pipeline.read_upload(good, "../../escape.csv")  # a hostile name: only its last part is used
     assert table.sample_ids == ["S1", "S2", "S3", "S4"]
     with pytest.raises(InputError, match=r"^escape\.csv: the header line parses into a single column"):
-        inference.read_upload(b"a b c\n1 2 3\n", "../../escape.csv")
+        pipeline.read_upload(b"a b c\n1 2 3\n", "../../escape.csv")
     assert not list(scratch.iterdir())  # the temp dir is gone
     assert not (tmp_path.parent / "escape.csv").exists() and not (tmp_path / "escape.csv").exists()

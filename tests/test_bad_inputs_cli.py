@@ -8,15 +8,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import bad_inputs as corpus
 import numpy as np
 import pandas as pd
 import pytest
 
-import bad_inputs as corpus
-from gtex_models.checkpoints import save_checkpoint
-from gtex_models.cli import main
-from gtex_models.imputers import make_imputer
-from gtex_models.simulate import simulate_cohort
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.interfaces.cli.main import main
+from gtex_models.models.checkpoints import save_checkpoint
+from gtex_models.models.registry import make_imputer
 
 TISSUE = "Whole Blood"
 

@@ -10,19 +10,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gtex_models.cohort import Cohort, Transform
-from gtex_models.evaluation import mask_cohort, r2_per_gene, summarize
-from gtex_models.imputers import METHODS, imputer_class, make_imputer
-from gtex_models.imputers.baselines import (
+from gtex_models.analysis.evaluation import r2_per_gene, summarize
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.masks import mcar_mask
+from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.reference import WHOLE_BLOOD
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.data.transform import Transform
+from gtex_models.models.baselines import (
     FOREST_MAX_FEATURES,
     FOREST_MIN_SAMPLES_LEAF,
     BloodImputer,
     MeanImputer,
     TissueMeans,
 )
-from gtex_models.masks import mcar_mask
-from gtex_models.reference import WHOLE_BLOOD
-from gtex_models.simulate import simulate_cohort
+from gtex_models.models.registry import METHODS, imputer_class, make_imputer
 
 FAST_CONFIGS = {
     "mean": {},
@@ -206,10 +208,10 @@ def test_unknown_method_lists_the_known_ones() -> None:
 
 
 def test_importing_the_registry_imports_no_estimators() -> None:
-    code = ("import sys, gtex_models, gtex_models.imputers; "
-            "print(sorted(m for m in sys.modules if m.startswith(('sklearn', 'gtex_models.imputers.'))))")
+    code = ("import sys, gtex_models, gtex_models.models.registry; "
+            "print(sorted(m for m in sys.modules if m.startswith(('sklearn', 'gtex_models.models.'))))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "['gtex_models.imputers.base']"
+    assert result.stdout.strip() == "['gtex_models.models.base', 'gtex_models.models.registry']"
 
 
 def test_mice_stays_bounded_with_fewer_samples_than_genes() -> None:

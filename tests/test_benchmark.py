@@ -7,19 +7,20 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gtex_models import benchmark
-from gtex_models.benchmark import (
+from gtex_models.analysis import benchmark
+from gtex_models.analysis.benchmark import (
     RECORD_KEYS,
     evaluate_imputer,
     evaluation_tables,
     run_benchmark,
     to_markdown,
 )
-from gtex_models.cohort import Cohort
-from gtex_models.imputers.base import Imputer, ProgressCallback
-from gtex_models.masks import mcar_mask
-from gtex_models.reference import pathway_genes
-from gtex_models.simulate import simulate_cohort
+from gtex_models.common.progress import ProgressCallback
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.masks import mcar_mask
+from gtex_models.data.reference import pathway_genes
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.models.base import Imputer
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,11 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import pytest
+from studies import build_probe_study
 
-from gtex_models.demo import CACHE_DIR, DEMO_DIR
-from gtex_models.inference import example_upload
-from gtex_models.study import Study
+from gtex_models.interfaces.try_it import example_upload
+from gtex_models.studies.demo import CACHE_DIR, DEMO_DIR
+from gtex_models.studies.study import Study
 from scripts.screenshots import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -31,7 +32,6 @@ from scripts.screenshots import (
     selected_study,
     settle,
 )
-from studies import build_probe_study
 
 pytestmark = pytest.mark.browser
 DEMO, PROBES = "Demo cohort (simulated)", "Microarray-like cohort"

@@ -17,10 +17,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import SMALL_PMI
-from gtex_models.benchmark import calibrate_scenario, scenario_data
-from gtex_models.calibration import (
+
+from gtex_models.analysis.benchmark import calibrate_scenario, scenario_data
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.models.calibration import (
     LEVELS,
     Calibration,
     CalibrationError,
@@ -29,12 +32,9 @@ from gtex_models.calibration import (
     coverage_table,
     interval_scores,
 )
-from gtex_models.checkpoints import attach_calibration, load_checkpoint, save_checkpoint
-from gtex_models.cohort import Cohort
-from gtex_models.evaluation import mask_cohort
-from gtex_models.experiment import Experiment, save_model
-from gtex_models.imputers import make_imputer
-from gtex_models.simulate import simulate_cohort
+from gtex_models.models.checkpoints import attach_calibration, load_checkpoint, save_checkpoint
+from gtex_models.models.registry import make_imputer
+from gtex_models.studies.experiment import Experiment, save_model
 
 LEVEL = 0.9
 POOLED_TOLERANCE = 0.03

@@ -11,18 +11,18 @@ import pandas as pd
 import pytest
 import safetensors.numpy
 
-from gtex_models.checkpoints import (
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.masks import mcar_mask
+from gtex_models.data.patterns import mask_cohort
+from gtex_models.models.base import Imputer
+from gtex_models.models.checkpoints import (
     CheckpointError,
     IncompatibleCohortError,
     check_compatible,
     load_checkpoint,
     save_checkpoint,
 )
-from gtex_models.cohort import Cohort
-from gtex_models.evaluation import mask_cohort
-from gtex_models.imputers import make_imputer
-from gtex_models.imputers.base import Imputer
-from gtex_models.masks import mcar_mask
+from gtex_models.models.registry import make_imputer
 
 TINY = {"hidden_sizes": [64], "batch_size": 64, "lr": 3e-3, "max_epochs": 3, "seed": 0}
 

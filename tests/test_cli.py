@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gtex_models.cli import main
-from gtex_models.cohort import Cohort
-from gtex_models.experiment import CONFIG_DIR, Experiment
+from gtex_models.common.paths import CONFIG_DIR
+from gtex_models.data.cohort import Cohort
+from gtex_models.interfaces.cli.main import main
+from gtex_models.studies.experiment import Experiment
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_every_shipped_config_builds_its_imputer(path):
 
 
 def test_every_demo_model_has_its_config():
-    from gtex_models.demo import BENCHMARK_CONFIGS, DEMO_EXPERIMENTS
+    from gtex_models.studies.demo import BENCHMARK_CONFIGS, DEMO_EXPERIMENTS
 
     for name in DEMO_EXPERIMENTS.values():
         assert (CONFIG_DIR / name).is_file(), name
@@ -170,7 +171,7 @@ def test_study_build_on_a_prepared_gtex_cohort(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()[-1]
     assert out.startswith(f"Study 'cohort': {cohort.n_samples} samples x {cohort.n_genes} genes, 3 group(s); "
                           "models pmi_all") and "5 benchmark" in out
-    from gtex_models.study import Study
+    from gtex_models.studies.study import Study
 
     study = Study.open(tmp_path / "study")
     assert study.problems == [] and not study.simulated
@@ -244,7 +245,7 @@ def test_a_gene_map_lets_a_probe_upload_meet_a_gene_model(cohort_dir, tmp_path, 
 
 
 def test_build_demo_is_a_shortcut_to_study_build(monkeypatch, tmp_path, capsys):
-    from gtex_models import demo
+    from gtex_models.studies import demo
 
     small = demo.SimulationConfig(n_donors=12, n_genes=400, seed=3)
     monkeypatch.setattr(demo, "DEMO_SIMULATION", small)
@@ -252,7 +253,7 @@ def test_build_demo_is_a_shortcut_to_study_build(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(demo, "demo_runs", lambda: ([Experiment("mean")], [Experiment("knn", "inplace")]))
     assert main(["build-demo", "--out", str(tmp_path / "demo")]) == 0
     assert capsys.readouterr().out.startswith("Demo study: 'Demo cohort (simulated)'")
-    from gtex_models.study import Study
+    from gtex_models.studies.study import Study
 
     study = Study.open(tmp_path / "demo")
     assert study.simulated and study.manifest["cohort"]["simulation"]["n_donors"] == 12

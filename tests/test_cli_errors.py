@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gtex_models import simulate
-from gtex_models.cli import main
-from gtex_models.cohort import Cohort
+from gtex_models.data import simulate
+from gtex_models.data.cohort import Cohort
+from gtex_models.interfaces.cli.main import main
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gtex_models.checkpoints import load_checkpoint, save_checkpoint
-from gtex_models.cli import main
-from gtex_models.cohort import Cohort
+from gtex_models.data.cohort import Cohort
+from gtex_models.interfaces.cli.main import main
+from gtex_models.models.checkpoints import load_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import warnings
 
 import pytest
 
-from gtex_models.cli import main
-from gtex_models.cohort import Cohort
-from gtex_models.other_cohort import shift_cohort
-from gtex_models.panels import parse_panel
+from gtex_models.analysis.other_cohort import shift_cohort
+from gtex_models.analysis.panels import parse_panel
+from gtex_models.data.cohort import Cohort
+from gtex_models.interfaces.cli.main import main
 from tests.test_patterns import symbols_only_cohort
 
 

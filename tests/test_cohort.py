@@ -4,9 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gtex_models.atomic import OutputPathError
-from gtex_models.cohort import Cohort, CohortFormatError, Transform, assign_donor_split
-from gtex_models.reference import pathway_genes
+from gtex_models.common.atomic import OutputPathError
+from gtex_models.data.cohort import Cohort, assign_donor_split
+from gtex_models.data.cohort_format import CohortFormatError
+from gtex_models.data.reference import pathway_genes
+from gtex_models.data.transform import Transform
 
 
 def test_save_load_round_trip_is_exact(tmp_path, small_cohort):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gtex_models.covariates import CovariateEncoder, UnknownTissueError, parse_age, parse_sex
+from gtex_models.data.covariates import CovariateEncoder, UnknownTissueError, parse_age, parse_sex
 
 
 def test_sex_codes_and_words() -> None:

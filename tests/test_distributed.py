@@ -12,12 +12,12 @@ import pytest
 import safetensors.torch
 import torch
 
-from gtex_models.checkpoints import load_checkpoint
-from gtex_models.distributed import load_loop_state, save_loop_state
-from gtex_models.evaluation import mask_cohort
-from gtex_models.imputers import make_imputer
-from gtex_models.store import save_store
-from gtex_models.training import LoopState
+from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.store import save_store
+from gtex_models.models.checkpoints import load_checkpoint
+from gtex_models.models.distributed import load_loop_state, save_loop_state
+from gtex_models.models.registry import make_imputer
+from gtex_models.models.training import LoopState
 
 ROOT = Path(__file__).resolve().parents[1]
 

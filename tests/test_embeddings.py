@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gtex_models import embeddings
-from gtex_models.cohort import Cohort
-from gtex_models.imputers import make_imputer
-from gtex_models.nn import embedding_size
+from gtex_models.analysis import embeddings
+from gtex_models.data.cohort import Cohort
+from gtex_models.models.networks import embedding_size
+from gtex_models.models.registry import make_imputer
 
 TINY = {"hidden_sizes": (16,), "max_epochs": 1}
 

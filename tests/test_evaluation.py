@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gtex_models.evaluation import (
+from gtex_models.analysis.evaluation import (
     extended_test_indices,
-    mask_cohort,
     r2_across_missing_rates,
     r2_per_gene,
     r2_per_tissue,
     summarize,
 )
-from gtex_models.simulate import simulate_cohort
+from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.simulate import simulate_cohort
 
 
 def _random_case(seed: int = 0, shape: tuple[int, int] = (60, 5)) -> tuple[np.ndarray, np.ndarray]:

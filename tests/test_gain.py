@@ -7,12 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
-from gtex_models.cohort import Cohort, Transform
-from gtex_models.evaluation import mask_cohort, r2_per_gene, summarize
-from gtex_models.imputers import make_imputer
-from gtex_models.imputers.gain import GAINImputer
-from gtex_models.masks import mcar_mask
-from gtex_models.nn import GAINDiscriminator
+from gtex_models.analysis.evaluation import r2_per_gene, summarize
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.masks import mcar_mask
+from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.transform import Transform
+from gtex_models.models.gain import GAINImputer
+from gtex_models.models.networks import GAINDiscriminator
+from gtex_models.models.registry import make_imputer
 
 # The demo's in-place settings (one hidden layer, dropout 0.5, masks of 10-50 %), scaled down. On the
 # simulator's 30-donor cohort (about 12 samples per tissue, half of them hidden) two hidden layers
@@ -186,7 +188,7 @@ def test_defaults_follow_the_paper() -> None:
 
 def _profile_agreement(imputer: GAINImputer, cohort: Cohort) -> float:
     """Correlation, over tissue pairs, of the embeddings' cosine similarity with the tissues' mean profiles'."""
-    from gtex_models.embeddings import cosine_similarity, tissue_embeddings
+    from gtex_models.analysis.embeddings import cosine_similarity, tissue_embeddings
 
     similarity = cosine_similarity(tissue_embeddings(imputer))
     means = pd.DataFrame(cohort.x, index=cohort.samples["tissue"]).groupby(level=0).mean()

@@ -5,24 +5,29 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import MaskedTest
-from gtex_models import inference
-from gtex_models.cohort import Cohort, Transform
-from gtex_models.evaluation import mask_cohort, r2_per_gene, summarize
-from gtex_models.imputers import make_imputer
-from gtex_models.io.errors import MAX_INPUT_MB_ENV, InputError
-from gtex_models.io.tables import ExpressionTable
-from gtex_models.oracle import OracleImputer
+
+from gtex_models.analysis.evaluation import r2_per_gene, summarize
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.readers import scale as scale_detection
+from gtex_models.data.readers.errors import MAX_INPUT_MB_ENV, InputError
+from gtex_models.data.readers.expression import ExpressionTable
+from gtex_models.data.transform import Transform
+from gtex_models.interfaces import try_it
+from gtex_models.interfaces import upload as pipeline
+from gtex_models.models import model_space
+from gtex_models.models.oracle import OracleImputer
+from gtex_models.models.registry import make_imputer
 
 TISSUE = "Whole Blood"
 
 
 @pytest.fixture(scope="module")
-def fitted(small_cohort: Cohort) -> tuple[object, inference.ModelSpace]:
+def fitted(small_cohort: Cohort) -> tuple[object, model_space.ModelSpace]:
     """A per-tissue mean imputer and its model space (genes, tissues, transform)."""
     imputer = make_imputer("mean").fit(small_cohort.split("train"))
-    return imputer, inference.ModelSpace(small_cohort.genes, tuple(small_cohort.tissues), small_cohort.transform)
+    return imputer, model_space.ModelSpace(small_cohort.genes, tuple(small_cohort.tissues), small_cohort.transform)
 
 
 @pytest.fixture(scope="module")
@@ -35,23 +40,23 @@ def blood(small_cohort: Cohort) -> pd.DataFrame:
     return frame.round(3).mask(hidden)
 
 
-def _upload(frame: pd.DataFrame, name: str = "upload.csv") -> ExpressionTable:
-    return inference.read_upload(frame.to_csv().encode(), name)
+def _upload(frame: pd.DataFrame, name: str = "pipeline.csv") -> ExpressionTable:
+    return pipeline.read_upload(frame.to_csv().encode(), name)
 
 
 def _impute(fitted, table: ExpressionTable, scale: str = "auto", tissue: str = TISSUE, **kwargs):
     imputer, space = fitted
-    alignment = inference.align_to_model(table, space.genes)
-    scale, _ = inference.resolve_scale(table.values, scale)
-    samples = inference.sample_table(table.sample_ids, space.tissues, tissue=tissue)
-    return inference.impute_upload(imputer, space, alignment, samples, scale, **kwargs)
+    alignment = pipeline.align_to_model(table, space.genes)
+    scale, _ = scale_detection.resolve_scale(table.values, scale)
+    samples = pipeline.sample_table(table.sample_ids, space.tissues, tissue=tissue)
+    return pipeline.impute_upload(imputer, space, alignment, samples, scale, **kwargs)
 
 
 # ------------------------------------------------------------------------------------ alignment
 def test_alignment_by_symbol_reports_coverage(fitted, blood):
     _, space = fitted
     part = blood.iloc[:, :300]
-    alignment = inference.align_to_model(_upload(part), space.genes)
+    alignment = pipeline.align_to_model(_upload(part), space.genes)
     coverage = alignment.coverage
     assert coverage.n_model_genes == space.n_genes
     assert coverage.n_matched == 300
@@ -70,7 +75,7 @@ def test_alignment_by_versioned_and_unversioned_ensembl_ids_in_either_orientatio
     genes_by_samples = blood.set_axis(mixed, axis=1).T
     table = _upload(genes_by_samples)
     assert table.orientation == "genes-by-samples"
-    alignment = inference.align_to_model(table, space.genes)
+    alignment = pipeline.align_to_model(table, space.genes)
     assert alignment.coverage.n_matched == space.n_genes
     np.testing.assert_array_equal(alignment.values, blood.to_numpy(dtype=np.float32))
 
@@ -79,9 +84,9 @@ def test_unknown_features_are_reported_and_low_coverage_warns(fitted, blood):
     _, space = fitted
     sparse = blood.iloc[:, :10].copy()
     sparse["MADE_UP_GENE"] = 1.0
-    coverage = inference.align_to_model(_upload(sparse), space.genes).coverage
+    coverage = pipeline.align_to_model(_upload(sparse), space.genes).coverage
     assert coverage.unknown_features == ["MADE_UP_GENE"]
-    assert coverage.observed_share < inference.LOW_COVERAGE
+    assert coverage.observed_share < pipeline.LOW_COVERAGE
     assert "unreliable" in coverage.warnings[0]
     assert any("MADE_UP_GENE" in message for message in coverage.warnings)
 
@@ -91,7 +96,7 @@ def test_no_known_gene_is_a_clear_error(fitted):
     frame = pd.DataFrame({"FOO1": [1.0, 2.0], "BAR2": [3.0, 4.0]}, index=["s1", "s2"])
     table = ExpressionTable(frame.to_numpy(np.float32), ["s1", "s2"], ["FOO1", "BAR2"], "samples-by-genes")
     with pytest.raises(InputError, match="None of the 2 gene identifiers"):
-        inference.align_to_model(table, space.genes)
+        pipeline.align_to_model(table, space.genes)
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -99,12 +104,12 @@ def test_read_upload_enforces_the_size_limit_and_names_the_file(monkeypatch, blo
     data = blood.to_csv().encode()
     monkeypatch.setenv(MAX_INPUT_MB_ENV, str(len(data) / 2**20 / 2))
     with pytest.raises(InputError, match=r"my_samples\.csv is .* above the upload limit"):
-        inference.read_upload(data, "my_samples.csv")
+        pipeline.read_upload(data, "my_samples.csv")
 
 
 def test_read_upload_errors_name_the_upload_not_a_temporary_path():
     with pytest.raises(InputError) as error:
-        inference.read_upload(b"gene,s1\nTP53,abc\n", "broken.csv")
+        pipeline.read_upload(b"gene,s1\nTP53,abc\n", "broken.csv")
     assert str(error.value).startswith("broken.csv")
     assert "gtex-upload-" not in str(error.value)
 
@@ -112,40 +117,40 @@ def test_read_upload_errors_name_the_upload_not_a_temporary_path():
 # ------------------------------------------------------------------------------------ scale
 def test_scale_detection(blood):
     tpm = blood.to_numpy()
-    assert inference.detect_scale(tpm)[0] == "tpm"
-    assert inference.detect_scale(np.log2(tpm + 1))[0] == "log"
-    assert inference.detect_scale(np.array([[-0.5, 2.0]]))[0] == "log"
+    assert scale_detection.detect_scale(tpm)[0] == "tpm"
+    assert scale_detection.detect_scale(np.log2(tpm + 1))[0] == "log"
+    assert scale_detection.detect_scale(np.array([[-0.5, 2.0]]))[0] == "log"
     with pytest.raises(InputError, match="no observed values"):
-        inference.detect_scale(np.full((2, 2), np.nan))
+        scale_detection.detect_scale(np.full((2, 2), np.nan))
     with pytest.raises(InputError, match="negative"):
-        inference.resolve_scale(np.array([[-1.0, 2.0]]), "tpm")
-    assert inference.resolve_scale(tpm, "log") == ("log", "chosen")
+        scale_detection.resolve_scale(np.array([[-1.0, 2.0]]), "tpm")
+    assert scale_detection.resolve_scale(tpm, "log") == ("log", "chosen")
 
 
 # ------------------------------------------------------------------------------------ tissues
 def test_tissue_names_are_forgiving_and_unknown_ones_get_suggestions(small_cohort):
     known = small_cohort.tissues
-    assert inference.resolve_tissues(["whole blood", "Brain_Cortex", "Brain - Cortex"], known) == [
+    assert pipeline.resolve_tissues(["whole blood", "Brain_Cortex", "Brain - Cortex"], known) == [
         "Whole Blood", "Brain - Cortex", "Brain - Cortex"]
     with pytest.raises(InputError, match="Unknown tissue 'brain cortx'.*did you mean 'Brain - Cortex'"):
-        inference.resolve_tissues(["brain cortx"], known)
+        pipeline.resolve_tissues(["brain cortx"], known)
 
 
 def test_sample_table_per_file_and_per_sample(small_cohort):
     known = small_cohort.tissues
-    per_file = inference.sample_table(["a", "b"], known, tissue="Lung", sex="F", age=63)
+    per_file = pipeline.sample_table(["a", "b"], known, tissue="Lung", sex="F", age=63)
     assert per_file["tissue"].tolist() == ["Lung", "Lung"]
     assert per_file["sex"].tolist() == ["female", "female"]
     assert per_file["age"].tolist() == [63.0, 63.0]
     annotation = pd.DataFrame({"sample_id": ["b", "a"], "tissue": ["liver", "Lung"], "sex": ["male", "unknown"],
                                "age": [45.0, np.nan]})
-    per_sample = inference.sample_table(["a", "b"], known, annotation=annotation)
+    per_sample = pipeline.sample_table(["a", "b"], known, annotation=annotation)
     assert per_sample["tissue"].tolist() == ["Lung", "Liver"]
     assert per_sample["sex"].tolist() == ["unknown", "male"]
     with pytest.raises(InputError, match=r"The sample table has no row for 1 sample\(s\) of the upload, e\.g\. 'c'"):
-        inference.sample_table(["a", "c"], known, annotation=annotation)
+        pipeline.sample_table(["a", "c"], known, annotation=annotation)
     with pytest.raises(InputError, match="Say which tissue"):
-        inference.sample_table(["a"], known)
+        pipeline.sample_table(["a"], known)
 
 
 # ------------------------------------------------------------------------------------ imputation
@@ -163,7 +168,7 @@ def test_imputation_keeps_observed_values_identifiers_and_orientation(fitted, bl
     assert result.observed.iloc[:, :300].to_numpy().tolist() == observed.tolist()
     assert not result.values.isna().any().any()
     assert (result.values.to_numpy() >= 0).all()
-    frame = inference.result_frame(result)
+    frame = pipeline.result_frame(result)
     assert frame.shape == (space.n_genes, len(part))
     assert list(frame.columns) == list(part.index)
 
@@ -185,14 +190,14 @@ def test_an_upload_is_imputed_as_the_same_values_given_as_a_cohort(small_pmi, in
     on_scale = Transform(model.mean, model.std, scale=scale)  # the upload's scale <-> model space
     frame = pd.DataFrame(np.where(observed, on_scale.inverse(as_cohort.x), np.nan), columns=truth.genes["symbol"],
                          index=pd.Index(truth.samples["sample_id"], name="sample_id")).iloc[:, :-40]
-    space = inference.ModelSpace(truth.genes, small_pmi.tissues, model)
+    space = model_space.ModelSpace(truth.genes, small_pmi.tissues, model)
 
     def upload(imputer) -> np.ndarray:
         table = _upload(frame)
-        samples = inference.sample_table(table.sample_ids, space.tissues,
+        samples = pipeline.sample_table(table.sample_ids, space.tissues,
                                          annotation=truth.samples[["sample_id", "tissue", "sex", "age"]])
-        result = inference.impute_upload(imputer, space, inference.align_to_model(table, space.genes), samples,
-                                         inference.resolve_scale(table.values)[0])
+        result = pipeline.impute_upload(imputer, space, pipeline.align_to_model(table, space.genes), samples,
+                                         scale_detection.resolve_scale(table.values)[0])
         assert result.scale == scale
         assert list(result.values.columns) == truth.genes["symbol"].tolist()  # absent genes appended, in order
         return result.values.to_numpy()
@@ -224,9 +229,9 @@ def test_unknown_tissue_is_an_input_error(fitted, blood):
 
 def test_gain_draws_give_intervals_in_the_upload_layout(small_cohort, blood):
     gain = make_imputer("gain", hidden_sizes=(32,), max_epochs=1, noise=0.5).fit(small_cohort.split("train"))
-    space = inference.ModelSpace(small_cohort.genes, gain.tissues, small_cohort.transform)
-    assert inference.supports_uncertainty(gain)
-    assert not inference.supports_uncertainty(make_imputer("mean"))
+    space = model_space.ModelSpace(small_cohort.genes, gain.tissues, small_cohort.transform)
+    assert pipeline.supports_uncertainty(gain)
+    assert not pipeline.supports_uncertainty(make_imputer("mean"))
     result = _impute((gain, space), _upload(blood), n_draws=8)
     lower, upper = result.lower.to_numpy(), result.upper.to_numpy()
     assert (lower <= upper + 1e-6).all()
@@ -235,7 +240,7 @@ def test_gain_draws_give_intervals_in_the_upload_layout(small_cohort, blood):
     assert (upper[~observed] > lower[~observed]).mean() > 0.5
     assert result.median_interval_width() > 0
     assert result.n_imputed == (~observed).sum()
-    frame = inference.result_frame(result, uncertainty=True)
+    frame = pipeline.result_frame(result, uncertainty=True)
     first = blood.columns[0]
     assert list(frame.columns[:3]) == [first, f"{first}_lower", f"{first}_upper"]
     assert frame.shape == (len(blood), 3 * small_cohort.n_genes)
@@ -263,31 +268,31 @@ def test_hide_and_impute_hides_the_values_from_the_model_and_scores_them(small_c
     samples = small_cohort.samples
     rows = np.flatnonzero((samples["split"] == "test") & samples["tissue"].isin(small_pmi.tissues))[:40]
     watching = _Watching(small_pmi)
-    trial = inference.hide_and_impute(watching, small_cohort, rows, 0.4, seed=3)
+    trial = try_it.hide_and_impute(watching, small_cohort, rows, 0.4, seed=3)
     assert trial.truth.shape == (40, small_cohort.n_genes)
     assert trial.hidden.mean() == pytest.approx(0.4, abs=0.03)
     (shown,) = watching.shown
     np.testing.assert_array_equal(np.isnan(shown), trial.hidden)
     np.testing.assert_array_equal(shown[~trial.hidden], small_cohort.x[rows][~trial.hidden])
     np.testing.assert_allclose(trial.imputed[~trial.hidden], trial.truth[~trial.hidden], rtol=1e-5)
-    mean = inference.hide_and_impute(make_imputer("mean").fit(small_cohort.split("train")), small_cohort, rows,
+    mean = try_it.hide_and_impute(make_imputer("mean").fit(small_cohort.split("train")), small_cohort, rows,
                                      0.4, seed=3)
     assert mean.r2_pooled < trial.r2_pooled < 0.99, (mean.r2_pooled, trial.r2_pooled)
-    rankable = trial.per_gene["n_hidden"] >= inference.MIN_HIDDEN_TO_RANK
+    rankable = trial.per_gene["n_hidden"] >= try_it.MIN_HIDDEN_TO_RANK
     assert rankable.is_monotonic_decreasing
     for group in (rankable, ~rankable):
         assert trial.per_gene.loc[group, "r2"].dropna().is_monotonic_decreasing
     assert trial.per_gene["r2"].mean() > mean.per_gene["r2"].mean() + 0.05  # measured 0.320 and 0.228
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        inference.hide_and_impute(small_pmi, small_cohort, rows, 1.0)
+        try_it.hide_and_impute(small_pmi, small_cohort, rows, 1.0)
 
 
 def test_hide_and_impute_with_the_oracle_scores_below_one(small_cohort):
     oracle = OracleImputer().fit(small_cohort)
     rows = np.flatnonzero(small_cohort.samples["split"] == "test")[:12]
-    trial = inference.hide_and_impute(oracle, small_cohort, rows, 0.4, seed=3)
+    trial = try_it.hide_and_impute(oracle, small_cohort, rows, 0.4, seed=3)
     assert 0.8 < trial.r2_pooled < 0.99  # measured 0.950
-    rankable = trial.per_gene["n_hidden"] >= inference.MIN_HIDDEN_TO_RANK
+    rankable = trial.per_gene["n_hidden"] >= try_it.MIN_HIDDEN_TO_RANK
     assert 0 < rankable.sum() < len(rankable)
     assert rankable.is_monotonic_decreasing  # genes whose R² rests on few hidden values come last
     for group in (rankable, ~rankable):
@@ -296,8 +301,8 @@ def test_hide_and_impute_with_the_oracle_scores_below_one(small_cohort):
 
 def test_cohort_for_model_selects_and_orders_the_model_genes(small_cohort):
     pathway = small_cohort.pathway("alzheimer")
-    space = inference.ModelSpace(pathway.genes.iloc[::-1], tuple(small_cohort.tissues), pathway.transform)
-    subset = inference.cohort_for_model(small_cohort, space)
+    space = model_space.ModelSpace(pathway.genes.iloc[::-1], tuple(small_cohort.tissues), pathway.transform)
+    subset = model_space.cohort_for_model(small_cohort, space)
     assert subset.genes["ensembl_gene_id"].tolist() == space.genes["ensembl_gene_id"].tolist()
     with pytest.raises(ValueError, match="lacks"):
-        inference.cohort_for_model(pathway, inference.ModelSpace(small_cohort.genes, (), small_cohort.transform))
+        model_space.cohort_for_model(pathway, model_space.ModelSpace(small_cohort.genes, (), small_cohort.transform))

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gtex_models.io import InputError, import_table, map_features, prepare_gtex, read_expression
-from gtex_models.io.errors import MAX_INPUT_MB_ENV, check_file_size
-from gtex_models.io.tables import read_samples_table
+from gtex_models.data.readers import InputError, import_table, map_features, prepare_gtex, read_expression
+from gtex_models.data.readers.errors import MAX_INPUT_MB_ENV, check_file_size
+from gtex_models.data.readers.samples import read_samples_table
 
 GOOD_CSV = "gene,S1,S2\nTP53,1,2\nGAPDH,3,4\n"
 

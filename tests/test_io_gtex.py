@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
-
-from gtex_models.cohort import Cohort
-from gtex_models.io import InputError, prepare_gtex
-from gtex_models.io.gtex import donor_of
 from gtex_files import write_gtex_files
+
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.readers import InputError, prepare_gtex
+from gtex_models.data.readers.gtex import donor_of
 
 # (Name, Description) rows of the GCT, in file order
 GCT_GENES = [

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import scipy.sparse
 
-from gtex_models.io import import_table, map_features, read_expression, read_samples_table
+from gtex_models.data.readers import import_table, map_features, read_expression, read_samples_table
 
 SYMBOLS = ["TP53", "GAPDH", "ACTB"]
 ENSEMBL = ["ENSG00000141510", "ENSG00000111640", "ENSG00000075624"]

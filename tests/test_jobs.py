@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from gtex_models.jobs import CANCELLED, DONE, FAILED, start_job
+from gtex_models.studies.jobs import CANCELLED, DONE, FAILED, start_job
 
 
 class Stopped(Exception):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gtex_models.masks import gain_hint, mcar_mask, mcar_mask_torch, pseudo_mask
+from gtex_models.data.masks import gain_hint, mcar_mask, mcar_mask_torch, pseudo_mask
 
 SHAPE = (300, 2000)
 TOLERANCE = 0.05  # > 4 binomial SDs for 2,000 genes

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from gtex_models.nn import (
+from gtex_models.models.networks import (
     EMBEDDING_INIT_STD,
     CovariateEmbedding,
     GAINDiscriminator,

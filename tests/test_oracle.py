@@ -5,9 +5,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from gtex_models.evaluation import mask_cohort
-from gtex_models.masks import mcar_mask
-from gtex_models.oracle import (
+from gtex_models.data.masks import mcar_mask
+from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.simulate import DETECTION_MIDPOINT, simulation_parameters
+from gtex_models.models.oracle import (
     ZERO_TOLERANCE,
     OracleImputer,
     Platform,
@@ -15,7 +16,6 @@ from gtex_models.oracle import (
     enumerate_conditional_moments,
     linear_conditional_mean,
 )
-from gtex_models.simulate import DETECTION_MIDPOINT, simulation_parameters
 
 N_DRAWS = 400_000
 TISSUE = "Brain - Cortex"
@@ -192,8 +192,8 @@ def test_oracle_on_another_platform_equals_exact_enumeration(tiny_problem, platf
 
 
 def test_the_oracle_of_a_shifted_cohort_is_calibrated_and_beats_a_platform_blind_one(small_cohort):
-    from gtex_models.evaluation import r2_per_gene
-    from gtex_models.other_cohort import shift_cohort
+    from gtex_models.analysis.evaluation import r2_per_gene
+    from gtex_models.analysis.other_cohort import shift_cohort
 
     test = small_cohort.split("test").subset_samples(np.arange(40))
     shifted = shift_cohort(test, offset_sd=1.0, scale_sd=0.3, noise_sd=0.3, drop_share=0.1, seed=2)

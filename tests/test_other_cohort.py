@@ -7,10 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from gtex_models.cohort import Cohort
-from gtex_models.imputers import make_imputer
-from gtex_models.model_space import ModelSpace
-from gtex_models.other_cohort import (
+from gtex_models.analysis.other_cohort import (
     MIN_COHORT_SAMPLES,
     align_cohort,
     compare_cohorts,
@@ -20,7 +17,10 @@ from gtex_models.other_cohort import (
     shift_cohort,
     shifted_test_donors,
 )
-from gtex_models.simulate import simulate_cohort
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.models.model_space import ModelSpace
+from gtex_models.models.registry import make_imputer
 from tests.test_patterns import symbols_only_cohort
 
 

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gtex_models import demo
-from gtex_models.atomic import OutputFolder, OutputPathError, atomic_file
-from gtex_models.cli import main
-from gtex_models.cohort import Cohort
-from gtex_models.simulate import SimulationConfig, simulate_cohort
-from gtex_models.store import save_store
+from gtex_models.common.atomic import OutputFolder, OutputPathError, atomic_file
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.simulate import SimulationConfig, simulate_cohort
+from gtex_models.data.store import save_store
+from gtex_models.interfaces.cli.main import main
+from gtex_models.studies import demo
 
 FOLDER_COMMANDS = ("simulate", "import", "prepare-gtex", "build-demo", "study build", "import --archs4",
                    "impute (store)")

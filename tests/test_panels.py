@@ -6,13 +6,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gtex_models.cohort import Cohort
-from gtex_models.evaluation import mask_cohort
-from gtex_models.imputers import make_imputer
-from gtex_models.panels import (choose_panel, design_panel, match_panel, model_scored_panel, most_variable_panel,
-                                panel_r2, panel_scores, panel_size_curve, panel_text, parse_panel, random_panel,
-                                read_panel)
-from gtex_models.simulate import simulate_cohort
+from gtex_models.analysis.panels import (
+    choose_panel,
+    design_panel,
+    match_panel,
+    model_scored_panel,
+    most_variable_panel,
+    panel_r2,
+    panel_scores,
+    panel_size_curve,
+    panel_text,
+    parse_panel,
+    random_panel,
+    read_panel,
+)
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.models.registry import make_imputer
 from tests.test_patterns import symbols_only_cohort
 
 

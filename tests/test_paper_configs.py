@@ -16,15 +16,16 @@ import pytest
 import yaml
 from gtex_files import write_gtex_files
 
-from gtex_models.benchmark import SCENARIOS
-from gtex_models.checkpoints import load_checkpoint
-from gtex_models.cli import main
-from gtex_models.cohort import Cohort
-from gtex_models.evaluation import mask_cohort
-from gtex_models.experiment import CONFIG_DIR, Experiment, run_experiment
-from gtex_models.io import prepare_gtex
-from gtex_models.masks import mcar_mask
-from gtex_models.reference import PATHWAYS, pathway_genes, protein_coding_genes
+from gtex_models.analysis.benchmark import SCENARIOS
+from gtex_models.common.paths import CONFIG_DIR
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.masks import mcar_mask
+from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.readers import prepare_gtex
+from gtex_models.data.reference import PATHWAYS, pathway_genes, protein_coding_genes
+from gtex_models.interfaces.cli.main import main
+from gtex_models.models.checkpoints import load_checkpoint
+from gtex_models.studies.experiment import Experiment, run_experiment
 
 PAPER_CONFIGS = sorted((CONFIG_DIR / "paper").glob("*.yaml"))
 TISSUES = ("Whole Blood", "Lung", "Brain - Cortex")
@@ -132,8 +133,8 @@ def test_every_paper_config_opens_in_the_app_as_a_study(scenario, gtex_cohort_di
     the models of one study (1 epoch each), and every page of the app renders on it."""
     from studies import PAGES, assert_clean, clear_caches, open_app, point_app_at
 
-    from gtex_models.study import Study
-    from gtex_models.study_build import build_study
+    from gtex_models.studies.build import build_study
+    from gtex_models.studies.study import Study
 
     experiments = [Experiment.from_yaml(path) for path in PAPER_CONFIGS]
     models = [e for e in experiments if e.scenario == scenario]

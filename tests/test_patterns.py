@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from gtex_models.benchmark import evaluate_imputer, run_benchmark, to_markdown
-from gtex_models.cohort import Cohort
-from gtex_models.evaluation import extended_test_indices, mask_repeats, r2_across_missing_rates
-from gtex_models.imputers import make_imputer
-from gtex_models.masks import mcar_mask
-from gtex_models.patterns import Pattern
-from gtex_models.simulate import simulate_cohort
+from gtex_models.analysis.benchmark import evaluate_imputer, run_benchmark, to_markdown
+from gtex_models.analysis.evaluation import extended_test_indices, mask_repeats, r2_across_missing_rates
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.masks import mcar_mask
+from gtex_models.data.patterns import Pattern
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.models.registry import make_imputer
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from gtex_models import plots
-from gtex_models.reference import tissue_colors
+from gtex_models.data.reference import tissue_colors
+from gtex_models.interfaces import plots
 
 TISSUES = ["Whole Blood", "Brain - Cortex", "Brain - Cerebellum", "Liver", "Lung"]
 
@@ -179,7 +179,7 @@ def test_groups_that_are_not_gtex_tissues_get_distinct_palette_colours():
 
 
 def test_are_gtex_tissues():
-    from gtex_models.reference import are_gtex_tissues
+    from gtex_models.data.reference import are_gtex_tissues
 
     assert are_gtex_tissues(["Whole Blood", "Brain - Cortex"])
     assert not are_gtex_tissues(["Whole Blood", "tumour"])

@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import SMALL_PMI, MaskedTest
-from gtex_models.cohort import Cohort
-from gtex_models.evaluation import mask_cohort, r2_per_gene, summarize
-from gtex_models.imputers import make_imputer
-from gtex_models.imputers.pmi import PMIImputer
-from gtex_models.masks import mcar_mask
+
+from gtex_models.analysis.evaluation import r2_per_gene, summarize
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.masks import mcar_mask
+from gtex_models.data.patterns import mask_cohort
+from gtex_models.models.pmi import PMIImputer
+from gtex_models.models.registry import make_imputer
 
 
 @pytest.fixture(scope="module")

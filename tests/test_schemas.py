@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
-from gtex_models.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from gtex_models.experiment import Experiment
-from gtex_models.imputers import make_imputer
-from gtex_models.schemas import SchemaError, settings_schema
-from gtex_models.oracle import OracleImputer
+from gtex_models.common.schema import SchemaError
+from gtex_models.models.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from gtex_models.models.oracle import OracleImputer
+from gtex_models.models.registry import make_imputer
+from gtex_models.models.schemas import settings_schema
+from gtex_models.studies.experiment import Experiment
 
 VALID_CONFIG = "method: pmi\nmodel: {hidden_sizes: [8]}\ntraining: {max_epochs: 1}\n"
 # (config text, regex after "<file>: ") -- one field of the wrong type or out of range per case
@@ -245,7 +246,7 @@ def test_a_gpu_checkpoint_loads_on_a_cpu_only_machine(checkpoints, tmp_path, sma
 
 
 def test_a_study_manifest_entry_of_the_wrong_type_names_the_key(tmp_path):
-    from gtex_models.study import MANIFEST, Study, StudyError
+    from gtex_models.studies.study import MANIFEST, Study, StudyError
 
     manifest = json.loads((Path(__file__).resolve().parent.parent / "data" / "demo" / MANIFEST).read_text())
     manifest["models"][0]["n_genes"] = "large"
@@ -280,8 +281,11 @@ def header_of(path: Path) -> dict:
 
 def assert_written_by_us_is_valid(study_dir: Path) -> None:
     """study.json, every checkpoint's metadata and (when copied) cohort.json match their schemas exactly."""
-    from gtex_models.schemas import CohortInfo, StudyManifest, check_checkpoint_header, validate
-    from gtex_models.study import MANIFEST
+    from gtex_models.common.schema import validate
+    from gtex_models.data.cohort_format import CohortInfo
+    from gtex_models.models.schemas import check_checkpoint_header
+    from gtex_models.studies.schemas import StudyManifest
+    from gtex_models.studies.study import MANIFEST
 
     manifest = json.loads((study_dir / MANIFEST).read_text())
     validate(StudyManifest, manifest, str(study_dir / MANIFEST))
@@ -306,10 +310,11 @@ def test_a_freshly_built_study_and_store_match_the_schemas(tmp_path):
     simulated demo's manifest is checked above) and a store's cohort.json."""
     from studies import build_probe_study
 
-    from gtex_models.cohort import Cohort
-    from gtex_models.schemas import CohortInfo, validate
-    from gtex_models.store import save_store
-    from gtex_models.study_build import add_model
+    from gtex_models.common.schema import validate
+    from gtex_models.data.cohort import Cohort
+    from gtex_models.data.cohort_format import CohortInfo
+    from gtex_models.data.store import save_store
+    from gtex_models.studies.build import add_model
 
     study = build_probe_study(tmp_path)
     add_model(study, "mean")
@@ -322,7 +327,7 @@ def test_a_freshly_built_study_and_store_match_the_schemas(tmp_path):
 
 @pytest.mark.parametrize("case", list(MANIFEST_ERRORS))
 def test_each_study_manifest_field_error_names_the_file_and_the_field(case, tmp_path):
-    from gtex_models.study import MANIFEST, Study, StudyError
+    from gtex_models.studies.study import MANIFEST, Study, StudyError
 
     keys, value, pattern = MANIFEST_ERRORS[case]
     manifest = json.loads((REPO / "data" / "demo" / MANIFEST).read_text())

@@ -1,11 +1,12 @@
 import numpy as np
 import pandas as pd
 
-from gtex_models.evaluation import mask_cohort, r2_per_gene, summarize
-from gtex_models.masks import mcar_mask
-from gtex_models.reference import pathway_genes, tissues
-from gtex_models.oracle import OracleImputer
-from gtex_models.simulate import simulate_cohort
+from gtex_models.analysis.evaluation import r2_per_gene, summarize
+from gtex_models.data.masks import mcar_mask
+from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.reference import pathway_genes, tissues
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.models.oracle import OracleImputer
 
 
 def test_simulation_is_deterministic_from_its_seed():

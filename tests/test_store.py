@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-from gtex_models.cohort import Cohort, Transform
-from gtex_models.imputers import make_imputer
-from gtex_models.inference import ModelSpace
-from gtex_models.store import BlockBatches, RunningMoments, StoreWriter, open_store, save_store
-from gtex_models.streaming import impute_store
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.store import BlockBatches, RunningMoments, StoreWriter, save_store
+from gtex_models.data.transform import Transform
+from gtex_models.interfaces.streaming import impute_store
+from gtex_models.models.model_space import ModelSpace
+from gtex_models.models.registry import make_imputer
 
 
 def _with_missing(cohort: Cohort, rate: float = 0.2, seed: int = 0) -> Cohort:
@@ -89,7 +90,7 @@ def test_a_failed_write_leaves_nothing(small_cohort, tmp_path: Path) -> None:
 
 
 def test_a_store_replaces_only_a_cohort_of_ours_and_only_with_overwrite(small_cohort, tmp_path: Path) -> None:
-    from gtex_models.atomic import OutputPathError
+    from gtex_models.common.atomic import OutputPathError
 
     cohort = small_cohort.subset_samples(np.arange(30))
     save_store(cohort, tmp_path / "s")
@@ -155,12 +156,12 @@ def test_pmi_trains_on_a_store_and_streams_its_imputation(stored, tmp_path: Path
     np.testing.assert_allclose(frame.to_numpy(), model_transform.inverse(whole), rtol=1e-4, atol=1e-3)
     assert frame.index.tolist() == part.samples["sample_id"].astype(str).tolist()
     impute_store(imputer, space, part, tmp_path / "imputed")
-    out = open_store(tmp_path / "imputed")
+    out = Cohort.load(tmp_path / "imputed")
     assert not np.isnan(np.asarray(out.x)).any() and out.n_samples == part.n_samples
 
 
 def test_cli_trains_on_a_store_and_streams_imputation(stored, tmp_path: Path, capsys) -> None:
-    from gtex_models.cli import main
+    from gtex_models.interfaces.cli.main import main
 
     store, _ = stored
     path = Path(store.x._file.path).parent

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gtex_models.atomic import OutputPathError
-from gtex_models.checkpoints import load_checkpoint
-from gtex_models.cohort import Cohort
-from gtex_models.experiment import Experiment, default_config, run_experiment
-from gtex_models.io import InputError, import_table
-from gtex_models.study import Study, StudyError
-from gtex_models.study_build import StudyCancelled, add_checkpoint, add_model, build_study, study_info
+from gtex_models.common.atomic import OutputPathError
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.readers import InputError, import_table
+from gtex_models.models.checkpoints import load_checkpoint
+from gtex_models.studies.build import StudyCancelled, add_checkpoint, add_model, build_study, study_info
+from gtex_models.studies.experiment import Experiment, default_config, run_experiment
+from gtex_models.studies.study import Study, StudyError
 
 DATA = Path(__file__).parent / "data"
 GROUPS = ("liver", "kidney", "heart")
@@ -256,8 +256,8 @@ def test_unknown_methods_and_repeated_keys_fail_before_training(probe_cohort, tm
 # ------------------------------------------------------------------------------------ model space
 def test_a_model_meets_a_cohort_standardised_differently(probe_cohort):
     """cohort_for_model re-expresses values in the model's transform (one log space)."""
-    from gtex_models.cohort import Transform
-    from gtex_models.model_space import ModelSpace, cohort_for_model
+    from gtex_models.data.transform import Transform
+    from gtex_models.models.model_space import ModelSpace, cohort_for_model
 
     shifted = Transform(probe_cohort.transform.mean + 1.0, probe_cohort.transform.std * 2.0, "log")
     space = ModelSpace(probe_cohort.genes.iloc[::-1], tuple(probe_cohort.tissues), shifted.subset(np.arange(300)[::-1]))
@@ -270,7 +270,7 @@ def test_a_model_meets_a_cohort_standardised_differently(probe_cohort):
 
 
 def test_genes_are_matched_by_ensembl_id_else_by_symbol():
-    from gtex_models.model_space import IncompatibleCohortError, gene_indexer
+    from gtex_models.models.model_space import IncompatibleCohortError, gene_indexer
 
     cohort = pd.DataFrame({"ensembl_gene_id": ["ENSG1", "", "", "ENSG4"], "symbol": ["TP53", "1007_s_at", "X", "X2"]})
     model = pd.DataFrame({"ensembl_gene_id": ["ENSG4", "", "ENSG9", "ENSG1"], "symbol": ["other", "1007_s_at", "X", "Y"]})
@@ -303,7 +303,7 @@ def test_a_study_of_the_real_microarray_cohort(tmp_path):
 
 # ------------------------------------------------------------------------------------ the demo study
 def test_the_demo_is_a_study_with_its_four_models():
-    from gtex_models import demo
+    from gtex_models.studies import demo
 
     study = demo.demo_study()
     assert study.simulated and study.problems == []
@@ -313,9 +313,9 @@ def test_the_demo_is_a_study_with_its_four_models():
 
 
 def test_the_demo_build_runs_every_method_under_both_scenarios():
-    from gtex_models import demo
-    from gtex_models.choices import SCENARIOS
-    from gtex_models.study_build import _baseline_runs, _model_runs
+    from gtex_models.common.choices import SCENARIOS
+    from gtex_models.studies import demo
+    from gtex_models.studies.build import _baseline_runs, _model_runs
 
     cohort = demo.load_demo_cohort().subset_samples(np.arange(200))
     models, baselines = demo.demo_runs()
@@ -333,8 +333,8 @@ def test_the_demo_build_runs_every_method_under_both_scenarios():
 
 def test_groups_without_training_donors_are_left_out_of_the_evaluation(tmp_path):
     """A small cohort whose test donors have tissues no training donor has: deep models cannot know them."""
-    from gtex_models.benchmark import scenario_data
-    from gtex_models.simulate import simulate_cohort
+    from gtex_models.analysis.benchmark import scenario_data
+    from gtex_models.data.simulate import simulate_cohort
 
     cohort = simulate_cohort(n_donors=8, n_genes=400, seed=2)
     unseen = set(cohort.split("test").tissues) - set(cohort.split("train").tissues)
@@ -349,7 +349,7 @@ def test_groups_without_training_donors_are_left_out_of_the_evaluation(tmp_path)
 
 
 def test_the_simulated_demo_stores_its_simulation_not_its_matrix(tmp_path):
-    from gtex_models.simulate import simulate_cohort
+    from gtex_models.data.simulate import simulate_cohort
 
     cohort = simulate_cohort(n_donors=20, n_genes=400, seed=1)
     study = build_study(cohort, tmp_path / "sim", models=["mean"], baselines=["oracle"])

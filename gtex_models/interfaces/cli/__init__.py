@@ -1,0 +1,1 @@
+"""``python -m gtex_models`` / ``gtex-models``: the command line, one module per command group."""

@@ -1,0 +1,6 @@
+"""The studies layer: what a user opens, and how it is made.
+
+The study folder and its manifest (``study``, ``schemas``), building and extending studies
+(``build``), experiments from YAML configs (``experiment``), training at scale (``at_scale``),
+background jobs (``jobs``) and the demo study (``demo``). Imports every layer below.
+"""
