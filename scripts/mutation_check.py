@@ -8,9 +8,9 @@ to the copy, runs its tests (``pytest -x``, one thread) and restores the file. T
 never modified. A mutant is *killed* when a test fails (or errors) and *survives* when every test
 passes; a run past ``--timeout`` is reported as a timeout and does not count as killed.
 
-Two sets: ``issue`` re-applies the mutants of issue #18 (they survived the suite once);
+Sets: ``issue`` re-applies the mutants of issue #18 (they survived the suite once);
 ``generalisation`` is a different set written afterwards, to check that the tests catch more than
-the mutants they were written against.
+the mutants they were written against; later sets are named after the method or feature they guard.
 
 Slow (minutes: models are trained), so it is not part of the test suite. Usage::
 
@@ -297,6 +297,22 @@ MUTANTS = (
            "    prior = math.inf",
            "calibration without the probe factor: every sample of a group and rate gets the same width",
            ("tests/test_calibration.py::test_poor_arrays_get_wider_intervals_from_the_probe_and_are_covered_like_the_good_ones",)),
+    Mutant("gauss-ignores-observed", "gauss", "gtex_models/models/gauss.py",
+           "    scores = (residual / noise) @ loadings  # samples x k: L_oᵀ D_o⁻¹ r_o (missing residuals are 0)",
+           "    scores = 0 * (residual / noise) @ loadings",
+           "gauss imputes the group means: the sample's observed values never reach the factors",
+           ("tests/test_gauss.py::test_conditional_mean_and_sd_equal_the_exact_gaussian_ones",
+            "tests/test_gauss.py::test_gauss_beats_mean_and_knn_on_a_low_rank_cohort_at_every_rate")),
+    Mutant("gauss-no-em", "gauss", "gtex_models/models/gauss.py",
+           "        if gappy:",
+           "        if False:",
+           "gauss fits training data with gaps by mean-filling only (no EM)",
+           ("tests/test_gauss.py::test_em_recovers_a_known_covariance_from_data_with_gaps",)),
+    Mutant("intervals-ignore-conditional-sd", "gauss", "gtex_models/models/calibration.py",
+           '    conditional_sd = getattr(imputer, "conditional_sd", None)',
+           "    conditional_sd = None",
+           "intervals of gauss ignore its conditional SD (one width per gene and sample)",
+           ("tests/test_gauss.py::test_intervals_follow_the_conditional_sd_value_by_value",)),
 )
 
 

@@ -1,5 +1,7 @@
 """Calibrated per-value intervals for any imputer: split-conformal, scaled, Mondrian by group, gene and rate.
 
+One job (fitting a calibration and applying it), in the steps below.
+
 How a calibration is made (:func:`calibrate`), from a fitted imputer and complete held-out donors that it
 never trained on (the cohort's ``valid`` split: no donor is in two splits):
 
@@ -27,7 +29,12 @@ never trained on (the cohort's ``valid`` split: no donor is in two splits):
    the rate bin's ratio to all rates, over all groups), then all groups of the gene bin and rate bin,
    then the rate bin, then everything.
 
-An interval is then ``ŷ ± s · g · q[group, gene bin, rate bin, level]`` in model space, mapped
+A method that knows how uncertain each of its values is (``gauss``: its conditional standard deviation
+``u``, :func:`value_unit`) gives the intervals their shape: its residuals are scored in units of ``u`` and
+its widths multiplied by ``u``, so steps 2-5 calibrate that shape instead of replacing it.
+
+An interval is then ``ŷ ± u · s · g · q[group, gene bin, rate bin, level]`` in model space (``u = 1`` for
+methods without their own scale), mapped
 to the user's scale by the (monotone) transform, so its coverage carries over. Because the cells are
 split by missing fraction, one calibration holds at any test missing rate; because they are split by
 group, coverage holds per tissue and not only on average. Observed values get a zero-width interval.
@@ -133,6 +140,7 @@ class Calibration:
         (the imputer runs once more, for the probe: :meth:`sample_factor`)."""
         tissues = cohort.samples["tissue"].tolist()
         width = self.half_width(cohort.observed, tissues, level, self.sample_factor(imputer, cohort))
+        width = width * value_unit(imputer, cohort)
         return imputed - width, imputed + width
 
     def sample_factor(self, imputer: Imputer, cohort: Cohort) -> np.ndarray:
@@ -197,8 +205,19 @@ def probe_residuals(imputer: Imputer, cohort: Cohort, rng: np.random.Generator) 
     ``PROBE_MIN_OBSERVED`` of them) and impute: residuals on those values (0 elsewhere) and their mask."""
     observed = cohort.observed
     probe = observed & (observed.sum(axis=1) >= PROBE_MIN_OBSERVED)[:, None] & (rng.random(observed.shape) < PROBE_SHARE)
-    imputed = imputer.impute(mask_cohort(cohort, observed & ~probe))
-    return np.where(probe, np.asarray(cohort.x, dtype=np.float64) - imputed, 0.0), probe
+    shown = mask_cohort(cohort, observed & ~probe)
+    residual = (np.asarray(cohort.x, dtype=np.float64) - imputer.impute(shown)) / value_unit(imputer, shown)
+    return np.where(probe, residual, 0.0), probe
+
+
+def value_unit(imputer: Imputer, masked: Cohort) -> np.ndarray | float:
+    """The unit of ``imputer``'s errors on each value of the ``masked`` cohort: its conditional standard deviation
+    where it has one (``conditional_sd``, e.g. ``gauss``), else 1 (every value alike)."""
+    conditional_sd = getattr(imputer, "conditional_sd", None)
+    if conditional_sd is None:
+        return 1.0
+    sd = np.asarray(conditional_sd(masked), dtype=np.float64)
+    return np.where(sd > 0, sd, 1.0)  # observed values: zero width anyway
 
 
 def probe_sums(residual: np.ndarray, probe: np.ndarray, spread: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -263,7 +282,7 @@ def calibrate_in_place(imputer: Imputer, masked: Cohort, complete: Cohort, rows:
                                f"the pool has {part.n_donors}.")
     hidden = np.isnan(np.asarray(part.x)) & ~np.isnan(np.asarray(truth.x))
     imputed = imputer.impute(masked)[rows]
-    residual = np.where(hidden, np.asarray(truth.x, dtype=np.float64) - imputed, 0.0)
+    residual = np.where(hidden, (np.asarray(truth.x, dtype=np.float64) - imputed) / value_unit(imputer, part), 0.0)
     rng = np.random.default_rng([seed, 13])
     info = {"method": imputer.method, "scenario": "inplace", "passes": 1,
             "rates": [float(hidden.mean())] * 2}
@@ -325,7 +344,8 @@ def _masked_residuals(imputer: Imputer, cohort: Cohort, rng: np.random.Generator
     rates = low + (high - low) * rng.permutation((np.arange(n) + rng.random(n)) / n)
     hidden = rng.random(cohort.x.shape) < rates[:, None]
     masked = mask_cohort(cohort, ~hidden)
-    residual = np.where(hidden, np.asarray(cohort.x, dtype=np.float64) - imputer.impute(masked), 0.0)
+    error = (np.asarray(cohort.x, dtype=np.float64) - imputer.impute(masked)) / value_unit(imputer, masked)
+    residual = np.where(hidden, error, 0.0)
     return (residual, hidden, *probe_residuals(imputer, masked, rng))
 
 
@@ -490,8 +510,9 @@ def coverage_table(imputer: Imputer, calibration: Calibration, cohort: Cohort, r
         oracle_sd = None if moments is None else np.sqrt(np.maximum(moments(masked)[1], 0.0))
         n_hidden = pd.Series((~observed).sum(axis=1)).groupby(tissues).sum()
         factor = calibration.sample_factor(imputer, masked)  # one probe per mask, for every level
+        unit = value_unit(imputer, masked)
         for level in levels:
-            width = calibration.half_width(observed, tissues, level, factor)
+            width = calibration.half_width(observed, tissues, level, factor) * unit
             lower, upper = imputed - width, imputed + width
             scores = interval_scores(cohort.x, lower, upper, observed, tissues, cohort.transform.std)
             pooled = {"missing_rate": rate, "level": level, "group": ALL_GROUPS, "coverage": scores["coverage"],

@@ -28,6 +28,7 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
     "mice": ("gtex_models.models.baselines", "MICEImputer", {}),
     "missforest": ("gtex_models.models.baselines", "MissForestImputer", {}),
     "blood": ("gtex_models.models.baselines", "BloodImputer", {}),
+    "gauss": ("gtex_models.models.gauss", "GaussImputer", {}),
     "oracle": ("gtex_models.models.oracle", "OracleImputer", {}),
 }
 METHODS: tuple[str, ...] = tuple(_REGISTRY)

@@ -132,6 +132,12 @@ class ResidualState(OpenSchema):
     tissue: list[str]
 
 
+class GaussState(OpenSchema):
+    params: dict[str, Any]
+    centring: dict[str, Any]
+    chosen: dict[str, Any]
+
+
 class Simulation(Schema):
     n_donors: Annotated[int, Ge(1)]
     n_genes: Annotated[int, Ge(1)]
@@ -146,6 +152,7 @@ class OracleState(OpenSchema):
 STATE_SCHEMAS: dict[str, type[BaseModel]] = {
     "pmi": DeepState, "gain": DeepState, "gain-mse": DeepState, "mean": MeansState, "blood": BloodState,
     "knn": ResidualState, "mice": ResidualState, "missforest": ResidualState, "oracle": OracleState,
+    "gauss": GaussState,
 }
 
 

@@ -1,0 +1,360 @@
+"""``gauss``: the Gaussian conditional mean, with a low-rank-plus-diagonal covariance, at GTEx width.
+
+A sample's values are modelled as ``x = m(sample) + L z + e``: ``m`` its expectation (shrunk group
+means and covariates, :class:`~gtex_models.models.centring.Centring`), ``z ~ N(0, I_k)`` a few shared
+factors and ``e ~ N(0, D)`` gene-specific noise, so the covariance is ``Σ = L Lᵀ + D`` (rank ``k`` plus
+a diagonal). A missing value is imputed by its exact conditional mean given the sample's observed ones,
+``x̂_m = m_m + Σ_mo Σ_oo⁻¹ (x_o - m_o) = m_m + L_m M⁻¹ L_oᵀ D_o⁻¹ (x_o - m_o)`` with
+``M = I + L_oᵀ D_o⁻¹ L_o`` (Woodbury: a k x k solve per sample instead of a genes x genes one; samples
+that share their observed genes, a gene panel, share it). Its conditional variance,
+``D_m + diag(L_m M⁻¹ L_mᵀ)``, shapes the calibrated intervals (:meth:`GaussImputer.conditional_sd`).
+
+Fitting (model space):
+
+- on complete training donors: the top ``k`` principal axes of the residuals ``x - m`` give
+  ``L = V_k Λ_k^½`` and ``D`` the variance they leave per gene (exactly the sample covariance when
+  ``k`` is its rank);
+- on training data with gaps (the in-place scenario, or a cohort that arrives with gaps): the same
+  factor model by EM (Ghahramani & Hinton 1996, with missing values: the E-step's posterior of ``z``
+  uses each sample's observed genes only), started from the mean-filled fit;
+- then the low-rank part is shrunk towards the diagonal, ``Σ_α = (1 - α) L Lᵀ + D + α diag(L Lᵀ)``
+  (Ledoit-Wolf's target, the diagonal: every gene keeps its variance, correlations shrink by ``1 - α``).
+
+Settings left as ``None`` are chosen on the validation donors, by the squared error of values hidden
+at missing rates spread over 0.1-0.9 (each sample its own rate, so one choice serves every rate a user
+brings): first the centring (group shrinkage ``τ``, covariates or not), then rank and ``α`` together.
+
+Example
+-------
+>>> from gtex_models.data.simulate import simulate_cohort
+>>> cohort = simulate_cohort(n_donors=30, n_genes=400)
+>>> imputer = GaussImputer().fit(cohort.split("train"), cohort.split("valid"))
+>>> imputer.impute(cohort.split("test")).shape[1]
+400
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from gtex_models.common.progress import ProgressCallback
+from gtex_models.data.cohort import Cohort
+from gtex_models.models.base import Imputer, NonNegative, PositiveInt, Share
+from gtex_models.models.centring import GROUP_SHRINKAGES, Centring
+
+RANKS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # candidate ranks (capped by the data and max_rank)
+SHRINKAGES = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7)  # candidate α
+SELECTION_RATES = (0.1, 0.9)  # validation samples' missing rates are spread over this range
+MAX_SELECTION_SAMPLES = 400  # validation samples used to choose the settings
+MIN_NOISE = 1e-5  # floor of the diagonal D, as a share of the gene's variance (keeps D invertible)
+SVD_EXACT_BELOW = 2_000  # full SVD below this many samples or genes, randomised above
+EM_TOLERANCE = 1e-4  # stop EM when the mean squared change of L Lᵀ's scale falls below this
+
+
+@dataclass(frozen=True)
+class Factors:
+    """The fitted covariance ``L Lᵀ + D`` (model space), before shrinkage."""
+
+    loadings: np.ndarray  # genes x k
+    noise: np.ndarray     # genes
+
+    def shrunk(self, alpha: float) -> "Factors":
+        """``(1 - α) L Lᵀ + D + α diag(L Lᵀ)``."""
+        return Factors((self.loadings * math.sqrt(1.0 - alpha)).astype(np.float32),
+                       (self.noise + alpha * (self.loadings ** 2).sum(axis=1)).astype(np.float32))
+
+    def truncated(self, k: int) -> "Factors":
+        """The first ``k`` factors; the variance of the others moves to the diagonal."""
+        rest = (self.loadings[:, k:] ** 2).sum(axis=1)
+        return Factors(np.ascontiguousarray(self.loadings[:, :k]), (self.noise + rest).astype(np.float32))
+
+
+class GaussImputer(Imputer):
+    """Gaussian conditional mean with a low-rank-plus-diagonal covariance (see the module docstring).
+
+    Parameters
+    ----------
+    rank : number of factors ``k`` (None: chosen on validation, up to ``max_rank``).
+    shrinkage : ``α``, how far correlations shrink towards 0 (None: chosen on validation).
+    group_shrinkage : ``τ``, pseudo-samples pulling group means to the overall mean (None: chosen; a
+        large value means the overall mean).
+    covariates : use sex and age as regressors where the cohort varies in them (None: chosen).
+    max_rank : the largest rank considered.
+    em_iterations : EM iterations when the training data have gaps.
+    seed : the validation masks and the randomised SVD.
+    """
+
+    method = "gauss"
+
+    def __init__(self, rank: PositiveInt | None = None, shrinkage: Share | None = None,
+                 group_shrinkage: NonNegative | None = None, covariates: bool | None = None,
+                 max_rank: PositiveInt = 256, em_iterations: PositiveInt = 30, seed: int = 0) -> None:
+        if shrinkage is not None and not 0.0 <= shrinkage < 1.0:
+            raise ValueError(f"shrinkage must be in [0, 1), got {shrinkage}")
+        self.rank = rank
+        self.shrinkage = shrinkage
+        self.group_shrinkage = group_shrinkage
+        self.covariates = covariates
+        self.max_rank = max_rank
+        self.em_iterations = em_iterations
+        self.seed = seed
+        self._centring: Centring | None = None
+        self._factors: Factors | None = None
+        self.selection: list[dict[str, Any]] = []  # the validation scores of the settings tried
+
+    # ------------------------------------------------------------------------------- fitting
+    def fit(self, cohort: Cohort, valid: Cohort | None = None, progress: ProgressCallback | None = None
+            ) -> "GaussImputer":
+        x = np.asarray(cohort.x, dtype=np.float32)
+        if x.shape[0] < 2:
+            raise ValueError("The Gaussian imputer needs at least two training samples.")
+        gappy = bool(np.isnan(x).any())
+        report = progress or (lambda fraction, message: None)
+        probe = _validation_probe(valid, self.seed) if valid is not None else None
+        self.selection = []
+        centrings = self._centring_candidates(x, cohort.samples, probe is not None)
+        max_rank = max(1, min(self.max_rank, x.shape[0] - 1, x.shape[1]))
+        best = None
+        for i, centring in enumerate(centrings):  # centring first, at a middle rank and shrinkage
+            factors = _principal_factors(x, centring.expected(cohort.samples), max_rank, self.seed)
+            if probe is None:
+                best = (centring, factors)
+                break
+            k = self.rank or min(max_rank, 32)
+            score = probe.score(centring, factors.truncated(min(k, max_rank)).shrunk(self.shrinkage or 0.2))
+            self.selection.append({"group_shrinkage": _json_float(centring.group_shrinkage),
+                                   "covariates": bool(centring.covariates), "rank": k, "shrinkage": self.shrinkage
+                                   or 0.2, "valid_mse": score})
+            if best is None or score < best[2]:
+                best = (centring, factors, score)
+            report(0.3 * (i + 1) / len(centrings), "choosing the centring on the validation donors")
+        centring, factors = best[0], best[1]
+        rank, alpha = self._choose_rank_and_shrinkage(probe, centring, factors, max_rank, report)
+        if gappy:
+            factors = _em_factors(x, centring.expected(cohort.samples), factors.truncated(rank), self.em_iterations,
+                                  lambda f: report(0.7 + 0.3 * f, "EM on the training data's gaps"))
+        self._centring = centring
+        self._factors = factors.truncated(rank).shrunk(alpha)
+        self.rank_, self.shrinkage_ = rank, alpha
+        report(1.0, f"gauss fitted: rank {rank}, shrinkage {alpha:g}, group shrinkage "
+                    f"{_json_float(centring.group_shrinkage)}, covariates {list(centring.covariates) or 'none'}")
+        return self
+
+    def _centring_candidates(self, x: np.ndarray, samples: pd.DataFrame, choose: bool) -> list[Centring]:
+        shrinkages = [self.group_shrinkage] if self.group_shrinkage is not None else (
+            list(GROUP_SHRINKAGES) if choose else [20.0])
+        if samples["tissue"].nunique() == 1:
+            shrinkages = [math.inf]  # one group: its mean is the overall mean
+        covariates = [self.covariates] if self.covariates is not None else ([True, False] if choose else [True])
+        fitted = {}
+        for tau in shrinkages:
+            for use in covariates:
+                centring = Centring.fit(x, samples, math.inf if tau is None else float(tau), use)
+                fitted[(centring.group_shrinkage, centring.covariates)] = centring  # drop duplicates
+        return list(fitted.values())
+
+    def _choose_rank_and_shrinkage(self, probe: "_Probe | None", centring: Centring, factors: Factors,
+                                   max_rank: int, report: ProgressCallback) -> tuple[int, float]:
+        ranks = [self.rank] if self.rank is not None else [k for k in RANKS if k < max_rank] + [max_rank]
+        alphas = [self.shrinkage] if self.shrinkage is not None else list(SHRINKAGES)
+        ranks = [min(k, max_rank) for k in ranks]
+        if probe is None or (len(ranks) == 1 and len(alphas) == 1):
+            return ranks[0] if self.rank is not None else min(max_rank, 32), alphas[0] if self.shrinkage is not None \
+                else 0.2
+        best = (math.inf, ranks[0], alphas[0])
+        for i, k in enumerate(ranks):
+            base = factors.truncated(k)
+            for alpha in alphas:
+                score = probe.score(centring, base.shrunk(alpha))
+                self.selection.append({"group_shrinkage": _json_float(centring.group_shrinkage),
+                                       "covariates": bool(centring.covariates), "rank": k, "shrinkage": alpha,
+                                       "valid_mse": score})
+                if score < best[0]:
+                    best = (score, k, alpha)
+            report(0.3 + 0.4 * (i + 1) / len(ranks), "choosing rank and shrinkage on the validation donors")
+        return best[1], best[2]
+
+    # ------------------------------------------------------------------------------- imputing
+    @property
+    def fitted(self) -> tuple[Centring, Factors]:
+        if self._centring is None or self._factors is None:
+            raise RuntimeError("Fit the gauss imputer first.")
+        return self._centring, self._factors
+
+    def _predict(self, cohort: Cohort) -> np.ndarray:
+        centring, factors = self.fitted
+        expected = centring.expected(cohort.samples)
+        return conditional_mean(np.asarray(cohort.x, dtype=np.float32), expected, factors)
+
+    def conditional_sd(self, cohort: Cohort) -> np.ndarray:
+        """The conditional standard deviation of every value given the sample's observed ones (0 where observed)."""
+        _, factors = self.fitted
+        return conditional_sd(~np.isnan(np.asarray(cohort.x)), factors)
+
+    # ------------------------------------------------------------------------------- state
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        centring, factors = self.fitted
+        arrays, config = centring.to_state()
+        params = {"rank": self.rank, "shrinkage": self.shrinkage, "group_shrinkage": self.group_shrinkage,
+                  "covariates": self.covariates, "max_rank": self.max_rank, "em_iterations": self.em_iterations,
+                  "seed": self.seed}
+        return ({**arrays, "loadings": factors.loadings, "noise": factors.noise},
+                {**config, "params": params, "chosen": {"rank": self.rank_, "shrinkage": self.shrinkage_},
+                 "selection": self.selection})
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], config: dict[str, Any]) -> "GaussImputer":
+        imputer = cls(**config["params"])
+        imputer._centring = Centring.from_state(arrays, config)
+        imputer._factors = Factors(np.asarray(arrays["loadings"], np.float32), np.asarray(arrays["noise"], np.float32))
+        imputer.rank_, imputer.shrinkage_ = int(config["chosen"]["rank"]), float(config["chosen"]["shrinkage"])
+        imputer.selection = list(config.get("selection", []))
+        return imputer
+
+
+# ----------------------------------------------------------------------------------- the maths
+def _patterns(observed: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Groups of samples that share their observed genes: (rows, observed genes of those rows)."""
+    if len(observed) == 0:
+        return
+    packed = np.packbits(observed, axis=1)
+    _, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.flatnonzero(np.diff(inverse[order])) + 1
+    for rows in np.split(order, bounds):
+        yield rows, observed[rows[0]]
+
+
+def _posterior(factors: Factors, observed_genes: np.ndarray, gram: np.ndarray) -> np.ndarray:
+    """``M = I + L_oᵀ D_o⁻¹ L_o`` for one set of observed genes (from the full ``gram`` = ``Lᵀ D⁻¹ L``)."""
+    loadings, noise = factors.loadings, factors.noise
+    k = loadings.shape[1]
+    missing = ~observed_genes
+    if missing.sum() < observed_genes.sum():  # subtract the missing genes' share: fewer rows to multiply
+        lm = loadings[missing]
+        return np.eye(k) + gram - (lm / noise[missing, None]).T.astype(np.float64) @ lm
+    lo = loadings[observed_genes]
+    return np.eye(k) + (lo / noise[observed_genes, None]).T.astype(np.float64) @ lo
+
+
+def conditional_mean(x: np.ndarray, expected: np.ndarray, factors: Factors) -> np.ndarray:
+    """``m + L E[z | x_o]`` for every sample (the observed entries are replaced by the imputer's caller)."""
+    observed = ~np.isnan(x)
+    residual = np.where(observed, x - expected, 0.0).astype(np.float32)
+    loadings, noise = factors.loadings, factors.noise
+    gram = (loadings / noise[:, None]).T.astype(np.float64) @ loadings
+    scores = (residual / noise) @ loadings  # samples x k: L_oᵀ D_o⁻¹ r_o (missing residuals are 0)
+    z = np.empty_like(scores, dtype=np.float64)
+    for rows, genes in _patterns(observed):
+        z[rows] = np.linalg.solve(_posterior(factors, genes, gram), scores[rows].T.astype(np.float64)).T
+    return (expected + z.astype(np.float32) @ loadings.T).astype(np.float32)
+
+
+def conditional_sd(observed: np.ndarray, factors: Factors) -> np.ndarray:
+    """``sqrt(D + diag(L M⁻¹ Lᵀ))`` on the missing values of each sample, 0 on the observed ones."""
+    loadings, noise = factors.loadings, factors.noise
+    gram = (loadings / noise[:, None]).T.astype(np.float64) @ loadings
+    sd = np.zeros(observed.shape, dtype=np.float32)
+    for rows, genes in _patterns(observed):
+        chol = np.linalg.cholesky(np.linalg.inv(_posterior(factors, genes, gram)))
+        spread = noise + ((loadings @ chol.astype(np.float32)) ** 2).sum(axis=1)
+        sd[rows] = np.where(genes, 0.0, np.sqrt(spread))[None, :]
+    return sd
+
+
+def _principal_factors(x: np.ndarray, expected: np.ndarray, max_rank: int, seed: int) -> Factors:
+    """``L = V_k Λ_k^½`` from the residuals' top ``max_rank`` principal axes, ``D`` the rest of each variance.
+
+    Missing values are filled with the expectation (residual 0) first; EM refines that fit.
+    """
+    residual = np.nan_to_num(x - expected, nan=0.0).astype(np.float32)
+    n = residual.shape[0]
+    variance = (residual ** 2).sum(axis=0) / max(n - 1, 1)
+    if min(residual.shape) <= SVD_EXACT_BELOW:
+        _, s, vt = np.linalg.svd(residual, full_matrices=False)
+        s, vt = s[:max_rank], vt[:max_rank]
+    else:
+        from sklearn.utils.extmath import randomized_svd
+
+        _, s, vt = randomized_svd(residual, max_rank, n_oversamples=20, n_iter=4, random_state=seed)
+    loadings = (vt.T * (s / math.sqrt(max(n - 1, 1)))).astype(np.float32)
+    explained = (loadings ** 2).sum(axis=1)
+    noise = np.maximum(variance - explained, MIN_NOISE * np.maximum(variance, 1e-6) + 1e-6)
+    return Factors(loadings, noise.astype(np.float32))
+
+
+def _em_factors(x: np.ndarray, expected: np.ndarray, start: Factors, iterations: int,
+                progress: ProgressCallback) -> Factors:
+    """Factor analysis by EM on data with gaps: each sample's posterior of ``z`` uses its observed genes only.
+
+    M-step per gene j, over the samples where it is observed: ``L_j = (Σ r_sj E[z_s]ᵀ)(Σ E[z_s z_sᵀ])⁻¹``
+    and ``D_j = mean(r_sj² - r_sj L_j E[z_s])``; the expectation ``m`` stays fixed.
+    """
+    observed = ~np.isnan(x)
+    residual = np.where(observed, x - expected, 0.0).astype(np.float64)
+    weights = observed.astype(np.float64)
+    counts = np.maximum(weights.sum(axis=0), 1.0)
+    floor = MIN_NOISE * np.maximum((residual ** 2).sum(axis=0) / counts, 1e-6) + 1e-6
+    loadings, noise = start.loadings.astype(np.float64), start.noise.astype(np.float64)
+    k = loadings.shape[1]
+    for iteration in range(iterations):
+        factors = Factors(loadings, noise)
+        gram = (loadings / noise[:, None]).T @ loadings
+        scores = (residual / noise) @ loadings
+        ez = np.empty((len(x), k))
+        ezz = np.empty((len(x), k, k))
+        for rows, genes in _patterns(observed):
+            inverse = np.linalg.inv(_posterior(factors, genes, gram))
+            ez[rows] = scores[rows] @ inverse  # M is symmetric
+            ezz[rows] = inverse[None] + ez[rows, :, None] * ez[rows, None, :]
+        cross = residual.T @ ez  # genes x k: Σ_s o_sj r_sj E[z_s] (r is 0 where missing)
+        second = (weights.T @ ezz.reshape(len(x), k * k)).reshape(-1, k, k)  # genes x k x k
+        new = np.linalg.solve(second + 1e-8 * np.eye(k), cross[:, :, None])[:, :, 0]
+        noise = np.maximum(((residual ** 2).sum(axis=0) - (new * cross).sum(axis=1)) / counts, floor)
+        change = float(np.mean((new @ new.T - loadings @ loadings.T) ** 2)) if k * len(new) < 4e6 else \
+            float(np.mean((new - loadings) ** 2))
+        loadings = new
+        progress((iteration + 1) / iterations)
+        if change < EM_TOLERANCE:
+            break
+    return Factors(loadings.astype(np.float32), noise.astype(np.float32))
+
+
+@dataclass
+class _Probe:
+    """Validation samples with values hidden at spread rates: scores a candidate setting by squared error."""
+
+    cohort: Cohort
+    hidden: np.ndarray
+
+    def score(self, centring: Centring, factors: Factors) -> float:
+        x = np.where(self.hidden, np.nan, self.cohort.x).astype(np.float32)
+        imputed = conditional_mean(x, centring.expected(self.cohort.samples), factors)
+        truth = np.asarray(self.cohort.x)
+        usable = self.hidden & ~np.isnan(truth)
+        return float(np.mean((imputed[usable] - truth[usable]) ** 2))
+
+
+def _validation_probe(valid: Cohort, seed: int) -> "_Probe | None":
+    """The validation donors (at most :data:`MAX_SELECTION_SAMPLES`), each with its own share of values hidden."""
+    rng = np.random.default_rng(seed + 17)
+    if valid.n_samples > MAX_SELECTION_SAMPLES:
+        valid = valid.subset_samples(np.sort(rng.choice(valid.n_samples, MAX_SELECTION_SAMPLES, replace=False)))
+    if valid.n_samples == 0:
+        return None
+    observed = ~np.isnan(np.asarray(valid.x))
+    rates = np.linspace(*SELECTION_RATES, valid.n_samples)[rng.permutation(valid.n_samples)]
+    hidden = observed & (rng.random(observed.shape) < rates[:, None])
+    if hidden.sum() == 0:
+        return None
+    return _Probe(valid, hidden)
+
+
+def _json_float(value: float) -> float | None:
+    return None if math.isinf(value) else float(value)
