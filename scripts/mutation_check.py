@@ -313,6 +313,16 @@ MUTANTS = (
            "    conditional_sd = None",
            "intervals of gauss ignore its conditional SD (one width per gene and sample)",
            ("tests/test_gauss.py::test_intervals_follow_the_conditional_sd_value_by_value",)),
+    Mutant("hybrid-without-path", "gauss", "gtex_models/models/networks.py",
+           "        return linear + self.network._forward(completed, mask, *covariates)",
+           "        return self.network._forward(completed, mask, *covariates)",
+           "the hybrid deep models drop the Gaussian conditional mean from their output",
+           ("tests/test_hybrid.py::test_an_untrained_hybrid_is_exactly_the_gaussian_conditional_mean",)),
+    Mutant("knn-own-group-means", "gauss", "gtex_models/models/baselines.py",
+           "        return min(errors, key=errors.get)",
+           "        return 0.0",
+           "KNN, MICE and MissForest always centre on each group's own mean (no shrinkage chosen on validation)",
+           ("tests/test_baselines.py::test_knn_is_at_least_as_good_as_scikit_learns_on_small_groups",)),
 )
 
 

@@ -1,8 +1,9 @@
 """Baselines: per-tissue mean, blood surrogate, KNN, MICE and MissForest.
 
 Every baseline works in model space and starts from the per-tissue gene means of its training
-cohort (:class:`TissueMeans`). The scikit-learn baselines model the *residuals* from those means,
-so the large tissue effects never have to be learnt from scratch.
+cohort (:class:`TissueMeans`; KNN, MICE and MissForest: shrunk towards the overall mean as the
+validation donors say, :class:`~gtex_models.models.centring.Centring`). The scikit-learn baselines
+model the *residuals* from those means, so the large tissue effects never have to be learnt from scratch.
 
 scikit-learn estimators can only be saved with pickle, which this project forbids. KNN, MICE and
 MissForest therefore keep their training matrix (and its tissue and sample labels) as their state,
@@ -37,6 +38,7 @@ from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.reference import WHOLE_BLOOD
 from gtex_models.models.base import Imputer, PositiveInt
+from gtex_models.models.centring import Centring
 
 # MissForest trees: leaves of at least this many samples, a third of the neighbours tried per split
 # (a few times faster than full-depth forests, at a small cost in R² on GTEx-sized data).
@@ -44,6 +46,10 @@ FOREST_MIN_SAMPLES_LEAF = 10
 FOREST_MAX_FEATURES = 0.33
 # The sample labels the scikit-learn baselines keep with their training matrix.
 _LABELS = ["sample_id", "tissue"]
+# The group shrinkages (pseudo-samples) the scikit-learn baselines choose from, on this many validation samples.
+SHRINKAGE_CHOICES = (0.0, 20.0, np.inf)
+SELECTION_SAMPLES = 200
+SELECTION_SEED = 23
 
 
 @dataclass(frozen=True)
@@ -202,14 +208,22 @@ class BloodImputer(_Baseline):
         return imputer
 
 
-class _ResidualImputer(_Baseline):
-    """A scikit-learn model of the residuals from the tissue means, rebuilt from its training matrix."""
+class _ResidualImputer(Imputer):
+    """A scikit-learn model of the residuals from the group means, rebuilt from its training matrix.
+
+    The group means are shrunk towards the overall mean by ``τ`` pseudo-samples (``SHRINKAGE_CHOICES``),
+    chosen by the method's own error on values hidden from up to ``SELECTION_SAMPLES`` validation donors:
+    on small groups (a few dozen samples) their own means are noisy, and neighbours found on residuals from
+    them share less than neighbours found on the values themselves. Without validation donors each group
+    keeps its own mean (``τ = 0``).
+    """
 
     def __init__(self) -> None:
-        super().__init__()
         self._x = np.zeros((0, 0), dtype=np.float32)
         self._samples = pd.DataFrame(columns=_LABELS, dtype=str)
         self._residuals = np.zeros((0, 0), dtype=np.float32)
+        self._group_shrinkage = 0.0
+        self._centring: Centring | None = None
 
     def params(self) -> dict[str, Any]:
         """The constructor's arguments (JSON-serialisable), as in scikit-learn's ``get_params``."""
@@ -221,18 +235,37 @@ class _ResidualImputer(_Baseline):
     ) -> "_ResidualImputer":
         self._x = cohort.x.copy()
         self._samples = cohort.samples[_LABELS].astype(str).reset_index(drop=True)
+        self._group_shrinkage = self._choose_group_shrinkage(valid)
         self._refit()
         if progress:
             progress(1.0, f"{self.method} fitted on {len(self._x)} samples")
         return self
 
+    def _choose_group_shrinkage(self, valid: Cohort | None) -> float:
+        if valid is None or valid.n_samples == 0:
+            return 0.0
+        rng = np.random.default_rng(SELECTION_SEED)
+        rows = np.sort(rng.permutation(valid.n_samples)[:SELECTION_SAMPLES])
+        truth = valid.subset_samples(rows)
+        hidden = ~np.isnan(truth.x) & (rng.random(truth.x.shape) < 0.5)
+        masked = Cohort(np.where(hidden, np.nan, truth.x).astype(np.float32), truth.genes, truth.samples,
+                        truth.transform, truth.meta)
+        errors = {}
+        for tau in SHRINKAGE_CHOICES:
+            self._group_shrinkage = tau
+            self._refit()
+            errors[tau] = float(np.mean((self.impute(masked) - truth.x)[hidden] ** 2))
+        return min(errors, key=errors.get)
+
     def _refit(self) -> None:
         """Recompute everything derived from the training matrix (used by fit and from_state)."""
-        self._means = TissueMeans.fit(self._x, self._samples["tissue"])
-        self._residuals = self._x - self._means.expand(self._samples["tissue"])
+        self._centring = Centring.fit(self._x, self._samples, self._group_shrinkage, use_covariates=False)
+        self._residuals = self._x - self._centring.expected(self._samples)
 
     def _predict(self, cohort: Cohort) -> np.ndarray:
-        base = self.means.expand(cohort.samples["tissue"])
+        if self._centring is None:
+            raise RuntimeError(f"Fit the {self.method} imputer first.")
+        base = self._centring.expected(cohort.samples)
         return base + self._predict_residuals(cohort.x - base, cohort.samples)
 
     @abstractmethod
@@ -240,7 +273,8 @@ class _ResidualImputer(_Baseline):
         """Fill the NaN entries of ``residuals`` (the query's rows; ``samples`` is its sample table)."""
 
     def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        config = {"params": self.params(), **{key: self._samples[key].tolist() for key in _LABELS}}
+        config = {"params": self.params(), **{key: self._samples[key].tolist() for key in _LABELS},
+                  "group_shrinkage": None if np.isinf(self._group_shrinkage) else self._group_shrinkage}
         return {"x": self._x}, config
 
     @classmethod
@@ -248,6 +282,8 @@ class _ResidualImputer(_Baseline):
         imputer = cls(**config["params"])
         imputer._x = np.asarray(arrays["x"], dtype=np.float32)
         imputer._samples = pd.DataFrame({key: config[key] for key in _LABELS}, dtype=str)
+        shrinkage = config.get("group_shrinkage", 0.0)  # checkpoints from before the choice: own group means
+        imputer._group_shrinkage = np.inf if shrinkage is None else float(shrinkage)
         imputer._refit()
         return imputer
 

@@ -64,12 +64,13 @@ class Centring:
         x = np.asarray(x, dtype=np.float32)
         observed = ~np.isnan(x)
         filled = np.where(observed, x, 0.0).astype(np.float64)
-        ages = samples["age"].to_numpy(dtype=float)
-        finite = ages[np.isfinite(ages)]
-        age_mean = float(finite.mean()) if finite.size else 0.0
-        age_std = float(finite.std()) if finite.size > 1 and finite.std() > 0 else 1.0
         covariates: tuple[str, ...] = ()
-        if use_covariates:
+        age_mean, age_std = 0.0, 1.0
+        if use_covariates:  # the sample table needs sex and age columns only then
+            ages = samples["age"].to_numpy(dtype=float)
+            finite = ages[np.isfinite(ages)]
+            age_mean = float(finite.mean()) if finite.size else 0.0
+            age_std = float(finite.std()) if finite.size > 1 and finite.std() > 0 else 1.0
             sexes = set(samples["sex"].astype(str)) & {"male", "female"}
             covariates = (("sex",) if len(sexes) == 2 else ()) + (("age",) if len(np.unique(finite)) > 1 else ())
         base = cls((), np.zeros((1, x.shape[1]), np.float32), group_shrinkage, covariates,

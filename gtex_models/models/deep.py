@@ -27,7 +27,9 @@ from gtex_models.data.patterns import TRAINABLE_PATTERNS, Pattern
 from gtex_models.data.store import BlockBatches
 from gtex_models.models.base import Imputer
 from gtex_models.models.distributed import current_sync
+from gtex_models.models.hybrid import fit_gaussian, gaussian_path
 from gtex_models.models.model_space import check_compatible, gene_indexer
+from gtex_models.models.networks import GaussianPath, HybridNetwork
 from gtex_models.models.training import (
     PREDICT_BATCH_SIZE,
     LoopState,
@@ -47,6 +49,8 @@ class DeepImputer(Imputer):
     after :meth:`fit`, so they are neither kept in memory nor saved: ``fit`` always starts afresh.
     Keyword arguments are the model's hyper-parameters (``params``) plus any
     :class:`TrainingConfig` setting; the subclass's ``training_defaults`` fill the settings not given.
+    With ``params["linear"]`` the prediction network is a hybrid on top of a fitted ``gauss``
+    (:mod:`gtex_models.models.hybrid`).
     """
 
     training_defaults: ClassVar[dict[str, Any]] = {}
@@ -134,6 +138,10 @@ class DeepImputer(Imputer):
         device = resolve_device(self.training.device)
         with seeded(self.training.seed, device):
             networks = nn.ModuleDict(self._build_networks(cohort.n_genes, encoder.n_tissues))
+        if self.params.get("linear"):
+            name = self.prediction_networks[0]
+            gaussian = fit_gaussian(cohort, valid, self.training.seed)
+            networks[name] = HybridNetwork(networks[name], gaussian_path(gaussian, encoder))
         self.networks = self._for_prediction(networks)
         if sync is None:
             return self._task(networks)
@@ -181,6 +189,9 @@ class DeepImputer(Imputer):
             "genes": {column: self.genes[column].tolist() for column in GENE_COLUMNS},
             "history": self.history,
         }
+        network = self._fitted_networks[self.prediction_networks[0]]
+        if isinstance(network, HybridNetwork):
+            config["linear_rank"] = int(network.path.loadings.shape[1])
         return arrays, config
 
     @classmethod
@@ -189,8 +200,11 @@ class DeepImputer(Imputer):
         imputer.encoder = CovariateEncoder.from_dict(config["covariates"])
         imputer.genes = pd.DataFrame(config["genes"])[GENE_COLUMNS]
         imputer.history = dict(config.get("history", {}))
-        networks = imputer._for_prediction(
-            nn.ModuleDict(imputer._build_networks(len(imputer.genes), imputer.encoder.n_tissues)))
+        n_genes, n_tissues = len(imputer.genes), imputer.encoder.n_tissues
+        networks = imputer._for_prediction(nn.ModuleDict(imputer._build_networks(n_genes, n_tissues)))
+        if imputer.params.get("linear"):
+            name = imputer.prediction_networks[0]
+            networks[name] = HybridNetwork(networks[name], GaussianPath(n_genes, n_tissues, config["linear_rank"]))
         networks.load_state_dict({key: torch.from_numpy(np.asarray(value)) for key, value in arrays.items()})
         imputer.networks = networks.to(resolve_device(imputer.training.device, fallback=True)).eval()
         return imputer
@@ -205,7 +219,11 @@ class DeepImputer(Imputer):
         if self.training.precision != "bf16":
             return networks
         if self._bf16_copy is None or self._bf16_copy[0] is not networks:
-            self._bf16_copy = (networks, copy.deepcopy(networks).to(torch.bfloat16))
+            low = copy.deepcopy(networks).to(torch.bfloat16)
+            for module in low.modules():
+                if isinstance(module, GaussianPath):
+                    module.float()  # its k x k solves need float32 loadings
+            self._bf16_copy = (networks, low)
         return self._bf16_copy[1]
 
     @property

@@ -62,6 +62,7 @@ class GAINImputer(DeepImputer):
     profile_weight : weight of the covariate-embedding profile term (0: none, as the paper).
     pattern : the training masks' missingness pattern (:meth:`gtex_models.data.patterns.Pattern.to_dict`);
         None: MCAR with a per-sample rate in ``[m_low, m_high]``.
+    linear : build on a Gaussian path (``gauss`` fitted first; :mod:`gtex_models.models.hybrid`).
     **training : :class:`~gtex_models.models.training.TrainingConfig` settings (defaults
         ``batch_size=32``, ``lr=1e-3``).
     """
@@ -74,13 +75,14 @@ class GAINImputer(DeepImputer):
         self, hidden_sizes: Sequence[PositiveInt] = (296, 296, 296), dropout: DropoutRate = 0.0, m_low: Share = 0.5,
         m_high: Share = 0.5, reconstruction_weight: NonNegative = 10.0, noise: NonNegative = 0.01,
         adversarial: bool = True, pseudo_mask: bool = True, profile_weight: NonNegative = 0.0,
-        pattern: dict[str, Any] | None = None, **training: Any,
+        pattern: dict[str, Any] | None = None, linear: bool = False, **training: Any,
     ) -> None:
         super().__init__({
             "hidden_sizes": [int(h) for h in hidden_sizes], "dropout": float(dropout), "m_low": float(m_low),
             "m_high": float(m_high), "reconstruction_weight": float(reconstruction_weight),
             "noise": float(noise), "adversarial": bool(adversarial), "pseudo_mask": bool(pseudo_mask),
             **({"profile_weight": float(profile_weight)} if profile_weight else {}), **pattern_param(pattern),
+            **({"linear": True} if linear else {}),
         }, training)
         self.method = "gain" if adversarial else "gain-mse"  # type: ignore[misc]
 

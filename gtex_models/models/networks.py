@@ -1,4 +1,4 @@
-"""What the networks compute: covariate embeddings, MLP blocks, PMI and GAIN-GTEx networks.
+"""What the networks compute: covariate embeddings, MLP blocks, PMI and GAIN-GTEx networks, the Gaussian path.
 
 No training code lives here (see :mod:`gtex_models.models.training`). Every network takes the sample
 covariates as three tensors: ``tissue`` (int64 index), ``sex`` (int64 index into
@@ -17,6 +17,7 @@ from torch import nn
 from gtex_models.data.covariates import SEXES
 
 EMBEDDING_INIT_STD = 0.01
+GAUSSIAN_CHUNK = 64  # samples per batched k x k system (bounds the chunk x genes x rank temporary)
 
 
 def embedding_size(vocabulary: int) -> int:
@@ -114,3 +115,74 @@ class GAINDiscriminator(_ConditionalMLP):
     ) -> torch.Tensor:
         """Per-entry logits (batch x genes); ``sigmoid`` gives the probability of "observed"."""
         return self._forward(x, hint, tissue, sex, age)
+
+
+class GaussianPath(nn.Module):
+    """The Gaussian conditional mean as a fixed layer: ``m + L M⁻¹ L_oᵀ D_o⁻¹ (x_o - m_o)``, ``M = I + L_oᵀ D_o⁻¹ L_o``.
+
+    ``m`` is the sample's expectation (its group's mean plus sex and age effects), ``L`` (genes x rank)
+    and ``D`` (genes) the covariance ``L Lᵀ + D``; all are buffers filled from a fitted ``gauss`` imputer
+    (:func:`gtex_models.models.hybrid.gaussian_path`), never trained. Computed in float32 whatever the
+    autocast or the module's dtype (the k x k solves need it).
+    """
+
+    def __init__(self, n_genes: int, n_tissues: int, rank: int) -> None:
+        super().__init__()
+        self.register_buffer("tissue_means", torch.zeros(n_tissues, n_genes))
+        self.register_buffer("sex_effects", torch.zeros(len(SEXES), n_genes))
+        self.register_buffer("age_effects", torch.zeros(n_genes))
+        self.register_buffer("age_affine", torch.tensor([1.0, 0.0]))  # encoder's age -> the centring's age
+        self.register_buffer("loadings", torch.zeros(n_genes, rank))
+        self.register_buffer("noise", torch.ones(n_genes))
+
+    def expected(self, tissue: torch.Tensor, sex: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
+        """Each sample's expectation (batch x genes), float32."""
+        scale, shift = self.age_affine.float()
+        age = (age.float() * scale + shift).unsqueeze(1)
+        return self.tissue_means.float()[tissue] + self.sex_effects.float()[sex] + age * self.age_effects.float()
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, tissue: torch.Tensor, sex: torch.Tensor, age: torch.Tensor
+    ) -> torch.Tensor:
+        """The conditional mean of every gene given the entries where ``mask`` is 1 (batch x genes, float32)."""
+        with torch.autocast(x.device.type, enabled=False):
+            loadings, noise, mask = self.loadings.float(), self.noise.float(), mask.float()
+            expected = self.expected(tissue, sex, age)
+            weight = mask / noise
+            scores = ((x.float() - expected) * weight) @ loadings
+            eye = torch.eye(loadings.shape[1], device=x.device)
+            factors = torch.cat([
+                torch.linalg.solve(eye + torch.einsum("bg,gk,gl->bkl", w, loadings, loadings), s.unsqueeze(-1))
+                for w, s in zip(weight.split(GAUSSIAN_CHUNK), scores.split(GAUSSIAN_CHUNK))
+            ]).squeeze(-1)
+            return expected + factors @ loadings.T
+
+
+class HybridNetwork(nn.Module):
+    """A Gaussian path plus a network that learns what it misses: ``x̂ = linear + net(completed, mask, covariates)``.
+
+    ``completed`` is the input with its unknown entries filled by the Gaussian path; the network's output
+    layer starts at zero, so an untrained hybrid is exactly the Gaussian conditional mean and training
+    only adds the non-linear part the data support (early stopping on the validation donors decides).
+    """
+
+    def __init__(self, network: _ConditionalMLP, path: GaussianPath) -> None:
+        super().__init__()
+        self.network = network
+        self.path = path
+        nn.init.zeros_(network.output.weight)
+        nn.init.zeros_(network.output.bias)
+
+    @property
+    def covariates(self) -> CovariateEmbedding:
+        """The wrapped network's covariate embedding (the tissue embeddings of the Embeddings page)."""
+        return self.network.covariates
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        """``rest``: the wrapped network's remaining inputs: GAIN's noise (added to the filled entries), then
+        the covariates ``tissue, sex, age``."""
+        covariates = rest[-3:]
+        linear = self.path(x, mask, *covariates).to(x.dtype)
+        filled = linear + rest[0] if len(rest) == 4 else linear
+        completed = x * mask + filled * (1.0 - mask)
+        return linear + self.network._forward(completed, mask, *covariates)

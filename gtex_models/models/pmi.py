@@ -39,6 +39,7 @@ class PMIImputer(DeepImputer):
     m_low, m_high : range of the per-sample pseudo-mask rate during training (paper: 0.5, 0.5).
     pattern : the training masks' missingness pattern (:meth:`gtex_models.data.patterns.Pattern.to_dict`), e.g. a
         gene panel for a panel-trained PMI; None: the MCAR pseudo-mask of the paper.
+    linear : build on a Gaussian path (``gauss`` fitted first; :mod:`gtex_models.models.hybrid`).
     **training : :class:`~gtex_models.models.training.TrainingConfig` settings; paper defaults
         ``batch_size=32``, ``lr=1e-4``.
     """
@@ -49,10 +50,11 @@ class PMIImputer(DeepImputer):
 
     def __init__(
         self, hidden_sizes: Sequence[PositiveInt] = (3072,), dropout: DropoutRate = 0.2, m_low: Share = 0.5,
-        m_high: Share = 0.5, pattern: dict[str, Any] | None = None, **training: Any,
+        m_high: Share = 0.5, pattern: dict[str, Any] | None = None, linear: bool = False, **training: Any,
     ) -> None:
         super().__init__({"hidden_sizes": [int(h) for h in hidden_sizes], "dropout": float(dropout),
-                          "m_low": float(m_low), "m_high": float(m_high), **pattern_param(pattern)}, training)
+                          "m_low": float(m_low), "m_high": float(m_high), **pattern_param(pattern),
+                          **({"linear": True} if linear else {})}, training)
 
     def _build_networks(self, n_genes: int, n_tissues: int) -> dict[str, nn.Module]:
         return {"network": PMINetwork(n_genes, n_tissues, self.params["hidden_sizes"], self.params["dropout"])}
