@@ -102,7 +102,8 @@ def run_benchmark(
         ``missing_rate``. Inductive: each method is fitted once and scored under every pattern; in place
         the pattern also makes the training matrix's gaps, so each pattern is a new fit.
     interval : a level (0.5-0.99): each fitted method is also calibrated (:func:`calibrate_scenario`) and
-        its intervals scored (:data:`INTERVAL_KEYS`).
+        its intervals scored (:data:`INTERVAL_KEYS`); a calibration fitted on a scored donor is refused
+        (:class:`~gtex_models.data.provenance.DonorLeakError`).
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"Unknown scenario {scenario!r}; use one of {SCENARIOS}.")
@@ -303,7 +304,9 @@ def evaluate_imputer(
 
     Values are hidden under ``pattern`` (default: MCAR, a ``missing_rate`` share of each sample's values;
     ``seed``) and imputed; R² is scored per gene on the hidden entries. Given a ``calibration`` and an
-    ``interval`` level, the intervals of the hidden values are scored too (:data:`INTERVAL_KEYS`).
+    ``interval`` level, the intervals of the hidden values are scored too (:data:`INTERVAL_KEYS`): refused
+    (:class:`~gtex_models.data.provenance.DonorLeakError`) if the calibration was fitted on any test donor, with
+    a warning if it predates donor records.
 
     Example
     -------
