@@ -351,15 +351,15 @@ def check_held_out(name: str, metadata: dict[str, Any], test: Cohort, fix: str, 
     donors were recorded)."""
     donors = metadata.get("donors")
     if not donors:
-        return [note for note in [require_unseen(None, test, name, "the test donors", fix)] if note]
-    roles = {"training": donors.get("fit") if metadata.get("scenario") != "inplace" else None,
-             "validation": donors.get("valid")}
-    for role, record in roles.items():
-        if record:
-            require_unseen(DonorSet.from_dict(record), test, f"{name} (its {role} donors)", "the test donors", fix)
+        notes = [require_unseen(None, test, name, "the test donors", fix)]
+    else:
+        roles = {"training": donors.get("fit") if metadata.get("scenario") != "inplace" else None,
+                 "validation": donors.get("valid")}
+        notes = [require_unseen(DonorSet.from_dict(record), test, f"{name} (its {role} donors)", "the test donors", fix)
+                 for role, record in roles.items() if record is not None]
     stored = metadata.get("calibration") if calibration else None
-    note = None if stored is None else check_unseen(stored, test, "the test donors")
-    return [note] if note else []
+    notes.append(None if stored is None else check_unseen(stored, test, "the test donors"))
+    return [note for note in notes if note]
 
 
 def _check_max_epochs(max_epochs: int | None) -> None:
