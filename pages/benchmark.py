@@ -7,8 +7,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from gtex_models.data.cohort import Cohort
+from gtex_models.data.provenance import DonorLeakError
 from gtex_models.interfaces import plots
-from gtex_models.models.calibration import coverage_table
+from gtex_models.models.calibration import check_unseen, coverage_table
 from gtex_models.models.model_space import ModelSpace, cohort_for_model
 from gtex_models.models.registry import make_imputer
 from gtex_models.studies.study import METHOD_LABELS
@@ -56,14 +58,20 @@ CALIBRATION_RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
 CALIBRATION_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
+def _test_donors(key: str) -> Cohort:
+    """The study's test donors of the groups model ``key`` knows, in its model space."""
+    space = model(key)[2]
+    test = cohort_for_model(cohort(), space).split("test")
+    return test.subset_samples(test.samples["tissue"].isin(space.tissues).to_numpy())
+
+
 @st.cache_data(show_spinner="Scoring the intervals on the test donors…", max_entries=8)
 def _coverage(token: str, key: str) -> pd.DataFrame | None:
     """Empirical coverage of model ``key``'s calibrated intervals on the study's test donors (None: no calibration
-    or no test donor of a group the model knows)."""
-    imputer, _, space = model(key)
+    or no test donor of a group the model knows; :class:`DonorLeakError` if it was calibrated on any of them)."""
+    imputer = model(key)[0]
     made = calibration(key)[0]
-    test = cohort_for_model(cohort(), space).split("test")
-    test = test.subset_samples(test.samples["tissue"].isin(space.tissues).to_numpy())
+    test = _test_donors(key)
     if made is None or test.n_samples == 0:
         return None
     oracle = None
@@ -78,11 +86,20 @@ def calibration_view(key: str, word: str) -> None:
     if made is None:
         st.info(source)
         return
-    info = made.info
+    info, donors = made.info, made.donors
+    fitted_on = "donors" if donors is None else f"{donors.split} donors (digest {donors.digest[:12]})"
     st.caption(f"Split-conformal intervals, {source}: {info.get('n_samples', '?'):,} samples of "
-               f"{info.get('n_donors', '?')} donors, {info.get('n_scores', 0):,} hidden values. Below, their coverage "
-               "on the test donors (never used for training or calibration), with a new mask at each missing rate.")
-    table = _coverage(study_token(), key)
+               f"{info.get('n_donors', '?')} {fitted_on}, {info.get('n_scores', 0):,} hidden values. Below, their "
+               "coverage on the test donors (never used for training or calibration), with a new mask at each "
+               "missing rate.")
+    try:
+        note = check_unseen(made, _test_donors(key), "the study's test donors")
+        table = _coverage(study_token(), key)
+    except DonorLeakError as error:
+        st.error(f"{error} Their coverage is not shown.", icon=":material/error:")
+        return
+    if note:
+        st.caption(note)
     if table is None:
         st.info(f"The study's cohort has no test donor in a {word} the model knows, so coverage cannot be measured.")
         return

@@ -295,6 +295,8 @@ def try_tab(study: Study, key: str) -> None:
         cols[3].metric(f"Inside their {trial.interval_level:.0%} interval", f"{trial.coverage:.1%}",
                        help="Share of the hidden values inside their calibrated interval (few samples make it "
                             "noisy: values of one sample err together).")
+    if trial.interval_note:  # refused (no coverage): a leak; else a calibration whose donors are unknown
+        (st.warning if trial.coverage is None else st.caption)(trial.interval_note)
     st.plotly_chart(plots.imputed_vs_true(trial.truth[trial.hidden], trial.imputed[trial.hidden], trial.r2_pooled),
                     width="stretch")
     st.markdown("**Per-gene R²** over the hidden values of the chosen samples (few samples make it noisy).")

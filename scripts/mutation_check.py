@@ -60,6 +60,8 @@ INFERENCE = "tests/test_inference.py"
 APP_PAGES = "tests/test_app_pages.py"
 BENCHMARK = "tests/test_benchmark.py"
 STUDY = "tests/test_study.py"
+CALIBRATION = "tests/test_calibration.py"
+PROVENANCE = "tests/test_provenance.py"
 
 MUTANTS = (
     # ------------------------------------------------------------------ the mutants of issue #18
@@ -323,6 +325,80 @@ MUTANTS = (
            "        return 0.0",
            "KNN, MICE and MissForest always centre on each group's own mean (no shrinkage chosen on validation)",
            ("tests/test_baselines.py::test_knn_is_at_least_as_good_as_scikit_learns_on_small_groups",)),
+    # ------------------------------------------------------------------ provenance and exact values (issue #28)
+    Mutant("calibrated-on-test-donors", "provenance", "gtex_models/models/calibration.py",
+           '    valid = cohort.split("valid") if (cohort.samples["split"] == "valid").any() else None',
+           '    valid = cohort.split("test") if (cohort.samples["split"] == "valid").any() else None',
+           "intervals calibrated on the test donors instead of the validation donors (coverage stays nominal)",
+           (f"{PROVENANCE}::test_the_protocols_calibration_records_its_validation_donors",
+            f"{PROVENANCE}::test_a_benchmark_calibrated_on_its_test_donors_is_refused")),
+    Mutant("calibrated-in-place-on-test-rows", "provenance", "gtex_models/analysis/benchmark.py",
+           "return calibrate_in_place(imputer, data.fit, data.test, np.flatnonzero(~data.is_test), seed)",
+           "return calibrate_in_place(imputer, data.fit, data.test, np.flatnonzero(data.is_test), seed)",
+           "in place, intervals calibrated on the scored (test) rows of the pool",
+           (f"{PROVENANCE}::test_an_in_place_calibration_records_the_pools_training_donors",
+            f"{PROVENANCE}::test_a_benchmark_calibrated_on_its_test_donors_is_refused")),
+    Mutant("calibration-donors-not-recorded", "provenance", "gtex_models/models/calibration.py",
+           '            "donors": DonorSet.of_cohort(cohort).to_dict()}',
+           "            }",
+           "a calibration does not record its donors (no leak can be detected)",
+           (f"{PROVENANCE}::test_the_protocols_calibration_records_its_validation_donors",)),
+    Mutant("leak-never-seen", "provenance", "gtex_models/data/provenance.py",
+           "    if not seen:\n        return None",
+           "    if True:\n        return None",
+           "scoring donors a model or calibration was fitted on is never refused",
+           (f"{PROVENANCE}::test_evaluate_refuses_intervals_calibrated_on_the_test_donors",
+            f"{PROVENANCE}::test_try_it_refuses_the_coverage_of_donors_the_calibration_saw")),
+    Mutant("evaluate-intervals-unchecked", "provenance", "gtex_models/analysis/benchmark.py",
+           '    note = check_unseen(calibration, truth, "the test donors scored")',
+           "    note = None",
+           "evaluate and benchmark score intervals without checking the calibration's donors",
+           (f"{PROVENANCE}::test_evaluate_refuses_intervals_calibrated_on_the_test_donors",)),
+    Mutant("try-it-intervals-unchecked", "provenance", "gtex_models/interfaces/try_it.py",
+           "            result.interval_note = check_unseen(calibration, trial, \"these samples' donors\")",
+           "            result.interval_note = None",
+           "Try it reports the coverage of donors the calibration was fitted on",
+           (f"{PROVENANCE}::test_try_it_refuses_the_coverage_of_donors_the_calibration_saw",)),
+    Mutant("training-donors-unchecked", "provenance", "gtex_models/studies/build.py",
+           '    roles = {"training": donors.get("fit") if metadata.get("scenario") != "inplace" else None,',
+           '    roles = {"training": None,',
+           "evaluate and study add-model score a checkpoint on donors it was trained on",
+           (f"{PROVENANCE}::test_cli_evaluate_refuses_test_donors_the_model_was_trained_on",)),
+    Mutant("study-calibration-unchecked", "provenance", "gtex_models/studies/build.py",
+           '    stored = metadata.get("calibration") if calibration else None',
+           "    stored = None",
+           "study build keeps a model whose calibration saw its test donors",
+           (f"{STUDY}::test_a_build_whose_calibration_saw_the_test_donors_is_refused",)),
+    Mutant("donor-in-two-splits", "provenance", "gtex_models/data/cohort.py",
+           "        if straddling:",
+           "        if False:",
+           "a cohort whose donor has samples in two splits is trained and scored",
+           (f"{PROVENANCE}::test_a_cohort_with_a_donor_in_two_splits_is_refused",)),
+    Mutant("level-reads-the-level-below", "provenance", "gtex_models/models/calibration.py",
+           "position = float(np.interp(level, LEVELS, np.arange(len(LEVELS))))",
+           "position = float(np.interp(level - 0.01, LEVELS, np.arange(len(LEVELS))))",
+           "a 90 % interval is computed from the 89 % quantile",
+           (f"{CALIBRATION}::test_a_level_reads_its_own_stored_quantile_and_interpolates_between_levels",)),
+    Mutant("conformal-rank-n", "provenance", "gtex_models/models/calibration.py",
+           "rank = np.ceil((counts[:, None] + 1) * LEVELS[None, :]).astype(np.int64)",
+           "rank = np.ceil(counts[:, None] * LEVELS[None, :]).astype(np.int64)",
+           "conformal quantile of rank ceil(n level) instead of ceil((n + 1) level)",
+           (f"{CALIBRATION}::test_the_conformal_quantile_is_the_ceil_of_n_plus_1_times_level_th_smallest_score",)),
+    Mutant("coverage-row-at-another-rate", "provenance", "gtex_models/models/calibration.py",
+           "observed = rng.random(cohort.x.shape) >= rate",
+           "observed = rng.random(cohort.x.shape) >= 1 - rate",
+           "the coverage table's row for 20 % missing is measured at 80 % (and so on)",
+           (f"{CALIBRATION}::test_coverage_rows_get_wider_with_each_rate_under_a_calibration_whose_widths_grow_with_it",)),
+    Mutant("probe-share-before-probing", "provenance", "gtex_models/models/calibration.py",
+           "spread = self.spread(rows, 1.0 - (cohort.observed & ~probe).mean(axis=1))",
+           "spread = self.spread(rows, 1.0 - cohort.observed.mean(axis=1))",
+           "the probe factor's scale uses the missing share before the probe hid more values",
+           (f"{CALIBRATION}::test_the_probe_factor_follows_its_formula_on_a_fixed_probe_mask",)),
+    Mutant("study-info-first-models-r2", "provenance", "gtex_models/studies/build.py",
+           'r2 = (data.get("evaluation") or {}).get("r2_mean")',
+           'r2 = (study.manifest["models"][0].get("evaluation") or {}).get("r2_mean")',
+           "study info shows the first model's test R² on every row",
+           (f"{STUDY}::test_study_info_reports_each_models_own_evaluation",)),
 )
 
 
@@ -398,7 +474,10 @@ def write_report(results: list[tuple[Mutant, str, str, float]], seconds: float, 
         + (f"; not killed: {', '.join(survivors)}." if survivors else "; none survived."),
         "",
     ]
-    for group, title in (("issue", "Mutants of issue #18"), ("generalisation", "A different set (generalisation)")):
+    titles = {"issue": "Mutants of issue #18", "generalisation": "A different set (generalisation)",
+              "provenance": "Provenance and exact values (issue #28)"}
+    for group in dict.fromkeys(mutant.group for mutant, _, _, _ in results):
+        title = titles.get(group, group)
         lines += [f"## {title}", "", "| Mutant | File | What it breaks | Result | Caught by | Seconds |",
                   "|---|---|---|---|---|---|"]
         for mutant, outcome, detail, took in results:

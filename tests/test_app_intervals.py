@@ -75,3 +75,41 @@ def test_a_one_group_probe_study_gets_intervals_too(monkeypatch, tmp_path):
     at = open_app("pages/benchmark.py", study=study, model="knn_all")
     assert_clean(at)
     clear_caches()
+
+
+def test_intervals_calibrated_on_the_test_donors_are_refused_on_the_model_page_and_in_try_it(monkeypatch, tmp_path):
+    """A checkpoint whose stored calibration saw the study's test donors (made elsewhere, on another split): the
+    model page refuses their coverage and Try it flags it instead of showing an optimistic coverage. One stored
+    before calibrations recorded their donors is shown, saying that this cannot be checked."""
+    from gtex_models.models.calibration import Calibration, calibrate
+    from gtex_models.models.checkpoints import attach_calibration, load_checkpoint
+
+    cohort = probe_cohort()
+    study = write_study(tmp_path / "probes", cohort, {"mean_all": ("mean", None)}, title="Probes", benchmark=False,
+                        umap=False)
+    point_app_at(monkeypatch, study, studies_dir=tmp_path / "none")
+    clear_caches()
+    at = open_app("pages/benchmark.py", study=study, model="mean_all")
+    assert_clean(at)
+    assert any("valid donors (digest" in c.value for c in at.caption)
+    checkpoint = study / "models" / "mean_all.safetensors"
+    imputer = load_checkpoint(checkpoint)[0]
+    arrays, header = calibrate(imputer, cohort.split("valid")).to_state()
+    header["info"].pop("donors")
+    attach_calibration(checkpoint, Calibration.from_state(arrays, header))
+    clear_caches()
+    at = open_app("pages/benchmark.py", study=study, model="mean_all")
+    assert_clean(at)
+    assert any("cannot be checked" in c.value for c in at.caption)
+    assert any(c["layout"]["xaxis"]["title"]["text"] == "Nominal level" for c in charts(at))
+    attach_calibration(checkpoint, calibrate(imputer, cohort.split("test")))
+    clear_caches()
+    at = open_app("pages/benchmark.py", study=study, model="mean_all")
+    assert any("The interval calibration was fitted on" in e.value for e in at.error)
+    assert not any(c["layout"]["xaxis"]["title"]["text"] == "Nominal level" for c in charts(at))
+    at = open_app(study=study, model="mean_all")
+    at.segmented_control(key="impute_mode").set_value("Try it on held-out samples").run()
+    assert not at.exception and not at.error
+    assert any("The interval calibration was fitted on" in w.value for w in at.warning)
+    assert "Inside their 90% interval" not in {m.label for m in at.metric}
+    clear_caches()

@@ -25,10 +25,15 @@ from gtex_models.data.patterns import mask_cohort
 from gtex_models.data.simulate import simulate_cohort
 from gtex_models.models.calibration import (
     LEVELS,
+    PROBE_MIN_OBSERVED,
+    PROBE_SEED,
+    PROBE_SHARE,
+    RATE_EDGES,
     Calibration,
     CalibrationError,
     calibrate,
     calibrate_held_out,
+    conformal_quantiles,
     coverage_table,
     interval_scores,
 )
@@ -155,6 +160,109 @@ def test_the_coverage_table_has_every_rate_level_and_group(pmi, pmi_calibration,
     assert len(pooled) == 4 and (pooled.xs(0.9, level="level") > pooled.xs(0.5, level="level")).all()
     assert abs(pooled.loc[(0.2, 0.5)] - 0.5) < 0.05 and abs(pooled.loc[(0.8, 0.9)] - 0.9) < POOLED_TOLERANCE
     assert set(table["group"]) == {"all", *test.tissues}
+
+
+def test_each_coverage_row_hides_its_rate_of_values_and_more_missing_gets_wider_intervals(pmi, pmi_calibration,
+                                                                                           cohort):
+    test = cohort.split("test")
+    test = test.subset_samples(test.samples["tissue"].isin(pmi_calibration.groups).to_numpy())
+    rates = (0.2, 0.5, 0.8)
+    table = coverage_table(pmi, pmi_calibration, test, rates, (0.9,))
+    values = test.samples["tissue"].value_counts() * test.n_genes
+    values["all"] = test.n_samples * test.n_genes
+    assert len(table) == len(rates) * len(values)
+    for row in table.itertuples():
+        n = values[row.group]
+        assert abs(row.n_hidden - row.missing_rate * n) <= 5 * np.sqrt(n * row.missing_rate * (1 - row.missing_rate)), row
+    widths = table[table["group"] == "all"].set_index("missing_rate")["width_median"]
+    assert list(widths.index) == list(rates) and widths[0.8] > max(widths[0.2], widths[0.5]), widths
+
+
+# ------------------------------------------------------------------------------------- exact values
+def test_the_conformal_quantile_is_the_ceil_of_n_plus_1_times_level_th_smallest_score():
+    """200 scores, 1 to 200 shuffled, so the k-th smallest is k: level L must give ceil(201 L), computed by
+    hand below; a cell with 199 scores (or scores of fewer than 15 samples) has none."""
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.permutation(np.arange(1.0, 201.0)), rng.permutation(np.arange(1.0, 200.0))])
+    cell = np.repeat([0, 1], [200, 199])
+    by_hand = {0.5: 101, 0.8: 161, 0.89: 179, 0.9: 181, 0.95: 191, 0.99: 199}  # ceil(100.5), ceil(160.8), ...
+    quantiles = conformal_quantiles(scores, cell, 2)
+    assert {level: quantiles[0, list(LEVELS).index(level)] for level in by_hand} == by_hand
+    assert np.isnan(quantiles[1]).all()
+    few_samples = conformal_quantiles(scores[:200], cell[:200], 1, sample=np.arange(200) % 14)
+    assert np.isnan(few_samples).all()
+    enough_samples = conformal_quantiles(scores[:200], cell[:200], 1, sample=np.arange(200) % 15)
+    np.testing.assert_array_equal(enough_samples, quantiles[:1])
+
+
+def _hand_made_calibration(n_genes: int, rate_coef=(0.0, 0.0, 0.0), probe_prior: float = np.inf) -> Calibration:
+    """One group; the quantile of level index i, gene bin b and rate bin r is 1 + i + 100 r + 1000 b;
+    the scale of gene j is 1 + j / n_genes (its pooled row twice that)."""
+    i, b, r = np.meshgrid(np.arange(len(LEVELS)), np.arange(4), np.arange(len(RATE_EDGES) + 1), indexing="ij")
+    quantiles = (1 + i + 100 * r + 1000 * b).transpose(1, 2, 0)[None].repeat(2, axis=0).astype(np.float32)
+    scale = (1 + np.arange(n_genes) / n_genes)[None] * np.array([[1.0], [2.0]])
+    return Calibration(("g",), scale.astype(np.float32), np.asarray(rate_coef, dtype=float),
+                       np.arange(n_genes) % 4, quantiles, probe_prior)
+
+
+def test_a_level_reads_its_own_stored_quantile_and_interpolates_between_levels():
+    calibration = _hand_made_calibration(8)
+    observed = np.zeros((2, 8), dtype=bool)
+    observed[0, :4] = True  # sample 0: half missing (rate bin 4); sample 1: all missing (rate bin 8)
+    scale = 1 + np.arange(8) / 8
+    for level, index in ((0.9, 40), (0.5, 0), (0.99, 49), (0.905, 40.5)):
+        width = calibration.half_width(observed, ["g", "g"], level)
+        expected = scale * (1 + index + 100 * np.array([[4], [8]]) + 1000 * (np.arange(8) % 4))
+        np.testing.assert_allclose(width, np.where(observed, 0.0, expected), rtol=1e-6)
+    pooled = calibration.half_width(observed[1:], ["unseen group"], 0.9)
+    np.testing.assert_allclose(pooled[0], 2 * scale * (41 + 800 + 1000 * (np.arange(8) % 4)), rtol=1e-6)
+
+
+def _tiny_cohort(n_train: int, n_test: int, n_genes: int = 40, seed: int = 4) -> Cohort:
+    """One group ``g`` of probes (log scale, no sex or age), each sample its own donor, in train and test."""
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    raw = 8 + rng.normal(size=(n, n_genes)) * np.linspace(0.5, 2.0, n_genes)
+    samples = pd.DataFrame({"sample_id": [f"s{i}" for i in range(n)], "donor_id": [f"s{i}" for i in range(n)],
+                            "tissue": "g", "sex": "unknown", "age": np.nan, "split": ["train"] * n_train + ["test"] * n_test})
+    genes = pd.DataFrame({"ensembl_gene_id": "", "symbol": [f"p{j}" for j in range(n_genes)]})
+    return Cohort.from_raw(raw, genes, samples, scale="log")
+
+
+def test_coverage_rows_get_wider_with_each_rate_under_a_calibration_whose_widths_grow_with_it():
+    """A hand-made calibration whose rate factor and quantiles grow with the missing share: each row of the table
+    is measured at its own rate, so its median width grows from row to row."""
+    cohort = _tiny_cohort(20, 200)
+    imputer = make_imputer("mean").fit(cohort.split("train"))
+    rates = (0.1, 0.3, 0.5, 0.7, 0.9)
+    table = coverage_table(imputer, _hand_made_calibration(40, (0.0, 2.0, 0.0)), cohort.split("test"), rates, (0.9,))
+    pooled = table[table["group"] == "all"]
+    assert pooled["missing_rate"].tolist() == list(rates) and np.all(np.diff(pooled["width_median"]) > 0)
+    assert np.allclose(pooled["n_hidden"] / (200 * 40), rates, atol=0.02)
+
+
+def test_the_probe_factor_follows_its_formula_on_a_fixed_probe_mask():
+    """g = sqrt((Σ (r / s)² + κ) / (n + κ)) over the probed values (``PROBE_SHARE`` of the observed ones, drawn
+    with ``PROBE_SEED``), with s the gene's scale times f at the missing share left after probing; computed by
+    hand for the mean imputer (r: value minus the training mean). A sample with fewer than
+    ``PROBE_MIN_OBSERVED`` observed values is not probed (g = 1)."""
+    rng = np.random.default_rng(4)
+    n_genes, kappa, coef = 40, 3.0, (1.0, 0.5, -0.2)
+    cohort = _tiny_cohort(20, 6, n_genes)
+    train, test = cohort.split("train"), cohort.split("test")
+    observed = rng.random(test.x.shape) >= np.array([0.1, 0.3, 0.5, 0.7, 0.3, 0.0])[:, None]
+    observed[5] = np.arange(n_genes) < PROBE_MIN_OBSERVED - 1  # too few observed values to probe
+    calibration = _hand_made_calibration(n_genes, coef, kappa)
+    factor = calibration.sample_factor(make_imputer("mean").fit(train), mask_cohort(test, observed))
+
+    probed = observed & (np.random.default_rng(PROBE_SEED).random(observed.shape) < PROBE_SHARE)
+    probed[5] = False
+    residual = test.x.astype(np.float64) - train.x.astype(np.float64).mean(axis=0)
+    left = np.clip(1 - (observed & ~probed).mean(axis=1), 0.05, 0.95)
+    spread = (1 + np.arange(n_genes) / n_genes)[None] * np.sqrt(np.exp(np.polyval(coef, left)))[:, None]
+    squares = np.where(probed, (residual / spread) ** 2, 0.0).sum(axis=1)
+    np.testing.assert_allclose(factor, np.sqrt((squares + kappa) / (probed.sum(axis=1) + kappa)), rtol=1e-5)
+    assert factor[5] == 1.0 and probed[:5].sum(axis=1).min() > 0
 
 
 # ------------------------------------------------------------------------------------- unlike the demo

@@ -129,7 +129,7 @@ def test_study_build_info_and_add_model_on_a_probe_cohort(tmp_path, capsys):
     assert main(["study", "info", "--study", str(study)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split() == ["key", "label", "method", "scenario", "gene", "set", "genes", "groups", "test", "R²",
-                                "missing"]
+                                "calibrated", "on", "missing"]
     assert [line.split()[0] for line in lines[2:]] == ["pmi_all", "gain_all", "mean_all"]
     assert "Group means" in lines[4]
 

@@ -13,6 +13,7 @@ import safetensors.torch
 import torch
 
 from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.provenance import DonorSet
 from gtex_models.data.store import save_store
 from gtex_models.models.checkpoints import load_checkpoint
 from gtex_models.models.distributed import load_loop_state, save_loop_state
@@ -38,6 +39,7 @@ def test_two_processes_hold_identical_weights_and_rank_zero_checkpoints(small_co
         # the checkpoint (written by rank 0 alone) loads in one process and imputes
         imputer, metadata = load_checkpoint(tmp_path / f"{method}.safetensors")
         assert metadata["processes"] == 2 and imputer.history["epochs"] == 2
+        assert DonorSet.from_dict(metadata["donors"]["fit"]) == DonorSet.of_cohort(small_cohort.split("train"))
         assert not (tmp_path / f"{method}.safetensors.resume").exists()
         assert all(torch.equal(value, rank0[key]) for key, value in imputer.networks.state_dict().items())
         untrained = type(imputer)(hidden_sizes=[32])._build_networks(small_cohort.n_genes, len(imputer.tissues))

@@ -11,13 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gtex_models.analysis.benchmark import evaluate_imputer
 from gtex_models.common.atomic import OutputPathError
 from gtex_models.data.cohort import Cohort
+from gtex_models.data.provenance import DonorLeakError, DonorSet
 from gtex_models.data.readers import InputError, import_table
 from gtex_models.models.checkpoints import load_checkpoint
 from gtex_models.studies.build import StudyCancelled, add_checkpoint, add_model, build_study, study_info
 from gtex_models.studies.experiment import Experiment, default_config, run_experiment
-from gtex_models.studies.study import Study, StudyError
+from gtex_models.studies.study import Study, StudyError, add_entry, model_entry, new_manifest, write_manifest
 
 DATA = Path(__file__).parent / "data"
 GROUPS = ("liver", "kidney", "heart")
@@ -140,6 +142,73 @@ def test_study_info_lists_every_model_and_what_is_missing(built, tmp_path):
     assert set(study.tables("gain_all")) == {"per_gene", "across_rates"}
     info = study_info(study)
     assert info.set_index("key")["missing"].to_dict() == {"pmi_all": "checkpoint", "gain_all": "per_tissue table"}
+
+
+def test_study_info_reports_each_models_own_evaluation(built, tmp_path):
+    """Each row's numbers are its own model's: R² recomputed from its checkpoint on the study's test donors
+    (as the build scored it), genes and groups from the checkpoint."""
+    study = add_model(copy_study(built, tmp_path), "knn")
+    info = study_info(study).set_index("key")
+    assert info.index.tolist() == ["pmi_all", "gain_all", "knn_all"]
+    assert info["test R²"].nunique() > 1  # so a row showing another model's R² would differ from its own
+    test = study.cohort().split("test")
+    for key, row in info.iterrows():
+        imputer, metadata = study.load_model(key)
+        assert row["test R²"] == pytest.approx(evaluate_imputer(imputer, test)["r2_mean"], abs=5e-4), key
+        assert (row["method"], row["scenario"], row["genes"], row["groups"]) == (
+            imputer.method, metadata["scenario"], len(metadata["genes"]), len(metadata["tissues"]))
+        assert row["calibrated on"] == "-" and metadata["calibration"] is None  # 9 validation samples: too few
+
+
+def test_the_manifest_records_each_roles_donors_and_the_calibrations(built, small_cohort, tmp_path):
+    probes = Study.open(built)  # too few validation samples to calibrate: fit, valid and test only
+    cohort = probes.cohort()
+    assert probes.models["pmi_all"].donors == {role: DonorSet.of_cohort(cohort.split(split)).summary()
+                                               for role, split in (("fit", "train"), ("valid", "valid"), ("test", "test"))}
+    folder = tmp_path / "calibrated"
+    run_experiment(Experiment("mean"), small_cohort, out=folder / "models" / "mean_all.safetensors")
+    entry = model_entry("mean_all", load_checkpoint(folder / "models" / "mean_all.safetensors")[1])
+    assert entry.donors == {role: DonorSet.of_cohort(small_cohort.split(split)).summary() for role, split in
+                            (("fit", "train"), ("valid", "valid"), ("test", "test"), ("calibration", "valid"))}
+    write_manifest(folder, add_entry(new_manifest("Calibrated", small_cohort), entry))
+    valid = small_cohort.split("valid").n_donors
+    assert study_info(Study.open(folder))["calibrated on"].tolist() == [f"{valid} valid donors"]
+
+
+def test_a_checkpoint_trained_on_another_split_of_the_cohort_is_refused(built, probe_cohort, tmp_path):
+    """Trained elsewhere on the same samples split differently: some of the study's test donors trained it."""
+    donors = sorted(probe_cohort.samples["donor_id"])
+    split = probe_cohort.samples["donor_id"].map({d: ("train", "test", "train", "valid")[i % 4] for i, d in enumerate(donors)})
+    resplit = Cohort(probe_cohort.x, probe_cohort.genes, probe_cohort.samples.assign(split=split),
+                     probe_cohort.transform, probe_cohort.meta)
+    checkpoint = tmp_path / "mean.safetensors"
+    run_experiment(Experiment("mean"), resplit, out=checkpoint)
+    study_dir = copy_study(built, tmp_path)
+    with pytest.raises(DonorLeakError, match=r"The checkpoint mean.safetensors \(its training donors\) was fitted on"):
+        add_checkpoint(study_dir, checkpoint)
+    assert list(Study.open(study_dir).models) == ["pmi_all", "gain_all"]
+
+
+def test_a_build_whose_calibration_saw_the_test_donors_is_refused(small_cohort, tmp_path, monkeypatch):
+    """Were a study's calibration fitted on its test donors (a bug), the build stops and writes nothing."""
+    from gtex_models.models.calibration import calibrate
+    from gtex_models.studies import experiment
+
+    monkeypatch.setattr(experiment, "calibrate_scenario", lambda imputer, data, cohort, seed=0:
+                        calibrate(imputer, data.test_donors))
+    with pytest.raises(DonorLeakError, match="The interval calibration was fitted on .* of the test split"):
+        build_study(small_cohort, tmp_path / "s", models=["mean"], baselines=[])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cohort_with_a_donor_in_two_splits_is_refused_before_any_training(probe_cohort, tmp_path):
+    samples = probe_cohort.samples.copy()
+    trained = samples.loc[samples["split"] == "train", "donor_id"].iloc[0]
+    samples["donor_id"] = samples["donor_id"].where(samples["split"] != "test", trained)  # test samples: a train donor
+    shared = Cohort(probe_cohort.x, probe_cohort.genes, samples, probe_cohort.transform, probe_cohort.meta)
+    with pytest.raises(ValueError, match=r"have samples in more than one split .*fix the split column"):
+        build_study(shared, tmp_path / "s", models=["pmi"], progress=lambda *_: pytest.fail("training started"))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_study_without_its_cohort_still_opens(built, tmp_path):

@@ -43,8 +43,15 @@ from gtex_models.common.messages import describe_unknown_tissues
 from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.patterns import Pattern, mask_cohort
+from gtex_models.data.provenance import DonorSet
 from gtex_models.models.base import Imputer
-from gtex_models.models.calibration import Calibration, calibrate_held_out, calibrate_in_place, interval_scores
+from gtex_models.models.calibration import (
+    Calibration,
+    calibrate_held_out,
+    calibrate_in_place,
+    check_unseen,
+    interval_scores,
+)
 from gtex_models.models.registry import default_settings, make_imputer
 
 RECORD_KEYS = (
@@ -95,7 +102,8 @@ def run_benchmark(
         ``missing_rate``. Inductive: each method is fitted once and scored under every pattern; in place
         the pattern also makes the training matrix's gaps, so each pattern is a new fit.
     interval : a level (0.5-0.99): each fitted method is also calibrated (:func:`calibrate_scenario`) and
-        its intervals scored (:data:`INTERVAL_KEYS`).
+        its intervals scored (:data:`INTERVAL_KEYS`); a calibration fitted on a scored donor is refused
+        (:class:`~gtex_models.data.provenance.DonorLeakError`).
     """
     if scenario not in SCENARIOS:
         raise ValueError(f"Unknown scenario {scenario!r}; use one of {SCENARIOS}.")
@@ -180,6 +188,13 @@ class ScenarioData:
     def test_donors(self) -> Cohort:
         """The complete test donors (in place: the test rows of the pool)."""
         return self.test if self.is_test is None else self.test.subset_samples(self.is_test)
+
+    @property
+    def donors(self) -> dict[str, DonorSet]:
+        """The donors of each role: ``fit`` (fitted on; in place the pool, test rows included), ``valid`` (early
+        stopping; absent without) and ``test`` (scored)."""
+        roles = {"fit": self.fit, "valid": self.valid, "test": self.test_donors}
+        return {role: DonorSet.of_cohort(part) for role, part in roles.items() if part is not None}
 
 
 def scenario_data(cohort: Cohort, scenario: str = "inductive", missing_rate: float = 0.5,
@@ -289,7 +304,9 @@ def evaluate_imputer(
 
     Values are hidden under ``pattern`` (default: MCAR, a ``missing_rate`` share of each sample's values;
     ``seed``) and imputed; R² is scored per gene on the hidden entries. Given a ``calibration`` and an
-    ``interval`` level, the intervals of the hidden values are scored too (:data:`INTERVAL_KEYS`).
+    ``interval`` level, the intervals of the hidden values are scored too (:data:`INTERVAL_KEYS`): refused
+    (:class:`~gtex_models.data.provenance.DonorLeakError`) if the calibration was fitted on any test donor, with
+    a warning if it predates donor records.
 
     Example
     -------
@@ -387,9 +404,13 @@ def _score(x_true: np.ndarray, imputed: np.ndarray, observed: np.ndarray, refere
 
 def _interval_scores(imputer: Imputer, calibration: Calibration | None, level: float | None, truth: Cohort,
                      masked: Cohort, imputed: np.ndarray) -> dict[str, Any]:
-    """:data:`INTERVAL_KEYS` of the hidden values of ``masked`` (empty without a calibration and a level)."""
+    """:data:`INTERVAL_KEYS` of the hidden values of ``masked`` (empty without a calibration and a level);
+    :class:`~gtex_models.data.provenance.DonorLeakError` if the calibration was fitted on any of ``truth``'s donors."""
     if calibration is None or level is None:
         return {}
+    note = check_unseen(calibration, truth, "the test donors scored")
+    if note:
+        warnings.warn(note, stacklevel=3)
     lower, upper = calibration.interval(imputer, masked, imputed, level)
     return {"interval_level": float(level),
             **interval_scores(truth.x, lower, upper, masked.observed, truth.samples["tissue"], truth.transform.std)}

@@ -178,7 +178,16 @@ class Cohort:
         return problems
 
     def require_trainable(self) -> None:
-        """Raise ``ValueError`` (with :meth:`size_problems` and the fix) if the cohort is too small."""
+        """Raise ``ValueError`` (with :meth:`size_problems` and the fix) if the cohort is too small, or if a
+        donor has samples in two splits (a model would be scored on a donor it was fitted on)."""
+        splits = self.samples.groupby("donor_id")["split"].nunique()
+        straddling = splits.index[splits > 1].astype(str).tolist()
+        if straddling:
+            raise ValueError(
+                f"{len(straddling)} donor(s) have samples in more than one split (e.g. {', '.join(straddling[:3])}), "
+                "so a model would be scored on donors it was trained or calibrated on. Each donor's samples must "
+                "share one split: fix the split column of the cohort's samples.csv, or import the cohort again "
+                "(its split is then made by donor).")
         problems = self.size_problems()
         if problems:
             raise ValueError(

@@ -3,7 +3,8 @@
 :func:`example_upload` makes partial profiles to try the upload pipeline with
 (:mod:`gtex_models.interfaces.upload`); :func:`hide_and_impute` runs the experiment and scores it
 with the per-gene R² on the hidden values (the README's metric) and, given a calibration, the
-intervals' coverage.
+intervals' coverage: refused (with a note saying why) when the calibration was fitted on any of the samples'
+donors, and noted when it predates donor records.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from gtex_models.analysis.evaluation import r2_per_gene
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.masks import mcar_mask
 from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.provenance import DonorLeakError
 from gtex_models.data.transform import Transform
 from gtex_models.models.base import Imputer
-from gtex_models.models.calibration import DEFAULT_LEVEL, Calibration
+from gtex_models.models.calibration import DEFAULT_LEVEL, Calibration, check_unseen
 from gtex_models.models.calibration import coverage as interval_coverage
 
 MIN_HIDDEN_TO_RANK = 5  # a per-gene R² over fewer hidden values is too noisy to rank genes by
@@ -55,8 +57,10 @@ class TrialResult:
         with fewer than :data:`MIN_HIDDEN_TO_RANK` hidden values last (their R² is mostly noise).
     r2_pooled : R² over all hidden values together (what the truth-vs-imputed scatter shows).
     lower, upper : calibrated intervals (log2(TPM + 1)), given a calibration; else None.
-    coverage : share of the hidden values inside their interval (None without intervals).
+    coverage : share of the hidden values inside their interval (None without intervals, or when refused).
     interval_level : the intervals' nominal level.
+    interval_note : why the coverage was refused (the calibration was fitted on some of these donors), or,
+        with a coverage, that this could not be checked (a calibration stored before donors were recorded).
     """
 
     truth: np.ndarray
@@ -70,6 +74,7 @@ class TrialResult:
     upper: np.ndarray | None = None
     coverage: float | None = None
     interval_level: float | None = None
+    interval_note: str | None = None
 
 
 def hide_and_impute(
@@ -104,6 +109,11 @@ def hide_and_impute(
     r2_pooled = 1.0 - residual / total if total > 0 else float("nan")
     result = TrialResult(truth, estimate, hidden, trial.samples, trial.genes, per_gene, r2_pooled)
     if calibration is not None:
+        try:
+            result.interval_note = check_unseen(calibration, trial, "these samples' donors")
+        except DonorLeakError as error:
+            result.interval_note = str(error)
+            return result
         low, high = calibration.interval(imputer, masked, imputed, interval)
         result.lower, result.upper = log_space.inverse(low), log_space.inverse(high)
         result.coverage = interval_coverage(truth, result.lower, result.upper, observed)

@@ -65,6 +65,7 @@ import pandas as pd
 
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.provenance import DonorSet, require_unseen
 from gtex_models.models.base import Imputer
 
 LEVELS = np.round(np.arange(0.50, 0.995, 0.01), 2)  # the stored nominal levels, 0.50 ... 0.99
@@ -101,7 +102,8 @@ class Calibration:
     gene_bin : per gene, its Mondrian gene bin.
     quantiles : (groups + 1) x gene bins x rate bins x ``LEVELS``, the conformal quantile of the score.
     probe_prior : ``κ`` of the probe factor; ``inf`` for none (a calibration stored before probes existed).
-    info : what it was calibrated on (donors, samples, scores, cells with their own quantiles, method).
+    info : what it was calibrated on (samples, scores, cells with their own quantiles, method) and ``donors``,
+        the :class:`~gtex_models.data.provenance.DonorSet` record of its donors (:attr:`donors`).
     """
 
     groups: tuple[str, ...]
@@ -111,6 +113,11 @@ class Calibration:
     quantiles: np.ndarray
     probe_prior: float = math.inf
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def donors(self) -> DonorSet | None:
+        """The donors it was fitted on; None for a calibration stored before they were recorded (unknown)."""
+        return DonorSet.from_dict(self.info.get("donors"))
 
     # ------------------------------------------------------------------------------- applying
     def half_width(self, observed: np.ndarray, tissues: Sequence[str], level: float = DEFAULT_LEVEL,
@@ -263,7 +270,8 @@ def calibrate(imputer: Imputer, cohort: Cohort, seed: int = 0, n_passes: int = 1
     residual, hidden, probe_residual, probe = (np.concatenate([p[i] for p in passes]) for i in range(4))
     samples = pd.concat([cohort.samples] * n_passes, ignore_index=True)
     sample = np.tile(np.arange(cohort.n_samples), n_passes)
-    info = {"method": imputer.method, "scenario": "inductive", "passes": n_passes, "rates": list(CALIBRATION_RATES)}
+    info = {"method": imputer.method, "scenario": "inductive", "passes": n_passes, "rates": list(CALIBRATION_RATES),
+            "donors": DonorSet.of_cohort(cohort).to_dict()}
     return calibration_from_residuals(residual, hidden, Probe(probe_residual, probe), samples, sample, info, rng)
 
 
@@ -285,7 +293,7 @@ def calibrate_in_place(imputer: Imputer, masked: Cohort, complete: Cohort, rows:
     residual = np.where(hidden, (np.asarray(truth.x, dtype=np.float64) - imputed) / value_unit(imputer, part), 0.0)
     rng = np.random.default_rng([seed, 13])
     info = {"method": imputer.method, "scenario": "inplace", "passes": 1,
-            "rates": [float(hidden.mean())] * 2}
+            "rates": [float(hidden.mean())] * 2, "donors": DonorSet.of_cohort(part).to_dict()}
     return calibration_from_residuals(residual, hidden, Probe(*probe_residuals(imputer, part, rng)), part.samples,
                                       np.arange(part.n_samples), info, rng)
 
@@ -464,6 +472,14 @@ def calibrate_held_out(imputer: Imputer, cohort: Cohort, groups: Sequence[str] |
 
 
 # ----------------------------------------------------------------------------------- scoring
+def check_unseen(calibration: Calibration, cohort: Cohort, what: str = "the scored donors") -> str | None:
+    """Refuse to score ``calibration``'s intervals on donors of ``cohort`` it was fitted on
+    (:func:`~gtex_models.data.provenance.require_unseen`); the note for a calibration without a donor record."""
+    return require_unseen(calibration.donors, cohort, "The interval calibration", what,
+                          "recalibrate it (`python -m gtex_models calibrate --checkpoint CKPT --cohort DIR` uses the "
+                          "cohort's validation donors)")
+
+
 def coverage(truth: np.ndarray, lower: np.ndarray, upper: np.ndarray, observed: np.ndarray) -> float:
     """Share of the hidden (not ``observed``) values inside their interval."""
     hidden = ~np.asarray(observed, dtype=bool)
@@ -492,13 +508,15 @@ def interval_scores(truth: np.ndarray, lower: np.ndarray, upper: np.ndarray, obs
 
 def coverage_table(imputer: Imputer, calibration: Calibration, cohort: Cohort, rates: Sequence[float],
                    levels: Sequence[float], seed: int = 0, oracle: Imputer | None = None) -> pd.DataFrame:
-    """Empirical coverage of complete ``cohort`` (test donors) at each missing rate, level and group.
+    """Empirical coverage of complete ``cohort`` (test donors) at each missing rate, level and group
+    (:class:`~gtex_models.data.provenance.DonorLeakError` if the calibration was fitted on any of them).
 
     Columns ``missing_rate``, ``level``, ``group`` (``"all"`` for the pooled row), ``coverage``,
     ``width_median`` (log2 units; pooled rows only), ``n_hidden``; with an ``oracle`` that knows the exact
     conditional moments (a simulated cohort), ``oracle_width_median``: the median width of its exact
     Gaussian interval at the level, the narrowest interval with the right coverage for Gaussian errors.
     """
+    check_unseen(calibration, cohort, "the test donors")
     records = []
     tissues = cohort.samples["tissue"].astype(str).to_numpy()
     rng = np.random.default_rng([seed, 17])

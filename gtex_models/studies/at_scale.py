@@ -18,6 +18,7 @@ import torch.distributed as dist
 from gtex_models.analysis.benchmark import evaluate_imputer
 from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
+from gtex_models.data.provenance import DonorSet
 from gtex_models.models.base import Imputer
 from gtex_models.models.checkpoints import save_checkpoint
 from gtex_models.models.distributed import current_sync, is_main_process, load_loop_state, resume_path, save_loop_state
@@ -80,7 +81,9 @@ def train_at_scale(experiment: Any, cohort: Cohort, out: str | Path, seed: int =
         metadata = {"genes": cohort.genes, "tissues": list(imputer.tissues), "transform": cohort.transform,
                     "evaluation": record, "scenario": experiment.scenario, "pathway": experiment.pathway,
                     "cohort": cohort.meta.get("source", "unknown"),
-                    "processes": 1 if current_sync() is None else dist.get_world_size()}
+                    "processes": 1 if current_sync() is None else dist.get_world_size(),
+                    "donors": {role: DonorSet.of_cohort(part).to_dict()
+                               for role, part in (("fit", cohort.split("train")), ("valid", valid), ("test", test))}}
         save_checkpoint(imputer, out, metadata, dtype=experiment.checkpoint.get("dtype", "float32"))
         state_file.unlink(missing_ok=True)
     if current_sync() is not None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
@@ -44,6 +45,8 @@ from gtex_models.common.atomic import atomic_file
 from gtex_models.common.choices import SCENARIOS
 from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
+from gtex_models.data.provenance import DonorSet, require_unseen
+from gtex_models.models.calibration import check_unseen
 from gtex_models.models.checkpoints import load_checkpoint
 from gtex_models.models.model_space import ModelSpace, check_compatible, cohort_for_model
 from gtex_models.models.registry import DEEP_METHODS, METHODS
@@ -287,6 +290,9 @@ def add_checkpoint(study: str | Path, checkpoint_path: str | Path, key: str | No
     space = ModelSpace.from_metadata(metadata)
     test = known_groups_only(cohort_for_model(opened.cohort(), space).split("test"), space.tissues)
     check_compatible(metadata, test)
+    for note in check_held_out(f"The checkpoint {Path(checkpoint_path).name}", metadata, test,
+                               "add a model trained on this study's cohort (`study add-model --method`)"):
+        warnings.warn(note, stacklevel=2)
     if not metadata.get("evaluation"):
         metadata = {**metadata, "evaluation": evaluate_imputer(imputer, test)}
     entry = model_entry(key or default_key(metadata), metadata, label)
@@ -308,7 +314,8 @@ def default_key(metadata: dict[str, Any]) -> str:
 
 def study_info(study: Study) -> pd.DataFrame:
     """One row per model the manifest lists: key, label, method, scenario, gene set, genes, groups,
-    test R², and the parts that are missing (checkpoint, tables, UMAP)."""
+    test R², the donors its intervals were calibrated on (``unknown`` for an entry made before donors were
+    recorded, ``-`` without a calibration) and the parts that are missing (checkpoint, tables, UMAP)."""
     rows = []
     for data in study.manifest.get("models", []):
         key = str(data.get("key"))
@@ -321,16 +328,40 @@ def study_info(study: Study) -> pd.DataFrame:
                 and not (study.path / TABLES_DIR / f"{key}_{UMAP_TABLE}.csv").is_file():
             missing.append("UMAP")
         r2 = (data.get("evaluation") or {}).get("r2_mean")
+        donors = data.get("donors") or {}
+        calibrated = donors.get("calibration")
         rows.append({"key": key, "label": data.get("label") or key, "method": data.get("method"),
                      "scenario": data.get("scenario"), "gene set": data.get("pathway") or "all",
                      "genes": data.get("n_genes"), "groups": data.get("n_groups"),
                      "test R²": None if r2 is None else round(float(r2), 3),
+                     "calibrated on": ("unknown" if not donors else "-" if not calibrated
+                                       else f"{calibrated['count']} {calibrated['split']} donors"),
                      "missing": ", ".join(missing) or "-"})
-    columns = ["key", "label", "method", "scenario", "gene set", "genes", "groups", "test R²", "missing"]
+    columns = ["key", "label", "method", "scenario", "gene set", "genes", "groups", "test R²", "calibrated on",
+               "missing"]
     return pd.DataFrame(rows, columns=columns)
 
 
 # ------------------------------------------------------------------------------------------- checks
+def check_held_out(name: str, metadata: dict[str, Any], test: Cohort, fix: str, calibration: bool = True) -> list[str]:
+    """Refuse (:class:`~gtex_models.data.provenance.DonorLeakError`) a model (checkpoint ``metadata``) whose
+    training, validation or (with ``calibration``) calibration donors include a donor of ``test``, the donors
+    its test scores come from; in place, fitting on the test rows' observed values is the protocol, so its
+    training donors are not checked. Returns the notes of what could not be checked (records saved before
+    donors were recorded)."""
+    donors = metadata.get("donors")
+    if not donors:
+        notes = [require_unseen(None, test, name, "the test donors", fix)]
+    else:
+        roles = {"training": donors.get("fit") if metadata.get("scenario") != "inplace" else None,
+                 "validation": donors.get("valid")}
+        notes = [require_unseen(DonorSet.from_dict(record), test, f"{name} (its {role} donors)", "the test donors", fix)
+                 for role, record in roles.items() if record is not None]
+    stored = metadata.get("calibration") if calibration else None
+    notes.append(None if stored is None else check_unseen(stored, test, "the test donors"))
+    return [note for note in notes if note]
+
+
 def _check_max_epochs(max_epochs: int | None) -> None:
     if max_epochs is not None and int(max_epochs) < 1:
         raise StudyError(f"max_epochs must be at least 1, got {max_epochs}.")
@@ -391,10 +422,12 @@ def _model_run(run: _Run, cohort: Cohort, folder: Path, progress: ProgressCallba
     record = {key: scores[key] for key in RECORD_KEYS if key in scores}
     checkpoint = save_model(imputer, run.experiment, cohort, folder / MODELS_DIR / f"{run.key}.safetensors", record,
                             data=data)
+    _, metadata = load_checkpoint(checkpoint)  # the manifest says what the checkpoint says
+    check_held_out(f"Model {run.key!r}", metadata, data.test_donors,
+                   "report this as a bug: a study fits each model on its cohort's training donors only")
     progress(1.0, "evaluation tables")
     write_model(folder, run.key, tables=evaluation_tables(imputer, data.test_donors),
                 umap=embedding_coordinates(imputer))
-    _, metadata = load_checkpoint(checkpoint)  # the manifest says what the checkpoint says
     return record, model_entry(run.key, metadata, run.label)
 
 

@@ -150,15 +150,18 @@ def train_experiment(
 def save_model(imputer: Imputer, experiment: Experiment, cohort: Cohort, out: str | Path,
                evaluation: dict[str, Any] | None = None, seed: int = 0, data: ScenarioData | None = None) -> Path:
     """Write a checkpoint whose metadata says what the model is (genes, groups, transform, scenario,
-    gene set, source cohort and test record), with its interval calibration (:func:`calibrate_model`;
-    ``data``: the scenario's data it was fitted on, needed in place); a study reads its manifest entry from it."""
+    gene set, source cohort and test record, and ``donors``: the :class:`~gtex_models.data.provenance.DonorSet`
+    records of :attr:`~gtex_models.analysis.benchmark.ScenarioData.donors`), with its interval calibration
+    (:func:`calibrate_model`; ``data``: the scenario's data it was fitted on, needed in place); a study reads its
+    manifest entry from it."""
     cohort = experiment.cohort(cohort)
     tissues = getattr(imputer, "tissues", None) or cohort.split("train").tissues
-    metadata = {"genes": cohort.genes, "tissues": list(tissues), "transform": cohort.transform,
-                "evaluation": evaluation, "scenario": experiment.scenario, "pathway": experiment.pathway,
-                "cohort": cohort.meta.get("source", "unknown")}
     if data is None:
         data = scenario_data(cohort, experiment.scenario, experiment.missing_rate, seed)
+    metadata = {"genes": cohort.genes, "tissues": list(tissues), "transform": cohort.transform,
+                "evaluation": evaluation, "scenario": experiment.scenario, "pathway": experiment.pathway,
+                "cohort": cohort.meta.get("source", "unknown"),
+                "donors": {role: donors.to_dict() for role, donors in data.donors.items()}}
     return save_checkpoint(imputer, out, metadata, dtype=experiment.checkpoint.get("dtype", "float32"),
                            calibration=calibrate_model(imputer, data, cohort, seed))
 

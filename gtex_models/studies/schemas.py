@@ -77,6 +77,7 @@ class StudyModelEntry(OpenSchema):
     n_genes: int | None = None
     n_groups: int | None = None
     evaluation: dict[str, Any] | None = None
+    donors: dict[str, dict[str, Any]] | None = None
 
 
 class CohortSummary(Schema):

@@ -16,9 +16,11 @@ Layout (written by :func:`write_manifest` and :func:`write_model`, read by :clas
 The manifest (``study.json``) is versioned: ``format``, ``format_version``, ``title``,
 ``description``, ``simulated``, ``created``, ``sources``, ``cohort`` (``path`` relative to the
 study or absolute, or ``simulation``: the simulator's arguments; plus a ``summary``), ``models``
-(one entry per model: key, label, method, scenario, pathway, genes, groups and the test
-``evaluation``, all read from the checkpoint when it was added) and ``benchmark`` (file name or
-null). A study is opened read-only; one that misses parts opens with the parts it has and lists
+(one entry per model: key, label, method, scenario, pathway, genes, groups, the test
+``evaluation`` and ``donors``, all read from the checkpoint when it was added) and ``benchmark`` (file
+name or null). ``donors`` says, per role (``fit``, ``valid``, ``calibration``, ``test``: the donors of the
+test scores), which donors: their split, count and the digest of their sorted IDs
+(:meth:`~gtex_models.data.provenance.DonorSet.summary`). A study is opened read-only; one that misses parts opens with the parts it has and lists
 what is missing in :attr:`Study.problems`.
 
 Studies are built and extended by :mod:`gtex_models.studies.build` (``build_study``, ``add_model``,
@@ -47,6 +49,7 @@ from gtex_models.common.atomic import OutputFolder, atomic_file
 from gtex_models.common.schema import SchemaError, validate
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.cohort_format import CohortFormatError
+from gtex_models.data.provenance import DonorSet
 from gtex_models.data.simulate import is_current, simulate_cohort
 from gtex_models.models.checkpoints import load_checkpoint
 from gtex_models.studies.schemas import StudyManifest, StudyModelEntry
@@ -79,6 +82,8 @@ class ModelEntry:
     method, scenario, pathway : from the checkpoint (``pathway`` None for all genes).
     n_genes, n_groups : the model's genes and tissue / group vocabulary.
     evaluation : the checkpoint's test record (``r2_mean``, ``missing_rate``, ...), or empty.
+    donors : per role (``fit``, ``valid``, ``calibration``, ``test``), the split, count and digest of its donors;
+        empty for a checkpoint saved before donors were recorded.
     """
 
     key: str
@@ -89,6 +94,7 @@ class ModelEntry:
     n_genes: int
     n_groups: int
     evaluation: dict[str, Any] = field(default_factory=dict)
+    donors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def gene_set(self) -> str:
@@ -105,7 +111,7 @@ class ModelEntry:
             return cls(key=str(data["key"]), label=str(data.get("label") or data["key"]), method=str(data["method"]),
                        scenario=str(data.get("scenario") or "inductive"), pathway=data.get("pathway") or None,
                        n_genes=int(data.get("n_genes") or 0), n_groups=int(data.get("n_groups") or 0),
-                       evaluation=dict(data.get("evaluation") or {}))
+                       evaluation=dict(data.get("evaluation") or {}), donors=dict(data.get("donors") or {}))
         except (KeyError, TypeError, ValueError) as error:
             raise StudyError(f"{where}: a model entry is malformed ({error!r}); rebuild or re-add the model.") from None
 
@@ -127,9 +133,14 @@ def model_entry(key: str, metadata: Mapping[str, Any], label: str | None = None)
     method = str(metadata.get("method"))
     genes = metadata.get("genes")
     n_genes = 0 if genes is None else len(pd.DataFrame(genes))
+    records = {role: DonorSet.from_dict(record) for role, record in (metadata.get("donors") or {}).items()}
+    calibration = metadata.get("calibration")
+    if calibration is not None:
+        records["calibration"] = calibration.donors
+    donors = {role: record.summary() for role, record in records.items() if record is not None}
     return ModelEntry(key=key, label=label or default_label(method, pathway), method=method, scenario=scenario,
                       pathway=pathway, n_genes=n_genes, n_groups=len(metadata.get("tissues") or []),
-                      evaluation=dict(metadata.get("evaluation") or {}))
+                      evaluation=dict(metadata.get("evaluation") or {}), donors=donors)
 
 
 METHOD_LABELS = {"pmi": "PMI", "gain": "GAIN-GTEx", "gain-mse": "GAIN-MSE", "mean": "Group mean", "knn": "KNN",

@@ -8,6 +8,7 @@ mcar,mnar,block`` and ``panel design``. :mod:`gtex_models.interfaces.cli.main` r
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,11 +89,17 @@ def evaluate_command(args: argparse.Namespace) -> str:
 
 
 def _evaluate_own(args: argparse.Namespace, imputer, metadata, space, cohort: Cohort) -> str:
+    """R² (and with ``--interval`` the intervals) on the cohort's test donors; refused when the checkpoint records
+    that it was fitted or calibrated on any of them (:func:`~gtex_models.studies.build.check_held_out`)."""
     from gtex_models.analysis.benchmark import evaluate_imputer, known_groups_only
     from gtex_models.models.model_space import check_compatible, cohort_for_model
+    from gtex_models.studies.build import check_held_out
 
     test = known_groups_only(cohort_for_model(cohort, space).split("test"), space.tissues)
     check_compatible(metadata, test)
+    for unchecked in check_held_out(f"The checkpoint {args.checkpoint.name}", metadata, test,
+                                    "train it again on this cohort (`python -m gtex_models train`)", calibration=False):
+        warnings.warn(unchecked, stacklevel=2)  # its intervals are checked where they are scored
     patterns, note = patterns_from_args(args, test.genes)
     calibration = None
     if args.interval is not None:
