@@ -38,7 +38,8 @@ except ImportError:
 DATA = ROOT / "benchmarks" / "data"
 RATES = (0.2, 0.5, 0.8)
 METHODS = ("gauss", "softimpute", "pmi", "pmi-paper", "gain", "knn", "mice", "mean")
-VARIANTS = {"pmi-paper": ("pmi", {"linear": False, "m_low": 0.5, "m_high": 0.5})}
+VARIANTS = {"pmi-paper": ("pmi", {"linear": False, "m_low": 0.5, "m_high": 0.5}),
+            "pmi-linear": ("pmi", {"linear": True, "m_low": 0.1, "m_high": 0.9})}
 
 
 def load(name: str, seed: int):

@@ -37,14 +37,18 @@ def test_an_untrained_hybrid_is_exactly_the_gaussian_conditional_mean(cohort, me
     np.testing.assert_allclose(hybrid.impute(masked), gaussian.impute(masked), atol=1e-4)
 
 
-def test_a_trained_hybrid_is_no_worse_than_gauss_and_round_trips(cohort, tmp_path):
+def test_a_trained_hybrid_is_no_worse_than_gauss_at_any_rate_and_round_trips(cohort, tmp_path):
+    """The weight of what the network adds is chosen on the validation donors: on 24 donors the network
+    overfits, and the hybrid falls back (most of the way) to the linear model at every rate."""
     train, valid = cohort.split("train"), cohort.split("valid")
     hybrid = make_imputer("pmi", **FAST, linear=True).fit(train, valid)
+    assert hybrid.history["residual_weight"] in (0.0, 0.25, 0.5, 0.75, 1.0)
     gaussian = fit_gaussian(train, valid, seed=0)
-    test, observed, masked = _masked_test(cohort)
-    error = {name: float(np.mean((model.impute(masked) - test.x)[~observed] ** 2))
-             for name, model in (("hybrid", hybrid), ("gauss", gaussian))}
-    assert error["hybrid"] < 1.02 * error["gauss"], error
+    for rate in (0.2, 0.5, 0.8):
+        test, observed, masked = _masked_test(cohort, rate)
+        error = {name: float(np.mean((model.impute(masked) - test.x)[~observed] ** 2))
+                 for name, model in (("hybrid", hybrid), ("gauss", gaussian))}
+        assert error["hybrid"] < 1.01 * error["gauss"], (rate, error)
     path = save_checkpoint(hybrid, tmp_path / "hybrid.safetensors", {"genes": cohort.genes})
     loaded, _ = load_checkpoint(path)
     np.testing.assert_array_equal(loaded.impute(masked), hybrid.impute(masked))

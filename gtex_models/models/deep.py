@@ -27,7 +27,8 @@ from gtex_models.data.patterns import TRAINABLE_PATTERNS, Pattern
 from gtex_models.data.store import BlockBatches
 from gtex_models.models.base import Imputer
 from gtex_models.models.distributed import current_sync
-from gtex_models.models.hybrid import fit_gaussian, gaussian_path
+from gtex_models.models.gauss import ValidationProbe
+from gtex_models.models.hybrid import RESIDUAL_WEIGHTS, fit_gaussian, gaussian_path
 from gtex_models.models.model_space import check_compatible, gene_indexer
 from gtex_models.models.networks import GaussianPath, HybridNetwork
 from gtex_models.models.training import (
@@ -116,7 +117,26 @@ class DeepImputer(Imputer):
         history = train(task, self._rows(cohort, sync), None if valid is None else self._rows(valid, sync),
                         self.training, progress, sync=sync, on_epoch=on_epoch, resume=resume)
         self.history = history.to_dict()
+        network = self._fitted_networks[self.prediction_networks[0]]
+        if isinstance(network, HybridNetwork):
+            self.history["residual_weight"] = self._choose_residual_weight(network, valid)
         return self
+
+    def _choose_residual_weight(self, hybrid: HybridNetwork, valid: Cohort | None) -> float:
+        """Set the hybrid's ``residual_weight`` to the :data:`~gtex_models.models.hybrid.RESIDUAL_WEIGHTS` value that
+        imputes the validation donors best (values hidden at spread rates); returns it."""
+        probe = ValidationProbe.of(valid, self.training.seed)
+        if probe is None:
+            return float(hybrid.residual_weight)
+        masked, errors = probe.masked, {}
+        for weight in RESIDUAL_WEIGHTS:
+            hybrid.residual_weight.fill_(weight)
+            self._bf16_copy = None  # a bfloat16 copy holds the previous weight
+            errors[weight] = probe.error(self.impute(masked))
+        best = min(errors, key=errors.get)
+        hybrid.residual_weight.fill_(best)
+        self._bf16_copy = None
+        return best
 
     def setup(self, cohort: Cohort, valid: Cohort | None = None, sync: Any = None) -> Task:
         """Make an untrained model for ``cohort`` and return its training :class:`~gtex_models.models.training.Task`.

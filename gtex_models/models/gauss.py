@@ -44,6 +44,7 @@ import pandas as pd
 
 from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
+from gtex_models.data.patterns import mask_cohort
 from gtex_models.models.base import Imputer, NonNegative, PositiveInt, Share
 from gtex_models.models.centring import GROUP_SHRINKAGES, Centring
 
@@ -115,7 +116,7 @@ class GaussImputer(Imputer):
             raise ValueError("The Gaussian imputer needs at least two training samples.")
         gappy = bool(np.isnan(x).any())
         report = progress or (lambda fraction, message: None)
-        probe = _validation_probe(valid, self.seed) if valid is not None else None
+        probe = ValidationProbe.of(valid, self.seed)
         self.selection = []
         centrings = self._centring_candidates(x, cohort.samples, probe is not None)
         max_rank = max(1, min(self.max_rank, x.shape[0] - 1, x.shape[1]))
@@ -158,7 +159,7 @@ class GaussImputer(Imputer):
                 fitted[(centring.group_shrinkage, centring.covariates)] = centring  # drop duplicates
         return list(fitted.values())
 
-    def _choose_rank_and_shrinkage(self, probe: "_Probe | None", centring: Centring, factors: Factors,
+    def _choose_rank_and_shrinkage(self, probe: ValidationProbe | None, centring: Centring, factors: Factors,
                                    max_rank: int, report: ProgressCallback) -> tuple[int, float]:
         ranks = [self.rank] if self.rank is not None else [k for k in RANKS if k < max_rank] + [max_rank]
         alphas = [self.shrinkage] if self.shrinkage is not None else list(SHRINKAGES)
@@ -327,33 +328,42 @@ def _em_factors(x: np.ndarray, expected: np.ndarray, start: Factors, iterations:
 
 
 @dataclass
-class _Probe:
-    """Validation samples with values hidden at spread rates: scores a candidate setting by squared error."""
+class ValidationProbe:
+    """Validation samples with a share of their values hidden (each sample its own rate): how well a setting imputes.
+
+    Shared by the methods that choose settings on the validation donors (gauss, the hybrid deep models).
+    """
 
     cohort: Cohort
     hidden: np.ndarray
 
+    @classmethod
+    def of(cls, valid: Cohort | None, seed: int) -> "ValidationProbe | None":
+        """Up to :data:`MAX_SELECTION_SAMPLES` validation samples, rates spread over :data:`SELECTION_RATES`."""
+        if valid is None or valid.n_samples == 0:
+            return None
+        rng = np.random.default_rng(seed + 17)
+        if valid.n_samples > MAX_SELECTION_SAMPLES:
+            valid = valid.subset_samples(np.sort(rng.choice(valid.n_samples, MAX_SELECTION_SAMPLES, replace=False)))
+        observed = ~np.isnan(np.asarray(valid.x))
+        rates = np.linspace(*SELECTION_RATES, valid.n_samples)[rng.permutation(valid.n_samples)]
+        hidden = observed & (rng.random(observed.shape) < rates[:, None])
+        return cls(valid, hidden) if hidden.any() else None
+
+    @property
+    def masked(self) -> Cohort:
+        """The validation samples with the probe's values hidden (NaN)."""
+        return mask_cohort(self.cohort, ~np.isnan(np.asarray(self.cohort.x)) & ~self.hidden)
+
+    def error(self, imputed: np.ndarray) -> float:
+        """Mean squared error of ``imputed`` on the hidden values."""
+        return float(np.mean((imputed[self.hidden] - np.asarray(self.cohort.x)[self.hidden]) ** 2))
+
     def score(self, centring: Centring, factors: Factors) -> float:
-        x = np.where(self.hidden, np.nan, self.cohort.x).astype(np.float32)
-        imputed = conditional_mean(x, centring.expected(self.cohort.samples), factors)
-        truth = np.asarray(self.cohort.x)
-        usable = self.hidden & ~np.isnan(truth)
-        return float(np.mean((imputed[usable] - truth[usable]) ** 2))
-
-
-def _validation_probe(valid: Cohort, seed: int) -> "_Probe | None":
-    """The validation donors (at most :data:`MAX_SELECTION_SAMPLES`), each with its own share of values hidden."""
-    rng = np.random.default_rng(seed + 17)
-    if valid.n_samples > MAX_SELECTION_SAMPLES:
-        valid = valid.subset_samples(np.sort(rng.choice(valid.n_samples, MAX_SELECTION_SAMPLES, replace=False)))
-    if valid.n_samples == 0:
-        return None
-    observed = ~np.isnan(np.asarray(valid.x))
-    rates = np.linspace(*SELECTION_RATES, valid.n_samples)[rng.permutation(valid.n_samples)]
-    hidden = observed & (rng.random(observed.shape) < rates[:, None])
-    if hidden.sum() == 0:
-        return None
-    return _Probe(valid, hidden)
+        """The error of gauss's conditional mean under ``centring`` and ``factors``."""
+        masked = self.masked
+        return self.error(conditional_mean(np.asarray(masked.x, np.float32), centring.expected(masked.samples),
+                                           factors))
 
 
 def _json_float(value: float) -> float | None:

@@ -4,8 +4,10 @@ With ``linear=True`` a deep imputer first fits ``gauss`` (:mod:`gtex_models.mode
 training donors (its settings chosen on the same validation donors), then trains its network on top of
 it (:class:`~gtex_models.models.networks.HybridNetwork`): the prediction is the Gaussian conditional
 mean plus what the network adds, the network sees the input completed by the Gaussian path, and its output
-layer starts at zero. So the hybrid starts as the linear model and keeps only the non-linear part that
-lowers the validation loss.
+layer starts at zero. So the hybrid starts as the linear model; after training, the weight of what the
+network adds (0, 1/4, ..., 1) is chosen by the imputation error on validation donors with values hidden at
+rates spread over 0.1-0.9 (:meth:`~gtex_models.models.deep.DeepImputer.fit`): on a small cohort where the network overfits,
+the hybrid falls back to the linear model instead of doing worse than it.
 
 The path's rank is capped at :data:`MAX_RANK`: it runs on every training batch (a rank x rank solve per
 sample), so its cost grows with the square of the rank.
@@ -22,6 +24,7 @@ from gtex_models.models.gauss import GaussImputer
 from gtex_models.models.networks import GaussianPath
 
 MAX_RANK = 128
+RESIDUAL_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def fit_gaussian(cohort: Cohort, valid: Cohort | None, seed: int) -> GaussImputer:
@@ -48,3 +51,4 @@ def gaussian_path(gauss: GaussImputer, encoder: CovariateEncoder) -> GaussianPat
         path.loadings.copy_(torch.from_numpy(factors.loadings))
         path.noise.copy_(torch.from_numpy(factors.noise))
     return path
+

@@ -163,13 +163,16 @@ class HybridNetwork(nn.Module):
 
     ``completed`` is the input with its unknown entries filled by the Gaussian path; the network's output
     layer starts at zero, so an untrained hybrid is exactly the Gaussian conditional mean and training
-    only adds the non-linear part the data support (early stopping on the validation donors decides).
+    only adds the non-linear part the data support. After training, ``residual_weight`` (a buffer, 1 while
+    training) scales what the network adds, chosen on the validation donors
+    (:func:`gtex_models.models.hybrid.choose_residual_weight`): 0 when the network does not help there.
     """
 
     def __init__(self, network: _ConditionalMLP, path: GaussianPath) -> None:
         super().__init__()
         self.network = network
         self.path = path
+        self.register_buffer("residual_weight", torch.ones(()))
         nn.init.zeros_(network.output.weight)
         nn.init.zeros_(network.output.bias)
 
@@ -185,4 +188,4 @@ class HybridNetwork(nn.Module):
         linear = self.path(x, mask, *covariates).to(x.dtype)
         filled = linear + rest[0] if len(rest) == 4 else linear
         completed = x * mask + filled * (1.0 - mask)
-        return linear + self.network._forward(completed, mask, *covariates)
+        return linear + self.residual_weight.to(x.dtype) * self.network._forward(completed, mask, *covariates)
