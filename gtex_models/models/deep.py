@@ -9,6 +9,7 @@ what their networks and losses are.
 from __future__ import annotations
 
 import copy
+import warnings
 from abc import abstractmethod
 from dataclasses import asdict, replace
 from typing import Any, Callable, ClassVar
@@ -158,6 +159,10 @@ class DeepImputer(Imputer):
         device = resolve_device(self.training.device)
         with seeded(self.training.seed, device):
             networks = nn.ModuleDict(self._build_networks(cohort.n_genes, encoder.n_tissues))
+        if self.params.get("linear") and (cohort.stored or sync is not None):
+            warnings.warn("The Gaussian path (linear: true) needs the cohort in memory in one process; this model is "
+                          "trained without it (an on-disk store or torchrun).", stacklevel=2)
+            self.params = {key: value for key, value in self.params.items() if key != "linear"}
         if self.params.get("linear"):
             name = self.prediction_networks[0]
             gaussian = fit_gaussian(cohort, valid, self.training.seed)
