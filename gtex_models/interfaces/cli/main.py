@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m gtex_models <command> ...``.
+"""Command-line interface of GTEx Imputation Studio: python -m gtex_models COMMAND (or gtex-models COMMAND).
 
 Each command prints a one-line summary on success; malformed input ends with a clear message on
 stderr and exit status 2, leaving no partial output behind. Outputs never replace what the project
@@ -45,11 +45,12 @@ from gtex_models.models.registry import METHODS
 
 Handler = Callable[[argparse.Namespace], str]
 DEBUG_ENV = "GTEX_DEBUG"
+CONSOLE_COMMAND = "gtex-models"  # pyproject.toml's [project.scripts]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with one sub-command per verb."""
-    parser = _Parser(prog="python -m gtex_models", description=__doc__.splitlines()[0])
+def build_parser(prog: str = "python -m gtex_models") -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per verb (``prog``: how the user called it)."""
+    parser = _Parser(prog=prog, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     simulate = commands.add_parser("simulate", help="write a simulated GTEx-shaped cohort")
@@ -224,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit status (0 done, 2 bad input, 1 internal error, 130 interrupted)."""
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_program_name()).parse_args(argv)
     except SystemExit as done:  # --help, or an option error already reported by _Parser.error
         return int(done.code or 0)
     caught: list[warnings.WarningMessage] = []
@@ -256,6 +257,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if summary:  # under torchrun only rank 0 reports
         print(summary)
     return 0
+
+
+def _program_name() -> str:
+    """``gtex-models`` when run as the installed console command, else ``python -m gtex_models``."""
+    return CONSOLE_COMMAND if Path(sys.argv[0]).name == CONSOLE_COMMAND else "python -m gtex_models"
 
 
 def _show_warnings(caught: Sequence[warnings.WarningMessage]) -> None:
