@@ -17,9 +17,8 @@ def test_the_package_installs_and_runs_from_any_folder(tmp_path):
     """`pip install -e .` (the README's set-up) gives `python -m gtex_models` and `gtex-models` outside the project,
     and the installed package still finds the project's data/ and configs/ folders."""
     import os
-    from pathlib import Path
-
     import tomllib
+    from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     project = tomllib.loads((root / "pyproject.toml").read_text())
