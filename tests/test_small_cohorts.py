@@ -31,20 +31,23 @@ def test_the_donor_split_is_stratified_by_group():
         assert (per_group["train"] > 0).all(), per_group
         assert abs(split.value_counts()["valid"] - 0.15 * len(donors)) <= 1
         assert abs(split.value_counts()["train"] - 0.6 * len(donors)) <= 1
+    pairs = [f"g{i % 20}" for i in range(40)]  # groups of two donors, a small training share
+    split = pd.Series(stratified_donor_split(donors[:40], pairs, (0.3, 0.35, 0.35), seed=0), index=donors[:40])
+    assert (pd.crosstab(pd.Series(pairs, index=donors[:40]), split)["train"] == 1).all()
     samples = pd.read_csv(FLU / "samples.csv")
     split = stratified_donor_split(samples["subject"], samples["hours"].astype(str), seed=0)
     assert (pd.Series(split).groupby(samples["subject"]).nunique() == 1).all()
 
 
 def test_import_stratifies_by_group_and_sets_the_split(tmp_path, capsys):
-    """A random donor split of 40 one-sample donors in 8 groups leaves some group without training donors; the
+    """A random donor split of 40 one-sample donors in 20 groups leaves some group without training donors; the
     import's split never does, and `--split` sets the shares."""
     rng = np.random.default_rng(0)
     values = pd.DataFrame(rng.uniform(2, 12, (40, 20)), index=[f"S{i}" for i in range(40)],
                           columns=pd.read_csv(FLU / "expression.csv.gz", index_col=0, nrows=1).columns[:20])
     values.index.name = "sample_id"
     values.to_csv(tmp_path / "x.csv")
-    group = [f"g{i % 8}" for i in range(40)]
+    group = [f"g{i % 20}" for i in range(40)]
     pd.DataFrame({"sample_id": values.index, "group": group}).to_csv(tmp_path / "s.csv", index=False)
     for seed in range(3):
         out = tmp_path / f"c{seed}"

@@ -408,7 +408,7 @@ def _benchmark_run(experiment: Experiment, cohort: Cohort, folder: Path, progres
     :data:`~gtex_models.studies.study.BASELINES_DIR`, so it imputes and evaluates like a model; its record."""
     name = f"{BASELINES_DIR}/{experiment.method}_{experiment.scenario}.safetensors"
     record, _, _ = _fit_score_save(experiment, cohort, folder / name, progress)
-    return {**record, "checkpoint": name}
+    return record | {"checkpoint": name}
 
 
 def _fit_score_save(experiment: Experiment, cohort: Cohort, out: Path, progress: ProgressCallback
