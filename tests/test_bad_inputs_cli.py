@@ -349,5 +349,6 @@ def test_import_of_a_real_mas5_matrix_needs_a_treatment_of_negative_values(tmp_p
                                  r".*--negatives clip", out)
     status, stdout, _ = run(capsys, [*argv, "--negatives", "clip"])
     assert status == 0
-    assert "26 samples x 200 genes, 2 tissues, 26 donors (scale tpm: values up to 1.04e+04" in stdout
+    assert ("26 samples x 200 genes, 2 groups, 26 donors (groups from column 'group': Case, Control; scale tpm: "
+            "values up to 1.04e+04") in stdout
     assert "327 negative value(s) set to 0" in stdout

@@ -326,9 +326,10 @@ def test_poor_arrays_get_wider_intervals_from_the_probe_and_are_covered_like_the
 
 
 def test_a_cohort_too_small_to_calibrate_says_so_and_the_model_is_saved_without_intervals(tmp_path):
-    cohort = probe_cohort(n_samples=30, n_probes=350)  # 4-5 validation samples: too few for 99 % quantiles
+    cohort = probe_cohort(n_samples=30, n_probes=350)  # 4-5 validation samples: too few (15 are needed)
     imputer = make_imputer("mean").fit(cohort.split("train"))
-    with pytest.raises(CalibrationError, match="Use a cohort with more held-out samples"):
+    with pytest.raises(CalibrationError, match=r"at least 15 calibration samples, and there are only \d \(the "
+                                               r"validation donors' samples\).*import --split"):
         calibrate_held_out(imputer, cohort)
     one_donor = cohort.split("valid").subset_samples([0])
     with pytest.raises(CalibrationError, match="at least 2 donors"):

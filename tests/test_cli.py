@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -110,7 +111,9 @@ def _probe_cohort(tmp_path, capsys):
 def test_import_detects_the_scale_and_says_why(tmp_path, capsys):
     cohort, captured = _probe_cohort(tmp_path, capsys)
     line = captured.out.strip()
-    assert line.startswith("Imported cohort: 60 samples x 300 genes, 3 tissues, 60 donors (scale log: values between")
+    assert line.startswith("Imported cohort: 60 samples x 300 genes, 3 groups, 60 donors (groups from column 'group': "
+                           "heart, kidney, liver; scale log: values between")
+    assert line.endswith(f"values log2 intensity) -> {cohort}")
     assert "microarray probes?" in captured.err
     assert Cohort.load(cohort).transform.scale == "log"
 
@@ -122,16 +125,18 @@ def test_study_build_info_and_add_model_on_a_probe_cohort(tmp_path, capsys):
                  "--baselines", "mean,knn", "--max-epochs", "2", "--title", "Probes"]) == 0
     captured = capsys.readouterr()
     assert captured.out.count("\n") == 1
-    assert captured.out.startswith("Study 'Probes': 60 samples x 300 genes, 3 group(s); models pmi_all (test R² ")
-    assert "4 benchmark record(s)" in captured.out and "study build" in captured.err  # the progress bar
+    assert captured.out.startswith("Study 'Probes': 60 samples x 300 genes, 3 groups, values log2 intensity; "
+                                   "models pmi_all (test R² ")
+    assert "4 benchmark records" in captured.out and "study build" in captured.err  # the progress bar
     assert main(["study", "add-model", "--study", str(study), "--method", "mean", "--label", "Group means"]) == 0
     assert "mean_all (test R² " in capsys.readouterr().out
     assert main(["study", "info", "--study", str(study)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split() == ["key", "label", "method", "scenario", "gene", "set", "genes", "groups", "test", "R²",
                                 "calibrated", "on", "missing"]
-    assert [line.split()[0] for line in lines[2:]] == ["pmi_all", "gain_all", "mean_all"]
+    assert [line.split()[0] for line in lines[2:5]] == ["pmi_all", "gain_all", "mean_all"]
     assert "Group means" in lines[4]
+    assert lines[6].startswith("Benchmark on the test donors (models and baselines")
 
 
 def test_train_evaluate_and_benchmark_deep_models_on_a_probe_cohort(tmp_path, capsys):
@@ -141,7 +146,7 @@ def test_train_evaluate_and_benchmark_deep_models_on_a_probe_cohort(tmp_path, ca
     assert main(["train", "--cohort", str(cohort), "--method", "pmi", "--max-epochs", "2", "--out", str(checkpoint)]) == 0
     assert "Trained pmi (inductive): test R²" in capsys.readouterr().out
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--cohort", str(cohort)]) == 0
-    assert "over 300 genes" in capsys.readouterr().out
+    assert re.search(r"over \d+ genes, \d+ test samples", capsys.readouterr().out)
     assert main(["benchmark", "--cohort", str(cohort), "--methods", "gain,mean"]) == 0
     table = capsys.readouterr().out
     assert "| gain | inductive |" in table and "| mean | inductive |" in table
@@ -169,8 +174,8 @@ def test_study_build_on_a_prepared_gtex_cohort(tmp_path, capsys):
     assert main(["study", "build", "--cohort", str(tmp_path / "cohort"), "--out", str(tmp_path / "study"),
                  "--models", "pmi,gain", "--max-epochs", "2"]) == 0
     out = capsys.readouterr().out.splitlines()[-1]
-    assert out.startswith(f"Study 'cohort': {cohort.n_samples} samples x {cohort.n_genes} genes, 3 group(s); "
-                          "models pmi_all") and "5 benchmark" in out
+    assert out.startswith(f"Study 'cohort': {cohort.n_samples} samples x {cohort.n_genes} genes, 3 tissues, "
+                          "values log2(TPM + 1); models pmi_all") and "5 benchmark" in out
     from gtex_models.studies.study import Study
 
     study = Study.open(tmp_path / "study")

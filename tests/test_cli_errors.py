@@ -193,7 +193,7 @@ def test_a_one_sample_cohort_imports_with_a_warning_and_is_refused_for_training(
     assert "warning: This cohort is too small to train or evaluate a model on" in stderr
     status, _, stderr = run(capsys, ["train", "--cohort", tmp_path / "c", "--method", "mean", "--out", tmp_path / "m"])
     assert status == 2
-    assert re.search(r"error: The cohort \(1 samples x 400 genes, 1 tissues, 1 donors\) is too small to train and "
+    assert re.search(r"error: The cohort \(1 samples x 400 genes, 1 group, 1 donors\) is too small to train and "
                      r"evaluate a model: no donor in the valid and test split\(s\).*at least 4 donors.*Add samples from "
                      r"more donors", stderr), stderr
     assert not (tmp_path / "m").exists()

@@ -78,7 +78,8 @@ def test_the_built_study_opens_with_every_part(built, probe_cohort):
     assert study.title == "Probe cohort" and not study.simulated
     assert list(study.models) == ["pmi_all", "gain_all"]
     assert study.cohort_summary == {"n_samples": 60, "n_genes": 300, "n_groups": 3, "n_donors": 60,
-                                    "has_sex": False, "has_age": False, "scale": "log"}
+                                    "has_sex": False, "has_age": False, "scale": "log",
+                                    "value_scale": "log2 intensity", "group_word": "group"}
     cohort = study.cohort()
     np.testing.assert_array_equal(cohort.x, probe_cohort.x)
     assert cohort.genes.equals(probe_cohort.genes)

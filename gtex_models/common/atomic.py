@@ -71,8 +71,8 @@ class OutputFolder:
                     f"Choose a new or empty folder (e.g. {_suggestion(path, self.kind)}).")
             if not overwrite:
                 raise OutputPathError(
-                    f"{path} already holds a {self.kind}. Replace it with --overwrite (overwrite=True; "
-                    "everything in that folder is replaced), or choose another folder.")
+                    f"{path} already holds a {self.kind}. Replace it with --overwrite "
+                    "(everything in that folder is replaced), or choose another folder.")
         return path
 
     @contextmanager
@@ -103,7 +103,7 @@ def check_output_file(path: str | Path, overwrite: bool = False) -> Path:
             f"{path} is a folder; give the path of a file to write (e.g. {path / 'output'}{path.suffix}).")
     if path.exists() and not overwrite:
         raise OutputPathError(
-            f"{path} already exists. Replace it with --overwrite (overwrite=True), or choose another file name.")
+            f"{path} already exists. Replace it with --overwrite, or choose another file name.")
     return path
 
 

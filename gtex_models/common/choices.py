@@ -32,6 +32,10 @@ counts shrinks about 2x, noisy floats 1.2x) or ``none`` (several times faster to
 ALL_TISSUES = "All tissues"
 """The pooled row / curve over every tissue (group) in the evaluation tables and plots."""
 
+UNKNOWN_GROUP_CHOICES = ("error", "pooled")
+"""What imputing does with a sample whose group the model never saw: refuse, or the mean of its imputations under
+every known group (:class:`gtex_models.models.pooled.PooledGroups`)."""
+
 PATTERNS = ("mcar", "panel", "mnar", "block")
 """Missingness patterns of hidden values (:mod:`gtex_models.data.patterns`)."""
 

@@ -27,6 +27,7 @@ from gtex_models.data.cohort_format import (
     CohortInfo,
 )
 from gtex_models.data.covariates import SEXES
+from gtex_models.data.naming import count_groups, default_value_scale, group_word
 from gtex_models.data.reference import pathway_genes
 from gtex_models.data.store import read_store
 from gtex_models.data.transform import Transform
@@ -35,19 +36,24 @@ DEFAULT_SPLIT_FRACTIONS = (0.6, 0.15, 0.25)
 MIN_GENES = 2  # a gene is imputed from the others
 MIN_TRAIN_SAMPLES = 2  # batch normalisation needs two samples
 MIN_TEST_SAMPLES = 2  # a gene's R² needs at least two hidden test values
+MIN_GROUP_DONORS = 2  # a group with fewer donors cannot have both training and test donors
 
 
 def assign_donor_split(
     donor_ids: Sequence[str],
     fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
     seed: int = 0,
+    groups: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Assign each sample to ``train``/``valid``/``test`` so that no donor is in two splits.
 
-    Donors (not samples) are shuffled with ``seed`` and cut by ``fractions``.
+    Donors (not samples) are shuffled with ``seed`` and cut by ``fractions``. Given each sample's group,
+    the split is stratified by group (:func:`stratified_donor_split`): every group gets its share of
+    training donors, however small it is.
     """
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1):
-        raise ValueError(f"Split fractions must be three non-negative numbers summing to 1, got {fractions}.")
+    check_split_fractions(fractions)
+    if groups is not None:
+        return stratified_donor_split(donor_ids, groups, fractions, seed)
     donors = np.asarray(donor_ids, dtype=object)
     unique = np.array(sorted(set(donors.tolist())), dtype=object)
     order = np.random.default_rng(seed).permutation(len(unique))
@@ -59,6 +65,57 @@ def assign_donor_split(
             "train" if rank < n_train else "valid" if rank < n_train + n_valid else "test"
         )
     return np.array([split_of_donor[d] for d in donors], dtype=object)
+
+
+def check_split_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    """The train/valid/test shares as three floats, or a ``ValueError`` saying what is wrong."""
+    if len(fractions) != 3 or any(not np.isfinite(f) or f < 0 for f in fractions) or not np.isclose(sum(fractions), 1):
+        raise ValueError(f"Split fractions must be three non-negative numbers summing to 1 (train, valid, test; "
+                         f"e.g. 0.6,0.15,0.25), got {', '.join(f'{f:g}' for f in fractions)}.")
+    if fractions[0] <= 0 or fractions[2] <= 0:
+        raise ValueError(f"Split fractions need a training and a test share above 0 (models train on the first and "
+                         f"are scored on the last), got {', '.join(f'{f:g}' for f in fractions)}.")
+    return float(fractions[0]), float(fractions[1]), float(fractions[2])
+
+
+def stratified_donor_split(donor_ids: Sequence[str], groups: Sequence[str],
+                           fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS, seed: int = 0) -> np.ndarray:
+    """A donor split stratified by group: each donor counts in its rarest group (the one with fewest donors), and
+    each group's donors are cut by ``fractions``, with at least one training donor in a group of
+    :data:`MIN_GROUP_DONORS` or more (a group of one donor is trained on or scored, not both). Rounding carries over from group
+    to group, so the shares of the whole cohort stay those of ``fractions`` (within a donor)."""
+    check_split_fractions(fractions)
+    table = pd.DataFrame({"donor": np.asarray(donor_ids, dtype=object), "group": np.asarray(groups, dtype=object)})
+    donors_per_group = table.drop_duplicates().groupby("group")["donor"].nunique()
+    table["size"] = table["group"].map(donors_per_group)
+    rarest = table.sort_values(["size", "group"]).drop_duplicates("donor").set_index("donor")["group"]
+    rng = np.random.default_rng(seed)
+    share = np.asarray(fractions, dtype=np.float64)
+    carry = np.zeros(3)
+    split_of_donor: dict[Any, str] = {}
+    strata = rarest.groupby(rarest).size().sort_values(ascending=False, kind="stable")
+    for group in strata.index:
+        donors = sorted(rarest.index[rarest == group].tolist())
+        donors = [donors[i] for i in rng.permutation(len(donors))]
+        quota = len(donors) * share + carry
+        counts = _round_to_total(quota, len(donors))
+        if counts[0] == 0 and len(donors) >= MIN_GROUP_DONORS:  # every group that can be scored trains
+            counts[int(np.argmax(counts))] -= 1
+            counts[0] += 1
+        carry = quota - counts
+        labels = np.repeat(np.array(SPLITS, dtype=object), counts)
+        split_of_donor.update(zip(donors, labels))
+    return np.array([split_of_donor[d] for d in table["donor"]], dtype=object)
+
+
+def _round_to_total(quota: np.ndarray, total: int) -> np.ndarray:
+    """Whole non-negative counts summing to ``total``, as near to ``quota`` as largest remainders give."""
+    counts = np.clip(np.floor(quota), 0, None).astype(np.int64)
+    while counts.sum() > total:
+        counts[int(np.argmin(np.where(counts > 0, quota - counts, np.inf)))] -= 1
+    while counts.sum() < total:
+        counts[int(np.argmax(quota - counts))] += 1
+    return counts
 
 
 @dataclass
@@ -114,11 +171,14 @@ class Cohort:
         split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
         seed: int = 0,
         meta: dict[str, Any] | None = None,
+        stratify: bool = False,
     ) -> "Cohort":
-        """Build a cohort from raw values: split donors, fit the transform on training donors."""
+        """Build a cohort from raw values: split donors (``stratify``: by group, :func:`stratified_donor_split`),
+        fit the transform on training donors."""
         samples = samples.copy()
         if "split" not in samples.columns:
-            samples["split"] = assign_donor_split(samples["donor_id"], split_fractions, seed)
+            groups = samples["tissue"] if stratify else None
+            samples["split"] = assign_donor_split(samples["donor_id"], split_fractions, seed, groups)
         raw = np.asarray(raw, dtype=np.float32)
         train = (samples["split"] == "train").to_numpy()
         transform = Transform.fit(raw[train] if train.any() else raw, scale=scale)
@@ -141,6 +201,17 @@ class Cohort:
     @property
     def tissues(self) -> list[str]:
         return sorted(self.samples["tissue"].unique().tolist())
+
+    @property
+    def group_word(self) -> str:
+        """``tissue`` when the groups are GTEx tissues, else ``group`` (:func:`~gtex_models.data.naming.group_word`)."""
+        return group_word(self.tissues)
+
+    @property
+    def value_scale(self) -> str:
+        """What the values are, for axes and captions: ``log2(TPM + 1)``, ``log2 intensity``, ... (set on import,
+        else :func:`~gtex_models.data.naming.default_value_scale` of the transform's scale)."""
+        return str(self.meta.get("value_scale") or default_value_scale(self.transform.scale))
 
     @property
     def n_donors(self) -> int:
@@ -196,10 +267,10 @@ class Cohort:
                 "own donor).")
 
     def summary(self) -> str:
-        """One line: samples, genes, tissues, donors."""
+        """One line: samples, genes, groups (or tissues), donors."""
         return (
             f"{self.n_samples} samples x {self.n_genes} genes, "
-            f"{len(self.tissues)} tissues, {self.n_donors} donors"
+            f"{count_groups(len(self.tissues), self.group_word)}, {self.n_donors} donors"
         )
 
     def raw(self) -> np.ndarray:

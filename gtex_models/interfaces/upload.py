@@ -32,21 +32,31 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 import numpy as np
 import pandas as pd
 
+from gtex_models.common.choices import UNKNOWN_GROUP_CHOICES
 from gtex_models.common.messages import describe_unknown_tissues, list_examples
 from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.cohort_format import SAMPLE_COLUMNS
 from gtex_models.data.covariates import parse_age, parse_sex
+from gtex_models.data.naming import count_groups, group_word
 from gtex_models.data.readers.errors import InputError, max_input_mb
 from gtex_models.data.readers.expression import ExpressionTable, apply_gene_map, merge_same_genes, read_expression
 from gtex_models.data.readers.genes import is_ensembl_gene_id, looks_like_probes, map_features, read_gene_map
-from gtex_models.data.readers.samples import UNKNOWN_TISSUE, join_samples, read_samples_table, table_columns
+from gtex_models.data.readers.samples import (
+    UNKNOWN_TISSUE,
+    GroupColumnChoice,
+    choose_group_column,
+    join_samples,
+    read_samples_table,
+    table_columns,
+)
 from gtex_models.data.readers.scale import resolve_scale
 from gtex_models.data.readers.tables import import_table
 from gtex_models.data.transform import Transform
 from gtex_models.models.base import Imputer
 from gtex_models.models.calibration import Calibration, CalibrationError
 from gtex_models.models.model_space import ModelSpace
+from gtex_models.models.pooled import PooledGroups
 
 LOW_COVERAGE = 0.05
 PROBE_HINT = (" The identifiers look like microarray probe IDs: give a probe-to-gene map (two columns, probe and "
@@ -122,6 +132,12 @@ def read_sample_upload(data: bytes, filename: str, tissue_column: str = "tissue"
 def upload_columns(data: bytes, filename: str) -> list[str]:
     """The column names of an uploaded table (CSV/TSV), e.g. to choose its group column."""
     return _read_uploaded([(data, filename)], table_columns)
+
+
+def upload_group_column(data: bytes, filename: str) -> GroupColumnChoice:
+    """The group column of an uploaded sample table, chosen as the CLI's ``import`` chooses it
+    (:func:`~gtex_models.data.readers.samples.choose_group_column`; ask the user when ``needs_answer``)."""
+    return _read_uploaded([(data, filename)], choose_group_column)
 
 
 def import_uploads(expression: tuple[bytes, str], samples: tuple[bytes, str] | None = None,
@@ -271,27 +287,33 @@ def _tissue_key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
-def resolve_tissues(names: Sequence[str], known: Sequence[str]) -> list[str]:
+def resolve_tissues(names: Sequence[str], known: Sequence[str], unknown_groups: str = "error") -> list[str]:
     """Map tissue names onto the model's vocabulary, forgiving case, punctuation and GTEx IDs.
 
-    ``"whole blood"``, ``"Brain_Cortex"`` and ``"Brain - Cortex"`` all resolve.
+    ``"whole blood"``, ``"Brain_Cortex"`` and ``"Brain - Cortex"`` all resolve. A name that matches none is
+    an error, or with ``unknown_groups="pooled"`` kept as it is (imputed by :class:`PooledGroups`).
 
     Raises
     ------
     InputError
         For names that match no known tissue, with the closest known names.
     """
+    if unknown_groups not in UNKNOWN_GROUP_CHOICES:
+        raise InputError(f"Unknown choice {unknown_groups!r} for unknown groups; use one of "
+                         f"{', '.join(UNKNOWN_GROUP_CHOICES)}.")
     lookup = {_tissue_key(k): k for k in known}  # GTEx IDs (Brain_Cortex) share the names' key
     resolved, unknown = [], []
     for name in names:
         match = lookup.get(_tissue_key(name))
         if match is None and name not in unknown:
             unknown.append(name)
-        resolved.append(match)
-    if unknown:
+        resolved.append(name if match is None else match)
+    if unknown and unknown_groups == "error":
+        word = group_word(known)
         raise InputError(
-            f"Unknown tissue {describe_unknown_tissues(unknown, known)}. The model knows {len(known)} tissues "
-            f"(GTEx names such as {known[0]!r}); pick one of them."
+            f"Unknown {word} {describe_unknown_tissues(unknown, known)}. The model knows "
+            f"{count_groups(len(known), word)} (such as {known[0]!r}); pick one of them, or impute these samples "
+            f"as the mean over the model's {word}s (CLI: --unknown-groups pooled)."
         )
     return resolved
 
@@ -303,6 +325,7 @@ def sample_table(
     sex: str | None = None,
     age: float | None = None,
     annotation: pd.DataFrame | None = None,
+    unknown_groups: str = "error",
 ) -> pd.DataFrame:
     """The sample table of an upload: one tissue (and sex/age) for the file, or per sample.
 
@@ -313,6 +336,7 @@ def sample_table(
     tissue, sex, age : values for every sample of the file (sex: female/male/unknown or a GTEx code).
     annotation : per-sample table (``sample_id``, ``tissue`` and optionally ``sex``, ``age``), as
         read by :func:`~gtex_models.data.readers.tables.read_samples_table`; takes precedence.
+    unknown_groups : a group the model does not know is an ``error``, or kept (``pooled``, see :func:`resolve_tissues`).
 
     Raises
     ------
@@ -337,7 +361,7 @@ def sample_table(
     table = pd.DataFrame({
         "sample_id": ids,
         "donor_id": ids,
-        "tissue": resolve_tissues(tissues, known_tissues),
+        "tissue": resolve_tissues(tissues, known_tissues, unknown_groups),
         "sex": sexes,
         "age": np.asarray(ages, dtype=float),
     })[SAMPLE_COLUMNS]
@@ -366,6 +390,8 @@ class ImputationResult:
     coverage : the coverage report.
     added_features : identifiers of the model's genes the upload lacked (appended at the end).
     scale_reason : why ``scale`` (detected from the values, or chosen), when known.
+    pooled_groups : groups the model does not know, with their numbers of samples, imputed as the mean over
+        the model's groups (:class:`~gtex_models.models.pooled.PooledGroups`).
     """
 
     values: pd.DataFrame
@@ -378,6 +404,7 @@ class ImputationResult:
     added_features: list[str]
     scale_reason: str = ""
     interval_level: float | None = None
+    pooled_groups: dict[str, int] = field(default_factory=dict)
 
     @property
     def imputed(self) -> np.ndarray:
@@ -438,6 +465,10 @@ def impute_upload(
     transform = upload_transform(space, scale)
     cohort = Cohort(transform.forward(alignment.values), space.genes, samples, transform,
                     {"source": "upload"})
+    pooled = PooledGroups(imputer, space.tissues)
+    pooled_groups = cohort.samples.loc[pooled.unknown(cohort), "tissue"].value_counts().to_dict()
+    if pooled_groups:
+        imputer = pooled
     report(0.1, f"imputing {cohort.n_samples:,} sample(s) x {cohort.n_genes:,} genes")
     model_values = imputer.impute(cohort)
     imputed = transform.inverse(model_values)
@@ -482,6 +513,7 @@ def impute_upload(
         coverage=alignment.coverage,
         added_features=added,
         interval_level=interval,
+        pooled_groups={str(k): int(v) for k, v in pooled_groups.items()},
     )
     report(1.0, "done")
     return result
@@ -560,6 +592,7 @@ def impute_file(
     progress: ProgressCallback | None = None,
     calibration: Calibration | None = None,
     interval: float | None = None,
+    unknown_groups: str = "error",
 ) -> ImputationResult:
     """The whole upload pipeline: read -> align -> scale (:func:`prepare_upload`) -> covariates
     (:func:`sample_table`) -> impute (:func:`impute_upload`) -> result (lay it out with
@@ -567,12 +600,13 @@ def impute_file(
 
     ``tissue``/``sex``/``age`` apply to every sample, or ``annotation`` (a sample table read by
     :func:`~gtex_models.data.readers.tables.read_samples_table`) gives them per sample. The coverage report's
-    ``warnings`` (reader, gene map, alignment) are in ``result.coverage.warnings``.
+    ``warnings`` (reader, gene map, alignment) are in ``result.coverage.warnings``. ``unknown_groups="pooled"``
+    imputes a sample of a group the model does not know as the mean over its groups (``result.pooled_groups``).
     """
     upload = prepare_upload(source, space, filename=filename, orientation=orientation, scale=scale,
                             duplicates=duplicates, gene_map=gene_map)
     samples = sample_table(upload.table.sample_ids, space.tissues, tissue=tissue, sex=sex, age=age,
-                           annotation=annotation)
+                           annotation=annotation, unknown_groups=unknown_groups)
     result = impute_upload(imputer, space, upload.alignment, samples, upload.scale, n_draws, progress,
                            calibration, interval)
     result.scale_reason = upload.scale_reason

@@ -255,8 +255,8 @@ def calibrate(imputer: Imputer, cohort: Cohort, seed: int = 0, n_passes: int = 1
 
     Raises
     ------
-    CalibrationError : fewer than ``MIN_DONORS`` donors, missing values, or too few hidden values for
-        99 % intervals.
+    CalibrationError : fewer than ``MIN_DONORS`` donors, missing values, or too few samples or hidden values
+        (:func:`check_enough_scores`).
     """
     if np.isnan(np.asarray(cohort.x)).any():
         raise CalibrationError("Calibration needs complete held-out samples (values are hidden on purpose).")
@@ -313,6 +313,7 @@ def calibration_from_residuals(residual: np.ndarray, hidden: np.ndarray, probe: 
     ``residual`` (0 where not ``hidden``) and ``hidden`` are samples x genes; ``samples`` gives each row's
     tissue and donor, ``sample`` the index of the calibration sample it comes from (rows repeat with passes).
     """
+    check_enough_scores(int(hidden.sum()), len(np.unique(sample[hidden.any(axis=1)])), info.get("scenario"))
     tissues = samples["tissue"].astype(str).to_numpy()
     donors = samples["donor_id"].astype(str).to_numpy()
     groups = tuple(sorted(set(tissues.tolist())))
@@ -401,6 +402,27 @@ def _fit_probe_prior(residual: np.ndarray, hidden: np.ndarray, spread: np.ndarra
     return float(PROBE_PRIORS[int(np.argmin(losses))])
 
 
+def check_enough_scores(n_scores: int, n_samples: int, scenario: str | None) -> None:
+    """Raise :class:`CalibrationError` naming the real shortfall, calibration samples or hidden values (scores),
+    and a fix, when there are fewer than ``MIN_CELL_SAMPLES`` samples or ``MIN_CELL`` scores (any level)."""
+    if n_samples >= MIN_CELL_SAMPLES and n_scores >= MIN_CELL:
+        return
+    where = ("the training donors of the in-place pool" if scenario == "inplace"
+             else "the validation donors' samples" if scenario == "inductive" else "held-out samples")
+    if n_samples < MIN_CELL_SAMPLES:
+        enough = f"; their {n_scores:,} hidden values would be enough" if n_scores >= MIN_CELL else ""
+        shortfall = (f"the hidden values of at least {MIN_CELL_SAMPLES} calibration samples, and there are only "
+                     f"{n_samples} ({where}){enough}")
+    else:
+        shortfall = (f"at least {MIN_CELL} hidden values to score, and the {n_samples} calibration samples ({where}) "
+                     f"give only {n_scores:,}")
+    fix = ("Use a cohort with more donors (in place, intervals are calibrated on the pool's training donors)."
+           if scenario == "inplace" else
+           "Give the validation split more donors when importing the cohort (CLI: import --split, e.g. "
+           "0.5,0.3,0.2; the default gives it 15 % of the donors), or use a cohort with more samples.")
+    raise CalibrationError(f"Calibrated intervals need {shortfall}. {fix}")
+
+
 def _gene_bins(pooled_scale: np.ndarray) -> np.ndarray:
     edges = np.quantile(pooled_scale, np.linspace(0, 1, N_GENE_BINS + 1)[1:-1])
     return np.digitize(pooled_scale, edges).astype(np.int64)
@@ -442,9 +464,7 @@ def _mondrian_quantiles(scores: np.ndarray, hidden: np.ndarray, group: np.ndarra
 
     overall = quantiles(np.zeros(len(values), dtype=np.int64), (1,))[0]
     if np.isnan(overall).any():
-        raise CalibrationError(f"Only {len(values)} calibration scores from {len(set(sample.tolist()))} samples; "
-                               f"99 % intervals need at least {MIN_CELL} scores from {MIN_CELL_SAMPLES} samples. "
-                               "Use a cohort with more held-out samples or genes.")
+        check_enough_scores(len(values), len(np.unique(owner)), None)
     by_rate = quantiles(r, (n_rates,))
     by_rate = np.where(np.isnan(by_rate), overall, by_rate)
     by_bin = quantiles(b * n_rates + r, (n_bins, n_rates))

@@ -125,7 +125,7 @@ def _cast(key: str, array: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "float16" and np.issubdtype(array.dtype, np.floating):
         cast = array.astype(np.float16)
         if not np.isfinite(cast).all() and np.isfinite(array).all():
-            raise ValueError(f"Array {key!r} overflows float16; save it with dtype='float32'.")
+            raise ValueError(f"Array {key!r} overflows float16; save it as float32 (a config's checkpoint: dtype: float32).")
         array = cast
     return np.ascontiguousarray(array)
 

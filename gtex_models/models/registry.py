@@ -52,14 +52,18 @@ def make_imputer(method: str, **config: Any) -> Imputer:
 
 
 DEEP_METHODS = ("pmi", "gain", "gain-mse")
+SAFETY_SECONDS = 4 * 3600
+"""The deep models' wall-clock safety limit: their budget is in epochs (``max_epochs``, early stopping), so
+results do not depend on the machine's load; hitting this limit is reported (:func:`~gtex_models.models.training.train`)."""
 
 
 def default_settings(method: str, n_samples: int, n_genes: int, scenario: str = "inductive") -> dict[str, Any]:
     """Constructor arguments of ``method`` for a cohort of ``n_samples`` x ``n_genes`` (no config given).
 
     The baselines keep their own defaults (empty dict). The deep models get the shipped configs'
-    settings (batch 256, Adam 2e-3, early stopping after 10 epochs without progress; bf16 autocast
-    only where the hardware has native bfloat16, :func:`~gtex_models.models.training.preferred_precision`),
+    settings (batch 256, Adam 2e-3, early stopping after 10 epochs without progress, at most 300 epochs, a
+    wall-clock limit only as a safety net, :data:`SAFETY_SECONDS`; bf16 autocast only where it measured
+    faster on this machine, :func:`~gtex_models.models.training.preferred_precision`),
     scaled down for small cohorts: a batch of a sixteenth of the cohort's samples (about a tenth of
     the training donors' samples; 16 to 256), so an epoch is about ten optimiser steps, and a hidden
     layer of half the genes (128 to 1,024). Below 1,000 samples (small batches, a noisy validation
@@ -91,7 +95,7 @@ def default_settings(method: str, n_samples: int, n_genes: int, scenario: str = 
         "hidden_sizes": [hidden], "dropout": 0.5 if inplace else 0.2, "linear": True,
         "m_low": 0.1, "m_high": 0.5 if inplace else 0.9,
         "batch_size": batch_size, "lr": 1e-3 if small else 2e-3, "max_epochs": 300, "patience": 20 if small else 10,
-        "max_seconds": 900,
+        "max_seconds": SAFETY_SECONDS,
         "precision": preferred_precision(),
     }
     if method != "pmi":

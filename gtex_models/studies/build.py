@@ -5,7 +5,7 @@ The public API (the CLI's ``study`` commands and the app's New study page call t
 - :func:`build_study` trains models and baselines on a cohort and writes a whole study folder atomically;
 - :func:`add_model` trains one more model into an existing study, :func:`add_checkpoint` adds a
   checkpoint trained elsewhere (its tables computed on the study's cohort);
-- :func:`study_info` is the table of what a study holds.
+- :func:`study_info` is the table of what a study holds, :func:`benchmark_table` that of its benchmark records.
 
 Long work reports through ``progress(fraction, message)`` and polls ``should_stop()`` between
 epochs and models: when it answers True the work stops with :class:`StudyCancelled` and leaves
@@ -33,9 +33,9 @@ import pandas as pd
 
 from gtex_models.analysis.benchmark import (
     RECORD_KEYS,
+    ScenarioData,
     evaluate_imputer,
     evaluation_tables,
-    fit_and_score,
     known_groups_only,
     require_complete,
     score_fitted,
@@ -46,12 +46,14 @@ from gtex_models.common.choices import SCENARIOS
 from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.provenance import DonorSet, require_unseen
+from gtex_models.models.base import Imputer
 from gtex_models.models.calibration import check_unseen
 from gtex_models.models.checkpoints import load_checkpoint
 from gtex_models.models.model_space import ModelSpace, check_compatible, cohort_for_model
 from gtex_models.models.registry import DEEP_METHODS, METHODS
 from gtex_models.studies.experiment import Experiment, default_config, save_model, train_experiment
 from gtex_models.studies.study import (
+    BASELINES_DIR,
     BENCHMARK_FILE,
     COHORT_DIR,
     MANIFEST,
@@ -190,7 +192,8 @@ def build_study(
     if cohort_mode not in ("copy", "reference"):
         raise StudyError(f"Unknown cohort_mode {cohort_mode!r}; use 'copy' or 'reference'.")
     if cohort_mode == "reference" and cohort_path is None:
-        raise StudyError("cohort_mode='reference' needs the cohort as a folder path, not a Cohort object.")
+        raise StudyError("A referenced cohort (CLI: --reference-cohort) needs the cohort as a folder path, not a Cohort "
+                         "object.")
     data = cohort if isinstance(cohort, Cohort) else Cohort.load(cohort)
     require_complete(data)
     data.require_trainable()
@@ -220,7 +223,7 @@ def build_study(
             label = run.key or f"{run.experiment.method} ({run.experiment.scenario})"
             report = reporter.step(run.weight, label)
             if run.key is None:
-                record = _benchmark_run(run.experiment, protocol, report)
+                record = _benchmark_run(run.experiment, protocol, tmp, report)
             else:
                 record, entry = _model_run(run, protocol, tmp, report)
                 manifest = add_entry(manifest, entry)
@@ -342,6 +345,28 @@ def study_info(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def benchmark_table(study: Study) -> pd.DataFrame:
+    """One row per benchmark record (models and baselines): method, scenario, missing rate, mean and median
+    test R², fit and impute seconds, its checkpoint in the study, and ``best`` marking the highest mean R² of
+    each scenario."""
+    columns = ["method", "scenario", "missing rate", "R² mean", "R² median", "fit (s)", "impute (s)", "checkpoint",
+               "best"]
+    rows = [{"method": r.get("method"), "scenario": r.get("scenario"), "missing rate": r.get("missing_rate"),
+             "R² mean": _rounded(r.get("r2_mean"), 3), "R² median": _rounded(r.get("r2_median"), 3),
+             "fit (s)": _rounded(r.get("fit_seconds"), 1), "impute (s)": _rounded(r.get("impute_seconds"), 1),
+             "checkpoint": r.get("checkpoint") or "-", "best": ""} for r in study.benchmark() or []]
+    table = pd.DataFrame(rows, columns=columns)
+    for _, part in table.groupby("scenario"):
+        scores = pd.to_numeric(part["R² mean"], errors="coerce")
+        if scores.notna().any():
+            table.loc[scores.idxmax(), "best"] = "*"
+    return table
+
+
+def _rounded(value: Any, digits: int) -> float | None:
+    return None if value is None or value != value else round(float(value), digits)
+
+
 # ------------------------------------------------------------------------------------------- checks
 def check_held_out(name: str, metadata: dict[str, Any], test: Cohort, fix: str, calibration: bool = True) -> list[str]:
     """Refuse (:class:`~gtex_models.data.provenance.DonorLeakError`) a model (checkpoint ``metadata``) whose
@@ -409,26 +434,37 @@ def _baseline_runs(baselines: Sequence[str | Experiment], cohort: Cohort, scenar
     return runs
 
 
-def _benchmark_run(experiment: Experiment, cohort: Cohort, progress: ProgressCallback) -> dict[str, Any]:
-    return fit_and_score(experiment.make_imputer(), experiment.cohort(cohort), experiment.scenario,
-                         experiment.missing_rate, progress=progress)
+def _benchmark_run(experiment: Experiment, cohort: Cohort, folder: Path, progress: ProgressCallback) -> dict[str, Any]:
+    """Fit and score a benchmark-only run and save its checkpoint (with its interval calibration) in ``folder``'s
+    :data:`~gtex_models.studies.study.BASELINES_DIR`, so it imputes and evaluates like a model; its record."""
+    name = f"{BASELINES_DIR}/{experiment.method}_{experiment.scenario}.safetensors"
+    record, _, _ = _fit_score_save(experiment, cohort, folder / name, progress)
+    return record | {"checkpoint": name}
+
+
+def _fit_score_save(experiment: Experiment, cohort: Cohort, out: Path, progress: ProgressCallback
+                    ) -> tuple[dict[str, Any], Imputer, ScenarioData]:
+    """Train, score on the test donors and save ``experiment``'s checkpoint at ``out``: its record, the fitted
+    imputer and the scenario's data."""
+    imputer, data, fit_seconds = train_experiment(experiment, cohort, progress=progress)
+    scores = {**score_fitted(imputer, data), "fit_seconds": fit_seconds}
+    record = {key: scores[key] for key in RECORD_KEYS if key in scores}
+    save_model(imputer, experiment, cohort, out, record, data=data)
+    return record, imputer, data
 
 
 def _model_run(run: _Run, cohort: Cohort, folder: Path, progress: ProgressCallback) -> tuple[dict[str, Any], Any]:
     """Train, score, save the checkpoint and tables of ``run`` into ``folder``; its record and manifest entry."""
     assert run.key is not None
-    imputer, data, fit_seconds = train_experiment(run.experiment, cohort, progress=progress)
-    scores = {**score_fitted(imputer, data), "fit_seconds": fit_seconds}
-    record = {key: scores[key] for key in RECORD_KEYS if key in scores}
-    checkpoint = save_model(imputer, run.experiment, cohort, folder / MODELS_DIR / f"{run.key}.safetensors", record,
-                            data=data)
-    _, metadata = load_checkpoint(checkpoint)  # the manifest says what the checkpoint says
+    name = f"{MODELS_DIR}/{run.key}.safetensors"
+    record, imputer, data = _fit_score_save(run.experiment, cohort, folder / name, progress)
+    _, metadata = load_checkpoint(folder / name)  # the manifest says what the checkpoint says
     check_held_out(f"Model {run.key!r}", metadata, data.test_donors,
                    "report this as a bug: a study fits each model on its cohort's training donors only")
     progress(1.0, "evaluation tables")
     write_model(folder, run.key, tables=evaluation_tables(imputer, data.test_donors),
                 umap=embedding_coordinates(imputer))
-    return record, model_entry(run.key, metadata, run.label)
+    return {**record, "checkpoint": name}, model_entry(run.key, metadata, run.label)
 
 
 def _install_model(study: Path, scratch: Path, key: str) -> None:

@@ -90,6 +90,8 @@ class CohortSummary(Schema):
     has_sex: bool
     has_age: bool
     scale: Literal[SCALES]  # type: ignore[valid-type]
+    value_scale: str | None = None
+    group_word: str | None = None
 
 
 class StudyCohort(Schema):

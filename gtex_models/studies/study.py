@@ -7,11 +7,13 @@ Layout (written by :func:`write_manifest` and :func:`write_model`, read by :clas
       cohort/                        the cohort (Cohort.save layout), unless the manifest references one
                                      elsewhere or describes a simulation to regenerate
       models/KEY.safetensors         one checkpoint per model
+      baselines/METHOD_SCENARIO.safetensors  one checkpoint per benchmark-only baseline (impute, evaluate with them)
       tables/KEY_per_gene.csv.gz     per-gene R² on the test donors
       tables/KEY_per_tissue.csv.gz   per-tissue, per-gene R² on the extended test set
       tables/KEY_across_rates.csv.gz R² across missing rates, per tissue
       tables/KEY_tissue_umap.csv     UMAP coordinates of the tissue embeddings (deep models)
-      benchmark.json                 benchmark records (one per method and scenario), optional
+      benchmark.json                 benchmark records (one per method and scenario, each naming its
+                                     checkpoint), optional
 
 The manifest (``study.json``) is versioned: ``format``, ``format_version``, ``title``,
 ``description``, ``simulated``, ``created``, ``sources``, ``cohort`` (``path`` relative to the
@@ -49,6 +51,7 @@ from gtex_models.common.atomic import OutputFolder, atomic_file
 from gtex_models.common.schema import SchemaError, validate
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.cohort_format import CohortFormatError
+from gtex_models.data.naming import count_groups, default_value_scale
 from gtex_models.data.provenance import DonorSet
 from gtex_models.data.simulate import is_current, simulate_cohort
 from gtex_models.models.checkpoints import load_checkpoint
@@ -61,6 +64,7 @@ STUDY_FOLDER = OutputFolder("study", (MANIFEST,))
 """A study folder as an output: its manifest marks it as ours (``--overwrite`` replaces it; nothing else is)."""
 COHORT_DIR = "cohort"
 MODELS_DIR = "models"
+BASELINES_DIR = "baselines"
 TABLES_DIR = "tables"
 BENCHMARK_FILE = "benchmark.json"
 TABLES = ("per_gene", "per_tissue", "across_rates")
@@ -223,8 +227,25 @@ class Study:
 
     @property
     def cohort_summary(self) -> dict[str, Any]:
-        """``n_samples``, ``n_genes``, ``n_groups``, ``n_donors``, ``has_sex``, ``has_age``, ``scale``."""
+        """``n_samples``, ``n_genes``, ``n_groups``, ``n_donors``, ``has_sex``, ``has_age``, ``scale`` and (studies
+        built since they were added) ``value_scale``, ``group_word``."""
         return dict((self.manifest.get("cohort") or {}).get("summary") or {})
+
+    @property
+    def value_scale(self) -> str:
+        """What the study's values are, for axes and captions: ``log2(TPM + 1)``, ``log2 intensity``, ..."""
+        summary = self.cohort_summary
+        return str(summary.get("value_scale") or default_value_scale(summary.get("scale", "tpm")))
+
+    @property
+    def group_word(self) -> str:
+        """``tissue`` when the study's groups are GTEx tissues, else ``group`` (a study built before the word was
+        stored: ``tissue`` for a simulated cohort, else ``group``)."""
+        return str(self.cohort_summary.get("group_word") or ("tissue" if self.simulated else "group"))
+
+    def count_groups(self, n: int | None = None) -> str:
+        """``5 groups``, ``49 tissues``: ``n`` (default: the cohort's groups) with the study's group word."""
+        return count_groups(int(self.cohort_summary.get("n_groups", 0) if n is None else n), self.group_word)
 
     # ---------------------------------------------------------------- cohort
     @property
@@ -298,7 +319,8 @@ def cohort_summary(cohort: Cohort) -> dict[str, Any]:
     samples = cohort.samples
     return {"n_samples": cohort.n_samples, "n_genes": cohort.n_genes, "n_groups": len(cohort.tissues),
             "n_donors": cohort.n_donors, "has_sex": bool((samples["sex"] != "unknown").any()),
-            "has_age": bool(samples["age"].notna().any()), "scale": cohort.transform.scale}
+            "has_age": bool(samples["age"].notna().any()), "scale": cohort.transform.scale,
+            "value_scale": cohort.value_scale, "group_word": cohort.group_word}
 
 
 def new_manifest(title: str, cohort: Cohort, *, description: str = "", simulated: bool = False,

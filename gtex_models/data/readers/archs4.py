@@ -104,7 +104,8 @@ def import_archs4(path: str | Path, out: str | Path, samples_query: str | None =
         order = split_order(samples)
         samples, chosen = samples.iloc[order].reset_index(drop=True), chosen[order]
         source = {"source": "archs4", "file": str(path), "query": samples_query,
-                  "values": "log2(CPM + 1): counts per million of each sample's total over all genes"}
+                  "values": "log2(CPM + 1): counts per million of each sample's total over all genes",
+                  "value_scale": "log2(CPM + 1)"}
         with StoreWriter(out, genes, samples, scale="tpm", meta=source, overwrite=overwrite) as writer:
             for start in range(0, len(chosen), READ_BLOCK):
                 block = _read_block(counts, chosen[start:start + READ_BLOCK])

@@ -61,8 +61,8 @@ def _detect_orientation(row_ids: Sequence[str], column_ids: Sequence[str], path:
         return "samples-by-genes"
     raise InputError(
         f"{path}: cannot tell which axis holds the genes ({rows:.0%} of the row ids and {columns:.0%} "
-        "of the column ids look like gene symbols, Ensembl IDs or probe IDs). Say it explicitly: "
-        "orientation='genes-by-samples' or 'samples-by-genes' (CLI: --orientation)."
+        "of the column ids look like gene symbols, Ensembl IDs or probe IDs). Say which: genes-by-samples or "
+        "samples-by-genes (CLI: --orientation)."
     )
 
 

@@ -207,7 +207,7 @@ def prepare_gtex(gct: str | Path, samples: str | Path, subjects: str | Path,
     matrix = read_gct(gct, keep_gene, table["column"].tolist())
     if not matrix.names:
         raise InputError(f"{gct}: none of its genes is in the gene set {str(genes)!r}. Check the gene "
-                         "list, or use genes='all'.")
+                         "list, or use all genes (CLI: --genes all).")
     if keep_gene.duplicates:
         messages.append(f"{len(keep_gene.duplicates)} gene row(s) repeat an Ensembl ID already seen; the "
                         f"first row is kept: {list_examples(keep_gene.duplicates)}.")

@@ -37,12 +37,14 @@ def import_command(args: argparse.Namespace) -> str:
     if args.samples_query is not None or args.sample_list is not None:
         raise ValueError("--samples-query and --sample-list choose samples of an ARCHS4 file; use them with --archs4.")
     COHORT_FOLDER.check(args.out, args.overwrite)
-    cohort = import_table(args.expression, args.samples, tissue_column=args.tissue_column or "tissue",
+    cohort = import_table(args.expression, args.samples, tissue_column=args.tissue_column,
                           orientation=args.orientation, scale=args.scale, seed=args.seed,
-                          duplicates=args.duplicates, negatives=args.negatives, gene_map=args.gene_map)
+                          duplicates=args.duplicates, negatives=args.negatives, gene_map=args.gene_map,
+                          split=args.split, value_scale=args.value_label)
     save_cohort(cohort, args)
     scale = cohort.meta["scale"]
-    notes = [f"scale {scale['scale']}: {scale['reason']}", *cohort.meta["merges"]]
+    notes = [cohort.meta["groups"], f"scale {scale['scale']}: {scale['reason']}; values {cohort.value_scale}",
+             *cohort.meta["merges"]]
     if cohort.meta["negatives_clipped"]:
         notes.append(f"{cohort.meta['negatives_clipped']:,} negative value(s) set to 0")
     return f"Imported cohort: {cohort.summary()} ({'; '.join(notes)}) -> {args.out}"

@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m gtex_models <command> ...``.
+"""Command-line interface of GTEx Imputation Studio: python -m gtex_models COMMAND (or gtex-models COMMAND).
 
 Each command prints a one-line summary on success; malformed input ends with a clear message on
 stderr and exit status 2, leaving no partial output behind. Outputs never replace what the project
@@ -19,7 +19,17 @@ import warnings
 from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
-from gtex_models.common.choices import DUPLICATE_CHOICES, NEGATIVE_CHOICES, ORIENTATIONS, SCALE_CHOICES, SCENARIOS
+from gtex_models.common.choices import (
+    DUPLICATE_CHOICES,
+    NEGATIVE_CHOICES,
+    ORIENTATIONS,
+    SCALE_CHOICES,
+    SCENARIOS,
+    UNKNOWN_GROUP_CHOICES,
+)
+from gtex_models.common.paths import DATA_DIR
+from gtex_models.data.cohort import DEFAULT_SPLIT_FRACTIONS
+from gtex_models.data.readers.samples import ONE_GROUP
 from gtex_models.data.reference import PATHWAYS
 from gtex_models.interfaces.cli import options
 from gtex_models.interfaces.cli.cohort_commands import import_command, prepare_gtex_command, simulate_command
@@ -45,11 +55,13 @@ from gtex_models.models.registry import METHODS
 
 Handler = Callable[[argparse.Namespace], str]
 DEBUG_ENV = "GTEX_DEBUG"
+CONSOLE_COMMAND = "gtex-models"  # pyproject.toml's [project.scripts]
+PACKAGE_DIR = Path(__file__).resolve().parents[2]  # gtex_models/: the warnings worth showing come from here
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with one sub-command per verb."""
-    parser = _Parser(prog="python -m gtex_models", description=__doc__.splitlines()[0])
+def build_parser(prog: str = "python -m gtex_models") -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per verb (``prog``: how the user called it)."""
+    parser = _Parser(prog=prog, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     simulate = commands.add_parser("simulate", help="write a simulated GTEx-shaped cohort")
@@ -57,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--donors", type=options.at_least(1), default=300,
                           help="number of donors (default 300, ~6,000 samples; training needs at least 4)")
     simulate.add_argument("--genes", type=options.at_least(1), default=2000, help="number of genes (default 2000)")
-    simulate.add_argument("--seed", type=options.at_least(0), default=0)
+    simulate.add_argument("--seed", type=options.at_least(0), default=0,
+                          help="seed of the simulation and of its donor split (default 0)")
     _add_overwrite(simulate, "an existing cohort folder")
     simulate.set_defaults(handler=simulate_command)
 
@@ -69,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     gtex.add_argument("--subjects", required=True, type=Path,
                       help="GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt")
     gtex.add_argument("--out", required=True, type=Path, help="cohort directory to write")
-    gtex.add_argument("--min-samples-per-tissue", type=options.at_least(0), default=70)
+    gtex.add_argument("--min-samples-per-tissue", type=options.at_least(0), default=70,
+                      help="leave out tissues with fewer samples (default 70)")
     gtex.add_argument("--genes", default="protein_coding",
                       help="protein_coding (default), all, or a file of gene symbols / Ensembl IDs")
     gtex.add_argument("--seed", type=options.at_least(0), default=0, help="seed of the donor split")
@@ -78,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     table = commands.add_parser("import", help="build a cohort from a CSV/TSV/GCT/h5ad expression table")
     source = table.add_mutually_exclusive_group(required=True)
-    source.add_argument("--expression", type=Path)
+    source.add_argument("--expression", type=Path,
+                        help="expression table: CSV, TSV, GCT or h5ad, genes by samples or samples by genes")
     source.add_argument("--archs4", type=Path, default=None,
                         help="ARCHS4 gene-count HDF5 file: the chosen samples are streamed into an on-disk store")
     table.add_argument("--samples-query", default=None,
@@ -86,10 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--sample-list", type=Path, default=None, help="--archs4: file of GSM accessions to import")
     table.add_argument("--samples", type=Path, default=None,
                        help="sample table (sample id, optional tissue/sex/age/donor columns)")
-    table.add_argument("--tissue-column", default=None,
-                       help="tissue column of the sample table (default tissue); --archs4: the sample field "
-                            "naming the tissue (default source_name_ch1)")
-    table.add_argument("--orientation", choices=ORIENTATIONS, default="auto")
+    table.add_argument("--tissue-column", default=None, metavar="COLUMN",
+                       help="the sample table's group column (default: tissue, else group; another table is "
+                            f"refused, naming its plausible columns; '{ONE_GROUP}': one group); --archs4: the "
+                            "sample field naming the tissue (default source_name_ch1)")
+    table.add_argument("--orientation", choices=ORIENTATIONS, default="auto",
+                       help="which axis holds the genes (default auto: the axis whose names look like genes)")
     table.add_argument("--scale", choices=SCALE_CHOICES, default="auto",
                        help="auto (detected, printed in the summary), tpm (any non-negative linear scale) or log")
     table.add_argument("--duplicates", choices=DUPLICATE_CHOICES, default="error",
@@ -98,7 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="negative values on a linear scale: error, or clip them to 0 (MAS5 microarray signal)")
     table.add_argument("--gene-map", type=Path, default=None,
                        help="probe -> gene file (two columns; several probes of a gene are averaged)")
+    table.add_argument("--value-label", default=None, metavar="TEXT",
+                       help="what the values are, shown on axes (default: detected, e.g. log2(TPM + 1) or "
+                            "log2 intensity)")
     table.add_argument("--out", required=True, type=Path, help="cohort directory to write")
+    table.add_argument("--split", type=options.split_fractions, default=DEFAULT_SPLIT_FRACTIONS, metavar="T,V,S",
+                       help="train, valid and test shares of the donors, stratified by group (default 0.6,0.15,0.25)")
     table.add_argument("--seed", type=options.at_least(0), default=0, help="seed of the donor split")
     _add_overwrite(table, "an existing cohort folder or store")
     table.set_defaults(handler=import_command)
@@ -107,8 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--cohort", required=True, type=Path, help="cohort directory")
     train.add_argument("--method", default=None, choices=METHODS, metavar="METHOD", help=", ".join(METHODS))
     train.add_argument("--config", type=Path, default=None, help="YAML experiment config (see configs/)")
-    train.add_argument("--scenario", choices=SCENARIOS, default=None)
-    train.add_argument("--pathway", choices=sorted(PATHWAYS), default=None)
+    train.add_argument("--scenario", choices=SCENARIOS, default=None,
+                       help="inductive (new samples) or inplace (gaps of the training samples); default: the "
+                            "config's, else inductive")
+    train.add_argument("--pathway", choices=sorted(PATHWAYS), default=None,
+                       help="train on the genes of this pathway only (default: all genes)")
     train.add_argument("--max-epochs", type=options.at_least(1), default=None, help="cap the deep models' training epochs")
     train.add_argument("--out", required=True, type=Path, help="checkpoint file (.safetensors)")
     train.add_argument("--seed", type=options.at_least(0), default=0, help="seed of the evaluation masks")
@@ -118,10 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=train_command)
 
     evaluate = commands.add_parser("evaluate", help="score a checkpoint on a cohort's test donors")
-    evaluate.add_argument("--checkpoint", required=True, type=Path)
-    evaluate.add_argument("--cohort", required=True, type=Path)
+    evaluate.add_argument("--checkpoint", required=True, type=Path,
+                          help="a model: train --out, or a study's models/ or baselines/ checkpoint")
+    evaluate.add_argument("--cohort", required=True, type=Path,
+                          help="cohort directory whose test donors are scored")
     evaluate.add_argument("--missing-rate", type=options.share, default=0.5, help="share of values hidden (0 < rate < 1)")
-    evaluate.add_argument("--seed", type=options.at_least(0), default=0)
+    evaluate.add_argument("--seed", type=options.at_least(0), default=0, help="seed of the hidden values (default 0)")
     evaluate.add_argument("--json", type=Path, default=None, help="write the record as JSON")
     evaluate.add_argument("--interval", type=options.level, default=None, metavar="LEVEL",
                           help="also score calibrated intervals at LEVEL (0.5-0.99): coverage, median width")
@@ -133,19 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = commands.add_parser("calibrate", help="calibrate a checkpoint's intervals on a cohort's validation donors")
     calibrate.add_argument("--checkpoint", required=True, type=Path, help="checkpoint to add the calibration to")
     calibrate.add_argument("--cohort", required=True, type=Path, help="the cohort it was trained on (its valid split)")
-    calibrate.add_argument("--seed", type=options.at_least(0), default=0)
+    calibrate.add_argument("--seed", type=options.at_least(0), default=0,
+                           help="seed of the calibration masks (default 0)")
     calibrate.set_defaults(handler=calibrate_command)
 
     bench = commands.add_parser("benchmark", help="fit and score several methods side by side")
-    bench.add_argument("--cohort", required=True, type=Path)
+    bench.add_argument("--cohort", required=True, type=Path, help="cohort directory (train, valid and test donors)")
     bench.add_argument("--methods", type=options.methods, default="pmi,gain,mean,knn,mice,missforest,blood",
                        help=f"comma-separated method names, among {', '.join(METHODS)}")
-    bench.add_argument("--scenario", choices=SCENARIOS, default="inductive")
-    bench.add_argument("--missing-rate", type=options.share, default=0.5, help="share of values hidden (0 < rate < 1)")
-    bench.add_argument("--pathway", choices=sorted(PATHWAYS), default=None)
-    bench.add_argument("--seed", type=options.at_least(0), default=0)
-    bench.add_argument("--json", type=Path, default=None)
-    bench.add_argument("--markdown", type=Path, default=None)
+    bench.add_argument("--scenario", choices=SCENARIOS, default="inductive",
+                       help="inductive (new samples, the default) or inplace (gaps of the training samples)")
+    bench.add_argument("--missing-rate", type=options.shares, default=[0.5], metavar="RATE[,RATE...]",
+                       help="share(s) of values hidden, e.g. 0.2,0.5,0.8: inductive, each method is fitted once and "
+                            "scored at every rate (default 0.5)")
+    bench.add_argument("--pathway", choices=sorted(PATHWAYS), default=None,
+                       help="benchmark on the genes of this pathway only (default: all genes)")
+    bench.add_argument("--seed", type=options.at_least(0), default=0, help="seed of the hidden values (default 0)")
+    bench.add_argument("--json", type=Path, default=None, help="also write the records as JSON")
+    bench.add_argument("--markdown", type=Path, default=None, help="also write the table as Markdown")
     bench.add_argument("--interval", type=options.level, default=None, metavar="LEVEL",
                        help="also calibrate each method on the validation donors and score its LEVEL intervals")
     _add_overwrite(bench, "existing --json / --markdown files")
@@ -154,18 +186,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_panel_command(commands)
 
     impute = commands.add_parser("impute", help="fill the missing values of an expression file")
-    impute.add_argument("--checkpoint", required=True, type=Path)
+    impute.add_argument("--checkpoint", required=True, type=Path,
+                        help="a model: train --out, or a study's models/KEY.safetensors or baselines/KEY.safetensors")
     impute.add_argument("--input", required=True, type=Path,
                         help="CSV, TSV, GCT or h5ad (empty cells are missing), or an on-disk store (streamed)")
     impute.add_argument("--out", required=True, type=Path,
                         help="CSV, same orientation and scale as the input (a store: CSV, or a directory for a new store)")
-    impute.add_argument("--tissue", default=None, help="tissue of every sample (e.g. 'Whole Blood')")
-    impute.add_argument("--samples", type=Path, default=None, help="per-sample table with a tissue column")
-    impute.add_argument("--tissue-column", default="tissue")
+    impute.add_argument("--tissue", default=None, help="group (tissue) of every sample (e.g. 'Whole Blood')")
+    impute.add_argument("--samples", type=Path, default=None, help="per-sample table with a group (tissue) column")
+    impute.add_argument("--tissue-column", default=None, metavar="COLUMN",
+                        help="the --samples table's group column (default: tissue, else group)")
+    impute.add_argument("--unknown-groups", choices=UNKNOWN_GROUP_CHOICES, default="error",
+                        help="a sample whose group the model does not know: error (the default), or pooled: the "
+                             "mean of its imputations under every group of the model (reported)")
     impute.add_argument("--sex", type=options.sex, default=None, help="female, male, unknown (or GTEx code 2/1)")
     impute.add_argument("--age", type=options.age, default=None, help="age in years")
-    impute.add_argument("--orientation", choices=ORIENTATIONS, default="auto")
-    impute.add_argument("--scale", choices=SCALE_CHOICES, default="auto")
+    impute.add_argument("--orientation", choices=ORIENTATIONS, default="auto",
+                        help="which axis of --input holds the genes (default auto)")
+    impute.add_argument("--scale", choices=SCALE_CHOICES, default="auto",
+                        help="auto (detected), tpm (a non-negative linear scale) or log (the model's log scale)")
     impute.add_argument("--duplicates", choices=DUPLICATE_CHOICES, default="error",
                         help="gene identifiers that occur twice (or name one gene): error, keep the first, or average")
     impute.add_argument("--gene-map", type=Path, default=None,
@@ -179,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     impute.set_defaults(handler=impute_command)
 
     demo = commands.add_parser("build-demo", help="rebuild the demo study (study build with the demo's configs)")
-    demo.add_argument("--out", type=Path, default=Path("data/demo"))
+    demo.add_argument("--out", type=Path, default=DATA_DIR / "demo",
+                      help="study folder to write (default: the project's data/demo)")
     _add_overwrite(demo, "an existing study there (data/demo itself included)")
     demo.set_defaults(handler=build_demo_command)
 
@@ -195,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--baselines", type=options.methods_or_none, default="mean,knn,mice",
                        help="comma-separated benchmark-only methods ('' for none)")
     build.add_argument("--title", default=None, help="shown in the app (default: the cohort folder's name)")
-    build.add_argument("--description", default="")
+    build.add_argument("--description", default="", help="a few sentences on the cohort, shown in the app")
     build.add_argument("--scenario", choices=SCENARIOS, default="inductive", help="scenario of --models and baselines")
     build.add_argument("--max-epochs", type=options.at_least(1), default=None, help="cap the deep models' training epochs")
     build.add_argument("--reference-cohort", action="store_true",
@@ -204,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.set_defaults(handler=study_build_command)
 
     add = verbs.add_parser("add-model", help="train one more model into a study, or add a checkpoint")
-    add.add_argument("--study", required=True, type=Path)
+    add.add_argument("--study", required=True, type=Path, help="study folder (study build --out)")
     add.add_argument("--method", default=None, choices=METHODS, metavar="METHOD",
                      help=f"a method, with settings for the cohort's size: {', '.join(METHODS)}")
     add.add_argument("--config", type=Path, default=None, help="YAML experiment config")
@@ -216,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(handler=study_add_model_command)
 
     info = verbs.add_parser("info", help="print the table of what a study holds")
-    info.add_argument("--study", required=True, type=Path)
+    info.add_argument("--study", required=True, type=Path, help="study folder (study build --out)")
     info.set_defaults(handler=study_info_command)
     return parser
 
@@ -224,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit status (0 done, 2 bad input, 1 internal error, 130 interrupted)."""
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_program_name()).parse_args(argv)
     except SystemExit as done:  # --help, or an option error already reported by _Parser.error
         return int(done.code or 0)
     caught: list[warnings.WarningMessage] = []
@@ -258,9 +298,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _program_name() -> str:
+    """``gtex-models`` when run as the installed console command, else ``python -m gtex_models``."""
+    return CONSOLE_COMMAND if Path(sys.argv[0]).name == CONSOLE_COMMAND else "python -m gtex_models"
+
+
 def _show_warnings(caught: Sequence[warnings.WarningMessage]) -> None:
+    """Print the project's own warnings, each once (with how often it came); third-party warnings (umap's
+    "Tensorflow not installed", numerical RuntimeWarnings, ...) are noise to a user and left out."""
+    counts: dict[str, int] = {}
     for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
+        if Path(warning.filename).resolve().is_relative_to(PACKAGE_DIR):
+            counts[str(warning.message)] = counts.get(str(warning.message), 0) + 1
+    for message, count in counts.items():
+        print(f"warning: {message}" + (f" ({count} times)" if count > 1 else ""), file=sys.stderr)
 
 
 def _debug_traceback() -> None:

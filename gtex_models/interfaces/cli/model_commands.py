@@ -101,8 +101,8 @@ def benchmark_command(args: argparse.Namespace) -> str:
     cohort = Cohort.load(args.cohort)
     patterns, _ = patterns_from_args(args, cohort.pathway(args.pathway).genes if args.pathway else cohort.genes)
     bar, progress = progress_bar("benchmark")
-    with bar:
-        records = run_benchmark(cohort, args.methods, args.scenario, args.missing_rate,
+    with bar, options.for_level(args.interval):
+        records = run_benchmark(cohort, args.methods, args.scenario, args.missing_rate[0],
                                 args.pathway, args.seed, progress=progress, patterns=patterns, interval=args.interval)
     options.write_records(records, args.json, args.markdown)
     return to_markdown(records)
@@ -111,6 +111,7 @@ def benchmark_command(args: argparse.Namespace) -> str:
 def impute_command(args: argparse.Namespace) -> str:
     from gtex_models.common.atomic import atomic_file
     from gtex_models.data.readers import read_samples_table
+    from gtex_models.data.readers.samples import choose_group_column
     from gtex_models.data.store import is_store
     from gtex_models.interfaces.upload import impute_file, result_frame, supports_uncertainty
     from gtex_models.models.checkpoints import load_checkpoint
@@ -130,11 +131,16 @@ def impute_command(args: argparse.Namespace) -> str:
         from gtex_models.models.calibration import check_level
 
         check_level(args.interval)
-    annotation = read_samples_table(args.samples, args.tissue_column) if args.samples else None
-    result = impute_file(args.input, imputer, space, orientation=args.orientation, scale=args.scale,
-                         duplicates=args.duplicates, gene_map=args.gene_map, tissue=args.tissue, sex=args.sex,
-                         age=args.age, annotation=annotation, n_draws=args.draws,
-                         calibration=metadata.get("calibration"), interval=args.interval)
+    annotation = None
+    if args.samples:
+        column = choose_group_column(args.samples, args.tissue_column).require(args.samples).column
+        annotation = read_samples_table(args.samples, column)
+    with options.for_level(args.interval):
+        result = impute_file(args.input, imputer, space, orientation=args.orientation, scale=args.scale,
+                             duplicates=args.duplicates, gene_map=args.gene_map, tissue=args.tissue, sex=args.sex,
+                             age=args.age, annotation=annotation, n_draws=args.draws,
+                             calibration=metadata.get("calibration"), interval=args.interval,
+                             unknown_groups=args.unknown_groups)
     for message in result.coverage.warnings:  # the reader's warnings included
         warnings.warn(message)
     if args.draws > 1 and not supports_uncertainty(imputer):
@@ -143,9 +149,14 @@ def impute_command(args: argparse.Namespace) -> str:
     with atomic_file(args.out) as tmp:
         result_frame(result, uncertainty=result.lower is not None).to_csv(tmp)
     coverage = result.coverage
+    pooled = ""
+    if result.pooled_groups:
+        groups = ", ".join(f"{name!r} ({n})" for name, n in result.pooled_groups.items())
+        pooled = (f"; {sum(result.pooled_groups.values())} sample(s) of group(s) the model does not know ({groups}) "
+                  f"imputed as the mean over its {len(space.tissues)} groups")
     return (f"Imputed {result.n_imputed:,} values in {len(result.values)} sample(s) "
             f"({coverage.n_matched}/{space.n_genes} model genes in the input; scale {result.scale}: "
-            f"{result.scale_reason}) -> {args.out}")
+            f"{result.scale_reason}{pooled}) -> {args.out}")
 
 
 def check_store_output(out: Path, overwrite: bool) -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import math
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from gtex_models.common.atomic import check_output_file
 from gtex_models.data.cohort import Cohort
@@ -49,6 +50,28 @@ def share(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1 (the share of values hidden), got {value:g}")
     return value
+
+
+def split_fractions(text: str) -> tuple[float, float, float]:
+    """``0.6,0.15,0.25``: the train, valid and test shares of the donors."""
+    from gtex_models.data.cohort import check_split_fractions
+
+    try:
+        values = [float(part) for part in text.split(",")]
+        return check_split_fractions(values)
+    except ValueError as error:
+        detail = str(error) if "Split" in str(error) else f"{text!r} is not three comma-separated numbers"
+        raise argparse.ArgumentTypeError(f"{detail} (e.g. 0.6,0.15,0.25)") from None
+
+
+def shares(text: str) -> list[float]:
+    """``0.2,0.5,0.8``: one or more shares of values hidden, none twice."""
+    values = [share(part) for part in text.split(",") if part.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError("no missing rate given (e.g. 0.5, or 0.2,0.5,0.8)")
+    if len(set(values)) < len(values):
+        raise argparse.ArgumentTypeError(f"a missing rate is listed twice in {text!r}")
+    return values
 
 
 def positive(text: str) -> float:
@@ -123,7 +146,21 @@ def calibration(args: argparse.Namespace, imputer, metadata: dict, cohort: Cohor
         return metadata["calibration"]
     warnings.warn(f"{args.checkpoint} has no interval calibration; calibrating it on the cohort "
                   "(store it with `python -m gtex_models calibrate`).")
-    return calibrate_checkpoint(imputer, metadata, cohort, args.seed)
+    with for_level(args.interval):
+        return calibrate_checkpoint(imputer, metadata, cohort, args.seed)
+
+
+@contextmanager
+def for_level(level: float | None) -> Iterator[None]:
+    """A calibration refusal inside the block names the level the user asked for (``No 90 % intervals: ...``)."""
+    from gtex_models.models.calibration import CalibrationError
+
+    try:
+        yield
+    except CalibrationError as error:
+        if level is None:
+            raise
+        raise CalibrationError(f"No {level * 100:g} % intervals: {error}") from None
 
 
 def coverage_note(record: dict) -> str:

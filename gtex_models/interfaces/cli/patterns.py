@@ -35,7 +35,8 @@ def add_pattern_arguments(parser: argparse.ArgumentParser, several: bool = False
 
 
 def patterns_from_args(args: argparse.Namespace, genes: "pd.DataFrame") -> tuple[list[Pattern], str]:
-    """The patterns named by ``--pattern`` on a cohort's genes, and a note on the panel's match ('' without one)."""
+    """The patterns named by ``--pattern`` at each ``--missing-rate`` (one rate, or several for ``benchmark``) on a
+    cohort's genes, and a note on the panel's match ('' without one; a panel hides its own share, once)."""
     from gtex_models.analysis.panels import match_panel, read_panel
 
     names = [name.strip() for name in args.pattern.split(",") if name.strip()]
@@ -45,8 +46,10 @@ def patterns_from_args(args: argparse.Namespace, genes: "pd.DataFrame") -> tuple
                          + (" (comma-separated)" if len(names) > 1 else "") + ".")
     if ("panel" in names) != (args.panel is not None):
         raise ValueError("--pattern panel needs --panel FILE, and --panel needs --pattern panel.")
-    if not 0.0 < args.missing_rate < 1.0:
-        raise ValueError(f"--missing-rate must be between 0 and 1 (exclusive), got {args.missing_rate}.")
+    rates = args.missing_rate if isinstance(args.missing_rate, list) else [args.missing_rate]
+    outside = [rate for rate in rates if not 0.0 < rate < 1.0]
+    if outside:
+        raise ValueError(f"--missing-rate must be between 0 and 1 (exclusive), got {outside[0]}.")
     note, patterns = "", []
     for name in names:
         if name == "panel":
@@ -54,7 +57,7 @@ def patterns_from_args(args: argparse.Namespace, genes: "pd.DataFrame") -> tuple
             note = f"{args.panel}: {match.describe(len(genes))}"
             patterns.append(match.pattern())
         else:
-            patterns.append(Pattern(name, args.missing_rate, slope=args.mnar_slope, block_size=args.block_size))
+            patterns += [Pattern(name, rate, slope=args.mnar_slope, block_size=args.block_size) for rate in rates]
     return patterns, note
 
 

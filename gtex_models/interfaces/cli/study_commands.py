@@ -30,9 +30,10 @@ def study_summary(study) -> str:
         return "n/a" if value is None or value != value else f"{value:.3f}"  # NaN: too few test values
 
     models = ", ".join(f"{key} (test R² {r2(entry)})" for key, entry in study.models.items()) or "no model"
+    records = len(study.benchmark() or [])
     return (f"{study.title!r}: {summary.get('n_samples', '?')} samples x {summary.get('n_genes', '?')} genes, "
-            f"{summary.get('n_groups', '?')} group(s); models {models}; "
-            f"{len(study.benchmark() or [])} benchmark record(s)")
+            f"{study.count_groups()}, values {study.value_scale}; models {models}; "
+            f"{records} benchmark record{'' if records == 1 else 's'}")
 
 
 def study_build_command(args: argparse.Namespace) -> str:
@@ -72,11 +73,14 @@ def study_add_model_command(args: argparse.Namespace) -> str:
 
 
 def study_info_command(args: argparse.Namespace) -> str:
-    from gtex_models.studies.build import study_info
+    from gtex_models.studies.build import benchmark_table, study_info
     from gtex_models.studies.study import Study
 
     study = Study.open(args.study)
-    table = study_info(study)
+    table, records = study_info(study), benchmark_table(study)
     lines = [f"Study {study_summary(study)}", "" if table.empty else table.to_string(index=False)]
+    if not records.empty:
+        lines += ["", "Benchmark on the test donors (models and baselines; * the best mean R² of its scenario):",
+                  records.to_string(index=False, na_rep="-")]
     lines += [f"missing: {problem}" for problem in study.problems]
-    return "\n".join(line for line in lines if line)
+    return "\n".join(lines).strip("\n")
