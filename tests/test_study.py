@@ -436,3 +436,18 @@ def test_a_cohort_with_missing_values_is_refused_before_any_training(probe_cohor
     with pytest.raises(ValueError, match=r"1 values are already missing, in 1 gene\(s\) such as 1007_at"):
         build_study(gappy, tmp_path / "s", models=["pmi"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_study_recommends_the_method_best_on_the_validation_donors(tmp_path):
+    """The recommendation is chosen on validation donors (never the test ones) among models and baselines."""
+    from gtex_models.data.simulate import simulate_cohort
+    from gtex_models.studies.build import benchmark_table, build_study
+
+    cohort = simulate_cohort(n_donors=14, n_genes=400, seed=2)
+    study = build_study(cohort, tmp_path / "s", models=[], baselines=["mean", "gauss"], title="t")
+    records = study.benchmark()
+    assert all(np.isfinite(r["valid_r2_mean"]) for r in records)
+    best = max(records, key=lambda r: r["valid_r2_mean"])
+    assert study.manifest["recommended"]["method"] == best["method"] == "gauss"  # gauss beats the group means
+    table = benchmark_table(study)
+    assert table.loc[table["recommended"] == "yes", "method"].tolist() == ["gauss"]

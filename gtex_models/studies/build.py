@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
+import numpy as np
 import pandas as pd
 
 from gtex_models.analysis.benchmark import (
@@ -232,6 +233,7 @@ def build_study(
             reporter.check()
         _write_json(tmp / BENCHMARK_FILE, _sorted_records(records))
         manifest["benchmark"] = BENCHMARK_FILE
+        manifest["recommended"] = recommendation(records)
         write_manifest(tmp, manifest)
     reporter.finish(f"study written to {out}")
     return Study.open(out)
@@ -347,20 +349,47 @@ def study_info(study: Study) -> pd.DataFrame:
 
 def benchmark_table(study: Study) -> pd.DataFrame:
     """One row per benchmark record (models and baselines): method, scenario, missing rate, mean and median
-    test R², fit and impute seconds, its checkpoint in the study, and ``best`` marking the highest mean R² of
-    each scenario."""
-    columns = ["method", "scenario", "missing rate", "R² mean", "R² median", "fit (s)", "impute (s)", "checkpoint",
-               "best"]
+    test R², validation R² (:func:`validation_score`), fit and impute seconds, its checkpoint in the study,
+    ``best`` marking the highest mean test R² of each scenario and ``recommended`` the study's recommendation
+    (the best validation R², inductive)."""
+    columns = ["method", "scenario", "missing rate", "R² mean", "R² median", "valid R²", "fit (s)", "impute (s)",
+               "checkpoint", "best", "recommended"]
+    recommended = study.manifest.get("recommended") or {}
     rows = [{"method": r.get("method"), "scenario": r.get("scenario"), "missing rate": r.get("missing_rate"),
              "R² mean": _rounded(r.get("r2_mean"), 3), "R² median": _rounded(r.get("r2_median"), 3),
+             "valid R²": _rounded(r.get("valid_r2_mean"), 3),
              "fit (s)": _rounded(r.get("fit_seconds"), 1), "impute (s)": _rounded(r.get("impute_seconds"), 1),
-             "checkpoint": r.get("checkpoint") or "-", "best": ""} for r in study.benchmark() or []]
+             "checkpoint": r.get("checkpoint") or "-", "best": "",
+             "recommended": "yes" if recommended and r.get("method") == recommended.get("method")
+             and r.get("scenario") == "inductive" else ""} for r in study.benchmark() or []]
     table = pd.DataFrame(rows, columns=columns)
     for _, part in table.groupby("scenario"):
         scores = pd.to_numeric(part["R² mean"], errors="coerce")
         if scores.notna().any():
             table.loc[scores.idxmax(), "best"] = "*"
     return table
+
+
+RECOMMENDATION_RATES = (0.2, 0.5, 0.8)
+
+
+def validation_score(imputer: Imputer, valid: Cohort, seed: int = 0) -> float:
+    """Mean per-gene R² on the validation donors, averaged over :data:`RECOMMENDATION_RATES` of values hidden
+    (the donors no method was scored on, so choosing by it leaves the test scores honest)."""
+    return float(np.mean([evaluate_imputer(imputer, valid, rate, seed)["r2_mean"] for rate in RECOMMENDATION_RATES]))
+
+
+def recommendation(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The inductive record with the best validation score (:func:`validation_score`), simple or deep: what a
+    study recommends for new samples; None when no record has a validation score."""
+    scored = [r for r in records if r.get("scenario", "inductive") == "inductive"
+              and np.isfinite(r.get("valid_r2_mean", np.nan))]
+    if not scored:
+        return None
+    best = max(scored, key=lambda r: r["valid_r2_mean"])
+    return {"method": best["method"], "checkpoint": best.get("checkpoint"),
+            "valid_r2_mean": float(best["valid_r2_mean"]), "test_r2_mean": float(best["r2_mean"]),
+            "rates": list(RECOMMENDATION_RATES)}
 
 
 def _rounded(value: Any, digits: int) -> float | None:
@@ -449,6 +478,8 @@ def _fit_score_save(experiment: Experiment, cohort: Cohort, out: Path, progress:
     imputer, data, fit_seconds = train_experiment(experiment, cohort, progress=progress)
     scores = {**score_fitted(imputer, data), "fit_seconds": fit_seconds}
     record = {key: scores[key] for key in RECORD_KEYS if key in scores}
+    if experiment.scenario == "inductive" and data.valid is not None:
+        record["valid_r2_mean"] = validation_score(imputer, data.valid, data.seed)
     save_model(imputer, experiment, cohort, out, record, data=data)
     return record, imputer, data
 

@@ -115,3 +115,4 @@ class StudyManifest(Schema):
     cohort: StudyCohort = StudyCohort()
     models: list[dict[str, Any]] = []
     benchmark: str | None = None
+    recommended: dict[str, Any] | None = None

@@ -82,5 +82,10 @@ def study_info_command(args: argparse.Namespace) -> str:
     if not records.empty:
         lines += ["", "Benchmark on the test donors (models and baselines; * the best mean R² of its scenario):",
                   records.to_string(index=False, na_rep="-")]
+    recommended = study.manifest.get("recommended")
+    if recommended:
+        lines += ["", f"Recommended for new samples: {recommended['method']} (the best validation R², "
+                      f"{recommended['valid_r2_mean']:.3f}, averaged over {', '.join(f'{r:.0%}' for r in recommended['rates'])} "
+                      f"missing; test R² {recommended['test_r2_mean']:.3f})."]
     lines += [f"missing: {problem}" for problem in study.problems]
     return "\n".join(lines).strip("\n")
