@@ -102,7 +102,8 @@ def test_tables_describe_the_test_donors(built):
     assert tables["per_gene"]["gene"].str.endswith("_at").all()  # probe IDs, as imported
     assert set(tables["across_rates"]["tissue"]) == {"All tissues", *GROUPS}
     r2 = study.models["pmi_all"].evaluation["r2_mean"]
-    assert -1 < r2 < 1 and np.isfinite(tables["per_gene"]["r2"]).all()
+    # 2 epochs: worse than each group's training mean, the reference that scores 0 (measured -1.86)
+    assert np.isfinite(r2) and r2 < 1 and np.isfinite(tables["per_gene"]["r2"]).all()
     assert study.tissue_umap("pmi_all") is None  # 3 groups: no UMAP (below UMAP_MIN_GROUPS)
 
 

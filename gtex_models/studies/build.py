@@ -285,17 +285,19 @@ def add_checkpoint(study: str | Path, checkpoint_path: str | Path, key: str | No
     opened = Study.open(path)
     imputer, metadata = load_checkpoint(checkpoint_path)
     space = ModelSpace.from_metadata(metadata)
-    test = known_groups_only(cohort_for_model(opened.cohort(), space).split("test"), space.tissues)
+    modelled = cohort_for_model(opened.cohort(), space)
+    train, test = modelled.split("train"), known_groups_only(modelled.split("test"), space.tissues)
     check_compatible(metadata, test)
     if not metadata.get("evaluation"):
-        metadata = {**metadata, "evaluation": evaluate_imputer(imputer, test)}
+        metadata = {**metadata, "evaluation": evaluate_imputer(imputer, test, train=train)}
     entry = model_entry(key or default_key(metadata), metadata, label)
     _check_new_key(opened, entry.key)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
         scratch = Path(scratch)
         (scratch / MODELS_DIR).mkdir()
         shutil.copyfile(checkpoint_path, scratch / MODELS_DIR / f"{entry.key}.safetensors")
-        write_model(scratch, entry.key, tables=evaluation_tables(imputer, test), umap=embedding_coordinates(imputer))
+        write_model(scratch, entry.key, tables=evaluation_tables(imputer, test, train=train),
+                    umap=embedding_coordinates(imputer))
         _install_model(path, scratch, entry.key)
     _add_to_manifest(path, entry, None)
     return Study.open(path)
@@ -392,7 +394,7 @@ def _model_run(run: _Run, cohort: Cohort, folder: Path, progress: ProgressCallba
     checkpoint = save_model(imputer, run.experiment, cohort, folder / MODELS_DIR / f"{run.key}.safetensors", record,
                             data=data)
     progress(1.0, "evaluation tables")
-    write_model(folder, run.key, tables=evaluation_tables(imputer, data.test_donors),
+    write_model(folder, run.key, tables=evaluation_tables(imputer, data.test_donors, train=data.train_donors),
                 umap=embedding_coordinates(imputer))
     _, metadata = load_checkpoint(checkpoint)  # the manifest says what the checkpoint says
     return record, model_entry(run.key, metadata, run.label)
