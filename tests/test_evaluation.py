@@ -201,7 +201,8 @@ def _hand_cohort(x: list[list[float]], tissues: list[str], splits: list[str]) ->
                           "symbol": [f"G{j}" for j in range(x_array.shape[1])]})
     samples = pd.DataFrame({"sample_id": [f"s{i}" for i in range(n)], "donor_id": [f"d{i}" for i in range(n)],
                             "tissue": tissues, "sex": "female", "age": 50.0, "split": splits})
-    return Cohort(x_array, genes, samples, Transform(np.zeros(x_array.shape[1]), np.ones(x_array.shape[1]), scale="log"))
+    identity = Transform(np.zeros(x_array.shape[1]), np.ones(x_array.shape[1]), scale="log")
+    return Cohort(x_array, genes, samples, identity)
 
 
 def test_the_reference_is_the_training_mean_of_the_samples_group() -> None:
