@@ -39,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
 
-    from gtex_models.analysis.evaluation import r2_across_missing_rates
+    from gtex_models.analysis.evaluation import r2_across_missing_rates, reference_values
     from gtex_models.analysis.other_cohort import compare_cohorts, shifted_test_donors
     from gtex_models.common.choices import ALL_TISSUES, HARMONISATIONS
     from gtex_models.models.model_space import ModelSpace
@@ -56,9 +56,11 @@ def main() -> None:
     sections, payload = [], {}
     oracle = OracleImputer().fit(cohort)
     oracle_rows = []
-    for name, scored in (("own test donors", test.subset_genes(test.genes["ensembl_gene_id"].isin(
-            shifted.genes["ensembl_gene_id"]).to_numpy())), ("other cohort", shifted)):
-        table = r2_across_missing_rates(oracle.impute, scored, rates)
+    kept = test.genes["ensembl_gene_id"].isin(shifted.genes["ensembl_gene_id"]).to_numpy()
+    own, train = test.subset_genes(kept), cohort.split("train").subset_genes(kept)
+    for name, scored, reference in (("own test donors", own, reference_values(own, train)),  # as compare_cohorts
+                                    ("other cohort", shifted, reference_values(shifted, shifted))):
+        table = r2_across_missing_rates(oracle.impute, scored, rates, reference=reference)
         pooled = table[table["tissue"] == ALL_TISSUES].set_index("missing_rate")["r2_mean"]
         oracle_rows.append({"cohort": f"{name} · oracle", "harmonisation": "exact",
                             **{f"{rate:g}": round(float(pooled[rate]), 3) for rate in rates}})

@@ -5,7 +5,7 @@ The public API, for notebooks and scripts (everything else is internal and may m
     import gtex_models as gm
     cohort = gm.simulate_cohort(n_donors=40, n_genes=400)          # or gm.import_table("expr.csv", "samples.csv")
     imputer = gm.make_imputer("knn").fit(cohort.split("train"))    # any of gm.METHODS
-    record = gm.evaluate_imputer(imputer, cohort.split("test"), missing_rate=0.5)
+    record = gm.evaluate_imputer(imputer, cohort.split("test"), missing_rate=0.5, train=cohort.split("train"))
     print(f"per-gene R² on hidden values: {record['r2_mean']:.3f}")
 
 Cohorts: :class:`Cohort` (``Cohort.load(folder)``, ``cohort.save(folder)``), :func:`import_table`,

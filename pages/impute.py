@@ -288,7 +288,9 @@ def try_tab(study: Study, key: str) -> None:
     with st.spinner("Imputing…"):
         trial = _trial(study_token(), key, rows, rate, 0, level or 0.9)
     cols = st.columns(4)
-    cols[0].metric("R², all hidden values", f"{trial.r2_pooled:.3f}")
+    cols[0].metric("R², all hidden values", f"{trial.r2_pooled:.3f}",
+                   help=f"Against each value's {word} mean over the training donors (the {word}-mean imputer "
+                        "scores 0), as every R² of the app.")
     cols[1].metric("Median per-gene R²", f"{trial.per_gene['r2'].median():.3f}")
     cols[2].metric("Hidden values", f"{int(trial.hidden.sum()):,}")
     if trial.coverage is not None:

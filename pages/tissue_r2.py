@@ -10,7 +10,6 @@ import pandas as pd
 import streamlit as st
 
 from gtex_models.analysis.benchmark import DEFAULT_RATES, evaluation_tables
-from gtex_models.analysis.evaluation import MIN_HIDDEN_PER_GENE
 from gtex_models.analysis.other_cohort import (
     CohortComparison,
     compare_cohorts,
@@ -58,8 +57,9 @@ Source = tuple[tuple, Callable[[tuple[str, ...]], tuple[CohortComparison, list[s
 def per_tissue_at(token: str, key: str, rate: float) -> pd.DataFrame:
     """Per-group, per-gene R² on the study's extended test set at another missing rate."""
     imputer, _, space = model(key)
-    test = cohort_for_model(cohort(), space).split("test")
-    return evaluation_tables(imputer, test, rates=(), missing_rate=rate)["per_tissue"]
+    modelled = cohort_for_model(cohort(), space)
+    return evaluation_tables(imputer, modelled.split("test"), rates=(), missing_rate=rate,
+                             train=modelled.split("train"))["per_tissue"]
 
 
 
@@ -284,10 +284,10 @@ if key is not None:
         chosen = st.multiselect(f"{word.capitalize()}s", [plots.POOLED, *available], default=[plots.POOLED, *defaults],
                                 format_func=lambda t: pooled_label if t == plots.POOLED else t)
         st.caption(f"Mean per-gene R² with a ±1 SD band; the study's models on the same genes side by side. "
-                   f"Estimator: at each rate the extended test set is masked several times (independent masks) "
-                   f"and each gene's R² in a {word} is computed on all their hidden values together, so every "
-                   f"gene has about {MIN_HIDDEN_PER_GENE} hidden values per {word} even at 10 % missing "
-                   f"(one mask would give it 5).")
+                   f"Reference: each value's {word} mean over the training donors, the same at every rate (the "
+                   f"{word}-mean imputer scores 0), so the curves compare rates. Estimator: at each rate the "
+                   f"extended test set is masked several times so that every value is hidden equally often, at "
+                   f"least once, and each gene's R² in a {word} rests on all of its samples at every rate.")
         st.plotly_chart(plots.r2_vs_missing_rate(across, chosen), width="stretch")
         for label, k in models.items():
             download_csv(across[label], f"{k}_r2_across_rates.csv", f"Download {label} R² across rates (CSV)",

@@ -3,8 +3,8 @@
 The tables the app shows — per-gene R², per-group R² on the extended test set, R² against the missing rate
 (:func:`gtex_models.analysis.benchmark.evaluation_tables`, with the settings ``study build`` uses) — are recomputed
 from each model's checkpoint and the study's cohort, and written in place. Run it after a change to how R²
-is estimated (e.g. the repeated masks of the across-rates tables, or leaving out genes whose hidden values
-do not vary)::
+is estimated (e.g. the repeated masks of the across-rates tables, leaving out genes whose hidden values
+do not vary, or R²'s reference: each value's group mean over the training donors)::
 
     python scripts/refresh_tables.py --study data/demo [--models pmi_all,gain_all]
 """
@@ -34,8 +34,9 @@ def main() -> None:
         start = time.perf_counter()
         imputer, metadata = study.load_model(key)
         space = ModelSpace.from_metadata(metadata)
-        test = known_groups_only(cohort_for_model(cohort, space).split("test"), space.tissues)
-        write_model(args.study, key, tables=evaluation_tables(imputer, test))
+        modelled = cohort_for_model(cohort, space)
+        test = known_groups_only(modelled.split("test"), space.tissues)
+        write_model(args.study, key, tables=evaluation_tables(imputer, test, train=modelled.split("train")))
         print(f"{key}: tables refreshed in {time.perf_counter() - start:.0f} s", flush=True)
 
 

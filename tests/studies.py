@@ -61,7 +61,7 @@ def write_study(directory: Path, cohort: Cohort, models: Mapping[str, tuple[str,
         genes = cohort.pathway(pathway) if pathway else cohort
         imputer = make_imputer(method, **(TINY if method in DEEP else {}))
         imputer.fit(genes.split("train"), genes.split("valid"))
-        record = evaluate_imputer(imputer, genes.split("test"))
+        record = evaluate_imputer(imputer, genes.split("test"), train=genes.split("train"))
         checkpoint = save_checkpoint(imputer, directory / f".{key}.safetensors",
                                      {"genes": genes.genes, "tissues": getattr(imputer, "tissues", None) or genes.split("train").tissues,
                                       "transform": genes.transform, "evaluation": record, "scenario": "inductive",
@@ -70,7 +70,8 @@ def write_study(directory: Path, cohort: Cohort, models: Mapping[str, tuple[str,
         coords = None
         if umap and method in DEEP:
             coords = pca_coordinates(tissue_embeddings(imputer))[0].set_axis(["tissue", "umap_1", "umap_2"], axis=1)
-        tables = evaluation_tables(imputer, genes.split("test"), rates=(0.2, 0.5, 0.8), n_per_tissue=5)
+        tables = evaluation_tables(imputer, genes.split("test"), rates=(0.2, 0.5, 0.8), n_per_tissue=5,
+                                   train=genes.split("train"))
         write_model(directory, key, checkpoint, tables, coords)
         manifest = add_entry(manifest, model_entry(key, metadata))
         if pathway is None:

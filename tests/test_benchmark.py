@@ -135,15 +135,31 @@ def test_bad_arguments_fail_before_any_fitting(tiny: Cohort) -> None:
 
 def test_evaluate_imputer_record(tiny: Cohort) -> None:
     imputer = benchmark.make_imputer("mean").fit(tiny.split("train"))
-    record = evaluate_imputer(imputer, tiny.split("test"), missing_rate=0.5, seed=0)
+    record = evaluate_imputer(imputer, tiny.split("test"), missing_rate=0.5, seed=0, train=tiny.split("train"))
     assert list(record) == [key for key in RECORD_KEYS if key != "fit_seconds"]
     assert record["method"] == "mean" and record["n_genes"] == tiny.n_genes
+    # R²'s reference is each value's group mean over the training donors: the group-mean imputer scores 0
+    assert record["r2_mean"] == pytest.approx(0.0, abs=1e-4) and record["r2_std"] < 1e-4
+
+
+def test_the_group_mean_imputer_scores_zero_in_every_table(tiny: Cohort) -> None:
+    """Every table the app shows uses the training reference; in place too (the mean imputer fitted on the
+    masked pool is near 0, measured -0.04; a reference shared by all groups would credit it with their
+    differences, +0.19 here)."""
+    train = tiny.split("train")
+    imputer = benchmark.make_imputer("mean").fit(train)
+    tables = evaluation_tables(imputer, tiny.split("test"), rates=(0.2, 0.8), n_per_tissue=6, seed=0, train=train)
+    np.testing.assert_allclose(tables["per_gene"]["r2"], 0.0, atol=1e-4)
+    np.testing.assert_allclose(tables["per_tissue"]["r2"], 0.0, atol=1e-4)
+    np.testing.assert_allclose(tables["across_rates"]["r2_mean"], 0.0, atol=1e-4)
+    (inplace,) = run_benchmark(tiny, ["mean"], scenario="inplace")
+    assert abs(inplace["r2_mean"]) < 0.1
 
 
 def test_evaluation_tables(tiny: Cohort) -> None:
     test = tiny.split("test")
     imputer = benchmark.make_imputer("oracle").fit(tiny.split("train"))
-    tables = evaluation_tables(imputer, test, rates=(0.5, 0.95), n_per_tissue=6, seed=0)
+    tables = evaluation_tables(imputer, test, rates=(0.5, 0.95), n_per_tissue=6, seed=0, train=tiny.split("train"))
     assert list(tables["per_gene"].columns) == ["gene", "r2"]
     assert set(tables["per_gene"]["gene"]) <= set(test.genes["symbol"])
     assert list(tables["per_tissue"].columns) == ["tissue", "gene", "r2"]
@@ -162,7 +178,7 @@ def test_the_per_tissue_table_is_scored_on_the_extended_test_set(tiny: Cohort) -
     imputer = benchmark.make_imputer("mean").fit(tiny.split("train"))
     seen, impute = [], imputer.impute
     imputer.impute = lambda cohort: seen.append(cohort.samples["tissue"].value_counts()) or impute(cohort)
-    evaluation_tables(imputer, test, rates=(), n_per_tissue=6, seed=0)
+    evaluation_tables(imputer, test, rates=(), n_per_tissue=6, seed=0, train=tiny.split("train"))
     assert (test.samples["tissue"].value_counts() != 6).any()  # the raw test set is not balanced
     per_gene_call, per_tissue_call = seen
     assert per_gene_call.sum() == test.n_samples

@@ -261,9 +261,10 @@ class _Watching:
 def test_hide_and_impute_hides_the_values_from_the_model_and_scores_them(small_cohort, small_pmi):
     """The model sees NaN exactly where values are hidden (and the truth elsewhere); the score is honest.
 
-    Measured (simulator v2, 40 test samples, 40% hidden): pooled R² 0.914 for PMI, 0.897 for the
-    per-tissue mean (pooled over genes, so dominated by the genes' levels); per-gene R² 0.320 against
-    0.228 (genes whose hidden values barely vary are not scored); a model shown the hidden values would score 1.
+    Measured (simulator v2, 40 test samples of many tissues, 40% hidden), against each value's tissue mean over
+    the training donors: pooled R² 0.163 for PMI, exactly 0 for the per-tissue mean; per-gene R² median 0.077
+    against 0 (a few training samples per tissue make the tissue mean a strong baseline); a model shown the
+    hidden values would score 1.
     """
     samples = small_cohort.samples
     rows = np.flatnonzero((samples["split"] == "test") & samples["tissue"].isin(small_pmi.tissues))[:40]
@@ -277,12 +278,14 @@ def test_hide_and_impute_hides_the_values_from_the_model_and_scores_them(small_c
     np.testing.assert_allclose(trial.imputed[~trial.hidden], trial.truth[~trial.hidden], rtol=1e-5)
     mean = try_it.hide_and_impute(make_imputer("mean").fit(small_cohort.split("train")), small_cohort, rows,
                                      0.4, seed=3)
-    assert mean.r2_pooled < trial.r2_pooled < 0.99, (mean.r2_pooled, trial.r2_pooled)
+    assert mean.r2_pooled == pytest.approx(0.0, abs=1e-6)  # the reference is the tissue's training mean
+    np.testing.assert_allclose(mean.per_gene["r2"].dropna(), 0.0, atol=1e-5)
+    assert mean.r2_pooled + 0.1 < trial.r2_pooled < 0.99, (mean.r2_pooled, trial.r2_pooled)
     rankable = trial.per_gene["n_hidden"] >= try_it.MIN_HIDDEN_TO_RANK
     assert rankable.is_monotonic_decreasing
     for group in (rankable, ~rankable):
         assert trial.per_gene.loc[group, "r2"].dropna().is_monotonic_decreasing
-    assert trial.per_gene["r2"].mean() > mean.per_gene["r2"].mean() + 0.05  # measured 0.320 and 0.228
+    assert trial.per_gene["r2"].median() > 0.03  # measured 0.077
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         try_it.hide_and_impute(small_pmi, small_cohort, rows, 1.0)
 
@@ -291,7 +294,7 @@ def test_hide_and_impute_with_the_oracle_scores_below_one(small_cohort):
     oracle = OracleImputer().fit(small_cohort)
     rows = np.flatnonzero(small_cohort.samples["split"] == "test")[:12]
     trial = try_it.hide_and_impute(oracle, small_cohort, rows, 0.4, seed=3)
-    assert 0.8 < trial.r2_pooled < 0.99  # measured 0.950
+    assert 0.4 < trial.r2_pooled < 0.9  # measured 0.572 (against each value's tissue mean over the training donors)
     rankable = trial.per_gene["n_hidden"] >= try_it.MIN_HIDDEN_TO_RANK
     assert 0 < rankable.sum() < len(rankable)
     assert rankable.is_monotonic_decreasing  # genes whose R² rests on few hidden values come last

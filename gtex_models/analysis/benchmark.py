@@ -7,8 +7,9 @@ In-place scenario
     Hide values in every sample (train, valid and test); fit on the masked train + test matrix (the
     masked valid split for early stopping) and impute that same matrix.
 
-Both score the per-gene R² on the hidden entries of the test rows, and both hide exactly the same
-test entries, so their numbers are comparable.
+Both score the per-gene R² on the hidden entries of the test rows against the training reference (each
+value's group mean over the complete training donors, :func:`~gtex_models.analysis.evaluation.reference_values`),
+and both hide exactly the same test entries, so their numbers are comparable.
 
 Example
 -------
@@ -36,6 +37,7 @@ from gtex_models.analysis.evaluation import (
     r2_across_missing_rates,
     r2_per_gene,
     r2_per_tissue,
+    reference_values,
     summarize,
 )
 from gtex_models.common.choices import SCENARIOS
@@ -196,6 +198,12 @@ class ScenarioData:
         roles = {"fit": self.fit, "valid": self.valid, "test": self.test_donors}
         return {role: DonorSet.of_cohort(part) for role, part in roles.items() if part is not None}
 
+    @property
+    def train_donors(self) -> Cohort:
+        """The complete training donors (in place: the other rows of the pool, before masking), whose group
+        means are R²'s reference."""
+        return self.fit if self.is_test is None else self.test.subset_samples(~self.is_test)
+
 
 def scenario_data(cohort: Cohort, scenario: str = "inductive", missing_rate: float = 0.5,
                   seed: int = 0, pattern: Pattern | None = None) -> ScenarioData:
@@ -281,17 +289,19 @@ def score_fitted(imputer: Imputer, data: ScenarioData, calibration: Calibration 
     the masked pool and score its test rows.
     """
     if data.scenario == "inductive":
-        record = evaluate_imputer(imputer, data.test, data.missing_rate, data.seed, data.pattern, calibration, interval)
+        record = evaluate_imputer(imputer, data.test, data.missing_rate, data.seed, data.pattern, calibration, interval,
+                                  train=data.train_donors)
     else:
         assert data.observed is not None and data.is_test is not None
         start = perf_counter()
         imputed = imputer.impute(data.fit)
         impute_seconds = perf_counter() - start
         rows = data.is_test
+        test = data.test_donors
         record = {"missing_rate": data.missing_rate, "pattern": data.pattern.label(),
-                  **_score(data.test.x[rows], imputed[rows], data.observed[rows], data.pattern.reference),
+                  **_score(test.x, imputed[rows], data.observed[rows], reference_values(test, data.train_donors)),
                   "impute_seconds": impute_seconds,
-                  **_interval_scores(imputer, calibration, interval, data.test.subset_samples(rows),
+                  **_interval_scores(imputer, calibration, interval, test,
                                      data.fit.subset_samples(rows), imputed[rows])}
     return _ordered({**record, "method": imputer.method, "scenario": data.scenario})
 
@@ -299,11 +309,14 @@ def score_fitted(imputer: Imputer, data: ScenarioData, calibration: Calibration 
 def evaluate_imputer(
     imputer: Imputer, cohort_test: Cohort, missing_rate: float = 0.5, seed: int = 0,
     pattern: Pattern | None = None, calibration: Calibration | None = None, interval: float | None = None,
+    *, train: Cohort | None,
 ) -> dict[str, Any]:
     """Score a fitted imputer on a complete test cohort: a record with :data:`RECORD_KEYS` but ``fit_seconds``.
 
     Values are hidden under ``pattern`` (default: MCAR, a ``missing_rate`` share of each sample's values;
-    ``seed``) and imputed; R² is scored per gene on the hidden entries. Given a ``calibration`` and an
+    ``seed``) and imputed; R² is scored per gene on the hidden entries, against each value's group mean over
+    the complete training donors ``train`` (None: the overall training mean, 0 in model space; see
+    :func:`~gtex_models.analysis.evaluation.reference_values`). Given a ``calibration`` and an
     ``interval`` level, the intervals of the hidden values are scored too (:data:`INTERVAL_KEYS`): refused
     (:class:`~gtex_models.data.provenance.DonorLeakError`) if the calibration was fitted on any test donor, with
     a warning if it predates donor records.
@@ -314,13 +327,13 @@ def evaluate_imputer(
     >>> from gtex_models.data.simulate import simulate_cohort
     >>> cohort = simulate_cohort(n_donors=20, n_genes=400)
     >>> imputer = make_imputer("mean").fit(cohort.split("train"))
-    >>> evaluate_imputer(imputer, cohort.split("test"))["n_genes"]
+    >>> evaluate_imputer(imputer, cohort.split("test"), train=cohort.split("train"))["n_genes"]
     400
     """
     require_complete(cohort_test)
     pattern = pattern or Pattern("mcar", missing_rate)
     observed, imputed, seconds = _mask_and_impute(imputer, cohort_test, pattern, seed)
-    scores = _score(cohort_test.x, imputed, observed, pattern.reference)
+    scores = _score(cohort_test.x, imputed, observed, reference_values(cohort_test, train))
     intervals = _interval_scores(imputer, calibration, interval, cohort_test, mask_cohort(cohort_test, observed),
                                  imputed)
     return _ordered({"method": imputer.method, "scenario": "inductive", "pattern": pattern.label(),
@@ -335,8 +348,11 @@ def evaluation_tables(
     n_per_tissue: int = 50,
     seed: int = 0,
     missing_rate: float = 0.5,
+    *,
+    train: Cohort | None,
 ) -> dict[str, pd.DataFrame]:
-    """The tables the app shows for a fitted imputer and a complete test cohort.
+    """The tables the app shows for a fitted imputer and a complete test cohort; R² against each value's group
+    mean over the complete training donors ``train`` (see :func:`evaluate_imputer`).
 
     Returns
     -------
@@ -353,7 +369,8 @@ def evaluation_tables(
     >>> from gtex_models.data.simulate import simulate_cohort
     >>> cohort = simulate_cohort(n_donors=20, n_genes=400)
     >>> imputer = make_imputer("mean").fit(cohort.split("train"))
-    >>> tables = evaluation_tables(imputer, cohort.split("test"), rates=(0.2, 0.8), n_per_tissue=5)
+    >>> tables = evaluation_tables(imputer, cohort.split("test"), rates=(0.2, 0.8), n_per_tissue=5,
+    ...                            train=cohort.split("train"))
     >>> sorted(tables)
     ['across_rates', 'per_gene', 'per_tissue']
     """
@@ -361,13 +378,15 @@ def evaluation_tables(
     symbols = cohort.genes["symbol"].tolist()
     pattern = Pattern("mcar", missing_rate)
     observed, imputed, _ = _mask_and_impute(imputer, cohort, pattern, seed)
-    per_gene = pd.DataFrame({"gene": symbols, "r2": r2_per_gene(cohort.x, imputed, observed)})
+    per_gene = pd.DataFrame({"gene": symbols,
+                             "r2": r2_per_gene(cohort.x, imputed, observed, reference_values(cohort, train))})
     extended = cohort.subset_samples(extended_test_indices(cohort.samples["tissue"], n_per_tissue, seed))
+    reference = reference_values(extended, train)
     observed, imputed, _ = _mask_and_impute(imputer, extended, pattern, seed)
     return {
         "per_gene": per_gene.dropna().reset_index(drop=True),
-        "per_tissue": r2_per_tissue(extended.x, imputed, observed, extended.samples["tissue"], symbols),
-        "across_rates": r2_across_missing_rates(imputer.impute, extended, rates, seed),
+        "per_tissue": r2_per_tissue(extended.x, imputed, observed, extended.samples["tissue"], symbols, reference),
+        "across_rates": r2_across_missing_rates(imputer.impute, extended, rates, seed, reference=reference),
     }
 
 
@@ -392,13 +411,13 @@ def _mask_and_impute(
     return observed, imputed, perf_counter() - start
 
 
-def _score(x_true: np.ndarray, imputed: np.ndarray, observed: np.ndarray, reference: str = "observed") -> dict[str, Any]:
+def _score(x_true: np.ndarray, imputed: np.ndarray, observed: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
     summary = summarize(r2_per_gene(x_true, imputed, observed, reference))
     if summary["n_genes"] == 0:
         raise ValueError(
-            f"R² could not be computed for any gene: it needs, per gene, hidden test values that differ and an "
-            f"observed one, and the {len(x_true)} test sample(s) with {int((~observed).sum())} hidden value(s) "
-            "give none. Use a cohort with more test donors (or a missing rate nearer 0.5).")
+            f"R² could not be computed for any gene: it needs, per gene, hidden test values that differ from their "
+            f"training mean, and the {len(x_true)} test sample(s) with {int((~observed).sum())} hidden value(s) "
+            "give none. Use a cohort with more test donors (or a higher missing rate).")
     return {**summary, "n_test_samples": int(len(x_true))}
 
 

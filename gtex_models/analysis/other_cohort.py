@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from gtex_models.analysis.evaluation import MIN_HIDDEN_PER_GENE, r2_across_missing_rates
+from gtex_models.analysis.evaluation import MIN_HIDDEN_PER_GENE, r2_across_missing_rates, reference_values
 from gtex_models.common.choices import ALL_TISSUES, HARMONISATIONS
 from gtex_models.common.messages import describe_unknown_tissues, list_examples
 from gtex_models.data.cohort import Cohort
@@ -227,7 +227,13 @@ def compare_cohorts(
 ) -> CohortComparison:
     """Score ``imputer`` on ``other`` under each harmonisation at each missing rate; with ``own`` (the model's
     cohort), its test donors of the same tissues come first as the reference row. ``min_hidden``: see
-    :func:`~gtex_models.analysis.evaluation.r2_across_missing_rates`."""
+    :func:`~gtex_models.analysis.evaluation.r2_across_missing_rates`.
+
+    R²'s reference never depends on the mask: for the own test donors, each value's group mean over the
+    own cohort's training donors (as everywhere, :func:`~gtex_models.analysis.evaluation.reference_values`);
+    for the other cohort, which has no training donors on its platform, its own group means over all its
+    samples (complete values, on the harmonised scale), so neither row is credited for the differences
+    between groups or for the platform's offset."""
     aligned = align_cohort(other, space, group_map)
     if len(aligned.samples) < MIN_COHORT_SAMPLES:
         raise ValueError(f"The cohort has {len(aligned.samples)} sample(s) in the model's tissues; at least "
@@ -237,15 +243,18 @@ def compare_cohorts(
     tables: dict[str, pd.DataFrame] = {}
     rows = []
     if own is not None:
-        test = cohort_for_model(own, space).split("test")
+        modelled = cohort_for_model(own, space)
+        test = modelled.split("test")
         test = test.subset_samples(test.samples["tissue"].isin(tissues).to_numpy())
         if test.n_samples:
-            tables["own test donors"] = r2_across_missing_rates(imputer.impute, test, rates, seed, min_hidden, pattern)
+            tables["own test donors"] = r2_across_missing_rates(imputer.impute, test, rates, seed, min_hidden, pattern,
+                                                                reference_values(test, modelled.split("train")))
             rows.append(("own test donors", "training", tables["own test donors"]))
     for method in harmonisations:
         cohort = harmonise(aligned, space, method)
         label = f"other cohort ({method})"
-        tables[label] = r2_across_missing_rates(imputer.impute, cohort, rates, seed, min_hidden, pattern)
+        tables[label] = r2_across_missing_rates(imputer.impute, cohort, rates, seed, min_hidden, pattern,
+                                                reference_values(cohort, cohort))
         rows.append(("other cohort", method, tables[label]))
     records = []
     for name, method, table in rows:

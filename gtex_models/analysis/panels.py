@@ -45,7 +45,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from gtex_models.analysis.evaluation import onehot, r2_sums, total_sum_of_squares
+from gtex_models.analysis.evaluation import onehot, r2_sums, reference_values, total_sum_of_squares
 from gtex_models.common.choices import PANEL_STRATEGIES
 from gtex_models.common.messages import list_examples
 from gtex_models.data.cohort import Cohort
@@ -260,17 +260,6 @@ def choose_panel(strategy: str, train: Cohort, k: int, seed: int = 0, imputer: I
     raise ValueError(f"Unknown panel strategy {strategy!r}; use one of {', '.join(PANEL_STRATEGIES)}.")
 
 
-def group_means(train: Cohort, groups: Sequence[str]) -> np.ndarray:
-    """Each group's mean (groups x genes, model space) over the training donors; NaN for a group without any."""
-    tissues = train.samples["tissue"].to_numpy(dtype=object)
-    means = np.full((len(groups), train.n_genes), np.nan)
-    for i, group in enumerate(groups):
-        rows = tissues == group
-        if rows.any():
-            means[i] = np.nanmean(np.asarray(train.x[rows], dtype=np.float64), axis=0)
-    return means
-
-
 @dataclass(frozen=True)
 class PanelScore:
     """How well a model recovers the genes outside a panel on complete test donors.
@@ -296,7 +285,8 @@ def panel_r2(imputer: Imputer, test: Cohort, columns: Sequence[int], train: Coho
     other gene is imputed.
 
     R² uses pooled residuals, stable with any number of test samples per group: the reference of a
-    group is its mean over the training donors (``train``; the group-mean imputer scores 0), and
+    group is its mean over the training donors (``train``, :func:`~gtex_models.analysis.evaluation.reference_values`;
+    the group-mean imputer scores 0), and
     residual and total sums of squares are pooled over the group's genes (per-group R²) or over the
     groups (per-gene R²), never taken from one gene in a handful of samples.
     """
@@ -304,8 +294,8 @@ def panel_r2(imputer: Imputer, test: Cohort, columns: Sequence[int], train: Coho
     observed = pattern.observed(test)
     imputed = imputer.impute(mask_cohort(test, observed))
     groups, codes = np.unique(test.samples["tissue"].to_numpy(dtype=object), return_inverse=True)
-    sums = r2_sums(test.x, imputed, observed, onehot(codes, len(groups)))
-    ss_tot, valid = total_sum_of_squares(sums, group_means(train, list(groups)))
+    sums = r2_sums(test.x, imputed, observed, onehot(codes, len(groups)), reference_values(test, train))
+    ss_tot, valid = total_sum_of_squares(sums)
     ss_res = np.where(valid, sums["ss_res"], 0.0)
     ss_tot = np.where(valid, ss_tot, 0.0)
     hidden = ~np.isin(np.arange(test.n_genes), pattern.panel)

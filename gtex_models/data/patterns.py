@@ -19,10 +19,9 @@ Four patterns (mask convention of :mod:`gtex_models.data.masks`: True where a va
     sub-panel or a region not covered). A named gene set missing everywhere (a pathway) is the
     ``panel`` pattern with every other gene as the panel.
 
-R² of the hidden values uses the mean of a gene's **observed** values as reference (the paper's
-definition), except under ``panel``, where the hidden genes have no observed value, and ``mnar``, where
-the observed mean is biased upwards by construction (it would inflate every method's R²): there it is
-the mean of the hidden values themselves (ordinary R² of the hidden values), :attr:`Pattern.reference`.
+R² of the hidden values has the same reference under every pattern: the gene's mean over the training
+donors of the sample's group (:mod:`gtex_models.analysis.evaluation`), which no mask moves (a panel's
+genes have no observed value, and under ``mnar`` the observed ones are biased upwards by construction).
 
 Example
 -------
@@ -91,11 +90,6 @@ class Pattern:
             raise ValueError(f"The MNAR slope must be positive, got {self.slope}.")
         if self.name == "block" and int(self.block_size) < 1:
             raise ValueError(f"The block size must be at least 1 gene, got {self.block_size}.")
-
-    @property
-    def reference(self) -> str:
-        """R²'s reference mean: ``observed`` values of the gene, or (panel, mnar) its ``hidden`` values."""
-        return "hidden" if self.name in ("panel", "mnar") else "observed"
 
     def missing_share(self, n_genes: int) -> float:
         """The expected share of missing values in a cohort of ``n_genes`` genes."""

@@ -2,7 +2,8 @@
 
 :func:`example_upload` makes partial profiles to try the upload pipeline with
 (:mod:`gtex_models.interfaces.upload`); :func:`hide_and_impute` runs the experiment and scores it
-with the per-gene R² on the hidden values (the README's metric) and, given a calibration, the
+with the per-gene R² on the hidden values (the README's metric: against each value's group mean over the
+training donors, :func:`~gtex_models.analysis.evaluation.reference_values`) and, given a calibration, the
 intervals' coverage: refused (with a note saying why) when the calibration was fitted on any of the samples'
 donors, and noted when it predates donor records.
 """
@@ -15,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from gtex_models.analysis.evaluation import r2_per_gene
+from gtex_models.analysis.evaluation import r2_per_gene, reference_values
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.masks import mcar_mask
 from gtex_models.data.patterns import mask_cohort
@@ -55,7 +56,9 @@ class TrialResult:
     genes : the gene table.
     per_gene : ``gene``, ``r2`` (per-gene R² over the hidden values), ``n_hidden``, sorted by R², genes
         with fewer than :data:`MIN_HIDDEN_TO_RANK` hidden values last (their R² is mostly noise).
-    r2_pooled : R² over all hidden values together (what the truth-vs-imputed scatter shows).
+    r2_pooled : R² over all hidden values together (log2 units, the truth-vs-imputed scatter), against the
+        same reference as the per-gene R²: each value's group mean over the training donors (the group-mean
+        imputer scores 0; a reference shared by all genes would credit the genes' levels).
     lower, upper : calibrated intervals (log2(TPM + 1)), given a calibration; else None.
     coverage : share of the hidden values inside their interval (None without intervals, or when refused).
     interval_level : the intervals' nominal level.
@@ -83,8 +86,9 @@ def hide_and_impute(
 ) -> TrialResult:
     """Hide ``missing_rate`` of the values of ``cohort``'s ``rows`` at random, impute, and score.
 
-    ``cohort`` must hold the model's genes (see :func:`cohort_for_model`) with complete values. With a
-    ``calibration``, the hidden values also get intervals at level ``interval`` and their coverage.
+    ``cohort`` must hold the model's genes (see :func:`cohort_for_model`) with complete values; its training
+    donors give R²'s reference. With a ``calibration``, the hidden values also get intervals at level
+    ``interval`` and their coverage.
     """
     if not 0.0 < missing_rate < 1.0:
         raise ValueError(f"The missing rate must be strictly between 0 and 1, got {missing_rate}.")
@@ -95,7 +99,8 @@ def hide_and_impute(
     log_space = Transform(trial.transform.mean, trial.transform.std, scale="log")
     truth, estimate = log_space.inverse(trial.x), log_space.inverse(imputed)
     hidden = ~observed
-    r2 = r2_per_gene(trial.x, imputed, observed)
+    reference = reference_values(trial, cohort.split("train"))
+    r2 = r2_per_gene(trial.x, imputed, observed, reference)
     per_gene = pd.DataFrame({
         "gene": trial.genes["symbol"].to_numpy(),
         "r2": r2,
@@ -105,7 +110,7 @@ def hide_and_impute(
                 .sort_values(["rankable", "r2"], ascending=False, na_position="last")
                 .drop(columns="rankable").reset_index(drop=True))
     residual = float(np.sum((truth[hidden] - estimate[hidden]) ** 2))
-    total = float(np.sum((truth[hidden] - truth[hidden].mean()) ** 2)) if hidden.any() else 0.0
+    total = float(np.sum((truth[hidden] - log_space.inverse(reference)[hidden]) ** 2))
     r2_pooled = 1.0 - residual / total if total > 0 else float("nan")
     result = TrialResult(truth, estimate, hidden, trial.samples, trial.genes, per_gene, r2_pooled)
     if calibration is not None:

@@ -77,7 +77,8 @@ def train_at_scale(experiment: Any, cohort: Cohort, out: str | Path, seed: int =
     if is_main_process():
         test = _evaluation_samples(cohort, imputer.tissues)
         if test.n_samples and not np.isnan(test.x).any():
-            record = {**evaluate_imputer(imputer, test, experiment.missing_rate, seed), "fit_seconds": fit_seconds}
+            record = {**evaluate_imputer(imputer, test, experiment.missing_rate, seed, train=cohort.split("train")),
+                      "fit_seconds": fit_seconds}
         metadata = {"genes": cohort.genes, "tissues": list(imputer.tissues), "transform": cohort.transform,
                     "evaluation": record, "scenario": experiment.scenario, "pathway": experiment.pathway,
                     "cohort": cohort.meta.get("source", "unknown"),

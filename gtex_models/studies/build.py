@@ -293,20 +293,22 @@ def add_checkpoint(study: str | Path, checkpoint_path: str | Path, key: str | No
     opened = Study.open(path)
     imputer, metadata = load_checkpoint(checkpoint_path)
     space = ModelSpace.from_metadata(metadata)
-    test = known_groups_only(cohort_for_model(opened.cohort(), space).split("test"), space.tissues)
+    modelled = cohort_for_model(opened.cohort(), space)
+    train, test = modelled.split("train"), known_groups_only(modelled.split("test"), space.tissues)
     check_compatible(metadata, test)
     for note in check_held_out(f"The checkpoint {Path(checkpoint_path).name}", metadata, test,
                                "add a model trained on this study's cohort (`study add-model --method`)"):
         warnings.warn(note, stacklevel=2)
     if not metadata.get("evaluation"):
-        metadata = {**metadata, "evaluation": evaluate_imputer(imputer, test)}
+        metadata = {**metadata, "evaluation": evaluate_imputer(imputer, test, train=train)}
     entry = model_entry(key or default_key(metadata), metadata, label)
     _check_new_key(opened, entry.key)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
         scratch = Path(scratch)
         (scratch / MODELS_DIR).mkdir()
         shutil.copyfile(checkpoint_path, scratch / MODELS_DIR / f"{entry.key}.safetensors")
-        write_model(scratch, entry.key, tables=evaluation_tables(imputer, test), umap=embedding_coordinates(imputer))
+        write_model(scratch, entry.key, tables=evaluation_tables(imputer, test, train=train),
+                    umap=embedding_coordinates(imputer))
         _install_model(path, scratch, entry.key)
     _add_to_manifest(path, entry, None)
     return Study.open(path)
@@ -373,10 +375,12 @@ def benchmark_table(study: Study) -> pd.DataFrame:
 RECOMMENDATION_RATES = (0.2, 0.5, 0.8)
 
 
-def validation_score(imputer: Imputer, valid: Cohort, seed: int = 0) -> float:
-    """Mean per-gene R² on the validation donors, averaged over :data:`RECOMMENDATION_RATES` of values hidden
-    (the donors no method was scored on, so choosing by it leaves the test scores honest)."""
-    return float(np.mean([evaluate_imputer(imputer, valid, rate, seed)["r2_mean"] for rate in RECOMMENDATION_RATES]))
+def validation_score(imputer: Imputer, valid: Cohort, train: Cohort, seed: int = 0) -> float:
+    """Mean per-gene R² on the validation donors (against the ``train`` donors' group means), averaged over
+    :data:`RECOMMENDATION_RATES` of values hidden: donors no method is scored on, so choosing by it leaves the
+    test scores honest."""
+    return float(np.mean([evaluate_imputer(imputer, valid, rate, seed, train=train)["r2_mean"]
+                          for rate in RECOMMENDATION_RATES]))
 
 
 def recommendation(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
@@ -479,7 +483,7 @@ def _fit_score_save(experiment: Experiment, cohort: Cohort, out: Path, progress:
     scores = {**score_fitted(imputer, data), "fit_seconds": fit_seconds}
     record = {key: scores[key] for key in RECORD_KEYS if key in scores}
     if experiment.scenario == "inductive" and data.valid is not None:
-        record["valid_r2_mean"] = validation_score(imputer, data.valid, data.seed)
+        record["valid_r2_mean"] = validation_score(imputer, data.valid, data.train_donors, data.seed)
     save_model(imputer, experiment, cohort, out, record, data=data)
     return record, imputer, data
 
@@ -493,7 +497,7 @@ def _model_run(run: _Run, cohort: Cohort, folder: Path, progress: ProgressCallba
     check_held_out(f"Model {run.key!r}", metadata, data.test_donors,
                    "report this as a bug: a study fits each model on its cohort's training donors only")
     progress(1.0, "evaluation tables")
-    write_model(folder, run.key, tables=evaluation_tables(imputer, data.test_donors),
+    write_model(folder, run.key, tables=evaluation_tables(imputer, data.test_donors, train=data.train_donors),
                 umap=embedding_coordinates(imputer))
     return {**record, "checkpoint": name}, model_entry(run.key, metadata, run.label)
 

@@ -98,7 +98,8 @@ def _evaluate_own(args: argparse.Namespace, imputer, metadata, space, cohort: Co
     from gtex_models.models.model_space import check_compatible, cohort_for_model
     from gtex_models.studies.build import check_held_out
 
-    test = known_groups_only(cohort_for_model(cohort, space).split("test"), space.tissues)
+    modelled = cohort_for_model(cohort, space)
+    train, test = modelled.split("train"), known_groups_only(modelled.split("test"), space.tissues)
     check_compatible(metadata, test)
     for unchecked in check_held_out(f"The checkpoint {args.checkpoint.name}", metadata, test,
                                     "train it again on this cohort (`python -m gtex_models train`)", calibration=False):
@@ -106,8 +107,9 @@ def _evaluate_own(args: argparse.Namespace, imputer, metadata, space, cohort: Co
     patterns, note = patterns_from_args(args, test.genes)
     calibration = None
     if args.interval is not None:
-        calibration = options.calibration(args, imputer, metadata, cohort_for_model(cohort, space))
-    record = evaluate_imputer(imputer, test, args.missing_rate, args.seed, patterns[0], calibration, args.interval)
+        calibration = options.calibration(args, imputer, metadata, modelled)
+    record = evaluate_imputer(imputer, test, args.missing_rate, args.seed, patterns[0], calibration, args.interval,
+                              train=train)
     options.write_records([record], args.json, None)
     lines = [f"{record['method']} ({record['pattern']}): R² mean {record['r2_mean']:.3f} (median "
              f"{record['r2_median']:.3f}, SD {record['r2_std']:.3f}) over {record['n_genes']} genes, "
@@ -117,14 +119,15 @@ def _evaluate_own(args: argparse.Namespace, imputer, metadata, space, cohort: Co
     if patterns[0].name == "panel":
         from gtex_models.analysis.panels import panel_r2
 
-        score = panel_r2(imputer, test, patterns[0].panel, cohort_for_model(cohort, space).split("train"))
+        score = panel_r2(imputer, test, patterns[0].panel, train)
         lines.append(f"per group (pooled-residual R² of the genes outside the panel; mean per-gene R² "
                      f"{score.r2_mean:.3f}):")
         lines.append(score.per_group.round(3).to_string(index=False))
     if args.rates:
-        from gtex_models.analysis.evaluation import r2_across_missing_rates
+        from gtex_models.analysis.evaluation import r2_across_missing_rates, reference_values
 
-        table = r2_across_missing_rates(imputer.impute, test, _rates(args.rates), args.seed, pattern=patterns[0])
+        table = r2_across_missing_rates(imputer.impute, test, _rates(args.rates), args.seed, pattern=patterns[0],
+                                        reference=reference_values(test, train))
         lines.append(_pivot(table).to_string())
     return "\n".join(lines)
 
