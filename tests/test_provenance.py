@@ -85,7 +85,8 @@ def test_evaluate_refuses_intervals_calibrated_on_the_test_donors(mean_model, ca
         record = evaluate_imputer(mean_model, test, calibration=calibrations["valid"], interval=0.9, train=None)
     assert 0.8 < record["coverage"] < 1
     with pytest.warns(UserWarning, match="stored before donors were recorded"):
-        evaluate_imputer(mean_model, test, calibration=_without_donor_record(calibrations["valid"]), interval=0.9, train=None)
+        evaluate_imputer(mean_model, test, calibration=_without_donor_record(calibrations["valid"]), interval=0.9,
+                         train=None)
 
 
 def test_one_test_donor_seen_by_the_calibration_is_enough_to_refuse(mean_model, calibrations, small_cohort):
@@ -100,7 +101,7 @@ def test_one_test_donor_seen_by_the_calibration_is_enough_to_refuse(mean_model, 
 def test_a_benchmark_calibrated_on_its_test_donors_is_refused(small_cohort, monkeypatch, scenario):
     """The protocol calibrates on donors it does not score; were it to calibrate on the scored ones (a bug),
     the benchmark stops instead of reporting the optimistic coverage."""
-    records = run_benchmark(small_cohort, ["mean"], scenario, interval=0.9, train=None)
+    records = run_benchmark(small_cohort, ["mean"], scenario, interval=0.9)
     assert 0.8 < records[0]["coverage"] < 1
 
     def on_test_donors(imputer, data, cohort, seed=0):
@@ -109,7 +110,7 @@ def test_a_benchmark_calibrated_on_its_test_donors_is_refused(small_cohort, monk
 
     monkeypatch.setattr(benchmark, "calibrate_scenario", on_test_donors)
     with pytest.raises(DonorLeakError, match="fitted on"):
-        run_benchmark(small_cohort, ["mean"], scenario, interval=0.9, train=None)
+        run_benchmark(small_cohort, ["mean"], scenario, interval=0.9)
 
 
 def test_try_it_refuses_the_coverage_of_donors_the_calibration_saw(mean_model, calibrations, small_cohort):

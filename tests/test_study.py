@@ -17,8 +17,9 @@ from gtex_models.data.cohort import Cohort
 from gtex_models.data.provenance import DonorLeakError, DonorSet
 from gtex_models.data.readers import InputError, import_table
 from gtex_models.models.checkpoints import load_checkpoint
-from gtex_models.studies.build import StudyCancelled, add_checkpoint, add_model, build_study, study_info
+from gtex_models.studies.build import StudyCancelled, add_checkpoint, add_model, build_study
 from gtex_models.studies.experiment import Experiment, default_config, run_experiment
+from gtex_models.studies.report import study_info
 from gtex_models.studies.study import Study, StudyError, add_entry, model_entry, new_manifest, write_manifest
 
 DATA = Path(__file__).parent / "data"
@@ -442,7 +443,8 @@ def test_a_cohort_with_missing_values_is_refused_before_any_training(probe_cohor
 def test_a_study_recommends_the_method_best_on_the_validation_donors(tmp_path):
     """The recommendation is chosen on validation donors (never the test ones) among models and baselines."""
     from gtex_models.data.simulate import simulate_cohort
-    from gtex_models.studies.build import benchmark_table, build_study
+    from gtex_models.studies.build import build_study
+    from gtex_models.studies.report import benchmark_table
 
     cohort = simulate_cohort(n_donors=14, n_genes=400, seed=2)
     study = build_study(cohort, tmp_path / "s", models=[], baselines=["mean", "gauss"], title="t")

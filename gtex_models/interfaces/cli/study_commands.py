@@ -73,7 +73,7 @@ def study_add_model_command(args: argparse.Namespace) -> str:
 
 
 def study_info_command(args: argparse.Namespace) -> str:
-    from gtex_models.studies.build import benchmark_table, study_info
+    from gtex_models.studies.report import benchmark_table, study_info
     from gtex_models.studies.study import Study
 
     study = Study.open(args.study)
