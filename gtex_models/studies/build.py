@@ -5,7 +5,7 @@ The public API (the CLI's ``study`` commands and the app's New study page call t
 - :func:`build_study` trains models and baselines on a cohort and writes a whole study folder atomically;
 - :func:`add_model` trains one more model into an existing study, :func:`add_checkpoint` adds a
   checkpoint trained elsewhere (its tables computed on the study's cohort);
-- :func:`study_info` is the table of what a study holds, :func:`benchmark_table` that of its benchmark records.
+- what a study holds and recommends (:func:`study_info`, :func:`benchmark_table`) is in :mod:`gtex_models.studies.report`.
 
 Long work reports through ``progress(fraction, message)`` and polls ``should_stop()`` between
 epochs and models: when it answers True the work stops with :class:`StudyCancelled` and leaves
