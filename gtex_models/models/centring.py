@@ -119,6 +119,26 @@ class Centring:
                    float(c["age_std"]))
 
 
+def centring_candidates(x: np.ndarray, samples: pd.DataFrame, group_shrinkage: float | None,
+                        covariates: bool | None, choose: bool) -> list[Centring]:
+    """The centrings a linear method tries: the given settings, else every candidate (``choose``) or the default.
+
+    Candidates: ``τ`` in :data:`GROUP_SHRINKAGES` (only the overall mean for one group), covariates or not;
+    without a choice (no validation donors) ``τ = 20`` with covariates. Fits that coincide (e.g. no
+    covariate varies) are kept once.
+    """
+    shrinkages = [group_shrinkage] if group_shrinkage is not None else (list(GROUP_SHRINKAGES) if choose else [20.0])
+    if samples["tissue"].nunique() == 1:
+        shrinkages = [math.inf]  # one group: its mean is the overall mean
+    uses = [covariates] if covariates is not None else ([True, False] if choose else [True])
+    fitted = {}
+    for tau in shrinkages:
+        for use in uses:
+            centring = Centring.fit(x, samples, float(tau), use)
+            fitted[(centring.group_shrinkage, centring.covariates)] = centring  # drop duplicates
+    return list(fitted.values())
+
+
 def _shrunk_means(filled: np.ndarray, observed: np.ndarray, groups: pd.Series, shrinkage: float
                   ) -> tuple[tuple[str, ...], np.ndarray]:
     """Group means shrunk towards the overall mean, with the overall mean as the last row."""

@@ -40,17 +40,15 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
-import pandas as pd
 
 from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
 from gtex_models.models.base import Imputer, NonNegative, PositiveInt, Share
-from gtex_models.models.centring import GROUP_SHRINKAGES, Centring
+from gtex_models.models.centring import Centring, centring_candidates
+from gtex_models.models.validation_probe import ValidationProbe, validation_probe
 
 RANKS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # candidate ranks (capped by the data and max_rank)
 SHRINKAGES = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7)  # candidate α
-SELECTION_RATES = (0.1, 0.9)  # validation samples' missing rates are spread over this range
-MAX_SELECTION_SAMPLES = 400  # validation samples used to choose the settings
 MIN_NOISE = 1e-5  # floor of the diagonal D, as a share of the gene's variance (keeps D invertible)
 SVD_EXACT_BELOW = 2_000  # full SVD below this many samples or genes, randomised above
 EM_TOLERANCE = 1e-4  # stop EM when the mean squared change of L Lᵀ's scale falls below this
@@ -115,9 +113,9 @@ class GaussImputer(Imputer):
             raise ValueError("The Gaussian imputer needs at least two training samples.")
         gappy = bool(np.isnan(x).any())
         report = progress or (lambda fraction, message: None)
-        probe = _validation_probe(valid, self.seed) if valid is not None else None
+        probe = validation_probe(valid, self.seed)
         self.selection = []
-        centrings = self._centring_candidates(x, cohort.samples, probe is not None)
+        centrings = centring_candidates(x, cohort.samples, self.group_shrinkage, self.covariates, probe is not None)
         max_rank = max(1, min(self.max_rank, x.shape[0] - 1, x.shape[1]))
         best = None
         for i, centring in enumerate(centrings):  # centring first, at a middle rank and shrinkage
@@ -126,7 +124,7 @@ class GaussImputer(Imputer):
                 best = (centring, factors)
                 break
             k = self.rank or min(max_rank, 32)
-            score = probe.score(centring, factors.truncated(min(k, max_rank)).shrunk(self.shrinkage or 0.2))
+            score = _score(probe, centring, factors.truncated(min(k, max_rank)).shrunk(self.shrinkage or 0.2))
             self.selection.append({"group_shrinkage": _json_float(centring.group_shrinkage),
                                    "covariates": bool(centring.covariates), "rank": k, "shrinkage": self.shrinkage
                                    or 0.2, "valid_mse": score})
@@ -145,20 +143,7 @@ class GaussImputer(Imputer):
                     f"{_json_float(centring.group_shrinkage)}, covariates {list(centring.covariates) or 'none'}")
         return self
 
-    def _centring_candidates(self, x: np.ndarray, samples: pd.DataFrame, choose: bool) -> list[Centring]:
-        shrinkages = [self.group_shrinkage] if self.group_shrinkage is not None else (
-            list(GROUP_SHRINKAGES) if choose else [20.0])
-        if samples["tissue"].nunique() == 1:
-            shrinkages = [math.inf]  # one group: its mean is the overall mean
-        covariates = [self.covariates] if self.covariates is not None else ([True, False] if choose else [True])
-        fitted = {}
-        for tau in shrinkages:
-            for use in covariates:
-                centring = Centring.fit(x, samples, math.inf if tau is None else float(tau), use)
-                fitted[(centring.group_shrinkage, centring.covariates)] = centring  # drop duplicates
-        return list(fitted.values())
-
-    def _choose_rank_and_shrinkage(self, probe: "_Probe | None", centring: Centring, factors: Factors,
+    def _choose_rank_and_shrinkage(self, probe: ValidationProbe | None, centring: Centring, factors: Factors,
                                    max_rank: int, report: ProgressCallback) -> tuple[int, float]:
         ranks = [self.rank] if self.rank is not None else [k for k in RANKS if k < max_rank] + [max_rank]
         alphas = [self.shrinkage] if self.shrinkage is not None else list(SHRINKAGES)
@@ -170,7 +155,7 @@ class GaussImputer(Imputer):
         for i, k in enumerate(ranks):
             base = factors.truncated(k)
             for alpha in alphas:
-                score = probe.score(centring, base.shrunk(alpha))
+                score = _score(probe, centring, base.shrunk(alpha))
                 self.selection.append({"group_shrinkage": _json_float(centring.group_shrinkage),
                                        "covariates": bool(centring.covariates), "rank": k, "shrinkage": alpha,
                                        "valid_mse": score})
@@ -326,34 +311,9 @@ def _em_factors(x: np.ndarray, expected: np.ndarray, start: Factors, iterations:
     return Factors(loadings.astype(np.float32), noise.astype(np.float32))
 
 
-@dataclass
-class _Probe:
-    """Validation samples with values hidden at spread rates: scores a candidate setting by squared error."""
-
-    cohort: Cohort
-    hidden: np.ndarray
-
-    def score(self, centring: Centring, factors: Factors) -> float:
-        x = np.where(self.hidden, np.nan, self.cohort.x).astype(np.float32)
-        imputed = conditional_mean(x, centring.expected(self.cohort.samples), factors)
-        truth = np.asarray(self.cohort.x)
-        usable = self.hidden & ~np.isnan(truth)
-        return float(np.mean((imputed[usable] - truth[usable]) ** 2))
-
-
-def _validation_probe(valid: Cohort, seed: int) -> "_Probe | None":
-    """The validation donors (at most :data:`MAX_SELECTION_SAMPLES`), each with its own share of values hidden."""
-    rng = np.random.default_rng(seed + 17)
-    if valid.n_samples > MAX_SELECTION_SAMPLES:
-        valid = valid.subset_samples(np.sort(rng.choice(valid.n_samples, MAX_SELECTION_SAMPLES, replace=False)))
-    if valid.n_samples == 0:
-        return None
-    observed = ~np.isnan(np.asarray(valid.x))
-    rates = np.linspace(*SELECTION_RATES, valid.n_samples)[rng.permutation(valid.n_samples)]
-    hidden = observed & (rng.random(observed.shape) < rates[:, None])
-    if hidden.sum() == 0:
-        return None
-    return _Probe(valid, hidden)
+def _score(probe: ValidationProbe, centring: Centring, factors: Factors) -> float:
+    """Squared error of the conditional mean on the probe's hidden values."""
+    return probe.score(conditional_mean(probe.masked, centring.expected(probe.cohort.samples), factors))
 
 
 def _json_float(value: float) -> float | None:
