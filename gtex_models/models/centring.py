@@ -102,6 +102,11 @@ class Centring:
         rows = pd.Index(self.groups).get_indexer(samples["tissue"].astype(str))  # -1: unseen -> overall (last)
         return (self.means[rows] + self.design(samples) @ self.coef).astype(np.float32)
 
+    def settings(self) -> dict[str, Any]:
+        """The chosen settings as JSON: ``group_shrinkage`` (None: the overall mean) and whether covariates are used."""
+        return {"group_shrinkage": None if math.isinf(self.group_shrinkage) else float(self.group_shrinkage),
+                "covariates": bool(self.covariates)}
+
     def to_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Arrays and JSON config (``centring.`` prefix), for an imputer's state."""
         config = {"groups": list(self.groups), "group_shrinkage": None if math.isinf(self.group_shrinkage)

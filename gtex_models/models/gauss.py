@@ -125,9 +125,8 @@ class GaussImputer(Imputer):
                 break
             k = self.rank or min(max_rank, 32)
             score = _score(probe, centring, factors.truncated(min(k, max_rank)).shrunk(self.shrinkage or 0.2))
-            self.selection.append({"group_shrinkage": _json_float(centring.group_shrinkage),
-                                   "covariates": bool(centring.covariates), "rank": k, "shrinkage": self.shrinkage
-                                   or 0.2, "valid_mse": score})
+            self.selection.append({**centring.settings(), "rank": k, "shrinkage": self.shrinkage or 0.2,
+                                   "valid_mse": score})
             if best is None or score < best[2]:
                 best = (centring, factors, score)
             report(0.3 * (i + 1) / len(centrings), "choosing the centring on the validation donors")
@@ -140,7 +139,7 @@ class GaussImputer(Imputer):
         self._factors = factors.truncated(rank).shrunk(alpha)
         self.rank_, self.shrinkage_ = rank, alpha
         report(1.0, f"gauss fitted: rank {rank}, shrinkage {alpha:g}, group shrinkage "
-                    f"{_json_float(centring.group_shrinkage)}, covariates {list(centring.covariates) or 'none'}")
+                    f"{centring.settings()['group_shrinkage']}, covariates {list(centring.covariates) or 'none'}")
         return self
 
     def _choose_rank_and_shrinkage(self, probe: ValidationProbe | None, centring: Centring, factors: Factors,
@@ -156,9 +155,7 @@ class GaussImputer(Imputer):
             base = factors.truncated(k)
             for alpha in alphas:
                 score = _score(probe, centring, base.shrunk(alpha))
-                self.selection.append({"group_shrinkage": _json_float(centring.group_shrinkage),
-                                       "covariates": bool(centring.covariates), "rank": k, "shrinkage": alpha,
-                                       "valid_mse": score})
+                self.selection.append({**centring.settings(), "rank": k, "shrinkage": alpha, "valid_mse": score})
                 if score < best[0]:
                     best = (score, k, alpha)
             report(0.3 + 0.4 * (i + 1) / len(ranks), "choosing rank and shrinkage on the validation donors")
@@ -203,7 +200,7 @@ class GaussImputer(Imputer):
 
 
 # ----------------------------------------------------------------------------------- the maths
-def _patterns(observed: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def observed_sets(observed: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Groups of samples that share their observed genes: (rows, observed genes of those rows)."""
     if len(observed) == 0:
         return
@@ -236,7 +233,7 @@ def conditional_mean(x: np.ndarray, expected: np.ndarray, factors: Factors) -> n
     gram = (loadings / noise[:, None]).T.astype(np.float64) @ loadings
     scores = (residual / noise) @ loadings  # samples x k: L_oᵀ D_o⁻¹ r_o (missing residuals are 0)
     z = np.empty_like(scores, dtype=np.float64)
-    for rows, genes in _patterns(observed):
+    for rows, genes in observed_sets(observed):
         z[rows] = np.linalg.solve(_posterior(factors, genes, gram), scores[rows].T.astype(np.float64)).T
     return (expected + z.astype(np.float32) @ loadings.T).astype(np.float32)
 
@@ -246,11 +243,22 @@ def conditional_sd(observed: np.ndarray, factors: Factors) -> np.ndarray:
     loadings, noise = factors.loadings, factors.noise
     gram = (loadings / noise[:, None]).T.astype(np.float64) @ loadings
     sd = np.zeros(observed.shape, dtype=np.float32)
-    for rows, genes in _patterns(observed):
+    for rows, genes in observed_sets(observed):
         chol = np.linalg.cholesky(np.linalg.inv(_posterior(factors, genes, gram)))
         spread = noise + ((loadings @ chol.astype(np.float32)) ** 2).sum(axis=1)
         sd[rows] = np.where(genes, 0.0, np.sqrt(spread))[None, :]
     return sd
+
+
+def truncated_svd(matrix: np.ndarray, rank: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top ``rank`` singular triplets ``(u, s, vt)``: exact below :data:`SVD_EXACT_BELOW` samples or genes,
+    randomised (Halko et al.; 20 extra directions, 4 power iterations) above."""
+    if min(matrix.shape) <= SVD_EXACT_BELOW:
+        u, s, vt = np.linalg.svd(matrix, full_matrices=False)
+        return u[:, :rank], s[:rank], vt[:rank]
+    from sklearn.utils.extmath import randomized_svd
+
+    return randomized_svd(matrix, rank, n_oversamples=20, n_iter=4, random_state=seed)
 
 
 def _principal_factors(x: np.ndarray, expected: np.ndarray, max_rank: int, seed: int) -> Factors:
@@ -261,13 +269,7 @@ def _principal_factors(x: np.ndarray, expected: np.ndarray, max_rank: int, seed:
     residual = np.nan_to_num(x - expected, nan=0.0).astype(np.float32)
     n = residual.shape[0]
     variance = (residual ** 2).sum(axis=0) / max(n - 1, 1)
-    if min(residual.shape) <= SVD_EXACT_BELOW:
-        _, s, vt = np.linalg.svd(residual, full_matrices=False)
-        s, vt = s[:max_rank], vt[:max_rank]
-    else:
-        from sklearn.utils.extmath import randomized_svd
-
-        _, s, vt = randomized_svd(residual, max_rank, n_oversamples=20, n_iter=4, random_state=seed)
+    _, s, vt = truncated_svd(residual, max_rank, seed)
     loadings = (vt.T * (s / math.sqrt(max(n - 1, 1)))).astype(np.float32)
     explained = (loadings ** 2).sum(axis=1)
     noise = np.maximum(variance - explained, MIN_NOISE * np.maximum(variance, 1e-6) + 1e-6)
@@ -294,7 +296,7 @@ def _em_factors(x: np.ndarray, expected: np.ndarray, start: Factors, iterations:
         scores = (residual / noise) @ loadings
         ez = np.empty((len(x), k))
         ezz = np.empty((len(x), k, k))
-        for rows, genes in _patterns(observed):
+        for rows, genes in observed_sets(observed):
             inverse = np.linalg.inv(_posterior(factors, genes, gram))
             ez[rows] = scores[rows] @ inverse  # M is symmetric
             ezz[rows] = inverse[None] + ez[rows, :, None] * ez[rows, None, :]
@@ -314,7 +316,3 @@ def _em_factors(x: np.ndarray, expected: np.ndarray, start: Factors, iterations:
 def _score(probe: ValidationProbe, centring: Centring, factors: Factors) -> float:
     """Squared error of the conditional mean on the probe's hidden values."""
     return probe.score(conditional_mean(probe.masked, centring.expected(probe.cohort.samples), factors))
-
-
-def _json_float(value: float) -> float | None:
-    return None if math.isinf(value) else float(value)
