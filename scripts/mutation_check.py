@@ -58,6 +58,7 @@ BASELINES = "tests/test_baselines.py"
 EVALUATION = "tests/test_evaluation.py"
 INFERENCE = "tests/test_inference.py"
 APP_PAGES = "tests/test_app_pages.py"
+SOFTIMPUTE = "tests/test_softimpute.py"
 BENCHMARK = "tests/test_benchmark.py"
 STUDY = "tests/test_study.py"
 
@@ -313,6 +314,33 @@ MUTANTS = (
            "    conditional_sd = None",
            "intervals of gauss ignore its conditional SD (one width per gene and sample)",
            ("tests/test_gauss.py::test_intervals_follow_the_conditional_sd_value_by_value",)),
+    Mutant("softimpute-no-soft-threshold", "softimpute", "gtex_models/models/softimpute.py",
+           "    return np.maximum(values - lam, 0.0)",
+           "    return np.maximum(values, 0.0)",
+           "softimpute keeps the singular values unshrunk (a rank-capped SVD, not the nuclear-norm solution)",
+           (f"{SOFTIMPUTE}::test_als_on_a_complete_matrix_is_the_soft_thresholded_svd",
+            f"{SOFTIMPUTE}::test_lambda_chosen_on_the_validation_donors_beats_a_fixed_bad_one")),
+    Mutant("softimpute-never-iterates", "softimpute", "gtex_models/models/softimpute.py",
+           "    for iteration in range(1, max_iterations + 1):",
+           "    for iteration in range(1, 1):",
+           "softImpute-ALS never iterates: the gaps stay filled with 0 (the first soft-thresholded SVD)",
+           (f"{SOFTIMPUTE}::test_recovers_a_low_rank_matrix_from_half_its_entries",
+            f"{SOFTIMPUTE}::test_fold_in_equals_the_in_place_completion_of_the_same_row")),
+    Mutant("softimpute-als-no-penalty", "softimpute", "gtex_models/models/softimpute.py",
+           "    ridge = lam * np.eye(a.shape[1])",
+           "    ridge = 1e-9 * np.eye(a.shape[1])",
+           "the ALS updates drop the λ/2 (‖A‖² + ‖B‖²) penalty (plain alternating least squares)",
+           (f"{SOFTIMPUTE}::test_als_with_gaps_reaches_the_solution_of_the_soft_thresholded_svd_iteration",)),
+    Mutant("softimpute-fold-in-ignores-observed", "softimpute", "gtex_models/models/softimpute.py",
+           "        projections = (np.where(observed, residual, 0.0).astype(np.float32) @ basis).astype(np.float64)",
+           "        projections = 0 * (np.where(observed, residual, 0.0).astype(np.float32) @ basis).astype(np.float64)",
+           "softimpute imputes the expectation: a sample's observed values never reach the fold-in",
+           (f"{SOFTIMPUTE}::test_beats_the_group_mean_on_a_low_rank_cohort_at_every_rate",)),
+    Mutant("softimpute-first-lambda", "softimpute", "gtex_models/models/softimpute.py",
+           "            best = min(best, (score, penalty))",
+           "            best = best if best[0] < np.inf else (score, penalty)",
+           "softimpute keeps the first λ of the path (0.9 λ_max) instead of the one the validation donors prefer",
+           (f"{SOFTIMPUTE}::test_lambda_chosen_on_the_validation_donors_beats_a_fixed_bad_one",)),
 )
 
 
