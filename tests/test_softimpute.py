@@ -169,6 +169,16 @@ def test_a_group_never_seen_in_training_gets_the_overall_expectation():
     assert np.isfinite(filled).all()
 
 
+def test_a_cohort_with_nothing_to_complete_fits_rank_zero_and_round_trips(tmp_path):
+    """Constant values: every residual is 0, λ_max is 0; the model is the means alone, and still saves and loads."""
+    cohort = _cohort(np.full((30, 10), 2.0), split=["train"] * 20 + ["valid"] * 10)
+    imputer = SoftImputeImputer().fit(cohort.split("train"), cohort.split("valid"))
+    assert imputer.rank_ == 0
+    loaded, _ = load_checkpoint(save_checkpoint(imputer, tmp_path / "flat.safetensors", {"genes": cohort.genes}))
+    masked = mask_cohort(cohort.split("valid"), mcar_mask((10, 10), 0.5, 0.5, seed=16))
+    np.testing.assert_array_equal(loaded.impute(masked), np.full((10, 10), 2.0, dtype=np.float32))
+
+
 def test_bad_settings_are_refused_with_what_is_allowed():
     with pytest.raises(ValueError, match=r"penalty .* must be in \(0, 1\]"):
         SoftImputeImputer(penalty=0.0)

@@ -53,7 +53,7 @@ from gtex_models.models.validation_probe import ValidationProbe, validation_prob
 
 PenaltyShare = Annotated[float, Interval(gt=0.0, le=1.0)]
 PENALTIES = tuple(float(p) for p in np.geomspace(0.9, 1e-3, 20))  # the λ path, as shares of λ_max
-DEFAULT_PENALTY = 0.05  # λ / λ_max without validation donors to choose it
+DEFAULT_PENALTY = 0.05  # λ / λ_max without validation donors (validation chose 0.009-0.07 on the cohorts measured)
 PATH_PATIENCE = 3  # the ALS path stops after this many λ without a better validation score
 TOLERANCE = 1e-5  # ALS stops when ‖ΔZ‖² / ‖Z‖² falls below this (softImpute's default threshold)
 FOLD_IN_CHUNK = 256  # samples folded in at once (bounds the memory of their Gram matrices)
@@ -266,7 +266,7 @@ class SoftImputeImputer(Imputer):
                 best = (score, centring, penalty, svd)
             report(0.4 * (i + 1) / len(centrings), "choosing the centring and λ on the validation donors")
         _, centring, penalty, (u, d, vt) = best
-        lam_max = float(d[0])
+        lam_max = float(d[0]) if len(d) and d[0] > 0 else 1.0  # 1.0: nothing to complete, any λ gives Z = 0
         if np.isnan(x).any():
             residual = x - centring.expected(cohort.samples)
             completion = self._als_path(residual, probe, centring, svd_start(u, d, vt, penalties[0] * lam_max),
@@ -275,7 +275,7 @@ class SoftImputeImputer(Imputer):
         else:
             completion = Completion(vt.T, soft_threshold(d, penalty * lam_max), penalty * lam_max)
         self._centring, self._completion = centring, completion.compact()
-        self.penalty_ = float(completion.lam / lam_max) if lam_max > 0 else float(penalty)
+        self.penalty_ = float(completion.lam / lam_max)
         self.rank_ = int(len(self._completion.values))
         report(1.0, f"softimpute fitted: λ = {self.penalty_:.3g} λ_max, rank {self.rank_}, group shrinkage "
                     f"{centring.settings()['group_shrinkage']}, covariates {list(centring.covariates) or 'none'}")
@@ -291,7 +291,7 @@ class SoftImputeImputer(Imputer):
         fold = FoldIn.prepare(probe.masked - expected, vt.T)
         best = (np.inf, penalties[0])
         for penalty in penalties:
-            lam = penalty * float(d[0])
+            lam = penalty * (float(d[0]) or 1.0)
             values = soft_threshold(d, lam)
             score = probe.score(expected + fold.fitted(values, lam))
             self.selection.append({**centring.settings(), "penalty": penalty, "rank": int((values > 0).sum()),
@@ -347,7 +347,7 @@ class SoftImputeImputer(Imputer):
         imputer = cls(**config["params"])
         imputer._centring = Centring.from_state(arrays, config)
         values = np.asarray(arrays["values"], np.float32).ravel()
-        basis = np.asarray(arrays["basis"], np.float32).reshape(-1, len(values))
+        basis = np.asarray(arrays["basis"], np.float32).reshape(imputer._centring.means.shape[1], len(values))
         imputer._completion = Completion(basis, values, float(config["chosen"]["lam"]))
         imputer.penalty_, imputer.rank_ = float(config["chosen"]["penalty"]), int(config["chosen"]["rank"])
         imputer.selection = list(config.get("selection", []))
