@@ -58,6 +58,7 @@ BASELINES = "tests/test_baselines.py"
 EVALUATION = "tests/test_evaluation.py"
 INFERENCE = "tests/test_inference.py"
 APP_PAGES = "tests/test_app_pages.py"
+SOFTIMPUTE = "tests/test_softimpute.py"
 BENCHMARK = "tests/test_benchmark.py"
 STUDY = "tests/test_study.py"
 CALIBRATION = "tests/test_calibration.py"
@@ -398,7 +399,7 @@ MUTANTS = (
            "spread = self.spread(rows, 1.0 - cohort.observed.mean(axis=1))",
            "the probe factor's scale uses the missing share before the probe hid more values",
            (f"{CALIBRATION}::test_the_probe_factor_follows_its_formula_on_a_fixed_probe_mask",)),
-    Mutant("study-info-first-models-r2", "provenance", "gtex_models/studies/build.py",
+    Mutant("study-info-first-models-r2", "provenance", "gtex_models/studies/report.py",
            'r2 = (data.get("evaluation") or {}).get("r2_mean")',
            'r2 = (study.manifest["models"][0].get("evaluation") or {}).get("r2_mean")',
            "study info shows the first model's test R² on every row",
@@ -522,6 +523,33 @@ MUTANTS = (
            "                                                                0.0)",
            "the second cohort's own test donors are scored against 0, not their groups' training means",
            ("tests/test_other_cohort.py::test_the_unshifted_test_donors_score_like_the_models_own",)),
+    Mutant("softimpute-no-soft-threshold", "softimpute", "gtex_models/models/softimpute.py",
+           "    return np.maximum(values - lam, 0.0)",
+           "    return np.maximum(values, 0.0)",
+           "softimpute keeps the singular values unshrunk (a rank-capped SVD, not the nuclear-norm solution)",
+           (f"{SOFTIMPUTE}::test_als_on_a_complete_matrix_is_the_soft_thresholded_svd",
+            f"{SOFTIMPUTE}::test_lambda_chosen_on_the_validation_donors_beats_a_fixed_bad_one")),
+    Mutant("softimpute-never-iterates", "softimpute", "gtex_models/models/softimpute.py",
+           "    for iteration in range(1, max_iterations + 1):",
+           "    for iteration in range(1, 1):",
+           "softImpute-ALS never iterates: the gaps stay filled with 0 (the first soft-thresholded SVD)",
+           (f"{SOFTIMPUTE}::test_recovers_a_low_rank_matrix_from_half_its_entries",
+            f"{SOFTIMPUTE}::test_fold_in_equals_the_in_place_completion_of_the_same_row")),
+    Mutant("softimpute-als-no-penalty", "softimpute", "gtex_models/models/softimpute.py",
+           "    ridge = lam * np.eye(a.shape[1])",
+           "    ridge = 1e-9 * np.eye(a.shape[1])",
+           "the ALS updates drop the λ/2 (‖A‖² + ‖B‖²) penalty (plain alternating least squares)",
+           (f"{SOFTIMPUTE}::test_als_with_gaps_reaches_the_solution_of_the_soft_thresholded_svd_iteration",)),
+    Mutant("softimpute-fold-in-ignores-observed", "softimpute", "gtex_models/models/softimpute.py",
+           "        projections = (np.where(observed, residual, 0.0).astype(np.float32) @ basis).astype(np.float64)",
+           "        projections = 0 * (np.where(observed, residual, 0.0).astype(np.float32) @ basis).astype(np.float64)",
+           "softimpute imputes the expectation: a sample's observed values never reach the fold-in",
+           (f"{SOFTIMPUTE}::test_beats_the_group_mean_on_a_low_rank_cohort_at_every_rate",)),
+    Mutant("softimpute-first-lambda", "softimpute", "gtex_models/models/softimpute.py",
+           "            best = min(best, (score, penalty))",
+           "            best = best if best[0] < np.inf else (score, penalty)",
+           "softimpute keeps the first λ of the path (0.9 λ_max) instead of the one the validation donors prefer",
+           (f"{SOFTIMPUTE}::test_lambda_chosen_on_the_validation_donors_beats_a_fixed_bad_one",)),
 )
 
 

@@ -103,6 +103,11 @@ class Centring:
         rows = pd.Index(self.groups).get_indexer(samples["tissue"].astype(str))  # -1: unseen -> overall (last)
         return (self.means[rows] + self.design(samples) @ self.coef).astype(np.float32)
 
+    def settings(self) -> dict[str, Any]:
+        """The chosen settings as JSON: ``group_shrinkage`` (None: the overall mean) and whether covariates are used."""
+        return {"group_shrinkage": None if math.isinf(self.group_shrinkage) else float(self.group_shrinkage),
+                "covariates": bool(self.covariates)}
+
     def to_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Arrays and JSON config (``centring.`` prefix), for an imputer's state."""
         config = {"groups": list(self.groups), "group_shrinkage": None if math.isinf(self.group_shrinkage)
@@ -118,6 +123,26 @@ class Centring:
         coef = np.asarray(arrays["centring.coef"], np.float32).reshape(len(c["covariates"]), means.shape[1])
         return cls(tuple(c["groups"]), means, shrinkage, tuple(c["covariates"]), coef, float(c["age_mean"]),
                    float(c["age_std"]))
+
+
+def centring_candidates(x: np.ndarray, samples: pd.DataFrame, group_shrinkage: float | None,
+                        covariates: bool | None, choose: bool) -> list[Centring]:
+    """The centrings a linear method tries: the given settings, else every candidate (``choose``) or the default.
+
+    Candidates: ``τ`` in :data:`GROUP_SHRINKAGES` (only the overall mean for one group), covariates or not;
+    without a choice (no validation donors) ``τ = 20`` with covariates. Fits that coincide (e.g. no
+    covariate varies) are kept once.
+    """
+    shrinkages = [group_shrinkage] if group_shrinkage is not None else (list(GROUP_SHRINKAGES) if choose else [20.0])
+    if samples["tissue"].nunique() == 1:
+        shrinkages = [math.inf]  # one group: its mean is the overall mean
+    uses = [covariates] if covariates is not None else ([True, False] if choose else [True])
+    fitted = {}
+    for tau in shrinkages:
+        for use in uses:
+            centring = Centring.fit(x, samples, float(tau), use)
+            fitted[(centring.group_shrinkage, centring.covariates)] = centring  # drop duplicates
+    return list(fitted.values())
 
 
 def _shrunk_means(filled: np.ndarray, observed: np.ndarray, groups: pd.Series, shrinkage: float

@@ -24,11 +24,10 @@ from gtex_models.data.batches import Batch, BatchSource, chunks
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.cohort_format import GENE_COLUMNS
 from gtex_models.data.covariates import CovariateEncoder
-from gtex_models.data.patterns import TRAINABLE_PATTERNS, Pattern
+from gtex_models.data.patterns import TRAINABLE_PATTERNS, Pattern, mask_cohort
 from gtex_models.data.store import BlockBatches
 from gtex_models.models.base import Imputer
 from gtex_models.models.distributed import current_sync
-from gtex_models.models.gauss import ValidationProbe
 from gtex_models.models.hybrid import RESIDUAL_WEIGHTS, fit_gaussian, gaussian_path
 from gtex_models.models.model_space import check_compatible, gene_indexer
 from gtex_models.models.networks import GaussianPath, HybridNetwork
@@ -41,6 +40,7 @@ from gtex_models.models.training import (
     seeded,
     train,
 )
+from gtex_models.models.validation_probe import validation_probe
 
 
 class DeepImputer(Imputer):
@@ -126,14 +126,15 @@ class DeepImputer(Imputer):
     def _choose_residual_weight(self, hybrid: HybridNetwork, valid: Cohort | None) -> float:
         """Set the hybrid's ``residual_weight`` to the :data:`~gtex_models.models.hybrid.RESIDUAL_WEIGHTS` value that
         imputes the validation donors best (values hidden at spread rates); returns it."""
-        probe = ValidationProbe.of(valid, self.training.seed)
+        probe = validation_probe(valid, self.training.seed)
         if probe is None:
             return float(hybrid.residual_weight)
-        masked, errors = probe.masked, {}
+        masked = mask_cohort(probe.cohort, ~np.isnan(probe.masked))
+        errors = {}
         for weight in RESIDUAL_WEIGHTS:
             hybrid.residual_weight.fill_(weight)
             self._bf16_copy = None  # a bfloat16 copy holds the previous weight
-            errors[weight] = probe.error(self.impute(masked))
+            errors[weight] = probe.score(self.impute(masked))
         best = min(errors, key=errors.get)
         hybrid.residual_weight.fill_(best)
         self._bf16_copy = None

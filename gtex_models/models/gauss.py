@@ -40,18 +40,15 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
-import pandas as pd
 
 from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
-from gtex_models.data.patterns import mask_cohort
 from gtex_models.models.base import Imputer, NonNegative, PositiveInt, Share
-from gtex_models.models.centring import GROUP_SHRINKAGES, Centring
+from gtex_models.models.centring import Centring, centring_candidates
+from gtex_models.models.validation_probe import ValidationProbe, validation_probe
 
 RANKS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)  # candidate ranks (capped by the data and max_rank)
 SHRINKAGES = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7)  # candidate α
-SELECTION_RATES = (0.1, 0.9)  # validation samples' missing rates are spread over this range
-MAX_SELECTION_SAMPLES = 400  # validation samples used to choose the settings
 MIN_NOISE = 1e-5  # floor of the diagonal D, as a share of the gene's variance (keeps D invertible)
 SVD_EXACT_BELOW = 2_000  # full SVD below this many samples or genes, randomised above
 EM_TOLERANCE = 1e-4  # stop EM when the mean squared change of L Lᵀ's scale falls below this
@@ -116,9 +113,9 @@ class GaussImputer(Imputer):
             raise ValueError("The Gaussian imputer needs at least two training samples.")
         gappy = bool(np.isnan(x).any())
         report = progress or (lambda fraction, message: None)
-        probe = ValidationProbe.of(valid, self.seed)
+        probe = validation_probe(valid, self.seed)
         self.selection = []
-        centrings = self._centring_candidates(x, cohort.samples, probe is not None)
+        centrings = centring_candidates(x, cohort.samples, self.group_shrinkage, self.covariates, probe is not None)
         max_rank = max(1, min(self.max_rank, x.shape[0] - 1, x.shape[1]))
         best = None
         for i, centring in enumerate(centrings):  # centring first, at a middle rank and shrinkage
@@ -127,10 +124,9 @@ class GaussImputer(Imputer):
                 best = (centring, factors)
                 break
             k = self.rank or min(max_rank, 32)
-            score = probe.score(centring, factors.truncated(min(k, max_rank)).shrunk(self.shrinkage or 0.2))
-            self.selection.append({"group_shrinkage": _json_float(centring.group_shrinkage),
-                                   "covariates": bool(centring.covariates), "rank": k, "shrinkage": self.shrinkage
-                                   or 0.2, "valid_mse": score})
+            score = _score(probe, centring, factors.truncated(min(k, max_rank)).shrunk(self.shrinkage or 0.2))
+            self.selection.append({**centring.settings(), "rank": k, "shrinkage": self.shrinkage or 0.2,
+                                   "valid_mse": score})
             if best is None or score < best[2]:
                 best = (centring, factors, score)
             report(0.3 * (i + 1) / len(centrings), "choosing the centring on the validation donors")
@@ -143,21 +139,8 @@ class GaussImputer(Imputer):
         self._factors = factors.truncated(rank).shrunk(alpha)
         self.rank_, self.shrinkage_ = rank, alpha
         report(1.0, f"gauss fitted: rank {rank}, shrinkage {alpha:g}, group shrinkage "
-                    f"{_json_float(centring.group_shrinkage)}, covariates {list(centring.covariates) or 'none'}")
+                    f"{centring.settings()['group_shrinkage']}, covariates {list(centring.covariates) or 'none'}")
         return self
-
-    def _centring_candidates(self, x: np.ndarray, samples: pd.DataFrame, choose: bool) -> list[Centring]:
-        shrinkages = [self.group_shrinkage] if self.group_shrinkage is not None else (
-            list(GROUP_SHRINKAGES) if choose else [20.0])
-        if samples["tissue"].nunique() == 1:
-            shrinkages = [math.inf]  # one group: its mean is the overall mean
-        covariates = [self.covariates] if self.covariates is not None else ([True, False] if choose else [True])
-        fitted = {}
-        for tau in shrinkages:
-            for use in covariates:
-                centring = Centring.fit(x, samples, math.inf if tau is None else float(tau), use)
-                fitted[(centring.group_shrinkage, centring.covariates)] = centring  # drop duplicates
-        return list(fitted.values())
 
     def _choose_rank_and_shrinkage(self, probe: ValidationProbe | None, centring: Centring, factors: Factors,
                                    max_rank: int, report: ProgressCallback) -> tuple[int, float]:
@@ -171,10 +154,8 @@ class GaussImputer(Imputer):
         for i, k in enumerate(ranks):
             base = factors.truncated(k)
             for alpha in alphas:
-                score = probe.score(centring, base.shrunk(alpha))
-                self.selection.append({"group_shrinkage": _json_float(centring.group_shrinkage),
-                                       "covariates": bool(centring.covariates), "rank": k, "shrinkage": alpha,
-                                       "valid_mse": score})
+                score = _score(probe, centring, base.shrunk(alpha))
+                self.selection.append({**centring.settings(), "rank": k, "shrinkage": alpha, "valid_mse": score})
                 if score < best[0]:
                     best = (score, k, alpha)
             report(0.3 + 0.4 * (i + 1) / len(ranks), "choosing rank and shrinkage on the validation donors")
@@ -219,7 +200,7 @@ class GaussImputer(Imputer):
 
 
 # ----------------------------------------------------------------------------------- the maths
-def _patterns(observed: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def observed_sets(observed: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Groups of samples that share their observed genes: (rows, observed genes of those rows)."""
     if len(observed) == 0:
         return
@@ -252,7 +233,7 @@ def conditional_mean(x: np.ndarray, expected: np.ndarray, factors: Factors) -> n
     gram = (loadings / noise[:, None]).T.astype(np.float64) @ loadings
     scores = (residual / noise) @ loadings  # samples x k: L_oᵀ D_o⁻¹ r_o (missing residuals are 0)
     z = np.empty_like(scores, dtype=np.float64)
-    for rows, genes in _patterns(observed):
+    for rows, genes in observed_sets(observed):
         z[rows] = np.linalg.solve(_posterior(factors, genes, gram), scores[rows].T.astype(np.float64)).T
     return (expected + z.astype(np.float32) @ loadings.T).astype(np.float32)
 
@@ -262,11 +243,22 @@ def conditional_sd(observed: np.ndarray, factors: Factors) -> np.ndarray:
     loadings, noise = factors.loadings, factors.noise
     gram = (loadings / noise[:, None]).T.astype(np.float64) @ loadings
     sd = np.zeros(observed.shape, dtype=np.float32)
-    for rows, genes in _patterns(observed):
+    for rows, genes in observed_sets(observed):
         chol = np.linalg.cholesky(np.linalg.inv(_posterior(factors, genes, gram)))
         spread = noise + ((loadings @ chol.astype(np.float32)) ** 2).sum(axis=1)
         sd[rows] = np.where(genes, 0.0, np.sqrt(spread))[None, :]
     return sd
+
+
+def truncated_svd(matrix: np.ndarray, rank: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top ``rank`` singular triplets ``(u, s, vt)``: exact below :data:`SVD_EXACT_BELOW` samples or genes,
+    randomised (Halko et al.; 20 extra directions, 4 power iterations) above."""
+    if min(matrix.shape) <= SVD_EXACT_BELOW:
+        u, s, vt = np.linalg.svd(matrix, full_matrices=False)
+        return u[:, :rank], s[:rank], vt[:rank]
+    from sklearn.utils.extmath import randomized_svd
+
+    return randomized_svd(matrix, rank, n_oversamples=20, n_iter=4, random_state=seed)
 
 
 def _principal_factors(x: np.ndarray, expected: np.ndarray, max_rank: int, seed: int) -> Factors:
@@ -277,13 +269,7 @@ def _principal_factors(x: np.ndarray, expected: np.ndarray, max_rank: int, seed:
     residual = np.nan_to_num(x - expected, nan=0.0).astype(np.float32)
     n = residual.shape[0]
     variance = (residual ** 2).sum(axis=0) / max(n - 1, 1)
-    if min(residual.shape) <= SVD_EXACT_BELOW:
-        _, s, vt = np.linalg.svd(residual, full_matrices=False)
-        s, vt = s[:max_rank], vt[:max_rank]
-    else:
-        from sklearn.utils.extmath import randomized_svd
-
-        _, s, vt = randomized_svd(residual, max_rank, n_oversamples=20, n_iter=4, random_state=seed)
+    _, s, vt = truncated_svd(residual, max_rank, seed)
     loadings = (vt.T * (s / math.sqrt(max(n - 1, 1)))).astype(np.float32)
     explained = (loadings ** 2).sum(axis=1)
     noise = np.maximum(variance - explained, MIN_NOISE * np.maximum(variance, 1e-6) + 1e-6)
@@ -310,7 +296,7 @@ def _em_factors(x: np.ndarray, expected: np.ndarray, start: Factors, iterations:
         scores = (residual / noise) @ loadings
         ez = np.empty((len(x), k))
         ezz = np.empty((len(x), k, k))
-        for rows, genes in _patterns(observed):
+        for rows, genes in observed_sets(observed):
             inverse = np.linalg.inv(_posterior(factors, genes, gram))
             ez[rows] = scores[rows] @ inverse  # M is symmetric
             ezz[rows] = inverse[None] + ez[rows, :, None] * ez[rows, None, :]
@@ -327,44 +313,6 @@ def _em_factors(x: np.ndarray, expected: np.ndarray, start: Factors, iterations:
     return Factors(loadings.astype(np.float32), noise.astype(np.float32))
 
 
-@dataclass
-class ValidationProbe:
-    """Validation samples with a share of their values hidden (each sample its own rate): how well a setting imputes.
-
-    Shared by the methods that choose settings on the validation donors (gauss, the hybrid deep models).
-    """
-
-    cohort: Cohort
-    hidden: np.ndarray
-
-    @classmethod
-    def of(cls, valid: Cohort | None, seed: int) -> "ValidationProbe | None":
-        """Up to :data:`MAX_SELECTION_SAMPLES` validation samples, rates spread over :data:`SELECTION_RATES`."""
-        if valid is None or valid.n_samples == 0:
-            return None
-        rng = np.random.default_rng(seed + 17)
-        if valid.n_samples > MAX_SELECTION_SAMPLES:
-            valid = valid.subset_samples(np.sort(rng.choice(valid.n_samples, MAX_SELECTION_SAMPLES, replace=False)))
-        observed = ~np.isnan(np.asarray(valid.x))
-        rates = np.linspace(*SELECTION_RATES, valid.n_samples)[rng.permutation(valid.n_samples)]
-        hidden = observed & (rng.random(observed.shape) < rates[:, None])
-        return cls(valid, hidden) if hidden.any() else None
-
-    @property
-    def masked(self) -> Cohort:
-        """The validation samples with the probe's values hidden (NaN)."""
-        return mask_cohort(self.cohort, ~np.isnan(np.asarray(self.cohort.x)) & ~self.hidden)
-
-    def error(self, imputed: np.ndarray) -> float:
-        """Mean squared error of ``imputed`` on the hidden values."""
-        return float(np.mean((imputed[self.hidden] - np.asarray(self.cohort.x)[self.hidden]) ** 2))
-
-    def score(self, centring: Centring, factors: Factors) -> float:
-        """The error of gauss's conditional mean under ``centring`` and ``factors``."""
-        masked = self.masked
-        return self.error(conditional_mean(np.asarray(masked.x, np.float32), centring.expected(masked.samples),
-                                           factors))
-
-
-def _json_float(value: float) -> float | None:
-    return None if math.isinf(value) else float(value)
+def _score(probe: ValidationProbe, centring: Centring, factors: Factors) -> float:
+    """Squared error of the conditional mean on the probe's hidden values."""
+    return probe.score(conditional_mean(probe.masked, centring.expected(probe.cohort.samples), factors))

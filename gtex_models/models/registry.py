@@ -29,6 +29,7 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
     "missforest": ("gtex_models.models.baselines", "MissForestImputer", {}),
     "blood": ("gtex_models.models.baselines", "BloodImputer", {}),
     "gauss": ("gtex_models.models.gauss", "GaussImputer", {}),
+    "softimpute": ("gtex_models.models.softimpute", "SoftImputeImputer", {}),
     "oracle": ("gtex_models.models.oracle", "OracleImputer", {}),
 }
 METHODS: tuple[str, ...] = tuple(_REGISTRY)

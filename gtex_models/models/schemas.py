@@ -138,6 +138,18 @@ class GaussState(OpenSchema):
     chosen: dict[str, Any]
 
 
+class SoftImputeChoice(Schema):
+    penalty: Annotated[float, Gt(0.0)]  # λ / λ_max
+    lam: Annotated[float, Gt(0.0)]      # λ itself
+    rank: Annotated[int, Ge(0)]
+
+
+class SoftImputeState(OpenSchema):
+    params: dict[str, Any]
+    centring: dict[str, Any]
+    chosen: SoftImputeChoice
+
+
 class Simulation(Schema):
     n_donors: Annotated[int, Ge(1)]
     n_genes: Annotated[int, Ge(1)]
@@ -152,7 +164,7 @@ class OracleState(OpenSchema):
 STATE_SCHEMAS: dict[str, type[BaseModel]] = {
     "pmi": DeepState, "gain": DeepState, "gain-mse": DeepState, "mean": MeansState, "blood": BloodState,
     "knn": ResidualState, "mice": ResidualState, "missforest": ResidualState, "oracle": OracleState,
-    "gauss": GaussState,
+    "gauss": GaussState, "softimpute": SoftImputeState,
 }
 
 
