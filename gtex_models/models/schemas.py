@@ -138,6 +138,16 @@ class GaussState(OpenSchema):
     chosen: dict[str, Any]
 
 
+class DonorGaussState(GaussState):
+    groups: list[str]
+
+
+class DonorNetState(OpenSchema):
+    params: dict[str, Any]
+    centring: dict[str, Any]
+    groups: list[str]
+
+
 class Simulation(Schema):
     n_donors: Annotated[int, Ge(1)]
     n_genes: Annotated[int, Ge(1)]
@@ -152,7 +162,8 @@ class OracleState(OpenSchema):
 STATE_SCHEMAS: dict[str, type[BaseModel]] = {
     "pmi": DeepState, "gain": DeepState, "gain-mse": DeepState, "mean": MeansState, "blood": BloodState,
     "knn": ResidualState, "mice": ResidualState, "missforest": ResidualState, "oracle": OracleState,
-    "gauss": GaussState,
+    "gauss": GaussState, "donor-gauss": DonorGaussState, "donor-net": DonorNetState,
+    "donor-oracle": OracleState,
 }
 
 
