@@ -9,22 +9,20 @@ of all their samples side by side, and a sample ``i`` of donor ``d`` in group (t
   :class:`~gtex_models.models.centring.Centring`);
 - ``L_t z_d``: ``k`` donor factors shared by all of the donor's samples, loading each tissue its own way
   (the stacked loadings and the noise ``D`` are a :class:`~gtex_models.models.gauss.Factors` over the
-  stack's tissue x gene rows: rank ``k`` plus a diagonal, as in ``gauss``);
+  stack's tissue x gene rows: rank ``k`` plus a diagonal, as in ``gauss``, and shrunk as there);
 - ``e_d``: a gene-specific donor effect shared by all tissues (eQTL-like; variance ``v_g``). In the stack it
-  is a covariance of rank = genes, so it is not a factor: it is integrated out gene by gene (a rank-one plus
-  diagonal covariance across the donor's samples, Sherman-Morrison), which leaves a ``k x k`` system per
-  donor (Woodbury), whatever the number of tissues and genes.
+  is a covariance of rank = genes, not a factor: it is integrated out gene by gene, which leaves a ``k x k``
+  system per donor whatever the number of tissues and genes (:mod:`gtex_models.models.shared_effects`).
 
 A missing value is its exact conditional mean given the donor's observed values, ``m + L_t E[z] + E[e]``;
-:func:`donor_posterior` computes ``E[z]``, ``E[e]`` and the log evidence from additive per-sample statistics
-(:class:`Evidence`), which the cross-tissue oracle (:mod:`gtex_models.models.donor_oracle`) reuses with its
-own latents. :meth:`DonorGaussImputer.conditional_sd` gives the conditional spread that shapes calibrated
-intervals.
+:meth:`DonorGaussImputer.conditional_sd` gives the conditional spread that shapes calibrated intervals. All
+donors are solved at once (batched ``k x k`` systems; a sample without gaps contributes through its tissue's
+precomputed terms), so a cohort of GTEx width costs a few matrix products per EM iteration.
 
-Fitting: EM on the training donors (gaps allowed), started from the principal axes of the stack; then
-the settings left as ``None`` are chosen on the validation donors by the squared error of leave-one-sample-
-out predictions (each of a donor's samples predicted from the others): first the centring (at rank 0), then
-rank and shrinkage (``α``: correlations shrink as in ``gauss``, ``Factors.shrunk``).
+Fitting: EM on the training donors (gaps allowed), from the principal axes of the stack; the settings left
+as ``None`` are chosen on the validation donors by the squared error of leave-one-sample-out predictions
+(each of a donor's samples predicted from the others): the centring first (at rank 0, by moments), then each
+candidate rank (its own EM fit) with each shrinkage ``α``.
 
 Example
 -------
@@ -50,6 +48,7 @@ from gtex_models.data.donor_targets import donor_rows
 from gtex_models.models.base import Imputer, NonNegative, PositiveInt, Share
 from gtex_models.models.centring import GROUP_SHRINKAGES, Centring
 from gtex_models.models.gauss import Factors
+from gtex_models.models.shared_effects import Evidence, donor_posterior
 
 RANKS = (0, 1, 2, 4, 8, 16, 32)  # candidate ranks (capped by max_rank and the training donors)
 SHRINKAGES = (0.0, 0.2, 0.5)  # candidate α
@@ -60,118 +59,10 @@ EM_TOLERANCE = 1e-5  # stop EM when the mean log evidence per observed value gai
 MAX_SELECTION_DONORS = 200  # validation donors used to choose the settings
 DONORS_PER_FACTOR = 3  # training donors each factor needs: at most (donors - 1) / 3 factors
 DEFAULT_RANK, DEFAULT_SHRINKAGE = 4, 0.2  # without validation donors
+CHUNK = 256  # rows (left-out samples, predicted rows) handled at once
 
 
-# ----------------------------------------------------------------------------------- the maths
-@dataclass
-class Evidence:
-    """What a donor's observed values say, as sums over samples (so a sample's share can be added or removed).
-
-    ``precision`` = Σ Lᵢᵀ Wᵢ Lᵢ and ``rhs`` = Σ Lᵢᵀ Wᵢ rᵢ over the latent columns, ``spread`` (``V``, genes x
-    latents) = Σ Wᵢ Lᵢ, ``weight`` (``s``) = Σ wᵢ and ``weighted`` (``a``) = Σ wᵢ rᵢ per gene, ``quad`` = Σ w r²,
-    ``log_weight`` = Σ log w and ``n_observed``; ``w`` = 1 / noise on observed values, 0 elsewhere.
-    """
-
-    precision: np.ndarray
-    rhs: np.ndarray
-    spread: np.ndarray
-    weight: np.ndarray
-    weighted: np.ndarray
-    quad: float
-    log_weight: float
-    n_observed: int
-
-    @classmethod
-    def empty(cls, n_genes: int, n_latent: int) -> "Evidence":
-        return cls(np.zeros((n_latent, n_latent)), np.zeros(n_latent), np.zeros((n_genes, n_latent)),
-                   np.zeros(n_genes), np.zeros(n_genes), 0.0, 0.0, 0)
-
-    @classmethod
-    def of_sample(cls, residual: np.ndarray, weight: np.ndarray, loadings: np.ndarray) -> "Evidence":
-        """One sample's share: ``residual`` and ``weight`` per gene (weight 0 where not observed) and its
-        ``loadings`` on every latent (genes x latents)."""
-        evidence = cls.empty(len(weight), loadings.shape[1])
-        evidence.add(residual, weight, loadings, np.arange(loadings.shape[1]))
-        return evidence
-
-    def add(self, residual: np.ndarray, weight: np.ndarray, loadings: np.ndarray, columns: np.ndarray) -> None:
-        """Add a sample's share in place, its ``loadings`` (genes x its latents) placed at ``columns``."""
-        weight = np.asarray(weight, dtype=np.float64)
-        residual = np.where(weight > 0, residual, 0.0).astype(np.float64)
-        scaled = loadings * weight[:, None]
-        self.precision[np.ix_(columns, columns)] += scaled.T @ loadings
-        self.rhs[columns] += scaled.T @ residual
-        self.spread[:, columns] += scaled
-        self.weight = self.weight + weight
-        self.weighted = self.weighted + weight * residual
-        self.quad += float(weight @ residual**2)
-        self.log_weight += float(np.log(weight[weight > 0]).sum())
-        self.n_observed += int((weight > 0).sum())
-
-    def __add__(self, other: "Evidence") -> "Evidence":
-        return Evidence(self.precision + other.precision, self.rhs + other.rhs, self.spread + other.spread,
-                        self.weight + other.weight, self.weighted + other.weighted, self.quad + other.quad,
-                        self.log_weight + other.log_weight, self.n_observed + other.n_observed)
-
-    def __sub__(self, other: "Evidence") -> "Evidence":
-        return self + Evidence(-other.precision, -other.rhs, -other.spread, -other.weight, -other.weighted,
-                               -other.quad, -other.log_weight, -other.n_observed)
-
-
-@dataclass(frozen=True)
-class DonorPosterior:
-    """The posterior of a donor's latents ``z`` and shared effects ``e`` given their observed values.
-
-    ``latent_mean`` = E[z], ``latent_cov`` = Cov(z) = Q⁻¹, ``shared_mean`` = E[e], ``shrink`` = ``c`` (per gene:
-    Var(e | z) = c, E[e | z] = c (a - V z)), ``spread`` = ``V``; ``log_evidence`` = log p(observed values).
-    """
-
-    latent_mean: np.ndarray
-    latent_cov: np.ndarray
-    shared_mean: np.ndarray
-    shrink: np.ndarray
-    spread: np.ndarray
-    log_evidence: float
-
-    def shared_cov_latent(self) -> np.ndarray:
-        """Cov(z, e_g) for every gene (genes x latents): ``-c_g V_g Q⁻¹``."""
-        return -self.shrink[:, None] * (self.spread @ self.latent_cov)
-
-    def shared_var(self) -> np.ndarray:
-        """Var(e_g) = c_g + c_g² V_g Q⁻¹ V_gᵀ."""
-        return self.shrink + self.shrink**2 * ((self.spread @ self.latent_cov) * self.spread).sum(axis=1)
-
-    def predictive(self, loadings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and variance of ``loadings @ z + e`` per gene (``loadings``: genes x latents), before noise."""
-        mean = loadings @ self.latent_mean + self.shared_mean
-        direction = loadings - self.shrink[:, None] * self.spread
-        return mean, self.shrink + ((direction @ self.latent_cov) * direction).sum(axis=1)
-
-
-def donor_posterior(evidence: Evidence, shared: np.ndarray) -> DonorPosterior:
-    """The posterior given a donor's :class:`Evidence` and the shared effects' variances ``v`` (see the module
-    docstring): ``e`` is integrated out gene by gene, then one latents x latents solve (Woodbury)."""
-    shared = np.asarray(shared, dtype=np.float64)
-    shrink = shared / (1.0 + shared * evidence.weight)  # c_g
-    spread = evidence.spread
-    n_latent = spread.shape[1]
-    precision = np.eye(n_latent) + evidence.precision - (spread * shrink[:, None]).T @ spread
-    rhs = evidence.rhs - spread.T @ (shrink * evidence.weighted)
-    if n_latent:
-        chol = np.linalg.cholesky(precision)
-        cov = np.linalg.inv(precision)
-        cov = (cov + cov.T) / 2
-        mean = cov @ rhs
-        logdet_q = 2.0 * float(np.log(np.diag(chol)).sum())
-    else:
-        cov, mean, logdet_q = np.zeros((0, 0)), np.zeros(0), 0.0
-    shared_mean = shrink * (evidence.weighted - spread @ mean)
-    quad = evidence.quad - float(shrink @ evidence.weighted**2) - float(rhs @ mean)
-    logdet = logdet_q + float(np.log1p(shared * evidence.weight).sum()) - evidence.log_weight
-    log_evidence = -0.5 * (quad + logdet + evidence.n_observed * math.log(2 * math.pi))
-    return DonorPosterior(mean, cov, shared_mean, shrink, spread, log_evidence)
-
-
+# ----------------------------------------------------------------------------------- the model
 @dataclass(frozen=True)
 class DonorModel:
     """The fitted covariance of the stack: ``factors`` over tissue x gene rows (row ``t * genes + g``: loadings
@@ -189,159 +80,222 @@ class DonorModel:
     def rank(self) -> int:
         return self.factors.loadings.shape[1]
 
-    def loadings(self, group: int) -> np.ndarray:
-        """``L_t`` (genes x rank); an unknown group (-1) loads nothing."""
-        if group < 0:
-            return np.zeros((self.n_genes, self.rank), dtype=np.float32)
-        return self.factors.loadings[group * self.n_genes:(group + 1) * self.n_genes]
-
-    def noise(self, group: int) -> np.ndarray:
-        """``D_t``; an unknown group gets the mean noise over groups."""
-        if group < 0:
-            return self.factors.noise.reshape(-1, self.n_genes).mean(axis=0)
-        return self.factors.noise[group * self.n_genes:(group + 1) * self.n_genes]
+    def tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """Loadings (groups + 1) x genes x rank and noise (groups + 1) x genes (float64); the last row is for a
+        group unseen in training: no loadings, the mean noise."""
+        loadings = self.factors.loadings.reshape(len(self.groups), self.n_genes, self.rank).astype(np.float64)
+        noise = self.factors.noise.reshape(len(self.groups), self.n_genes).astype(np.float64)
+        return (np.concatenate([loadings, np.zeros((1, self.n_genes, self.rank))]),
+                np.vstack([noise, noise.mean(axis=0)]))
 
     def group_index(self, tissues: Sequence[str]) -> np.ndarray:
-        return pd.Index(self.groups).get_indexer(pd.Series(tissues, dtype=str))
-
-    def evidence(self, residual: np.ndarray, observed: np.ndarray, group: int) -> Evidence:
-        """One sample's :class:`Evidence` (``residual``: x - m, any value where not ``observed``)."""
-        weight = np.where(observed, 1.0 / self.noise(group).astype(np.float64), 0.0)
-        return Evidence.of_sample(residual, weight, self.loadings(group).astype(np.float64))
+        """Each sample's row of :meth:`tables` (the last for an unseen group)."""
+        index = pd.Index(self.groups).get_indexer(pd.Series(tissues, dtype=str))
+        return np.where(index < 0, len(self.groups), index)
 
     def with_factors(self, factors: Factors) -> "DonorModel":
         return DonorModel(self.groups, factors, self.shared)
 
 
-def sample_evidence(model: DonorModel, residual: np.ndarray, observed: np.ndarray, groups: np.ndarray
-                    ) -> list[Evidence]:
-    """:meth:`DonorModel.evidence` of each row (rows with no observed value: empty)."""
-    return [model.evidence(residual[i], observed[i], int(groups[i])) if observed[i].any()
-            else Evidence.empty(model.n_genes, model.rank) for i in range(len(residual))]
+@dataclass(frozen=True)
+class _Rows:
+    """Per-sample statistics of a cohort under a model: weights ``w`` (1 / noise where observed), ``rhs`` = Lᵀ W r,
+    and which samples are complete (their other terms depend on their group only)."""
+
+    loadings: np.ndarray    # (groups + 1) x genes x rank
+    noise: np.ndarray       # (groups + 1) x genes
+    group: np.ndarray       # samples
+    residual: np.ndarray    # samples x genes (0 where missing)
+    weight: np.ndarray      # samples x genes
+    rhs: np.ndarray         # samples x rank
+    complete: np.ndarray    # samples (bool)
+    seen: np.ndarray        # samples (bool): any observed value
+
+    @classmethod
+    def of(cls, model: DonorModel, x: np.ndarray, expected: np.ndarray, tissues: Sequence[str]) -> "_Rows":
+        loadings, noise = model.tables()
+        group = model.group_index(tissues)
+        observed = ~np.isnan(x)
+        residual = np.where(observed, x - expected, 0.0).astype(np.float64)
+        weight = np.where(observed, 1.0 / noise[group], 0.0)
+        rhs = np.zeros((len(x), model.rank))
+        for g in np.unique(group):
+            rows = group == g
+            rhs[rows] = (weight[rows] * residual[rows]) @ loadings[g]
+        return cls(loadings, noise, group, residual, weight, rhs, observed.all(axis=1), observed.any(axis=1))
+
+    def group_precision(self) -> np.ndarray:
+        """Lᵀ D⁻¹ L of every group: a complete sample's share of the precision."""
+        return np.swapaxes(self.loadings / self.noise[..., None], 1, 2) @ self.loadings
+
+    def shares(self, rows: np.ndarray) -> Evidence:
+        """The evidence of each of ``rows`` on its own (batched over them)."""
+        loadings = self.loadings[self.group[rows]]
+        spread = self.weight[rows][..., None] * loadings
+        weighted = self.weight[rows] * self.residual[rows]
+        return Evidence(np.swapaxes(spread, 1, 2) @ loadings, self.rhs[rows], spread, self.weight[rows], weighted,
+                        (weighted * self.residual[rows]).sum(axis=1), self._log_weight(rows),
+                        (self.weight[rows] > 0).sum(axis=1).astype(np.float64))
+
+    def donors(self, donor_of: np.ndarray, n_donors: int) -> Evidence:
+        """The evidence of each donor: the sum of their samples' shares (complete samples through their group)."""
+        n_groups, n_genes, rank = self.loadings.shape
+        complete = self.complete & self.seen
+        counts = np.zeros((n_donors, n_groups))
+        np.add.at(counts, (donor_of[complete], self.group[complete]), 1.0)
+        per_gene = (self.loadings / self.noise[..., None]).reshape(n_groups, n_genes * rank)
+        evidence = Evidence((counts @ self.group_precision().reshape(n_groups, rank * rank)).reshape(n_donors, rank, rank),
+                            np.zeros((n_donors, rank)), (counts @ per_gene).reshape(n_donors, n_genes, rank),
+                            np.zeros((n_donors, n_genes)), np.zeros((n_donors, n_genes)), np.zeros(n_donors),
+                            np.zeros(n_donors), np.zeros(n_donors))
+        for start in range(0, int((~complete & self.seen).sum()), CHUNK):  # samples with gaps: their own shares
+            rows = np.flatnonzero(~complete & self.seen)[start:start + CHUNK]
+            share = self.shares(rows)
+            np.add.at(evidence.precision, donor_of[rows], share.precision)
+            np.add.at(evidence.spread, donor_of[rows], share.spread)
+        weighted = self.weight * self.residual
+        for total, values in ((evidence.rhs, self.rhs), (evidence.weight, self.weight), (evidence.weighted, weighted),
+                              (evidence.quad, (weighted * self.residual).sum(axis=1)),
+                              (evidence.log_weight, self._log_weight(np.arange(len(self.group)))),
+                              (evidence.n_observed, (self.weight > 0).sum(axis=1).astype(np.float64))):
+            np.add.at(total, donor_of, values)
+        return evidence
+
+    def _log_weight(self, rows: np.ndarray) -> np.ndarray:
+        weight = self.weight[rows]
+        return np.where(weight > 0, np.log(np.where(weight > 0, weight, 1.0)), 0.0).sum(axis=1)
+
+
+def _donor_index(donors: Sequence[str]) -> tuple[np.ndarray, int]:
+    codes, names = pd.factorize(pd.Series(donors, dtype=str))
+    return codes, len(names)
 
 
 def predict_donors(model: DonorModel, x: np.ndarray, expected: np.ndarray, donors: Sequence[str],
                    tissues: Sequence[str], with_sd: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Every value's conditional mean (and, ``with_sd``, standard deviation) given the observed values of its
     donor's samples (rows of ``x``, NaN missing; ``expected`` = m)."""
-    observed = ~np.isnan(x)
-    residual = np.where(observed, x - expected, 0.0)
-    groups = model.group_index(tissues)
-    mean = np.empty(x.shape, dtype=np.float32)
-    sd = np.zeros(x.shape, dtype=np.float32) if with_sd else None
-    for rows in donor_rows(donors).values():
-        evidence = sum(sample_evidence(model, residual[rows], observed[rows], groups[rows]),
-                       Evidence.empty(model.n_genes, model.rank))
-        posterior = donor_posterior(evidence, model.shared)
-        for row in rows:
-            value, variance = posterior.predictive(model.loadings(int(groups[row])).astype(np.float64))
-            mean[row] = expected[row] + value
-            if sd is not None:
-                sd[row] = np.where(observed[row], 0.0, np.sqrt(variance + model.noise(int(groups[row]))))
-    return mean, sd
+    rows = _Rows.of(model, x, expected, tissues)
+    donor_of, n_donors = _donor_index(donors)
+    posterior = donor_posterior(rows.donors(donor_of, n_donors), model.shared)
+    loadings = rows.loadings[rows.group]
+    mean = expected + (loadings @ posterior.latent_mean[donor_of][..., None])[..., 0] + posterior.shared_mean[donor_of]
+    if not with_sd:
+        return mean.astype(np.float32), None
+    sd = np.zeros(x.shape, dtype=np.float32)
+    for start in range(0, len(x), CHUNK):
+        chunk = np.arange(start, min(start + CHUNK, len(x)))
+        d = donor_of[chunk]
+        direction = loadings[chunk] - posterior.shrink[d][..., None] * posterior.spread[d]
+        variance = posterior.shrink[d] + ((direction @ posterior.latent_cov[d]) * direction).sum(axis=-1)
+        sd[chunk] = np.sqrt(variance + rows.noise[rows.group[chunk]])
+    return mean.astype(np.float32), np.where(np.isnan(x), sd, 0.0)
+
+
+def leave_one_out_error(model: DonorModel, x: np.ndarray, expected: np.ndarray, samples: pd.DataFrame) -> float:
+    """Mean squared error of every sample's observed values predicted from its donor's other samples alone."""
+    rows = _Rows.of(model, x, expected, samples["tissue"].astype(str))
+    donor_of, n_donors = _donor_index(samples["donor_id"])
+    totals = rows.donors(donor_of, n_donors)
+    several = np.bincount(donor_of, minlength=n_donors)[donor_of] >= 2
+    candidates = np.flatnonzero(several & rows.seen)
+    squared, count = 0.0, 0
+    for start in range(0, len(candidates), CHUNK):
+        chunk = candidates[start:start + CHUNK]
+        rest = Evidence(*(total[donor_of[chunk]] for total in totals._fields())) - rows.shares(chunk)
+        predicted = donor_posterior(rest, model.shared).predictive(rows.loadings[rows.group[chunk]])[0]
+        observed = rows.weight[chunk] > 0
+        squared += float(np.where(observed, (rows.residual[chunk] - predicted) ** 2, 0.0).sum())
+        count += int(observed.sum())
+    return squared / max(count, 1)
 
 
 # ----------------------------------------------------------------------------------- fitting
-def _start(residual: np.ndarray, observed: np.ndarray, donors: Sequence[str], groups: np.ndarray,
-           n_groups: int, rank: int, seed: int) -> tuple[Factors, np.ndarray]:
-    """Starting values: loadings from the principal axes of the donor x stack matrix (missing blocks 0; its
-    Gram matrix, so the stack is never held), noise the rest of each variance, ``v`` the mean product of a
-    gene's residuals in two samples of one donor."""
+def _start(residual: np.ndarray, observed: np.ndarray, donor_of: np.ndarray, n_donors: int, groups: np.ndarray,
+           n_groups: int, rank: int) -> tuple[Factors, np.ndarray]:
+    """Starting values: loadings from the principal axes of the donor x stack matrix (a donor's samples of a group
+    averaged, missing blocks 0; through its Gram matrix, so the stack is never held), noise the rest of each
+    variance, ``v`` the mean product of a gene's residuals in two samples of one donor."""
     n_genes = residual.shape[1]
-    by_donor = list(donor_rows(donors).values())
     filled = np.where(observed, residual, 0.0)
-    count = np.maximum(np.array([observed[groups == t].sum(axis=0) for t in range(n_groups)], dtype=np.float64), 1)
-    variance = np.array([(filled[groups == t] ** 2).sum(axis=0) for t in range(n_groups)]) / count
-    loadings = np.zeros((n_groups * n_genes, rank), dtype=np.float32)
+    count = np.zeros((n_groups, n_genes))
+    np.add.at(count, groups, observed.astype(np.float64))
+    variance = np.zeros((n_groups, n_genes))
+    np.add.at(variance, groups, filled**2)
+    variance /= np.maximum(count, 1.0)
+    loadings = np.zeros((n_groups, n_genes, rank))
     if rank:
-        gram = np.zeros((len(by_donor), len(by_donor)))
-        blocks = []
-        for t in range(n_groups):
-            block = np.zeros((len(by_donor), n_genes), dtype=np.float32)
-            for d, rows in enumerate(by_donor):
-                mine = rows[groups[rows] == t]
-                if len(mine):
-                    block[d] = filled[mine].mean(axis=0)
-            gram += block.astype(np.float64) @ block.T
-            blocks.append(block)
+        blocks = np.zeros((n_groups, n_donors, n_genes))
+        per_cell = np.zeros((n_groups, n_donors))
+        np.add.at(blocks, (groups, donor_of), filled)
+        np.add.at(per_cell, (groups, donor_of), 1.0)
+        blocks /= np.maximum(per_cell, 1.0)[..., None]
+        gram = np.einsum("tdg,teg->de", blocks, blocks)
         values, vectors = np.linalg.eigh(gram)
-        top = np.argsort(values)[::-1][:rank]
-        axes = vectors[:, top] / math.sqrt(max(len(by_donor) - 1, 1))
-        for t, block in enumerate(blocks):
-            loadings[t * n_genes:(t + 1) * n_genes] = block.T @ axes
-    explained = (loadings**2).sum(axis=1).reshape(n_groups, n_genes)
+        axes = vectors[:, np.argsort(values)[::-1][:rank]] / math.sqrt(max(n_donors - 1, 1))
+        loadings = np.swapaxes(blocks, 1, 2) @ axes
+    explained = (loadings**2).sum(axis=2)
     noise = _pooled_noise(np.maximum(variance - explained, 0.0) * count, count)
-    totals = np.array([filled[rows].sum(axis=0) for rows in by_donor])
-    squares = np.array([(filled[rows] ** 2).sum(axis=0) for rows in by_donor])
-    counts = np.array([observed[rows].sum(axis=0) for rows in by_donor], dtype=np.float64)
+    totals, squares, counts = (np.zeros((n_donors, n_genes)) for _ in range(3))
+    np.add.at(totals, donor_of, filled)
+    np.add.at(squares, donor_of, filled**2)
+    np.add.at(counts, donor_of, observed.astype(np.float64))
     pairs = (counts * (counts - 1)).sum(axis=0)
-    shared = np.maximum(((totals**2 - squares).sum(axis=0)) / np.maximum(pairs, 1), MIN_VARIANCE)
-    return Factors(loadings, noise.reshape(-1).astype(np.float32)), shared
+    shared = np.maximum((totals**2 - squares).sum(axis=0) / np.maximum(pairs, 1), MIN_VARIANCE)
+    return Factors(loadings.reshape(n_groups * n_genes, rank).astype(np.float32), noise.reshape(-1).astype(np.float32)), shared
 
 
 def fit_donor_model(x: np.ndarray, expected: np.ndarray, samples: pd.DataFrame, rank: int, iterations: int,
-                    seed: int = 0, progress: ProgressCallback | None = None) -> DonorModel:
+                    progress: ProgressCallback | None = None) -> DonorModel:
     """EM for the stack's model (module docstring) on training samples ``x`` (NaN missing), ``expected`` = m.
 
-    E-step per donor: :func:`donor_posterior`. M-step per tissue and gene: ridge regression of ``r - E[e]`` on
-    E[z] (with E[z zᵀ] and Cov(z, e)) for ``L_t``, the expected squared residual for ``D_t``, and E[e²] averaged
-    over donors for ``v``.
+    E-step: every donor's posterior at once. M-step per tissue and gene: ridge regression of ``r - E[e]`` on
+    E[z] (with E[z zᵀ] and Cov(z, e)) for ``L_t``, the expected squared residual for ``D_t`` (pulled towards the
+    gene's pooled noise), and E[e²] averaged over donors for ``v``. ``iterations = 0``: the starting values.
     """
     observed = ~np.isnan(x)
-    residual = np.where(observed, x - expected, 0.0).astype(np.float64)
     groups_names = tuple(sorted(set(samples["tissue"].astype(str))))
     groups = pd.Index(groups_names).get_indexer(samples["tissue"].astype(str))
-    donors = samples["donor_id"].astype(str).to_numpy()
+    donor_of, n_donors = _donor_index(samples["donor_id"])
     n_groups, n_genes = len(groups_names), x.shape[1]
-    factors, shared = _start(residual, observed, donors, groups, n_groups, rank, seed)
+    residual = np.where(observed, x - expected, 0.0).astype(np.float64)
+    factors, shared = _start(residual, observed, donor_of, n_donors, groups, n_groups, rank)
     model = DonorModel(groups_names, factors, shared)
-    by_donor = list(donor_rows(donors).values())
-    donor_of = np.empty(len(x), dtype=np.int64)
-    for d, rows in enumerate(by_donor):
-        donor_of[rows] = d
+    seen = np.zeros((n_donors, n_genes))
+    np.add.at(seen, donor_of, observed.astype(np.float64))
+    seen = seen > 0
     previous = -math.inf
     for iteration in range(iterations):
-        latent_mean = np.zeros((len(by_donor), rank))
-        latent_second = np.zeros((len(by_donor), rank, rank))
-        shared_mean = np.zeros((len(by_donor), n_genes))
-        shared_var = np.zeros((len(by_donor), n_genes))
-        cross = np.zeros((len(by_donor), n_genes, rank))  # Cov(z, e_g) of each donor
-        seen = np.zeros((len(by_donor), n_genes), dtype=bool)
-        total = 0.0
-        for d, rows in enumerate(by_donor):
-            evidence = sum(sample_evidence(model, residual[rows], observed[rows], groups[rows]),
-                           Evidence.empty(n_genes, rank))
-            post = donor_posterior(evidence, model.shared)
-            total += post.log_evidence
-            latent_mean[d] = post.latent_mean
-            latent_second[d] = post.latent_cov + np.outer(post.latent_mean, post.latent_mean)
-            shared_mean[d], shared_var[d], cross[d] = post.shared_mean, post.shared_var(), post.shared_cov_latent()
-            seen[d] = observed[rows].any(axis=0)
+        rows = _Rows.of(model, x, expected, samples["tissue"].astype(str))
+        post = donor_posterior(rows.donors(donor_of, n_donors), model.shared)
+        second = post.latent_cov + post.latent_mean[:, :, None] * post.latent_mean[:, None, :]
+        shared_var, cross = post.shared_var(), post.shared_cov_latent()  # donors x genes, donors x genes x rank
         loadings = np.zeros((n_groups, n_genes, rank))
         squares, counts = np.zeros((n_groups, n_genes)), np.zeros((n_groups, n_genes))
         for t in range(n_groups):
             mine = np.flatnonzero(groups == t)
-            d = donor_of[mine]
-            o = observed[mine].astype(np.float64)
-            target = (residual[mine] - shared_mean[d]) * o
-            numerator = np.einsum("ig,ik->gk", target, latent_mean[d]) - np.einsum("ig,igk->gk", o, cross[d])
+            d, o = donor_of[mine], observed[mine].astype(np.float64)
+            target = (residual[mine] - post.shared_mean[d]) * o
+            numerator = target.T @ post.latent_mean[d] - np.einsum("ig,igk->gk", o, cross[d])
+            complete = bool(o.all())
             if rank:
-                second = np.einsum("ig,ikl->gkl", o, latent_second[d]) + RIDGE * np.eye(rank)
-                loadings[t] = np.linalg.solve(second, numerator[:, :, None])[:, :, 0]
-            fitted = latent_mean[d] @ loadings[t].T
-            spread = np.einsum("gk,ikl,gl->ig", loadings[t], latent_second[d], loadings[t]) - fitted**2
-            squared = ((residual[mine] - fitted - shared_mean[d]) ** 2 + spread + shared_var[d]
-                       + 2 * np.einsum("gk,igk->ig", loadings[t], cross[d]))
-            squares[t], counts[t] = (squared * o).sum(axis=0), o.sum(axis=0)
+                gram = second[d].sum(axis=0) if complete else np.einsum("ig,ikl->gkl", o, second[d])
+                loadings[t] = np.linalg.solve(gram + RIDGE * np.eye(rank), numerator[..., None])[..., 0] if not \
+                    complete else numerator @ np.linalg.inv(gram + RIDGE * np.eye(rank))
+            fitted = post.latent_mean[d] @ loadings[t].T
+            spread = (((loadings[t] @ post.latent_cov[d].sum(axis=0)) * loadings[t]).sum(axis=1) if complete else
+                      np.einsum("gk,ikl,gl,ig->g", loadings[t], post.latent_cov[d], loadings[t], o))
+            squares[t] = (((residual[mine] - fitted - post.shared_mean[d]) ** 2 + shared_var[d]
+                           + 2 * (loadings[t][None] * cross[d]).sum(axis=2)) * o).sum(axis=0) + spread
+            counts[t] = o.sum(axis=0)
         noise = _pooled_noise(squares, counts)
-        shared_second = np.where(seen, shared_mean**2 + shared_var, 0.0).sum(axis=0)
-        shared_count = seen.sum(axis=0)
-        shared = np.maximum(np.divide(shared_second, shared_count, out=np.full(n_genes, MIN_VARIANCE),
-                                      where=shared_count > 0), MIN_VARIANCE)
+        second_shared = np.where(seen, post.shared_mean**2 + shared_var, 0.0).sum(axis=0)
+        shared = np.maximum(second_shared / np.maximum(seen.sum(axis=0), 1), MIN_VARIANCE)
         model = DonorModel(groups_names, Factors(loadings.reshape(n_groups * n_genes, rank).astype(np.float32),
                                                  noise.reshape(-1).astype(np.float32)), shared)
+        total = float(post.log_evidence.sum())
         if progress:
-            progress((iteration + 1) / iterations, f"EM iteration {iteration + 1}: log evidence {total:.4g}")
+            progress((iteration + 1) / iterations, f"EM iteration {iteration + 1}: log evidence {total:.6g}")
         gain = (total - previous) / max(int(observed.sum()), 1)
         previous = total
         if 0 <= gain < EM_TOLERANCE:
@@ -357,25 +311,6 @@ def _pooled_noise(squares: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.maximum((squares + NOISE_PRIOR * pooled) / (counts + NOISE_PRIOR), MIN_VARIANCE)
 
 
-def leave_one_out_error(model: DonorModel, x: np.ndarray, expected: np.ndarray, samples: pd.DataFrame) -> float:
-    """Mean squared error of every sample's observed values predicted from its donor's other samples alone."""
-    observed = ~np.isnan(x)
-    residual = np.where(observed, x - expected, 0.0)
-    groups = model.group_index(samples["tissue"].astype(str))
-    squared, count = 0.0, 0
-    for rows in donor_rows(samples["donor_id"].astype(str)).values():
-        if len(rows) < 2:
-            continue
-        shares = sample_evidence(model, residual[rows], observed[rows], groups[rows])
-        total = sum(shares, Evidence.empty(model.n_genes, model.rank))
-        for share, row in zip(shares, rows):
-            post = donor_posterior(total - share, model.shared)
-            error = residual[row] - post.predictive(model.loadings(int(groups[row])).astype(np.float64))[0]
-            squared += float((error[observed[row]] ** 2).sum())
-            count += int(observed[row].sum())
-    return squared / max(count, 1)
-
-
 class DonorGaussImputer(Imputer):
     """A donor's missing samples and values from all the donor's observed ones (see the module docstring).
 
@@ -387,7 +322,7 @@ class DonorGaussImputer(Imputer):
     covariates : use sex and age as regressors where the cohort varies in them (None: chosen).
     max_rank : the largest rank fitted.
     em_iterations : at most this many EM iterations.
-    seed : the starting point's randomness (none at present) and the choice of validation donors.
+    seed : which validation donors choose the settings (when there are more than :data:`MAX_SELECTION_DONORS`).
     """
 
     method = "donor-gauss"
@@ -444,7 +379,7 @@ class DonorGaussImputer(Imputer):
         scores: dict[tuple[int, float], float] = {}
         fitted: dict[int, DonorModel] = {}
         for i, k in enumerate(ranks):  # each rank its own EM fit: a truncated fit would leave v too small
-            fitted[k] = fit_donor_model(x, expected, cohort.samples, k, self.em_iterations, self.seed,
+            fitted[k] = fit_donor_model(x, expected, cohort.samples, k, self.em_iterations,
                                         lambda f, m, i=i, k=k: report(0.3 + 0.7 * (i + f) / len(ranks), f"rank {k}: {m}"))
             for alpha in (alphas if k else [0.0]) if probe is not None and len(ranks) * len(alphas) > 1 else []:
                 scores[(k, alpha)] = leave_one_out_error(fitted[k].with_factors(fitted[k].factors.shrunk(alpha)),

@@ -7,7 +7,7 @@ the donor, so it is the ceiling of cross-tissue prediction (a donor's tissue fro
 Under the simulator a donor's samples share the donor programs ``u`` (3 latents, loading tissue ``t`` as
 ``D_t``) and the gene-specific effect ``e``; each sample has its own cell state ``k`` and programs ``h``.
 Given every sample's state, the donor's values are jointly Gaussian with latents ``(h_1..h_n, u)`` and ``e``
-integrated out gene by gene: the algebra of :func:`~gtex_models.models.donor_gauss.donor_posterior`. The
+integrated out gene by gene: the algebra of :func:`~gtex_models.models.shared_effects.donor_posterior`. The
 states are summed over: each sample's states with a posterior weight of at least
 :data:`~gtex_models.models.oracle.WEIGHT_FLOOR` given its own values (the marginal of the per-sample
 oracle) are combined, and every combination is weighted by its exact joint evidence. A sample with no
@@ -32,8 +32,8 @@ from scipy.special import logsumexp
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.donor_targets import donor_rows
 from gtex_models.data.simulate import N_DONOR_PROGRAMS, SimulationParameters
-from gtex_models.models.donor_gauss import Evidence, donor_posterior
 from gtex_models.models.oracle import ZERO_TOLERANCE, OracleImputer, Platform, _TissueModel
+from gtex_models.models.shared_effects import Evidence, donor_posterior
 
 MAX_COMBINATIONS = 4096  # state combinations of one donor's samples summed exactly
 
