@@ -8,7 +8,7 @@ of all their samples side by side, and a sample ``i`` of donor ``d`` in group (t
 - ``m(i)``: what the sample is expected to look like (shrunk group means and covariates,
   :class:`~gtex_models.models.centring.Centring`);
 - ``L_t z_d``: ``k`` donor factors shared by all of the donor's samples, loading each tissue its own way
-  (the stacked loadings and the noise ``D`` are a :class:`~gtex_models.models.gauss.Factors` over the
+  but pulled towards a pattern common to all tissues (the stacked loadings and the noise ``D`` are a :class:`~gtex_models.models.gauss.Factors` over the
   stack's tissue x gene rows: rank ``k`` plus a diagonal, as in ``gauss``, and shrunk as there);
 - ``e_d``: a gene-specific donor effect shared by all tissues (eQTL-like; variance ``v_g``). In the stack it
   is a covariance of rank = genes, not a factor: it is integrated out gene by gene, which leaves a ``k x k``
@@ -19,10 +19,11 @@ A missing value is its exact conditional mean given the donor's observed values,
 donors are solved at once (batched ``k x k`` systems; a sample without gaps contributes through its tissue's
 precomputed terms), so a cohort of GTEx width costs a few matrix products per EM iteration.
 
-Fitting: EM on the training donors (gaps allowed), from the principal axes of the stack; the settings left
-as ``None`` are chosen on the validation donors by the squared error of leave-one-sample-out predictions
-(each of a donor's samples predicted from the others): the centring first (at rank 0, by moments), then each
-candidate rank (its own EM fit) with each shrinkage ``α``.
+Fitting: EM on the training donors (gaps allowed; parameter-expanded, so the loadings reach their scale in tens
+of iterations), from the principal axes of the stack; the settings left as ``None`` are chosen on the validation
+donors by the squared error of leave-one-sample-out predictions (each of a donor's samples predicted from the
+others): the centring first (at rank 0, by moments), then each candidate rank and loading prior (its own EM
+fit) with each shrinkage ``α``.
 
 Example
 -------
@@ -52,7 +53,8 @@ from gtex_models.models.shared_effects import Evidence, donor_posterior
 
 RANKS = (0, 1, 2, 4, 8, 16, 32)  # candidate ranks (capped by max_rank and the training donors)
 SHRINKAGES = (0.0, 0.2, 0.5)  # candidate α
-RIDGE = 1.0  # prior precision of each loading (pulls the loadings of rarely collected tissues towards 0)
+LOADING_PRIORS = (20.0, 1000.0)  # candidate pseudo-donors pulling a tissue's loadings towards the common loadings
+EM_ITERATIONS = 40
 MIN_VARIANCE = 1e-4  # floor of the noise D and of v (model space: each gene has variance 1)
 NOISE_PRIOR = 10.0  # pseudo-samples pulling a group's noise towards the gene's noise pooled over groups
 EM_TOLERANCE = 1e-5  # stop EM when the mean log evidence per observed value gains less than this
@@ -215,7 +217,8 @@ def _start(residual: np.ndarray, observed: np.ndarray, donor_of: np.ndarray, n_d
            n_groups: int, rank: int) -> tuple[Factors, np.ndarray]:
     """Starting values: loadings from the principal axes of the donor x stack matrix (a donor's samples of a group
     averaged, missing blocks 0; through its Gram matrix, so the stack is never held), noise the rest of each
-    variance, ``v`` the mean product of a gene's residuals in two samples of one donor."""
+    variance, ``v`` the mean product of a gene's residuals in two samples of one donor (less what the loadings
+    common to all tissues explain)."""
     n_genes = residual.shape[1]
     filled = np.where(observed, residual, 0.0)
     count = np.zeros((n_groups, n_genes))
@@ -241,17 +244,21 @@ def _start(residual: np.ndarray, observed: np.ndarray, donor_of: np.ndarray, n_d
     np.add.at(squares, donor_of, filled**2)
     np.add.at(counts, donor_of, observed.astype(np.float64))
     pairs = (counts * (counts - 1)).sum(axis=0)
-    shared = np.maximum((totals**2 - squares).sum(axis=0) / np.maximum(pairs, 1), MIN_VARIANCE)
+    common = (loadings.mean(axis=0) ** 2).sum(axis=1)  # what the factors shared by all tissues already explain
+    shared = np.maximum((totals**2 - squares).sum(axis=0) / np.maximum(pairs, 1) - common, MIN_VARIANCE)
     return Factors(loadings.reshape(n_groups * n_genes, rank).astype(np.float32), noise.reshape(-1).astype(np.float32)), shared
 
 
 def fit_donor_model(x: np.ndarray, expected: np.ndarray, samples: pd.DataFrame, rank: int, iterations: int,
-                    progress: ProgressCallback | None = None) -> DonorModel:
+                    loading_prior: float = LOADING_PRIORS[0], progress: ProgressCallback | None = None) -> DonorModel:
     """EM for the stack's model (module docstring) on training samples ``x`` (NaN missing), ``expected`` = m.
 
-    E-step: every donor's posterior at once. M-step per tissue and gene: ridge regression of ``r - E[e]`` on
-    E[z] (with E[z zᵀ] and Cov(z, e)) for ``L_t``, the expected squared residual for ``D_t`` (pulled towards the
-    gene's pooled noise), and E[e²] averaged over donors for ``v``. ``iterations = 0``: the starting values.
+    E-step: every donor's posterior at once. M-step (parameter-expanded, Liu, Rubin & Wu 1998: the loadings end
+    multiplied by the Cholesky factor of E[z zᵀ] averaged over donors) per tissue and gene: regression of ``r - E[e]`` on E[z] (with
+    E[z zᵀ] and Cov(z, e)) for ``L_t``, pulled towards the loadings shared by all tissues (their mean) by
+    ``loading_prior`` pseudo-donors, so a rarely collected tissue borrows the common pattern; the expected
+    squared residual for ``D_t`` (pulled towards the gene's pooled noise), and E[e²] averaged over donors for
+    ``v``. ``iterations = 0``: the starting values.
     """
     observed = ~np.isnan(x)
     groups_names = tuple(sorted(set(samples["tissue"].astype(str))))
@@ -264,6 +271,7 @@ def fit_donor_model(x: np.ndarray, expected: np.ndarray, samples: pd.DataFrame, 
     seen = np.zeros((n_donors, n_genes))
     np.add.at(seen, donor_of, observed.astype(np.float64))
     seen = seen > 0
+    common = factors.loadings.reshape(n_groups, n_genes, rank).mean(axis=0)  # loadings shared by all tissues
     previous = -math.inf
     for iteration in range(iterations):
         rows = _Rows.of(model, x, expected, samples["tissue"].astype(str))
@@ -280,8 +288,9 @@ def fit_donor_model(x: np.ndarray, expected: np.ndarray, samples: pd.DataFrame, 
             complete = bool(o.all())
             if rank:
                 gram = second[d].sum(axis=0) if complete else np.einsum("ig,ikl->gkl", o, second[d])
-                loadings[t] = np.linalg.solve(gram + RIDGE * np.eye(rank), numerator[..., None])[..., 0] if not \
-                    complete else numerator @ np.linalg.inv(gram + RIDGE * np.eye(rank))
+                numerator = numerator + loading_prior * common
+                loadings[t] = np.linalg.solve(gram + loading_prior * np.eye(rank), numerator[..., None])[..., 0] \
+                    if not complete else numerator @ np.linalg.inv(gram + loading_prior * np.eye(rank))
             fitted = post.latent_mean[d] @ loadings[t].T
             spread = (((loadings[t] @ post.latent_cov[d].sum(axis=0)) * loadings[t]).sum(axis=1) if complete else
                       np.einsum("gk,ikl,gl,ig->g", loadings[t], post.latent_cov[d], loadings[t], o))
@@ -289,6 +298,9 @@ def fit_donor_model(x: np.ndarray, expected: np.ndarray, samples: pd.DataFrame, 
                            + 2 * (loadings[t][None] * cross[d]).sum(axis=2)) * o).sum(axis=0) + spread
             counts[t] = o.sum(axis=0)
         noise = _pooled_noise(squares, counts)
+        if rank:  # parameter expansion (PX-EM): z's second moment folded into the loadings; converges many times faster
+            loadings = loadings @ np.linalg.cholesky(second.mean(axis=0))
+        common = loadings.mean(axis=0)
         second_shared = np.where(seen, post.shared_mean**2 + shared_var, 0.0).sum(axis=0)
         shared = np.maximum(second_shared / np.maximum(seen.sum(axis=0), 1), MIN_VARIANCE)
         model = DonorModel(groups_names, Factors(loadings.reshape(n_groups * n_genes, rank).astype(np.float32),
@@ -320,6 +332,8 @@ class DonorGaussImputer(Imputer):
     shrinkage : ``α``, how far the factors' correlations shrink towards 0 (None: chosen on validation).
     group_shrinkage : ``τ`` of the centring (None: chosen).
     covariates : use sex and age as regressors where the cohort varies in them (None: chosen).
+    loading_prior : pseudo-donors pulling each tissue's loadings towards the loadings common to all tissues (large:
+        the same donor factors in every tissue; None: chosen on validation among :data:`LOADING_PRIORS`).
     max_rank : the largest rank fitted.
     em_iterations : at most this many EM iterations.
     seed : which validation donors choose the settings (when there are more than :data:`MAX_SELECTION_DONORS`).
@@ -329,7 +343,8 @@ class DonorGaussImputer(Imputer):
 
     def __init__(self, rank: int | None = None, shrinkage: Share | None = None,
                  group_shrinkage: NonNegative | None = None, covariates: bool | None = None,
-                 max_rank: PositiveInt = 16, em_iterations: PositiveInt = 25, seed: int = 0) -> None:
+                 loading_prior: NonNegative | None = None, max_rank: PositiveInt = 16,
+                 em_iterations: PositiveInt = EM_ITERATIONS, seed: int = 0) -> None:
         if rank is not None and rank < 0:
             raise ValueError(f"rank must be 0 or more, got {rank}")
         if shrinkage is not None and not 0.0 <= shrinkage < 1.0:
@@ -338,6 +353,7 @@ class DonorGaussImputer(Imputer):
         self.shrinkage = shrinkage
         self.group_shrinkage = group_shrinkage
         self.covariates = covariates
+        self.loading_prior = loading_prior
         self.max_rank = max_rank
         self.em_iterations = em_iterations
         self.seed = seed
@@ -372,26 +388,28 @@ class DonorGaussImputer(Imputer):
             report(0.3 * (i + 1) / len(centrings), "choosing the centring on the validation donors")
         centring = best[0]
         expected = centring.expected(cohort.samples)
-        if probe is None and self.rank is None:
-            ranks = [min(DEFAULT_RANK, max_rank)]
-        if probe is None and self.shrinkage is None:
-            alphas = [DEFAULT_SHRINKAGE]
-        scores: dict[tuple[int, float], float] = {}
-        fitted: dict[int, DonorModel] = {}
-        for i, k in enumerate(ranks):  # each rank its own EM fit: a truncated fit would leave v too small
-            fitted[k] = fit_donor_model(x, expected, cohort.samples, k, self.em_iterations,
-                                        lambda f, m, i=i, k=k: report(0.3 + 0.7 * (i + f) / len(ranks), f"rank {k}: {m}"))
-            for alpha in (alphas if k else [0.0]) if probe is not None and len(ranks) * len(alphas) > 1 else []:
-                scores[(k, alpha)] = leave_one_out_error(fitted[k].with_factors(fitted[k].factors.shrunk(alpha)),
-                                                         *probe(centring))
-                self.selection.append({**_describe(centring), "rank": k, "shrinkage": alpha,
-                                       "valid_mse": scores[(k, alpha)]})
-        choice = min(scores, key=scores.get) if scores else (ranks[0], alphas[0])
-        model = fitted[choice[0]]
+        choose = probe is not None
+        ranks = ranks if choose or self.rank is not None else [min(DEFAULT_RANK, max_rank)]
+        alphas = alphas if choose or self.shrinkage is not None else [DEFAULT_SHRINKAGE]
+        priors = [self.loading_prior] if self.loading_prior is not None else list(LOADING_PRIORS[:1 + choose])
+        fits = [(k, prior) for k in ranks for prior in (priors if k else priors[:1])]
+        scores: dict[tuple[int, float, float], float] = {}
+        fitted: dict[tuple[int, float], DonorModel] = {}
+        for i, (k, prior) in enumerate(fits):  # each rank and prior its own EM fit (a truncated fit leaves v too small)
+            fitted[(k, prior)] = fit_donor_model(
+                x, expected, cohort.samples, k, self.em_iterations, prior,
+                lambda f, m, i=i, k=k: report(0.3 + 0.7 * (i + f) / len(fits), f"rank {k}: {m}"))
+            for alpha in (alphas if k else [0.0]) if choose and len(fits) * len(alphas) > 1 else []:
+                model = fitted[(k, prior)]
+                scores[(k, prior, alpha)] = leave_one_out_error(model.with_factors(model.factors.shrunk(alpha)),
+                                                                *probe(centring))
+                self.selection.append({**_describe(centring), "rank": k, "loading_prior": prior, "shrinkage": alpha,
+                                       "valid_mse": scores[(k, prior, alpha)]})
+        rank, prior, alpha = min(scores, key=scores.get) if scores else (*fits[0], alphas[0])
         self._centring = centring
-        self._model = model.with_factors(model.factors.shrunk(choice[1]))
-        self.rank_, self.shrinkage_ = int(choice[0]), float(choice[1])
-        report(1.0, f"donor-gauss fitted: rank {self.rank_}, shrinkage {self.shrinkage_:g}")
+        self._model = fitted[(rank, prior)].with_factors(fitted[(rank, prior)].factors.shrunk(alpha))
+        self.rank_, self.loading_prior_, self.shrinkage_ = int(rank), float(prior), float(alpha)
+        report(1.0, f"donor-gauss fitted: rank {rank}, loading prior {prior:g}, shrinkage {alpha:g}")
         return self
 
     def _centrings(self, x: np.ndarray, samples: pd.DataFrame, choose: bool) -> list[Centring]:
@@ -451,11 +469,12 @@ class DonorGaussImputer(Imputer):
         centring, model = self.fitted
         arrays, config = centring.to_state()
         params = {"rank": self.rank, "shrinkage": self.shrinkage, "group_shrinkage": self.group_shrinkage,
-                  "covariates": self.covariates, "max_rank": self.max_rank, "em_iterations": self.em_iterations,
-                  "seed": self.seed}
+                  "covariates": self.covariates, "loading_prior": self.loading_prior, "max_rank": self.max_rank,
+                  "em_iterations": self.em_iterations, "seed": self.seed}
         return ({**arrays, "loadings": model.factors.loadings, "noise": model.factors.noise, "shared": model.shared},
                 {**config, "params": params, "groups": list(model.groups),
-                 "chosen": {"rank": self.rank_, "shrinkage": self.shrinkage_}, "selection": self.selection})
+                 "chosen": {"rank": self.rank_, "loading_prior": self.loading_prior_, "shrinkage": self.shrinkage_},
+                 "selection": self.selection})
 
     @classmethod
     def from_state(cls, arrays: dict[str, np.ndarray], config: dict[str, Any]) -> "DonorGaussImputer":
@@ -466,6 +485,7 @@ class DonorGaussImputer(Imputer):
         imputer._model = DonorModel(tuple(config["groups"]), Factors(loadings, np.asarray(arrays["noise"], np.float32)),
                                     np.asarray(arrays["shared"], np.float64))
         imputer.rank_, imputer.shrinkage_ = rank, float(config["chosen"]["shrinkage"])
+        imputer.loading_prior_ = float(config["chosen"]["loading_prior"])
         imputer.selection = list(config.get("selection", []))
         return imputer
 
