@@ -57,6 +57,7 @@ def test_the_page_shows_every_method_and_a_hidden_tissue_against_its_measurement
     at.selectbox(key="donor_target").set_value(given[0]).run()  # a tissue the donor gave: hidden, then compared
     assert_clean(at)
     assert [m.label for m in at.metric] == ["R² of this profile against the tissue mean"]
+    assert float(at.metric[0].value) < 0.9  # predicted from the donor's other samples, not from itself
     assert "inside their 90% interval" in " ".join(c.value for c in at.caption)
     profile = at.dataframe[1].value
     assert list(profile.columns) == ["predicted", "lower", "upper", "group_mean", "truth"]

@@ -52,11 +52,12 @@ from gtex_models.models.gauss import Factors
 from gtex_models.models.shared_effects import Evidence, donor_posterior
 
 RANKS = (0, 1, 2, 4, 8, 16, 32)  # candidate ranks (capped by max_rank and the training donors)
-SHRINKAGES = (0.0, 0.2, 0.5)  # candidate α
+SHRINKAGES = (0.0, 0.2, 0.5, 0.8)  # candidate α
 LOADING_PRIORS = (20.0, 1000.0)  # candidate pseudo-donors pulling a tissue's loadings towards the common loadings
 EM_ITERATIONS = 40
 MIN_VARIANCE = 1e-4  # floor of the noise D and of v (model space: each gene has variance 1)
 NOISE_PRIOR = 10.0  # pseudo-samples pulling a group's noise towards the gene's noise pooled over groups
+OFFSET_PRIOR = 5.0  # pseudo-samples pulling a group's offset (its mean net of donor effects) towards 0
 EM_TOLERANCE = 1e-5  # stop EM when the mean log evidence per observed value gains less than this
 MAX_SELECTION_DONORS = 200  # validation donors used to choose the settings
 DONORS_PER_FACTOR = 3  # training donors each factor needs: at most (donors - 1) / 3 factors
@@ -67,12 +68,13 @@ CHUNK = 256  # rows (left-out samples, predicted rows) handled at once
 # ----------------------------------------------------------------------------------- the model
 @dataclass(frozen=True)
 class DonorModel:
-    """The fitted covariance of the stack: ``factors`` over tissue x gene rows (row ``t * genes + g``: loadings
-    ``L_t``, noise ``D_t``) and the shared effects' variances ``shared`` (``v``), for ``groups``."""
+    """The fitted stack: ``factors`` over tissue x gene rows (row ``t * genes + g``: loadings ``L_t``, noise ``D_t``),
+    the shared effects' variances ``shared`` (``v``) and each group's ``offset`` from the centring, for ``groups``."""
 
     groups: tuple[str, ...]
     factors: Factors
     shared: np.ndarray
+    offset: np.ndarray  # groups x genes: each group's mean net of its donors' effects, less the centring's
 
     @property
     def n_genes(self) -> int:
@@ -95,8 +97,12 @@ class DonorModel:
         index = pd.Index(self.groups).get_indexer(pd.Series(tissues, dtype=str))
         return np.where(index < 0, len(self.groups), index)
 
+    def offsets(self, group: np.ndarray) -> np.ndarray:
+        """Each sample's offset (samples x genes; 0 for an unseen group)."""
+        return np.vstack([self.offset, np.zeros((1, self.n_genes))])[group]
+
     def with_factors(self, factors: Factors) -> "DonorModel":
-        return DonorModel(self.groups, factors, self.shared)
+        return DonorModel(self.groups, factors, self.shared, self.offset)
 
 
 @dataclass(frozen=True)
@@ -118,7 +124,7 @@ class _Rows:
         loadings, noise = model.tables()
         group = model.group_index(tissues)
         observed = ~np.isnan(x)
-        residual = np.where(observed, x - expected, 0.0).astype(np.float64)
+        residual = np.where(observed, x - expected - model.offsets(group), 0.0).astype(np.float64)
         weight = np.where(observed, 1.0 / noise[group], 0.0)
         rhs = np.zeros((len(x), model.rank))
         for g in np.unique(group):
@@ -181,7 +187,8 @@ def predict_donors(model: DonorModel, x: np.ndarray, expected: np.ndarray, donor
     donor_of, n_donors = _donor_index(donors)
     posterior = donor_posterior(rows.donors(donor_of, n_donors), model.shared)
     loadings = rows.loadings[rows.group]
-    mean = expected + (loadings @ posterior.latent_mean[donor_of][..., None])[..., 0] + posterior.shared_mean[donor_of]
+    mean = (expected + model.offsets(rows.group) + (loadings @ posterior.latent_mean[donor_of][..., None])[..., 0]
+            + posterior.shared_mean[donor_of])
     if not with_sd:
         return mean.astype(np.float32), None
     sd = np.zeros(x.shape, dtype=np.float32)
@@ -253,7 +260,9 @@ def fit_donor_model(x: np.ndarray, expected: np.ndarray, samples: pd.DataFrame, 
                     loading_prior: float = LOADING_PRIORS[0], progress: ProgressCallback | None = None) -> DonorModel:
     """EM for the stack's model (module docstring) on training samples ``x`` (NaN missing), ``expected`` = m.
 
-    E-step: every donor's posterior at once. M-step (parameter-expanded, Liu, Rubin & Wu 1998: the loadings end
+    E-step: every donor's posterior at once. M-step: each group's ``offset``, its mean net of its samples' donor
+    effects (a group of few samples is otherwise off by their donors' average effect), less the centring's (pulled
+    towards 0 by :data:`OFFSET_PRIOR`); then (parameter-expanded, Liu, Rubin & Wu 1998: the loadings end
     multiplied by the Cholesky factor of E[z zᵀ] averaged over donors) per tissue and gene: regression of ``r - E[e]`` on E[z] (with
     E[z zᵀ] and Cov(z, e)) for ``L_t``, pulled towards the loadings shared by all tissues (their mean) by
     ``loading_prior`` pseudo-donors, so a rarely collected tissue borrows the common pattern; the expected
@@ -267,7 +276,7 @@ def fit_donor_model(x: np.ndarray, expected: np.ndarray, samples: pd.DataFrame, 
     n_groups, n_genes = len(groups_names), x.shape[1]
     residual = np.where(observed, x - expected, 0.0).astype(np.float64)
     factors, shared = _start(residual, observed, donor_of, n_donors, groups, n_groups, rank)
-    model = DonorModel(groups_names, factors, shared)
+    model = DonorModel(groups_names, factors, shared, np.zeros((n_groups, n_genes)))
     seen = np.zeros((n_donors, n_genes))
     np.add.at(seen, donor_of, observed.astype(np.float64))
     seen = seen > 0
@@ -280,10 +289,15 @@ def fit_donor_model(x: np.ndarray, expected: np.ndarray, samples: pd.DataFrame, 
         shared_var, cross = post.shared_var(), post.shared_cov_latent()  # donors x genes, donors x genes x rank
         loadings = np.zeros((n_groups, n_genes, rank))
         squares, counts = np.zeros((n_groups, n_genes)), np.zeros((n_groups, n_genes))
+        offset = np.zeros((n_groups, n_genes))
+        old_loadings = model.factors.loadings.reshape(n_groups, n_genes, rank).astype(np.float64)
         for t in range(n_groups):
             mine = np.flatnonzero(groups == t)
             d, o = donor_of[mine], observed[mine].astype(np.float64)
-            target = (residual[mine] - post.shared_mean[d]) * o
+            donor_part = post.latent_mean[d] @ old_loadings[t].T + post.shared_mean[d]
+            offset[t] = ((residual[mine] - donor_part) * o).sum(axis=0) / (o.sum(axis=0) + OFFSET_PRIOR)
+            base = residual[mine] - offset[t]
+            target = (base - post.shared_mean[d]) * o
             numerator = target.T @ post.latent_mean[d] - np.einsum("ig,igk->gk", o, cross[d])
             complete = bool(o.all())
             if rank:
@@ -294,7 +308,7 @@ def fit_donor_model(x: np.ndarray, expected: np.ndarray, samples: pd.DataFrame, 
             fitted = post.latent_mean[d] @ loadings[t].T
             spread = (((loadings[t] @ post.latent_cov[d].sum(axis=0)) * loadings[t]).sum(axis=1) if complete else
                       np.einsum("gk,ikl,gl,ig->g", loadings[t], post.latent_cov[d], loadings[t], o))
-            squares[t] = (((residual[mine] - fitted - post.shared_mean[d]) ** 2 + shared_var[d]
+            squares[t] = (((base - fitted - post.shared_mean[d]) ** 2 + shared_var[d]
                            + 2 * (loadings[t][None] * cross[d]).sum(axis=2)) * o).sum(axis=0) + spread
             counts[t] = o.sum(axis=0)
         noise = _pooled_noise(squares, counts)
@@ -304,7 +318,7 @@ def fit_donor_model(x: np.ndarray, expected: np.ndarray, samples: pd.DataFrame, 
         second_shared = np.where(seen, post.shared_mean**2 + shared_var, 0.0).sum(axis=0)
         shared = np.maximum(second_shared / np.maximum(seen.sum(axis=0), 1), MIN_VARIANCE)
         model = DonorModel(groups_names, Factors(loadings.reshape(n_groups * n_genes, rank).astype(np.float32),
-                                                 noise.reshape(-1).astype(np.float32)), shared)
+                                                 noise.reshape(-1).astype(np.float32)), shared, offset)
         total = float(post.log_evidence.sum())
         if progress:
             progress((iteration + 1) / iterations, f"EM iteration {iteration + 1}: log evidence {total:.6g}")
@@ -471,7 +485,8 @@ class DonorGaussImputer(Imputer):
         params = {"rank": self.rank, "shrinkage": self.shrinkage, "group_shrinkage": self.group_shrinkage,
                   "covariates": self.covariates, "loading_prior": self.loading_prior, "max_rank": self.max_rank,
                   "em_iterations": self.em_iterations, "seed": self.seed}
-        return ({**arrays, "loadings": model.factors.loadings, "noise": model.factors.noise, "shared": model.shared},
+        return ({**arrays, "loadings": model.factors.loadings, "noise": model.factors.noise, "shared": model.shared,
+                 "offset": model.offset},
                 {**config, "params": params, "groups": list(model.groups),
                  "chosen": {"rank": self.rank_, "loading_prior": self.loading_prior_, "shrinkage": self.shrinkage_},
                  "selection": self.selection})
@@ -483,7 +498,8 @@ class DonorGaussImputer(Imputer):
         rank = int(config["chosen"]["rank"])
         loadings = np.asarray(arrays["loadings"], np.float32).reshape(len(arrays["noise"]), rank)
         imputer._model = DonorModel(tuple(config["groups"]), Factors(loadings, np.asarray(arrays["noise"], np.float32)),
-                                    np.asarray(arrays["shared"], np.float64))
+                                    np.asarray(arrays["shared"], np.float64),
+                                    np.asarray(arrays["offset"], np.float64).reshape(len(config["groups"]), -1))
         imputer.rank_, imputer.shrinkage_ = rank, float(config["chosen"]["shrinkage"])
         imputer.loading_prior_ = float(config["chosen"]["loading_prior"])
         imputer.selection = list(config.get("selection", []))
