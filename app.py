@@ -19,6 +19,7 @@ st.set_page_config(page_title="GTEx Imputation Studio", page_icon=":material/gen
 navigation = st.navigation([
     st.Page(PAGES_DIR / "impute.py", title="Impute", icon=":material/science:", default=True),
     st.Page(PAGES_DIR / "tissue_r2.py", title="Tissue R²", icon=":material/bar_chart:"),
+    st.Page(PAGES_DIR / "donors.py", title="Donors", icon=":material/group:"),
     st.Page(PAGES_DIR / "embeddings.py", title="Tissue embeddings", icon=":material/scatter_plot:"),
     st.Page(PAGES_DIR / "pathway.py", title="Pathway genes", icon=":material/neurology:"),
     st.Page(PAGES_DIR / "panels.py", title="Gene panels", icon=":material/checklist:"),

@@ -67,6 +67,7 @@ PACKAGE = "tests/test_package.py"
 OWN = "tests/test_own_cohorts.py"
 SMALL = "tests/test_small_cohorts.py"
 POLISH = "tests/test_cli_polish.py"
+CROSS_TISSUE = "tests/test_cross_tissue.py"
 
 MUTANTS = (
     # ------------------------------------------------------------------ the mutants of issue #18
@@ -550,6 +551,53 @@ MUTANTS = (
            "            best = best if best[0] < np.inf else (score, penalty)",
            "softimpute keeps the first λ of the path (0.9 λ_max) instead of the one the validation donors prefer",
            (f"{SOFTIMPUTE}::test_lambda_chosen_on_the_validation_donors_beats_a_fixed_bad_one",)),
+    # ------------------------------------------------------------------ cross-tissue imputation per donor (#29)
+    Mutant("donor-no-shared-effect", "cross-tissue", "gtex_models/models/shared_effects.py",
+           "    shrink = shared / (1.0 + shared * evidence.weight)  # c",
+           "    shrink = 0.0 * shared  # c",
+           "the gene-specific donor effect e is dropped from the donor posterior",
+           (f"{CROSS_TISSUE}::test_donor_posterior_is_the_dense_gaussian_conditional",
+            f"{CROSS_TISSUE}::test_donor_oracle_matches_brute_force_enumeration")),
+    Mutant("donor-oracle-marginal-states", "cross-tissue", "gtex_models/models/donor_oracle.py",
+           "        log_joint.append(log_prior + posterior.log_evidence)",
+           "        log_joint.append(log_prior)",
+           "donor oracle weighs state combinations by their prior, not by the donor's values",
+           (f"{CROSS_TISSUE}::test_donor_oracle_matches_brute_force_enumeration",)),
+    Mutant("donor-gauss-blind", "cross-tissue", "gtex_models/models/donor_gauss.py",
+           "            + posterior.shared_mean[donor_of])",
+           "            + posterior.shared_mean[donor_of]) * 0 + expected + model.offsets(rows.group)",
+           "donor-gauss predicts each group's expectation: the donor's samples never reach a prediction",
+           (f"{CROSS_TISSUE}::test_the_donor_gaussian_recovers_most_of_the_oracles_gain",)),
+    Mutant("donor-gauss-no-px", "cross-tissue", "gtex_models/models/donor_gauss.py",
+           "            loadings = loadings @ np.linalg.cholesky(second.mean(axis=0))",
+           "            loadings = loadings",
+           "plain EM instead of parameter-expanded EM: the loadings stop at about half their scale",
+           (f"{CROSS_TISSUE}::test_em_recovers_the_cross_tissue_covariance_of_data_drawn_from_the_model",)),
+    Mutant("cross-tissue-split-guard", "cross-tissue", "gtex_models/analysis/cross_tissue.py",
+           "    if mixed:",
+           "    if False:",
+           "a donor with samples in train and test is not refused (their own samples leak into training)",
+           (f"{CROSS_TISSUE}::test_a_donor_in_two_splits_is_refused",)),
+    Mutant("cross-tissue-fit-on-everyone", "cross-tissue", "gtex_models/analysis/cross_tissue.py",
+           "        imputer.fit(data.fit, valid=data.valid, progress=lambda f, m: step(0.6 * f, m))",
+           "        imputer.fit(cohort, valid=data.valid, progress=lambda f, m: step(0.6 * f, m))",
+           "the methods are fitted on every donor, the test donors included",
+           (f"{CROSS_TISSUE}::test_no_test_donor_reaches_a_fit",)),
+    Mutant("cross-tissue-target-shown", "cross-tissue", "gtex_models/analysis/cross_tissue.py",
+           "        hidden = hide_samples(cohort.subset_samples(rows), position)",
+           "        hidden = cohort.subset_samples(rows)",
+           "a target's own values reach the method that predicts it",
+           (f"{CROSS_TISSUE}::test_a_target_is_hidden_before_it_is_predicted",)),
+    Mutant("donors-page-target-shown", "cross-tissue", "pages/donors.py",
+           "        return hide_samples(donor, rows[:1]), int(rows[0]), np.asarray(donor.x[rows[0]])",
+           "        return donor, int(rows[0]), np.asarray(donor.x[rows[0]])",
+           "the Donors page compares a collected tissue with a prediction that saw it",
+           ("tests/test_app_donors.py::test_the_page_shows_every_method_and_a_hidden_tissue_against_its_measurement",)),
+    Mutant("donor-table-targets-ignored", "cross-tissue", "gtex_models/interfaces/donor_upload.py",
+           "    targets = table[~listed].reset_index(drop=True)",
+           "    targets = table[~listed & (table['sample_id'] != '')].reset_index(drop=True)",
+           "impute --donors drops the targets without a sample id (the documented way to name one)",
+           ("tests/test_cli_cross_tissue.py::test_impute_donors_predicts_each_target_with_calibrated_intervals",)),
 )
 
 

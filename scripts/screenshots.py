@@ -34,7 +34,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # screenshot name -> (URL path, page title)
-PAGES = {"impute": ("", "Impute"), "tissue_r2": ("tissue_r2", "Tissue R²"),
+PAGES = {"impute": ("", "Impute"), "tissue_r2": ("tissue_r2", "Tissue R²"), "donors": ("donors", "Donors"),
          "embeddings": ("embeddings", "Tissue embeddings"), "pathway": ("pathway", "Pathway genes"),
          "panels": ("panels", "Gene panels"), "benchmark": ("benchmark", "Benchmark & model card"), "new_study": ("new_study", "New study")}
 VIEWPORT = {"width": 1500, "height": 1000}

@@ -44,7 +44,7 @@ APP = str(REPO / "app.py")
 TIMEOUT = 300
 TINY = {"hidden_sizes": (32,), "max_epochs": 2}
 DEEP = ("pmi", "gain")
-PAGES = (None, "pages/tissue_r2.py", "pages/embeddings.py", "pages/pathway.py", "pages/panels.py",
+PAGES = (None, "pages/tissue_r2.py", "pages/donors.py", "pages/embeddings.py", "pages/pathway.py", "pages/panels.py",
          "pages/benchmark.py", "pages/new_study.py")
 
 

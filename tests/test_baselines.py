@@ -197,7 +197,8 @@ def test_chained_imputers_use_training_rows_as_context(tiny: Cohort) -> None:
 
 
 def test_registry_lists_methods_in_order() -> None:
-    assert METHODS == ("pmi", "gain", "gain-mse", "mean", "knn", "mice", "missforest", "blood", "gauss", "softimpute", "oracle")
+    assert METHODS == ("pmi", "gain", "gain-mse", "mean", "knn", "mice", "missforest", "blood", "gauss", "softimpute",
+                       "oracle", "donor-gauss", "donor-net", "donor-oracle")
     assert imputer_class("oracle").__name__ == "OracleImputer"
     assert make_imputer("knn", k=3).k == 3
 

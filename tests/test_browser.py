@@ -37,7 +37,7 @@ pytestmark = pytest.mark.browser
 DEMO, PROBES = "Demo cohort (simulated)", "Microarray-like cohort"
 UPLOAD_TISSUE = "Whole Blood"
 # pages without a chart when opened, per study (Impute draws its charts once a file is uploaded: see the upload test)
-NO_CHARTS = {DEMO: {"impute", "new_study"}, PROBES: {"impute", "new_study", "pathway"}}
+NO_CHARTS = {DEMO: {"impute", "new_study"}, PROBES: {"impute", "new_study", "pathway", "donors"}}
 
 
 @pytest.fixture(scope="module")

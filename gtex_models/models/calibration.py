@@ -233,7 +233,9 @@ def probe_sums(residual: np.ndarray, probe: np.ndarray, spread: np.ndarray) -> t
 
 
 def probe_factor(squares: np.ndarray, count: np.ndarray, prior: float) -> np.ndarray:
-    """The probe factor ``g = sqrt((Σ (r / s)² + κ) / (n + κ))`` from :func:`probe_sums`."""
+    """The probe factor ``g = sqrt((Σ (r / s)² + κ) / (n + κ))`` from :func:`probe_sums` (1 for ``κ = inf``: no probe)."""
+    if math.isinf(prior):
+        return np.ones(np.shape(squares))
     return np.sqrt((squares + prior) / (count + prior))
 
 

@@ -154,6 +154,23 @@ class _TissueModel:
                 extra_noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """E[y | detected values] and E[y² | detected values] of every gene of some samples (the caller applies
         detection); ``extra_noise``: measurement noise variance of the detected values beyond the model's."""
+        post, solved, chol = self.state_posterior(log_expr, informative, prior, extra_noise)
+        rows, states = np.nonzero(post)
+        covariance = torch.cholesky_inverse(chol[rows, states]).numpy()    # posterior covariance of the latents
+        mean = np.zeros_like(log_expr)
+        second = np.zeros_like(log_expr)
+        for j, (i, k) in enumerate(zip(rows, states)):
+            load = self.loadings * self.active[k]
+            m = prior[i] + self.shifts_t[:, k] + load @ solved[i, k]
+            v = self.noise + ((load @ covariance[j]) * load).sum(axis=1)
+            mean[i] += post[i, k] * m
+            second[i] += post[i, k] * (v + m * m)
+        return mean, second
+
+    def state_posterior(self, log_expr: np.ndarray, informative: np.ndarray, prior: np.ndarray,
+                        extra_noise: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+        """p(state | the sample's detected values) of some samples (rows x states; below :data:`WEIGHT_FLOOR`: 0),
+        with each state's latent solve and Cholesky factor (for :meth:`moments`)."""
         n, n_latent = log_expr.shape[0], self.loadings.shape[1]
         weight = informative / (self.noise + extra_noise)                  # W, rows x genes
         residual = np.where(informative, log_expr - prior, 0.0)            # r
@@ -172,17 +189,7 @@ class _TissueModel:
         post = np.exp(log_post - logsumexp(log_post, axis=1, keepdims=True))
         post = np.where(post >= WEIGHT_FLOOR, post, 0.0)
         post /= post.sum(axis=1, keepdims=True)
-        rows, states = np.nonzero(post)
-        covariance = torch.cholesky_inverse(chol[rows, states]).numpy()    # posterior covariance of the latents
-        mean = np.zeros_like(log_expr)
-        second = np.zeros_like(log_expr)
-        for j, (i, k) in enumerate(zip(rows, states)):
-            load = self.loadings * self.active[k]
-            m = prior[i] + self.shifts_t[:, k] + load @ solved[i, k]
-            v = self.noise + ((load @ covariance[j]) * load).sum(axis=1)
-            mean[i] += post[i, k] * m
-            second[i] += post[i, k] * (v + m * m)
-        return mean, second
+        return post, solved, chol
 
 
 def enumerate_conditional_moments(

@@ -31,6 +31,9 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
     "gauss": ("gtex_models.models.gauss", "GaussImputer", {}),
     "softimpute": ("gtex_models.models.softimpute", "SoftImputeImputer", {}),
     "oracle": ("gtex_models.models.oracle", "OracleImputer", {}),
+    "donor-gauss": ("gtex_models.models.donor_gauss", "DonorGaussImputer", {}),
+    "donor-net": ("gtex_models.models.donor_net", "DonorNetImputer", {}),
+    "donor-oracle": ("gtex_models.models.donor_oracle", "DonorOracleImputer", {}),
 }
 METHODS: tuple[str, ...] = tuple(_REGISTRY)
 

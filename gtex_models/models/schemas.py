@@ -150,6 +150,16 @@ class SoftImputeState(OpenSchema):
     chosen: SoftImputeChoice
 
 
+class DonorGaussState(GaussState):
+    groups: list[str]
+
+
+class DonorNetState(OpenSchema):
+    params: dict[str, Any]
+    centring: dict[str, Any]
+    groups: list[str]
+
+
 class Simulation(Schema):
     n_donors: Annotated[int, Ge(1)]
     n_genes: Annotated[int, Ge(1)]
@@ -164,7 +174,8 @@ class OracleState(OpenSchema):
 STATE_SCHEMAS: dict[str, type[BaseModel]] = {
     "pmi": DeepState, "gain": DeepState, "gain-mse": DeepState, "mean": MeansState, "blood": BloodState,
     "knn": ResidualState, "mice": ResidualState, "missforest": ResidualState, "oracle": OracleState,
-    "gauss": GaussState, "softimpute": SoftImputeState,
+    "gauss": GaussState, "softimpute": SoftImputeState, "donor-gauss": DonorGaussState, "donor-net": DonorNetState,
+    "donor-oracle": OracleState,
 }
 
 

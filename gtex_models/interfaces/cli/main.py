@@ -33,6 +33,12 @@ from gtex_models.data.readers.samples import ONE_GROUP
 from gtex_models.data.reference import PATHWAYS
 from gtex_models.interfaces.cli import options
 from gtex_models.interfaces.cli.cohort_commands import import_command, prepare_gtex_command, simulate_command
+from gtex_models.interfaces.cli.donor_commands import (
+    CROSS_TISSUE_METHODS,
+    TASKS,
+    VALUE_METHODS,
+    study_add_donors_command,
+)
 from gtex_models.interfaces.cli.model_commands import (
     benchmark_command,
     calibrate_command,
@@ -166,8 +172,12 @@ def build_parser(prog: str = "python -m gtex_models") -> argparse.ArgumentParser
 
     bench = commands.add_parser("benchmark", help="fit and score several methods side by side")
     bench.add_argument("--cohort", required=True, type=Path, help="cohort directory (train, valid and test donors)")
-    bench.add_argument("--methods", type=options.methods, default="pmi,gain,mean,knn,mice,missforest,blood",
-                       help=f"comma-separated method names, among {', '.join(METHODS)}")
+    bench.add_argument("--task", choices=TASKS, default="values",
+                       help="values: hidden values of test samples (default); cross-tissue: each test donor's samples "
+                            "predicted from the donor's other samples, scored per target group")
+    bench.add_argument("--methods", type=options.methods, default=None,
+                       help=f"comma-separated method names, among {', '.join(METHODS)} (default: "
+                            f"{VALUE_METHODS} for values, {','.join(CROSS_TISSUE_METHODS)} for cross-tissue)")
     bench.add_argument("--scenario", choices=SCENARIOS, default="inductive",
                        help="inductive (new samples, the default) or inplace (gaps of the training samples)")
     bench.add_argument("--missing-rate", type=options.shares, default=[0.5], metavar="RATE[,RATE...]",
@@ -192,6 +202,9 @@ def build_parser(prog: str = "python -m gtex_models") -> argparse.ArgumentParser
                         help="CSV, TSV, GCT or h5ad (empty cells are missing), or an on-disk store (streamed)")
     impute.add_argument("--out", required=True, type=Path,
                         help="CSV, same orientation and scale as the input (a store: CSV, or a directory for a new store)")
+    impute.add_argument("--donors", type=Path, default=None,
+                        help="donors table (donor, group, sample_id): predict each row without a sample in --input "
+                             "from its donor's samples (a donor model: study add-donors)")
     impute.add_argument("--tissue", default=None, help="group (tissue) of every sample (e.g. 'Whole Blood')")
     impute.add_argument("--samples", type=Path, default=None, help="per-sample table with a group (tissue) column")
     impute.add_argument("--tissue-column", default=None, metavar="COLUMN",
@@ -254,6 +267,15 @@ def build_parser(prog: str = "python -m gtex_models") -> argparse.ArgumentParser
     add.add_argument("--label", default=None, help="what the app shows")
     add.add_argument("--max-epochs", type=options.at_least(1), default=None, help="cap the deep model's training epochs")
     add.set_defaults(handler=study_add_model_command)
+
+    donors = verbs.add_parser("add-donors", help="fit and score cross-tissue models on a study's donors (Donors page)")
+    donors.add_argument("--study", required=True, type=Path)
+    donors.add_argument("--methods", type=options.methods, default=None,
+                        help=f"default {','.join(CROSS_TISSUE_METHODS)} (and donor-oracle on a simulated cohort)")
+    donors.add_argument("--interval", type=options.level, default=0.9, metavar="LEVEL",
+                        help="level of the intervals scored (all levels 0.5-0.99 are calibrated)")
+    donors.add_argument("--seed", type=options.at_least(0), default=0)
+    donors.set_defaults(handler=study_add_donors_command)
 
     info = verbs.add_parser("info", help="print the table of what a study holds")
     info.add_argument("--study", required=True, type=Path, help="study folder (study build --out)")

@@ -95,8 +95,12 @@ def calibrate_command(args: argparse.Namespace) -> str:
 
 def benchmark_command(args: argparse.Namespace) -> str:
     from gtex_models.analysis.benchmark import run_benchmark, to_markdown
+    from gtex_models.interfaces.cli.donor_commands import VALUE_METHODS, cross_tissue_benchmark_command
     from gtex_models.interfaces.cli.patterns import patterns_from_args
 
+    if args.task == "cross-tissue":
+        return cross_tissue_benchmark_command(args)
+    args.methods = args.methods or VALUE_METHODS.split(",")
     options.check_outputs(args.json, args.markdown, args.overwrite)
     cohort = Cohort.load(args.cohort)
     patterns, _ = patterns_from_args(args, cohort.pathway(args.pathway).genes if args.pathway else cohort.genes)
@@ -117,6 +121,10 @@ def impute_command(args: argparse.Namespace) -> str:
     from gtex_models.models.checkpoints import load_checkpoint
     from gtex_models.models.model_space import ModelSpace
 
+    if args.donors is not None:
+        from gtex_models.interfaces.cli.donor_commands import impute_donors_command
+
+        return impute_donors_command(args)
     if is_store(args.input):
         check_store_output(args.out, args.overwrite)
     else:
