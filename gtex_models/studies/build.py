@@ -48,11 +48,13 @@ from gtex_models.models.checkpoints import load_checkpoint
 from gtex_models.models.model_space import ModelSpace, check_compatible, cohort_for_model
 from gtex_models.models.registry import DEEP_METHODS, METHODS
 from gtex_models.studies.experiment import Experiment, default_config, save_model, train_experiment
+from gtex_models.studies.precompute import precompute_model
 from gtex_models.studies.study import (
     BENCHMARK_FILE,
     COHORT_DIR,
     MANIFEST,
     MODELS_DIR,
+    OPTIONAL_TABLES,
     STUDY_FOLDER,
     TABLES,
     TABLES_DIR,
@@ -285,7 +287,8 @@ def add_checkpoint(study: str | Path, checkpoint_path: str | Path, key: str | No
     opened = Study.open(path)
     imputer, metadata = load_checkpoint(checkpoint_path)
     space = ModelSpace.from_metadata(metadata)
-    test = known_groups_only(cohort_for_model(opened.cohort(), space).split("test"), space.tissues)
+    cohort = opened.cohort()
+    test = known_groups_only(cohort_for_model(cohort, space).split("test"), space.tissues)
     check_compatible(metadata, test)
     if not metadata.get("evaluation"):
         metadata = {**metadata, "evaluation": evaluate_imputer(imputer, test)}
@@ -296,6 +299,7 @@ def add_checkpoint(study: str | Path, checkpoint_path: str | Path, key: str | No
         (scratch / MODELS_DIR).mkdir()
         shutil.copyfile(checkpoint_path, scratch / MODELS_DIR / f"{entry.key}.safetensors")
         write_model(scratch, entry.key, tables=evaluation_tables(imputer, test), umap=embedding_coordinates(imputer))
+        precompute_model(scratch, entry.key, imputer, metadata, cohort)
         _install_model(path, scratch, entry.key)
     _add_to_manifest(path, entry, None)
     return Study.open(path)
@@ -395,12 +399,15 @@ def _model_run(run: _Run, cohort: Cohort, folder: Path, progress: ProgressCallba
     write_model(folder, run.key, tables=evaluation_tables(imputer, data.test_donors),
                 umap=embedding_coordinates(imputer))
     _, metadata = load_checkpoint(checkpoint)  # the manifest says what the checkpoint says
+    progress(1.0, "interval coverage")
+    precompute_model(folder, run.key, imputer, metadata, cohort)
     return record, model_entry(run.key, metadata, run.label)
 
 
 def _install_model(study: Path, scratch: Path, key: str) -> None:
     """Move a model's files from ``scratch`` into the study (each file replaced in one step)."""
-    names = [f"{MODELS_DIR}/{key}.safetensors"] + [f"{TABLES_DIR}/{key}_{n}.csv.gz" for n in TABLES]
+    tables = TABLES + OPTIONAL_TABLES
+    names = [f"{MODELS_DIR}/{key}.safetensors"] + [f"{TABLES_DIR}/{key}_{n}.csv.gz" for n in tables]
     names.append(f"{TABLES_DIR}/{key}_{UMAP_TABLE}.csv")
     for name in names:
         if (scratch / name).is_file():
