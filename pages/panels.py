@@ -26,11 +26,11 @@ from pages._shared import (
     cohort,
     current_study,
     download_csv,
-    group_word,
     model,
     selected_model,
     simulated_note,
     study_token,
+    words,
 )
 
 MAX_TEST_SAMPLES = 600  # test samples scored on the page (drawn once); the CLI and benchmark score them all
@@ -75,7 +75,7 @@ if key is not None:
     study = current_study()
     simulated_note()
     space = model(key)[2]
-    word = group_word(space.tissues)
+    word = words().group
     if not study.has_cohort:
         st.info("This study has no cohort: a panel is designed on its training donors and scored on its test "
                 "donors, so there is nothing to compute here.")
