@@ -226,8 +226,8 @@ if study.has_cohort:
               if not flag]
     notes = [f"values modelled as {named.log_unit}",
              f"no {' or '.join(absent)} recorded" if absent else ""]
-    if any(notes):
-        st.caption("; ".join(n for n in notes if n).capitalize() + ".")
+    note = "; ".join(n for n in notes if n)
+    st.caption(note[0].upper() + note[1:] + ".")  # not str.capitalize: it would lower "TPM"
     counts = pd.crosstab(data.samples["tissue"], data.samples["split"]).reset_index()
     counts = counts.assign(training_samples=counts["tissue"].map(train_counts())).rename(columns={"tissue": word})
     st.dataframe(counts, width="stretch", hide_index=True)
