@@ -256,12 +256,10 @@ def _words(path: str, stamp: int) -> Words:
     """The words of a study, from its cohort's groups, scale and source (read from the cohort folder's small
     files, without loading the matrix)."""
     study = _open(path, stamp)
-    scale = study.cohort_summary.get("scale", "tpm")
-    if study.simulated:
-        return words_for(["Whole Blood"], scale, "simulated")  # the simulator's groups are GTEx tissues
-    folder = study.cohort_path
+    scale, folder = study.cohort_summary.get("scale", "tpm"), study.cohort_path
+    if study.simulated or folder is None:  # a simulation: the simulator's groups are GTEx tissues
+        return words_for(["Whole Blood"], scale, "simulated")
     try:
-        assert folder is not None  # not simulated
         info = json.loads((folder / "cohort.json").read_text(encoding="utf-8"))
         groups = pd.read_csv(folder / "samples.csv", usecols=["tissue"], dtype=str)["tissue"].unique()
         genes = pd.read_csv(folder / "genes.csv", usecols=["symbol"], dtype=str)["symbol"].dropna().tolist()
@@ -339,16 +337,15 @@ def _split_counts(path: str, stamp: int, split: str) -> dict[str, int]:
     return samples.loc[samples["split"] == split, "tissue"].value_counts().to_dict()
 
 
+def split_counts(split: str) -> dict[str, int]:
+    """Samples per group of ``split`` (train, valid, test) in the selected study's cohort (empty without one)."""
+    study = current_study()
+    return _split_counts(*_current(), split) if study is not None and study.has_cohort else {}
+
+
 def train_counts() -> dict[str, int]:
     """Training samples per group in the selected study's cohort (empty without a cohort)."""
-    study = current_study()
-    return _split_counts(*_current(), "train") if study is not None and study.has_cohort else {}
-
-
-def test_counts() -> dict[str, int]:
-    """Test samples per group in the selected study's cohort (empty without a cohort)."""
-    study = current_study()
-    return _split_counts(*_current(), "test") if study is not None and study.has_cohort else {}
+    return split_counts("train")
 
 
 # ------------------------------------------------------------------------------------ sidebar

@@ -172,6 +172,10 @@ if study is None:
     st.info("No study is open: pick one in the sidebar, or create one on the New study page.")
     st.stop()
 simulated_note("All numbers on this page")
+key = selected_model()
+if key is not None and study.has_cohort and isinstance(job := coverage_result(key), Job) and job.running:
+    st.info("The intervals' coverage of this model is being scored in the background (see *Intervals* below); "
+            "everything else on this page is ready.", icon=":material/hourglass_top:")
 
 st.subheader("Method comparison")
 records = benchmark()
@@ -187,11 +191,6 @@ else:
                                 for c in ("Mean R²", "Median R²", "SD R²", "Fit (s)", "Impute (s)")})
     download_csv(records, "benchmark.csv", "Download the benchmark (CSV)", key="download_benchmark")
 
-key = selected_model()
-running = key is not None and study.has_cohort and isinstance(job := coverage_result(key), Job) and job.running
-if running:
-    st.info("The intervals' coverage of this model is being scored in the background (see *Intervals* below); "
-            "everything else on this page is ready.", icon=":material/hourglass_top:")
 if key is not None:
     imputer, metadata, space = model(key)
     st.subheader("Model card")

@@ -39,6 +39,12 @@ MAX_TEST_SAMPLES = 600  # test samples scored on the page (drawn once); the CLI 
 def split_for_model(key: str) -> tuple:
     """(training donors, validation donors, test donors of the model's groups, at most :data:`MAX_TEST_SAMPLES`)
     in the model's space; the validation donors score the model-scored design's candidates."""
+    return _split_for_model(study_token(), key)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _split_for_model(token: str, key: str) -> tuple:
+    """:func:`split_for_model` of the study version ``token`` (shared, never mutated)."""
     space = model(key)[2]
     data = cohort_for_model(cohort(), space)
     train = data.split("train")

@@ -35,9 +35,9 @@ from pages._shared import (
     scenario_note,
     selected_model,
     simulated_note,
+    split_counts,
     study_token,
     tables,
-    test_counts,
     train_counts,
     words,
 )
@@ -267,7 +267,7 @@ if key is not None:
                    f"with fewer than {plots.MIN_SCORED_SAMPLES} test samples, too few to score (their few samples are "
                    "resampled to fill the extended set).")
         counts = train_counts()
-        st.plotly_chart(plots.tissue_r2_boxplot(per_tissue, counts, order, test_counts=test_counts()),
+        st.plotly_chart(plots.tissue_r2_boxplot(per_tissue, counts, order, test_counts=split_counts("test")),
                         width="stretch")
         stats = plots.box_statistics(per_tissue).assign(training_samples=lambda t: t["tissue"].map(counts))
         with st.expander(f"Per-{word} summary table"):
@@ -285,7 +285,7 @@ if key is not None:
     else:
         across = {label: tables(k)["across_rates"] for label, k in models.items()}
         available = sorted(set().union(*(set(t["tissue"]) for t in across.values())) - {plots.POOLED})
-        small = plots.too_few(test_counts(), available)
+        small = plots.too_few(split_counts("test"), available)
         scoreable = [t for t in available if t not in small]
         defaults = [t for t in DEFAULT_TISSUES if t in scoreable] or scoreable[:3]
         chosen = st.multiselect(named.Groups, [plots.POOLED, *available], default=[plots.POOLED, *defaults],
@@ -296,7 +296,7 @@ if key is not None:
                    f"and each gene's R² in a {word} is computed on all their hidden values together, so every "
                    f"gene has about {MIN_HIDDEN_PER_GENE} hidden values per {word} even at 10 % missing "
                    f"(one mask would give it 5).")
-        st.plotly_chart(plots.r2_vs_missing_rate(across, chosen, test_counts(), named.all_groups), width="stretch")
+        st.plotly_chart(plots.r2_vs_missing_rate(across, chosen, split_counts("test"), named.all_groups), width="stretch")
         for label, k in models.items():
             download_csv(across[label], f"{k}_r2_across_rates.csv", f"Download {label} R² across rates (CSV)",
                          key=f"download_across_{k}")
