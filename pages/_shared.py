@@ -3,8 +3,12 @@
 The studies offered are the demo (``data/demo``, always), every study in the studies folder
 (``$GTEX_STUDIES_DIR``, default ``data/studies``), and each folder given as
 ``streamlit run app.py -- --study DIR`` (repeatable) or listed in ``$GTEX_STUDY`` (separated by
-``os.pathsep``); such a folder may be a study or hold studies. The first folder given that way is
-selected at start, else the demo.
+``os.pathsep``); such a folder may be a study or hold studies. The study named in the page's address
+(``?study=NAME``, :mod:`pages._address`) is selected, else the first folder given that way, else the demo.
+
+Everything a page shows is read for the session's study: callbacks that run outside the page's run
+(a download's deferred data, a background job) get the study's path and version (:func:`study_ref`),
+never the session. :func:`words` names the study's groups and values (:mod:`gtex_models.interfaces.naming`).
 
 Everything read from a study is cached under its path and its manifest's modification time (a
 rebuilt study is read afresh): models and cohorts with ``st.cache_resource`` (one shared object,
@@ -15,8 +19,10 @@ never mutated), tables with ``st.cache_data``. Pages stay thin: widgets and plot
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -26,16 +32,19 @@ import streamlit as st
 
 from gtex_models.common.choices import DUPLICATE_CHOICES
 from gtex_models.data.cohort import Cohort
-from gtex_models.data.reference import are_gtex_tissues
+from gtex_models.data.readers.genes import looks_like_probes
+from gtex_models.interfaces.deployment import Deployment, DeploymentError
+from gtex_models.interfaces.naming import Words, words_for
 from gtex_models.models.base import Imputer
 from gtex_models.models.calibration import Calibration
 from gtex_models.models.checkpoints import load_checkpoint
-from gtex_models.models.model_space import ModelSpace, cohort_for_model
+from gtex_models.models.model_space import ModelSpace
 from gtex_models.models.training import resolve_device
 from gtex_models.studies.demo import CACHE_DIR, DEMO_DIR
-from gtex_models.studies.experiment import calibrate_checkpoint
-from gtex_models.studies.jobs import Job
+from gtex_models.studies.jobs import Job, Work, start_job
+from gtex_models.studies.precompute import model_calibration
 from gtex_models.studies.study import MANIFEST, Study, StudyError, find_studies
+from pages import _address as address
 
 SIMULATED = "SIMULATED"
 STUDY_KEY = "study_path"  # the pickers' widget keys
@@ -128,24 +137,71 @@ def select_study(path: str | Path, message: str | None = None) -> None:
 
 @st.cache_resource
 def job_board() -> dict[str, Job]:
-    """The server's study build (one at a time, whichever session started it): ``{"job": Job}`` while there
-    is one to show."""
+    """The server's study builds, by id, while there is something to show of them (at most
+    :attr:`~gtex_models.interfaces.deployment.Deployment.max_builds` running at once)."""
     return {}
+
+
+@st.cache_resource
+def _background_board() -> tuple[threading.Lock, dict[tuple, Job]]:
+    return threading.Lock(), {}
+
+
+def background(key: tuple, title: str, work: Work) -> Job:
+    """The server's background job for ``key`` (e.g. a study version and a model), started with ``work`` when
+    there is none: every session asking for the same ``key`` shares one. ``work`` runs outside any page's run,
+    so it must not read the session (give it what it needs)."""
+    lock, board = _background_board()
+    with lock:
+        if key not in board:
+            board[key] = start_job(title, work)
+        return board[key]
+
+
+def running_builds() -> list[Job]:
+    return [job for job in list(job_board().values()) if job.running]
+
+
+def deployment() -> Deployment:
+    """This server's settings (:mod:`gtex_models.interfaces.deployment`); a setting it cannot use stops the app
+    with a message naming the variable."""
+    try:
+        return Deployment.from_environ()
+    except DeploymentError as error:
+        st.error(f"The app cannot start with this environment: {error}", icon=":material/error:")
+        st.stop()
 
 
 # ------------------------------------------------------------------------------------ the selected study
 def resolve_study() -> tuple[list[StudyChoice], list[str], dict[str, StudyChoice]]:
-    """Find the studies and settle which one is selected (a pending :func:`select_study`, else the picker's
-    value, else the last selection, else the first folder given, else the demo); returns the choices, the
-    notes and the usable studies by path."""
+    """Find the studies and settle which one is selected (a pending :func:`select_study`, else the study the
+    address requests, else the picker's value, else the last selection, else the first folder given, else the
+    demo) and write it to the address; returns the choices, the notes and the usable studies by path."""
     choices, notes, preferred = study_choices()
     usable = {str(c.path): c for c in choices if c.study is not None}
-    wanted = [st.session_state.pop(_PENDING_STUDY, None), st.session_state.get(STUDY_KEY),
-              st.session_state.get(SELECTED_STUDY), str(preferred), next(iter(usable), None)]
+    ids = address.study_ids(usable)
+    wanted = [st.session_state.pop(_PENDING_STUDY, None), _requested_study(ids),
+              st.session_state.get(STUDY_KEY), st.session_state.get(SELECTED_STUDY), str(preferred),
+              next(iter(usable), None)]
     path = next((p for p in wanted if p in usable), None)
     st.session_state[SELECTED_STUDY] = path
     st.session_state[_CURRENT] = None if path is None else (path, usable[path].stamp)
+    address.write(address.STUDY, ids.get(path))
     return choices, notes, usable
+
+
+def _requested_study(ids: dict[str, str]) -> str | None:
+    """The path of the study a link or reload asks for; an unknown name is reported and gives the demo."""
+    wanted = address.requested(address.STUDY)
+    if wanted is None:
+        return None
+    by_name = {name: path for path, name in ids.items()}
+    if wanted in by_name:
+        return by_name[wanted]
+    demo = str(DEMO_DIR.resolve())
+    address.note(f"This server has no study {wanted!r} (the address names it): showing "
+                 f"{'the demo' if demo in ids else 'the first study'} instead. Pick a study in the sidebar.")
+    return demo
 
 
 def _current() -> tuple[str, int] | None:
@@ -153,6 +209,20 @@ def _current() -> tuple[str, int] | None:
     if _CURRENT not in st.session_state:
         resolve_study()
     return st.session_state[_CURRENT]
+
+
+def study_ref() -> tuple[str, int]:
+    """(path, version) of the selected study, to hand to work that runs outside the page's run (a download's
+    deferred data, a background job): such work must not read the session."""
+    current = _current()
+    if current is None:
+        raise StudyError("No study is selected.")
+    return current
+
+
+def study_at(ref: tuple[str, int]) -> Study:
+    """The study ``ref`` (:func:`study_ref`), opened read-only (cached)."""
+    return _open(*ref)
 
 
 def current_study() -> Study | None:
@@ -175,9 +245,29 @@ def rebuild_hint(study: Study) -> str:
     return DEMO_HINT if is_demo(study) else STUDY_HINT
 
 
-def group_word(groups: Sequence[str]) -> str:
-    """``tissue`` when the groups are GTEx tissues, else ``group`` (a cohort's own sample groups)."""
-    return "tissue" if are_gtex_tissues(groups) else "group"
+def words() -> Words:
+    """How the selected study's groups and values are called (``tissue`` / ``group``, ``log2(TPM + 1)``, ...)."""
+    current = _current()
+    return Words() if current is None else _words(*current)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _words(path: str, stamp: int) -> Words:
+    """The words of a study, from its cohort's groups, scale and source (read from the cohort folder's small
+    files, without loading the matrix)."""
+    study = _open(path, stamp)
+    scale, folder = study.cohort_summary.get("scale", "tpm"), study.cohort_path
+    if study.simulated or folder is None:  # a simulation: the simulator's groups are GTEx tissues
+        return words_for(["Whole Blood"], scale, "simulated")
+    try:
+        info = json.loads((folder / "cohort.json").read_text(encoding="utf-8"))
+        groups = pd.read_csv(folder / "samples.csv", usecols=["tissue"], dtype=str)["tissue"].unique()
+        genes = pd.read_csv(folder / "genes.csv", usecols=["symbol"], dtype=str)["symbol"].dropna().tolist()
+    except (OSError, ValueError, KeyError):  # no cohort folder, or an unusual one: words from what is known
+        return words_for([], scale)
+    meta = info.get("meta") if isinstance(info, dict) and isinstance(info.get("meta"), dict) else {}
+    mapped = bool((meta.get("files") or {}).get("gene_map"))
+    return words_for(groups, scale, meta.get("source"), probes=mapped or looks_like_probes(genes))
 
 
 # ------------------------------------------------------------------------------------ loaders
@@ -194,18 +284,9 @@ def model(key: str) -> tuple[Imputer, dict[str, Any], ModelSpace]:
 
 @st.cache_resource(show_spinner="Calibrating the model's intervals on held-out donors…", max_entries=16)
 def _calibration(path: str, stamp: int, key: str) -> tuple[Calibration | None, str]:
-    imputer, metadata, space = _model(path, stamp, key)
-    if metadata.get("calibration") is not None:
-        return metadata["calibration"], "calibrated on held-out donors when the model was saved"
-    if not _open(path, stamp).has_cohort:
-        return None, ("This model has no interval calibration and its study no cohort to make one from: "
-                      "no intervals. Add one with `python -m gtex_models calibrate --checkpoint CKPT --cohort DIR`.")
-    try:
-        made = calibrate_checkpoint(imputer, metadata, cohort_for_model(_cohort(path, stamp), space))
-    except ValueError as error:  # CalibrationError included: too few held-out donors
-        return None, f"No intervals for this model: {error}"
-    return made, ("calibrated just now on the study's held-out donors (the checkpoint stores none; "
-                  "`python -m gtex_models calibrate` stores one)")
+    imputer, metadata, _ = _model(path, stamp, key)
+    has_cohort = metadata.get("calibration") is None and _open(path, stamp).has_cohort
+    return model_calibration(imputer, metadata, _cohort(path, stamp) if has_cohort else None)
 
 
 def calibration(key: str) -> tuple[Calibration | None, str]:
@@ -222,6 +303,11 @@ def _cohort(path: str, stamp: int) -> Cohort:
 def cohort() -> Cohort:
     """The selected study's cohort (shared, never mutated); check ``current_study().has_cohort`` first."""
     return _cohort(*_current())
+
+
+def study_cohort(ref: tuple[str, int]) -> Cohort:
+    """The cohort of the study ``ref`` (:func:`study_ref`), for work outside the page's run."""
+    return _cohort(*ref)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -246,27 +332,35 @@ def benchmark() -> pd.DataFrame | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _train_counts(path: str, stamp: int) -> dict[str, int]:
+def _split_counts(path: str, stamp: int, split: str) -> dict[str, int]:
     samples = _cohort(path, stamp).samples
-    return samples.loc[samples["split"] == "train", "tissue"].value_counts().to_dict()
+    return samples.loc[samples["split"] == split, "tissue"].value_counts().to_dict()
+
+
+def split_counts(split: str) -> dict[str, int]:
+    """Samples per group of ``split`` (train, valid, test) in the selected study's cohort (empty without one)."""
+    study = current_study()
+    return _split_counts(*_current(), split) if study is not None and study.has_cohort else {}
 
 
 def train_counts() -> dict[str, int]:
     """Training samples per group in the selected study's cohort (empty without a cohort)."""
-    study = current_study()
-    return _train_counts(*_current()) if study is not None and study.has_cohort else {}
+    return split_counts("train")
 
 
 # ------------------------------------------------------------------------------------ sidebar
 def sidebar() -> None:
-    """Study and model pickers, shown on every page."""
+    """Study and model pickers, shown on every page (and, above the page, what was wrong with its address)."""
     choices, notes, usable = resolve_study()
+    study = usable[st.session_state[SELECTED_STUDY]].study if usable else None
+    if study is not None and study.models:
+        _model_key(study)  # the address's model request is answered before the page runs
+    address.show_note()
     with st.sidebar:
         st.markdown("### Study")
         if _READY in st.session_state:
             st.success(st.session_state.pop(_READY), icon=":material/check_circle:")
-        job = job_board().get("job")
-        if job is not None and job.running:
+        for job in running_builds():
             st.caption(f"Building study **{job.title}**: {job.fraction:.0%} ({job.message}); see the New study page.")
         for note in notes:
             st.warning(note, icon=":material/folder_off:")
@@ -287,7 +381,6 @@ def sidebar() -> None:
         st.selectbox("Study", list(usable), key=STUDY_KEY, format_func=label,
                      help=f"The demo, the studies in `{studies_dir()}` (${STUDIES_DIR_ENV}) and the folders given "
                           f"with `streamlit run app.py -- --study DIR` or ${STUDY_ENV}.")
-        study = usable[st.session_state[SELECTED_STUDY]].study
         _describe(study)
         st.markdown("### Model")
         if not study.models:
@@ -304,10 +397,18 @@ def _keep_model() -> None:
 
 
 def _model_key(study: Study) -> str | None:
-    """The selected model if the study has it, else the study's first."""
+    """The model the address requests if the study has it, else the selected model if the study has it, else the
+    study's first; written to the address."""
+    wanted = address.requested(address.MODEL)
+    if wanted is not None and wanted in study.models:
+        st.session_state[SELECTED_MODEL] = wanted
+    elif wanted is not None:
+        address.note(f"Study {study.title!r} has no model {wanted!r} (the address names it): showing another; "
+                     "pick one in the sidebar.")
     key = st.session_state.get(SELECTED_MODEL)
     key = key if key in study.models else next(iter(study.models), None)
     st.session_state[SELECTED_MODEL] = key
+    address.write(address.MODEL, key)
     return key
 
 
@@ -382,3 +483,4 @@ def simulated_note(what: str = "These results") -> None:
     if study is not None and study.simulated:
         st.caption(f":orange-badge[{SIMULATED}] {what} come from a simulated cohort ({study.title}), "
                    "not real measurements.")
+

@@ -10,24 +10,29 @@ import streamlit as st
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.provenance import DonorLeakError
 from gtex_models.interfaces import plots
-from gtex_models.models.calibration import check_unseen, coverage_table
+from gtex_models.interfaces.naming import Words
+from gtex_models.models.calibration import Calibration, check_unseen
 from gtex_models.models.model_space import ModelSpace, cohort_for_model
-from gtex_models.models.registry import make_imputer
+from gtex_models.studies.jobs import FAILED, Job
+from gtex_models.studies.precompute import COVERAGE_TABLE, STORED_NOTE, calibrated_coverage, write_coverage
 from gtex_models.studies.study import METHOD_LABELS
 from pages._shared import (
     SIMULATED,
+    background,
     benchmark,
-    calibration,
     cohort,
     current_study,
+    deployment,
     download_csv,
-    group_word,
     model,
     rebuild_hint,
     selected_model,
     simulated_note,
-    study_token,
+    study_at,
+    study_cohort,
+    study_ref,
     train_counts,
+    words,
 )
 
 BENCHMARK_COLUMNS = {
@@ -35,7 +40,7 @@ BENCHMARK_COLUMNS = {
     "r2_median": "Median R²", "r2_std": "SD R²", "n_genes": "Genes", "n_test_samples": "Test samples",
     "fit_seconds": "Fit (s)", "impute_seconds": "Impute (s)",
 }
-SCALE_NOTES = {"tpm": "values imported as TPM (modelled as log2(TPM + 1))", "log": "values imported on a log scale"}
+POLL_SECONDS = 1.0
 REAL_DATA = """
 To work with the public GTEx v8 release, download the gene TPM matrix
 (`GTEx_Analysis_2017-06-05_v8_RNASeQCv1.1.9_gene_tpm.gct.gz`), the sample attributes
@@ -54,8 +59,6 @@ The new study then appears in the sidebar's study picker. Your own matrix (CSV, 
 study on the **New study** page, or with `python -m gtex_models import` then `study build`.
 """
 
-CALIBRATION_RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
-CALIBRATION_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
 def _test_donors(key: str) -> Cohort:
@@ -65,43 +68,84 @@ def _test_donors(key: str) -> Cohort:
     return test.subset_samples(test.samples["tissue"].isin(space.tissues).to_numpy())
 
 
-@st.cache_data(show_spinner="Scoring the intervals on the test donors…", max_entries=8)
-def _coverage(token: str, key: str) -> pd.DataFrame | None:
-    """Empirical coverage of model ``key``'s calibrated intervals on the study's test donors (None: no calibration
-    or no test donor of a group the model knows; :class:`DonorLeakError` if it was calibrated on any of them)."""
-    imputer = model(key)[0]
-    made = calibration(key)[0]
-    test = _test_donors(key)
-    if made is None or test.n_samples == 0:
-        return None
-    oracle = None
-    if test.meta.get("source") == "simulated":
-        oracle = make_imputer("oracle").fit(test)
-    return coverage_table(imputer, made, test, CALIBRATION_RATES, CALIBRATION_LEVELS, oracle=oracle)
+@st.cache_data(show_spinner=False, max_entries=16)
+def stored_coverage(path: str, stamp: int, key: str) -> pd.DataFrame | None:
+    """The coverage table the study stores for model ``key`` (None: it has none; older studies)."""
+    return study_at((path, stamp)).optional_table(key, COVERAGE_TABLE)
 
 
-def calibration_view(key: str, word: str) -> None:
-    """Nominal against empirical coverage of the model's intervals, per missing rate and per group."""
-    made, source = calibration(key)
+def coverage_job(key: str) -> Job:
+    """The background job scoring model ``key``'s intervals on the study's test donors (calibrating them first when
+    the checkpoint has none); its result: (calibration, note, table). Stored in the study when it can be."""
+    ref = study_ref()
+    imputer, metadata, _ = model(key)
+    data = study_cohort(ref)
+    writable = metadata.get("calibration") is not None and not deployment().read_only
+
+    def work(progress, should_stop) -> tuple[Calibration | None, str, pd.DataFrame | None]:
+        made, note, table = calibrated_coverage(imputer, metadata, data, progress)
+        if writable and table is not None:
+            try:
+                write_coverage(ref[0], key, table)  # the next server finds it
+            except OSError:  # a read-only study folder: kept in memory only
+                pass
+        return made, note, table
+
+    return background(("coverage", *ref, key), f"interval coverage of {key}", work)
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _coverage_progress(job: Job) -> None:
+    """The background job's progress, polled; the whole page reruns once it is done."""
+    if not job.running:
+        st.rerun()
+    st.progress(job.fraction, text=f"Scoring the intervals on the test donors in the background: {job.message} "
+                                   f"({job.seconds:.0f} s). The rest of the page is ready; this part fills in when "
+                                   "done.")
+
+
+def coverage_result(key: str) -> tuple[Calibration | None, str, pd.DataFrame | None] | Job:
+    """Model ``key``'s (calibration, where it comes from, coverage table): stored in the study, or the result of
+    the background job, or that job while it runs (or after it failed)."""
+    metadata = model(key)[1]
+    if metadata.get("calibration") is not None:
+        table = stored_coverage(*study_ref(), key)
+        if table is not None:
+            return metadata["calibration"], STORED_NOTE, table
+    job = coverage_job(key)
+    return job if job.running or job.state == FAILED else job.result
+
+
+def calibration_view(key: str, named: Words) -> None:
+    """Nominal against empirical coverage of the model's intervals, per missing rate and per group: stored in the
+    study, else scored in the background (with its progress) while the rest of the page is usable."""
+    result = coverage_result(key)
+    if isinstance(result, Job):
+        if result.running:
+            _coverage_progress(result)
+        else:
+            st.error(f"Scoring the intervals failed: {result.error}", icon=":material/error:")
+        return
+    made, note, table = result
     if made is None:
-        st.info(source)
+        st.info(note)
         return
     info, donors = made.info, made.donors
     fitted_on = "donors" if donors is None else f"{donors.split} donors (digest {donors.digest[:12]})"
-    st.caption(f"Split-conformal intervals, {source}: {info.get('n_samples', '?'):,} samples of "
+    st.caption(f"Split-conformal intervals, {note}: {info.get('n_samples', '?'):,} samples of "
                f"{info.get('n_donors', '?')} {fitted_on}, {info.get('n_scores', 0):,} hidden values. Below, their "
                "coverage on the test donors (never used for training or calibration), with a new mask at each "
                "missing rate.")
     try:
-        note = check_unseen(made, _test_donors(key), "the study's test donors")
-        table = _coverage(study_token(), key)
+        unchecked = check_unseen(made, _test_donors(key), "the study's test donors")
     except DonorLeakError as error:
         st.error(f"{error} Their coverage is not shown.", icon=":material/error:")
         return
-    if note:
-        st.caption(note)
+    if unchecked:
+        st.caption(unchecked)
     if table is None:
-        st.info(f"The study's cohort has no test donor in a {word} the model knows, so coverage cannot be measured.")
+        st.info(f"The study's cohort has no test donor in a {named.group} the model knows, so coverage cannot be "
+                "measured.")
         return
     left, right = st.columns(2)
     left.plotly_chart(plots.calibration_curves(table), width="stretch")
@@ -111,16 +155,16 @@ def calibration_view(key: str, word: str) -> None:
                     column_config={"missing_rate": st.column_config.NumberColumn("Missing rate", format="%.1f"),
                                    "coverage": st.column_config.NumberColumn("Coverage of 90 % intervals",
                                                                              format="%.3f"),
-                                   "width_median": st.column_config.NumberColumn("Median width (log2)",
+                                   "width_median": st.column_config.NumberColumn(f"Median width ({named.log_unit})",
                                                                                  format="%.2f"),
                                    "oracle_width_median": st.column_config.NumberColumn(
                                        "Oracle's exact width", format="%.2f",
                                        help="The simulation's exact conditional SD: the narrowest 90 % interval")})
-    st.plotly_chart(plots.coverage_by_group(table, 0.9), width="stretch")
+    st.plotly_chart(plots.coverage_by_group(table, 0.9, named.Group), width="stretch")
     download_csv(table, f"{key}_interval_coverage.csv", "Download the coverage table (CSV)", key="download_coverage")
 
 
-def model_card(metadata: dict[str, Any], space: ModelSpace) -> dict[str, Any]:
+def model_card(metadata: dict[str, Any], space: ModelSpace, named: Words) -> dict[str, Any]:
     """The facts of a checkpoint worth a line each."""
     history = metadata.get("history") or {}
     evaluation = metadata.get("evaluation") or {}
@@ -128,7 +172,7 @@ def model_card(metadata: dict[str, Any], space: ModelSpace) -> dict[str, Any]:
         "Method": metadata.get("method"),
         "Scenario": metadata.get("scenario", "?"),
         "Genes": f"{space.n_genes:,}" + (f" ({metadata['pathway']} pathway)" if metadata.get("pathway") else ""),
-        group_word(space.tissues).capitalize() + "s": len(space.tissues),
+        named.Groups: len(space.tissues),
         "Epochs": f"{history.get('epochs', '?')} (best {history.get('best_epoch', '?')}; {history.get('stop_reason', '')})",
         "Training time": f"{history.get('seconds', float('nan')):.0f} s on {history.get('device', '?')} "
                          f"({history.get('precision', 'fp32')})",
@@ -141,10 +185,15 @@ def model_card(metadata: dict[str, Any], space: ModelSpace) -> dict[str, Any]:
 
 st.title("Benchmark & model card")
 study = current_study()
+named = words()
 if study is None:
     st.info("No study is open: pick one in the sidebar, or create one on the New study page.")
     st.stop()
 simulated_note("All numbers on this page")
+key = selected_model()
+if key is not None and study.has_cohort and isinstance(job := coverage_result(key), Job) and job.running:
+    st.info("The intervals' coverage of this model is being scored in the background (see *Intervals* below); "
+            "everything else on this page is ready.", icon=":material/hourglass_top:")
 
 st.subheader("Method comparison")
 records = benchmark()
@@ -160,13 +209,12 @@ else:
                                 for c in ("Mean R²", "Median R²", "SD R²", "Fit (s)", "Impute (s)")})
     download_csv(records, "benchmark.csv", "Download the benchmark (CSV)", key="download_benchmark")
 
-key = selected_model()
 if key is not None:
     imputer, metadata, space = model(key)
     st.subheader("Model card")
     left, right = st.columns([2, 3])
     with left:
-        st.markdown("  \n".join(f"**{name}:** {value}" for name, value in model_card(metadata, space).items()))
+        st.markdown("  \n".join(f"**{name}:** {value}" for name, value in model_card(metadata, space, named).items()))
         st.markdown("**Hyper-parameters**")
         st.json((metadata.get("config") or {}).get("params", {}), expanded=False)
     with right:
@@ -177,7 +225,7 @@ if key is not None:
             st.info("This checkpoint has no training history (baselines have none).")
     st.subheader("Intervals: nominal against empirical coverage")
     if study.has_cohort:
-        calibration_view(key, group_word(space.tissues))
+        calibration_view(key, named)
     else:
         st.info("The study has no cohort, so the intervals' coverage cannot be measured here.")
 
@@ -185,18 +233,18 @@ st.subheader("Cohort" + (f" · {SIMULATED}" if study.simulated else ""))
 summary = study.cohort_summary
 if study.has_cohort:
     data = cohort()
-    word = group_word(data.tissues)
+    word = named.group
     cols = st.columns(4)
     cols[0].metric("Samples", f"{data.n_samples:,}")
     cols[1].metric("Donors", f"{data.n_donors:,}")
-    cols[2].metric(f"{word.capitalize()}s", len(data.tissues))
+    cols[2].metric(named.Groups, len(data.tissues))
     cols[3].metric("Genes", f"{data.n_genes:,}")
     absent = [name for name, flag in (("sex", summary.get("has_sex", True)), ("age", summary.get("has_age", True)))
               if not flag]
-    notes = [SCALE_NOTES.get(summary.get("scale"), ""),
+    notes = [f"values modelled as {named.log_unit}",
              f"no {' or '.join(absent)} recorded" if absent else ""]
-    if any(notes):
-        st.caption("; ".join(n for n in notes if n).capitalize() + ".")
+    note = "; ".join(n for n in notes if n)
+    st.caption(note[0].upper() + note[1:] + ".")  # not str.capitalize: it would lower "TPM"
     counts = pd.crosstab(data.samples["tissue"], data.samples["split"]).reset_index()
     counts = counts.assign(training_samples=counts["tissue"].map(train_counts())).rename(columns={"tissue": word})
     st.dataframe(counts, width="stretch", hide_index=True)

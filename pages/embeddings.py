@@ -1,4 +1,5 @@
-"""Tissue embeddings: where the model places each tissue or group (Viñas et al. 2021, Fig. 3)."""
+"""Tissue embeddings (Group embeddings for a cohort's own groups): where the model places each group (Viñas et al.
+2021, Fig. 3)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import streamlit as st
 from gtex_models.analysis import embeddings
 from gtex_models.analysis.embeddings import UMAP_MIN_GROUPS
 from gtex_models.interfaces import plots
-from pages._shared import current_study, download_csv, group_word, model, selected_model, simulated_note, study_token
+from pages._shared import current_study, download_csv, model, selected_model, simulated_note, study_token, words
 
 
 @st.cache_data(show_spinner=False)
@@ -37,12 +38,13 @@ def _brain_sentence(matrix: pd.DataFrame, k: int = 5) -> str:
             f"brain regions among their {k} nearest tissues (cosine similarity, table below).")
 
 
-st.title("Tissue embeddings")
+named = words()
+st.title(f"{named.Group} embeddings")
 key = selected_model()
 if key is not None:
     study = current_study()
     imputer, _, space = model(key)
-    word = group_word(space.tissues)
+    word = named.group
     simulated_note("The embeddings")
     if getattr(imputer, "networks", None) is None:
         st.info(f"{study.models[key].label} learns no {word} embedding: only PMI and GAIN-GTEx do. Pick one of "

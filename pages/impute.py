@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from gtex_models.data.covariates import SEXES
 from gtex_models.data.readers.errors import InputError, max_input_mb
 from gtex_models.interfaces import plots, try_it
 from gtex_models.interfaces import upload as pipeline
+from gtex_models.interfaces.naming import Words
 from gtex_models.models import model_space
 from gtex_models.studies.study import Study
 from pages._shared import (
@@ -22,19 +24,21 @@ from pages._shared import (
     cohort,
     current_study,
     download_csv,
-    group_word,
     model,
     scenario_note,
     selected_model,
     simulated_note,
+    study_cohort,
+    study_ref,
     study_token,
+    words,
 )
 
-SCALE_LABELS = {"auto": "Detect", **pipeline.SCALE_NAMES}
 PER_FILE, PER_SAMPLE = "One {word} for the whole file", "Per sample, from a sample table"
 PREVIEW_ROWS, PREVIEW_COLUMNS = 50, 60  # styling is slow: ~3,000 cells take ~0.3 s
 IMPUTED_STYLE = "background-color: #ffe0b2"  # the imputed cells of the result preview
 UPLOAD, TRY = "Upload your samples", "Try it on held-out samples"
+MEAN_R2 = "Mean per-gene R²"  # Try it's headline (the README's metric)
 ALL = "All"
 EXAMPLE_TISSUE = "Whole Blood"
 INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95, 0.99)
@@ -78,27 +82,34 @@ def _interval_level(key: str, widget_key: str) -> float | None:
     if made is None:
         st.info(source)
         return None
+    named = words()
     return st.select_slider("Interval level", INTERVAL_LEVELS, value=0.9, format_func=lambda v: f"{v:.0%}",
                             key=widget_key, help=f"Calibrated per-value intervals ({source}): on held-out "
-                            "donors, this share of hidden values falls inside its interval, in every tissue and at "
-                            "any missing rate. Widths follow the tissue, the gene, the share missing and how well "
-                            "the model re-imputes the sample's own observed values (a noisy sample gets wider "
-                            "intervals); that check costs one more imputation pass.")
+                            f"donors, this share of hidden values falls inside its interval, in every {named.group} "
+                            f"and at any missing rate. Widths follow the {named.group}, the gene, the share missing "
+                            "and how well the model re-imputes the sample's own observed values (a noisy sample gets "
+                            "wider intervals); that check costs one more imputation pass.")
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def _example(token: str) -> bytes:
-    """Held-out samples of the study with gaps, as the CSV a user would upload (genes as columns)."""
-    data = cohort()
+def example_csv(path: str, stamp: int) -> bytes:
+    """Held-out samples of the study at ``path`` (version ``stamp``) with gaps, as the CSV a user would upload
+    (genes as columns). Called by the download button outside the page's run: it reads no session."""
+    data = study_cohort((path, stamp))
     test_groups = data.samples.loc[data.samples["split"] == "test", "tissue"]
     group = EXAMPLE_TISSUE if EXAMPLE_TISSUE in set(test_groups) else test_groups.value_counts().index[0]
     return try_it.example_upload(data, group).T.to_csv().encode()
 
 
+def scale_labels(named: Words) -> dict[str, str]:
+    """The scale chooser's options named for the study: detect, linear values, the log scale."""
+    return {"auto": "Detect", "tpm": named.linear_unit, "log": named.log_unit}
+
+
 def _sample_options(study: Study, space: model_space.ModelSpace, sample_ids: list[str]) -> dict[str, Any] | None:
     """Group, sex and age widgets (only those the model can use); sample_table's keyword arguments, or None
     until complete."""
-    word = group_word(space.tissues)
+    word = words().group
     summary = study.cohort_summary
     has_sex, has_age = summary.get("has_sex", True), summary.get("has_age", True)
     if len(space.tissues) == 1:
@@ -134,7 +145,7 @@ def _sample_options(study: Study, space: model_space.ModelSpace, sample_ids: lis
     return options
 
 
-def _coverage(alignment: pipeline.Alignment, scale: str, reason: str) -> None:
+def _coverage(alignment: pipeline.Alignment, scale: str, reason: str, named: Words) -> None:
     """Coverage metrics, warnings and details of an aligned upload."""
     coverage = alignment.coverage
     cols = st.columns(4)
@@ -143,7 +154,7 @@ def _coverage(alignment: pipeline.Alignment, scale: str, reason: str) -> None:
                    help="Model genes the upload has as a row or column (even if some values are missing).")
     cols[2].metric("Observed values", f"{coverage.observed_share:.1%}",
                    help="Share of observed values over samples x model genes; the rest is imputed.")
-    cols[3].metric("Scale", pipeline.SCALE_NAMES[scale], help=f"Reason: {reason}.")
+    cols[3].metric("Scale", named.scale_name(scale), help=f"Reason: {reason}.")
     for message in coverage.warnings:
         st.warning(message)
     with st.expander("Coverage details"):
@@ -154,7 +165,7 @@ def _coverage(alignment: pipeline.Alignment, scale: str, reason: str) -> None:
 
 
 def _to_log(values: pd.DataFrame | pd.Series, scale: str) -> pd.DataFrame | pd.Series:
-    """Values on the log2(TPM + 1) scale, for the charts (a log-scale upload as it is)."""
+    """Values on the model's log scale, for the charts (a log-scale upload as it is, linear values log2(x + 1))."""
     return values if scale == "log" else np.log2(values + 1.0)
 
 
@@ -165,14 +176,14 @@ def _marked_preview(frame: pd.DataFrame, imputed: pd.DataFrame) -> pd.io.formats
     return shown.style.apply(lambda _: np.where(mask, IMPUTED_STYLE, ""), axis=None).format(precision=3)
 
 
-def _results(result: pipeline.ImputationResult) -> None:
+def _results(result: pipeline.ImputationResult, named: Words) -> None:
     """Preview heat map, marked table, downloads and interval chart of an imputation."""
-    unit = pipeline.SCALE_NAMES[result.scale]
+    unit = named.scale_name(result.scale)
     st.success(f"Imputed {result.n_imputed:,} values: {result.values.shape[0]:,} samples x "
                f"{result.values.shape[1]:,} genes ({len(result.added_features):,} genes added from the model).")
     uploaded = result.values.columns[: result.values.shape[1] - len(result.added_features)]
     st.plotly_chart(plots.expression_preview(_to_log(result.values[uploaded], result.scale),
-                                             result.observed[uploaded], plots.LOG_UNIT), width="stretch")
+                                             result.observed[uploaded], named.log_unit), width="stretch")
     st.caption("The heat maps show the genes of your upload (those with gaps first); the genes the model added "
                "are in the table and the download.")
     level = result.interval_level
@@ -199,21 +210,21 @@ def _results(result: pipeline.ImputationResult) -> None:
         log_width = (_to_log(result.upper, result.scale) - _to_log(result.lower, result.scale)).to_numpy()
         st.caption(f"Calibrated {level:.0%} intervals: on held-out donors {level:.0%} of hidden values fall inside "
                    f"theirs. Median width over the imputed values: {np.median(log_width[result.imputed]):.2f} "
-                   f"log2(TPM + 1) units (a factor of {2 ** np.median(log_width[result.imputed]):.2g} between the "
+                   f"{named.log_unit} units (a factor of {2 ** np.median(log_width[result.imputed]):.2g} between the "
                    "bounds); the table and download give the bounds in the upload's scale.")
         sample = st.selectbox("Sample for the interval chart", result.values.index.tolist())
         values, lower, upper = (_to_log(frame.loc[sample], result.scale) for frame in
                                 (result.values, result.lower, result.upper))
-        st.plotly_chart(plots.interval_chart(values, lower, upper, result.observed.loc[sample], plots.LOG_UNIT,
+        st.plotly_chart(plots.interval_chart(values, lower, upper, result.observed.loc[sample], named.log_unit,
                                              label=f"calibrated {level:.0%} interval"), width="stretch")
 
 
 def upload_tab(study: Study, key: str) -> None:
     """Upload, coverage report, sample covariates, imputation with model ``key``, results."""
     imputer, _, space = model(key)
-    word = group_word(space.tissues)
+    named = words()
     st.caption(f"Model: **{study.models[key].label}** of study **{study.title}** ({space.n_genes:,} genes, "
-               f"{len(space.tissues)} {word}{'s' if len(space.tissues) != 1 else ''}); change it in the sidebar.")
+               f"{named.count(len(space.tissues))}); change it in the sidebar.")
     st.markdown(
         "Upload a table of expression values: **CSV, TSV, GCT or h5ad**, samples x genes or genes x "
         "samples, genes named as the model names them (HGNC symbols or Ensembl IDs, versioned or not; or the "
@@ -222,14 +233,16 @@ def upload_tab(study: Study, key: str) -> None:
     )
     if study.has_cohort:
         st.download_button("No file at hand? Download an example (held-out samples of the study with gaps)",
-                           lambda: _example(study_token()), file_name="example_partial_samples.csv",
+                           partial(example_csv, *study_ref()), file_name="example_partial_samples.csv",
                            mime="text/csv", type="tertiary", icon=":material/download:", key="download_example")
     upload = st.file_uploader("Expression file", type=list(pipeline.UPLOAD_TYPES), key="expression_file")
     left, middle, right = st.columns(3)
     orientation = left.selectbox("Layout", ORIENTATIONS, help="`auto` looks at which axis holds gene identifiers.")
-    scale_choice = middle.selectbox("Scale", list(SCALE_LABELS), format_func=SCALE_LABELS.__getitem__,
-                                    help="Detect: negative values or a maximum below 50 without a heavy tail "
-                                         "mean log2(TPM + 1); otherwise TPM.")
+    labels = scale_labels(named)
+    scale_choice = middle.selectbox("Scale", list(labels), format_func=labels.__getitem__,
+                                    help=f"Detect: negative values or a maximum below 50 without a heavy tail "
+                                         f"mean {named.log_unit}; otherwise {named.linear_unit} (log2(x + 1) is "
+                                         "taken).")
     duplicates = right.selectbox("Duplicated genes", list(DUPLICATE_LABELS), format_func=DUPLICATE_LABELS.__getitem__,
                                  key="duplicates", help="Rows (columns) that name the same gene, or several probes "
                                                         "of a gene without a gene map.")
@@ -243,7 +256,7 @@ def upload_tab(study: Study, key: str) -> None:
     options = (orientation, scale_choice, duplicates)
     try:
         prepared = _prepare(token, key, files, options, gene_map)
-        _coverage(prepared.alignment, prepared.scale, prepared.scale_reason)
+        _coverage(prepared.alignment, prepared.scale, prepared.scale_reason, named)
         sample_options = _sample_options(study, space, prepared.table.sample_ids)
         if sample_options is None:
             return
@@ -255,7 +268,7 @@ def upload_tab(study: Study, key: str) -> None:
     except InputError as error:
         st.error(str(error), icon=":material/error:")
         return
-    _results(result)
+    _results(result, named)
 
 
 def try_tab(study: Study, key: str) -> None:
@@ -265,7 +278,8 @@ def try_tab(study: Study, key: str) -> None:
                 "try the model on. Upload your own samples instead.")
         return
     space = model(key)[2]
-    word = group_word(space.tissues)
+    named = words()
+    word = named.group
     st.markdown("Hide a share of the values of the study's held-out (test) samples, impute them, and compare "
                 "with the truth.")
     simulated_note("The samples")
@@ -276,8 +290,11 @@ def try_tab(study: Study, key: str) -> None:
         st.info(f"The study's cohort has no test sample in a {word} the model knows.")
         return
     left, middle, right = st.columns(3)
-    group = left.selectbox(word.capitalize(), [ALL, *sorted(test["tissue"].unique())],
-                           format_func=lambda g: f"All {word}s" if g == ALL else g)
+    groups = sorted(test["tissue"].unique())
+    small = plots.too_few(test["tissue"].value_counts().to_dict(), groups)
+    group = left.selectbox(named.Group, [ALL, *groups],
+                           format_func=lambda g: named.all_groups if g == ALL else
+                           plots.too_few_label(g, small[g]) if g in small else g)
     pool = test if group == ALL else test[test["tissue"] == group]
     most = min(100, len(pool))
     n = middle.slider("Test samples", 1, most, min(20, most)) if most > 1 else 1
@@ -288,10 +305,14 @@ def try_tab(study: Study, key: str) -> None:
     with st.spinner("Imputing…"):
         trial = _trial(study_token(), key, rows, rate, 0, level or 0.9)
     cols = st.columns(4)
-    cols[0].metric("R², all hidden values", f"{trial.r2_pooled:.3f}",
-                   help=f"Against each value's {word} mean over the training donors (the {word}-mean imputer "
-                        "scores 0), as every R² of the app.")
-    cols[1].metric("Median per-gene R²", f"{trial.per_gene['r2'].median():.3f}")
+    r2 = trial.per_gene["r2"]
+    cols[0].metric(MEAN_R2, f"{r2.mean():.3f}", help=(
+        "The README's and the paper's metric: each gene's R² over its hidden values in the chosen samples, "
+        f"against each value's {word} mean over the training donors (the {word}-mean imputer scores 0), "
+        f"averaged over the {int(r2.notna().sum()):,} genes with one (median {r2.median():.3f}). The R² of all "
+        f"hidden values pooled together is {trial.r2_pooled:.3f} (the scatter below); compare models by the "
+        "per-gene R²."))
+    cols[1].metric("Median per-gene R²", f"{r2.median():.3f}")
     cols[2].metric("Hidden values", f"{int(trial.hidden.sum()):,}")
     if trial.coverage is not None:
         cols[3].metric(f"Inside their {trial.interval_level:.0%} interval", f"{trial.coverage:.1%}",
@@ -299,8 +320,11 @@ def try_tab(study: Study, key: str) -> None:
                             "noisy: values of one sample err together).")
     if trial.interval_note:  # refused (no coverage): a leak; else a calibration whose donors are unknown
         (st.warning if trial.coverage is None else st.caption)(trial.interval_note)
-    st.plotly_chart(plots.imputed_vs_true(trial.truth[trial.hidden], trial.imputed[trial.hidden], trial.r2_pooled),
-                    width="stretch")
+    if group in small:
+        st.caption(f":gray[{plots.too_few_label(group, small[group])}: with fewer than {plots.MIN_SCORED_SAMPLES} "
+                   f"samples, a {word}'s per-gene R² mostly measures how little these samples vary.]")
+    st.plotly_chart(plots.imputed_vs_true(trial.truth[trial.hidden], trial.imputed[trial.hidden], trial.r2_pooled,
+                                          unit=named.log_unit), width="stretch")
     st.markdown("**Per-gene R²** over the hidden values of the chosen samples (few samples make it noisy).")
     st.dataframe(trial.per_gene, width="stretch", hide_index=True,
                  column_config={"r2": st.column_config.NumberColumn("R²", format="%.3f"),

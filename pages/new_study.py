@@ -1,10 +1,12 @@
 """New study: an expression matrix (with an optional sample table) or a cohort folder becomes a study.
 
-The models train in a background thread (:mod:`gtex_models.studies.jobs`), one study at a time for the
-whole server, so the user can browse the other pages meanwhile; the study is written to the studies
-folder only once complete (``build_study`` writes it in one step), so a cancel or a failure leaves
-nothing behind. Cohorts above :data:`MAX_CELLS` values (``$GTEX_MAX_TRAIN_CELLS``) get the CLI
-commands instead.
+The models train in a background thread (:mod:`gtex_models.studies.jobs`), at most
+``$GTEX_MAX_BUILDS`` studies at a time for the whole server (default one), so the user can browse the
+other pages meanwhile; the study is written to the studies folder only once complete (``build_study``
+writes it in one step), so a cancel or a failure leaves nothing behind. Cohorts above :data:`MAX_CELLS`
+values (``$GTEX_MAX_TRAIN_CELLS``) get the CLI commands instead. A shared server may confine the
+cohort-folder source to one folder or turn it off, and cap the studies folder's size
+(:mod:`gtex_models.interfaces.deployment`); a read-only server has no such page.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import os
 import re
 import shlex
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,10 +29,20 @@ from gtex_models.data.readers import scale as scale_detection
 from gtex_models.data.readers.errors import InputError, max_input_mb
 from gtex_models.data.readers.expression import ExpressionTable
 from gtex_models.interfaces import upload as pipeline
+from gtex_models.interfaces.deployment import COHORT_ROOT_ENV, Deployment
 from gtex_models.studies.build import StudyCancelled, build_study
 from gtex_models.studies.jobs import CANCELLED, DONE, FAILED, Job, start_job
 from gtex_models.studies.study import METHOD_LABELS
-from pages._shared import DUPLICATE_LABELS, GROUP_COLUMNS, Upload, job_board, select_study, studies_dir
+from pages._shared import (
+    DUPLICATE_LABELS,
+    GROUP_COLUMNS,
+    Upload,
+    deployment,
+    job_board,
+    running_builds,
+    select_study,
+    studies_dir,
+)
 
 MAX_CELLS = 2_000_000  # samples x genes trained on this page (~1,000 samples x 2,000 genes); beyond: the CLI
 MAX_CELLS_ENV = "GTEX_MAX_TRAIN_CELLS"  # a deployment with more cores may raise it
@@ -166,19 +179,21 @@ def _upload_source() -> Source:
     return source
 
 
-def _folder_source() -> Source:
-    """Widgets for a cohort folder."""
-    path = st.text_input("Cohort folder", key="new_folder", placeholder="data/my_cohort",
+def _folder_source(settings: Deployment) -> Source:
+    """Widgets for a cohort folder (inside the server's cohort root, when it has one)."""
+    root = settings.cohort_root
+    where = f" inside `{root}` (${COHORT_ROOT_ENV}; a path relative to it)" if root else ""
+    path = st.text_input("Cohort folder", key="new_folder", placeholder="my_cohort" if root else "data/my_cohort",
                          help="A folder written by `python -m gtex_models import`, `prepare-gtex` or `simulate` "
-                              "(it holds cohort.json).")
+                              f"(it holds cohort.json){where}.")
     if not path.strip():
-        st.info("Give the path of a cohort folder on the machine that runs the app.")
+        st.info(f"Give the path of a cohort folder on the machine that runs the app{where}.")
         return Source()
-    folder = Path(path.strip()).expanduser()
+    folder = settings.cohort_folder(path)
     if not (folder / "cohort.json").is_file():
         raise InputError(f"{folder} is not a cohort folder (no cohort.json in it). Create one with "
                          "`python -m gtex_models import --expression FILE --out DIR` (or prepare-gtex, simulate).")
-    cohort = _load_folder(str(folder.resolve()), (folder / "cohort.json").stat().st_mtime_ns)
+    cohort = _load_folder(str(folder), (folder / "cohort.json").stat().st_mtime_ns)
     return Source(cohort, cohort.n_samples, cohort.n_genes, {"cohort": str(folder)})
 
 
@@ -239,23 +254,22 @@ def _start(cohort: Cohort, title: str, description: str, models: list[str], base
 
 @st.fragment(run_every=POLL_SECONDS)
 def _job_panel() -> None:
-    """Progress of the running build with a Cancel button; a full rerun once it ends."""
-    job = job_board().get("job")
-    if job is None:
-        return
-    if not job.running:
+    """Progress of each running build with a Cancel button; a full rerun once one ends."""
+    board = job_board()
+    if any(not job.running for job in list(board.values())):
         st.rerun(scope="app")
-    st.progress(job.fraction, text=f"Building **{job.title}**: {job.message} ({job.seconds:.0f} s)")
-    st.button("Cancel", key="cancel_job", on_click=job.cancel, icon=":material/cancel:",
-              disabled=job.should_stop(), help="Stops after the current step; nothing is written.")
+    for job_id, job in list(board.items()):
+        st.progress(job.fraction, text=f"Building **{job.title}**: {job.message} ({job.seconds:.0f} s)")
+        st.button("Cancel", key=f"cancel_{job_id}", on_click=job.cancel, icon=":material/cancel:",
+                  disabled=job.should_stop(), help="Stops after the current step; nothing is written.")
     st.caption("You can browse the other pages meanwhile; the study appears in the picker once built.")
 
 
-def _job_outcome(job: Job) -> None:
-    """What became of the last build: land on the new study, or say why there is none."""
+def _job_outcome(job_id: str, job: Job) -> None:
+    """What became of a finished build: land on the new study, or say why there is none."""
     board = job_board()
     if job.state == DONE:
-        board.pop("job", None)
+        board.pop(job_id, None)
         select_study(job.result.path, f"Study {job.title!r} is ready (built in {job.seconds:.0f} s).")
         st.switch_page(LANDING_PAGE)
     if job.state == CANCELLED:
@@ -264,25 +278,27 @@ def _job_outcome(job: Job) -> None:
     elif job.state == FAILED:
         st.error(f"Building {job.title!r} failed: {job.error} Nothing was written to the studies folder.",
                  icon=":material/error:")
-    if st.button("Dismiss", key="dismiss_job"):
-        board.pop("job", None)
+    if st.button("Dismiss", key=f"dismiss_{job_id}"):
+        board.pop(job_id, None)
         st.rerun()
 
 
 # ------------------------------------------------------------------------------------ the page
 st.title("New study")
+settings = deployment()  # a read-only server leaves this page out of its navigation (app.py)
 st.markdown("Turn your own cohort into a study: the models are trained on its training donors, scored on its "
             "test donors, and the study opens in every page of the app. Studies are written to "
             f"`{studies_dir()}`.")
-current = job_board().get("job")
-if current is not None and current.running:
+if running_builds():
     _job_panel()
-elif current is not None:
-    _job_outcome(current)
+for finished_id, finished in list(job_board().items()):
+    if not finished.running:
+        _job_outcome(finished_id, finished)
 
-choice = st.radio("Cohort", (UPLOAD, FOLDER), horizontal=True, key="new_source")
+choice = st.radio("Cohort", (UPLOAD, FOLDER) if settings.cohort_folders else (UPLOAD,), horizontal=True,
+                  key="new_source")
 try:
-    source = (_upload_source if choice == UPLOAD else _folder_source)()
+    source = _upload_source() if choice == UPLOAD else _folder_source(settings)
     if source.cohort is not None:
         require_complete(source.cohort)  # R² is scored on values hidden on purpose
 except ValueError as error:  # InputError included
@@ -317,12 +333,21 @@ if source.cohort is not None or source.too_large:
         if choice == FOLDER and not right.toggle("Copy the cohort into the study", value=True, key="new_copy",
                                                  help="Off: the study refers to the folder, which must then stay."):
             cohort_mode = "reference"
-        busy = current is not None and current.running
+        busy = len(running_builds()) >= settings.max_builds
+        full = None
+        try:
+            settings.check_room(studies_dir(), adding=source.cohort.x.nbytes if cohort_mode == "copy" else 0)
+        except ValueError as error:  # DeploymentError: the studies folder is full
+            full = str(error)
+            st.warning(full, icon=":material/storage:")
         if not (models or baselines):
             st.info("Choose at least one model or baseline.")
+        waiting = (f"{settings.max_builds} stud{'y is' if settings.max_builds == 1 else 'ies are'} being built on "
+                   "this server, the most it builds at once; wait for one to finish.")
         if st.button("Build the study", type="primary", icon=":material/model_training:", key="build_study",
-                     disabled=busy or not (models or baselines),
-                     help="Another study is being built; wait for it." if busy else None):
-            job_board()["job"] = _start(source.cohort, title, description, list(models), list(baselines),
-                                        None if max_epochs is None else int(max_epochs), cohort_mode)
+                     disabled=busy or full is not None or not (models or baselines),
+                     help=waiting if busy else full):
+            job_board()[uuid.uuid4().hex[:12]] = _start(source.cohort, title, description, list(models),
+                                                        list(baselines), None if max_epochs is None else int(max_epochs),
+                                                        cohort_mode)
             st.rerun()

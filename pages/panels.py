@@ -26,11 +26,11 @@ from pages._shared import (
     cohort,
     current_study,
     download_csv,
-    group_word,
     model,
     selected_model,
     simulated_note,
     study_token,
+    words,
 )
 
 MAX_TEST_SAMPLES = 600  # test samples scored on the page (drawn once); the CLI and benchmark score them all
@@ -39,6 +39,12 @@ MAX_TEST_SAMPLES = 600  # test samples scored on the page (drawn once); the CLI 
 def split_for_model(key: str) -> tuple:
     """(training donors, validation donors, test donors of the model's groups, at most :data:`MAX_TEST_SAMPLES`)
     in the model's space; the validation donors score the model-scored design's candidates."""
+    return _split_for_model(study_token(), key)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _split_for_model(token: str, key: str) -> tuple:
+    """:func:`split_for_model` of the study version ``token`` (shared, never mutated)."""
     space = model(key)[2]
     data = cohort_for_model(cohort(), space)
     train = data.split("train")
@@ -75,7 +81,7 @@ if key is not None:
     study = current_study()
     simulated_note()
     space = model(key)[2]
-    word = group_word(space.tissues)
+    word = words().group
     if not study.has_cohort:
         st.info("This study has no cohort: a panel is designed on its training donors and scored on its test "
                 "donors, so there is nothing to compute here.")

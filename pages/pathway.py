@@ -12,7 +12,7 @@ import streamlit as st
 from gtex_models.data.reference import PATHWAY_TITLES, PATHWAYS, pathway_genes
 from gtex_models.interfaces import plots
 from gtex_models.studies.study import Study
-from pages._shared import current_study, download_csv, group_word, model, selected_model, simulated_note, tables
+from pages._shared import current_study, download_csv, model, selected_model, simulated_note, tables, words
 
 LANDMARK_GENES = {"alzheimer": "APP", "p53": "TP53"}  # the gene "Find a gene" opens on (else the first)
 
@@ -48,7 +48,7 @@ if key is not None:
                                    key="pathway")
     genes = pathway_genes(pathway)
     found = pathway_models(study, key, pathway)
-    word = group_word(model(key)[2].tissues)
+    word = words().group
     per_tissue = {label: t for label, k in found.items() if (t := restricted(k, "per_tissue", genes)) is not None}
     per_gene = {label: t for label, k in found.items() if (t := restricted(k, "per_gene", genes)) is not None}
     present = set().union(*(set(t["gene"]) for t in per_gene.values())) if per_gene else set()
@@ -69,7 +69,7 @@ if key is not None:
         left, right = st.columns([3, 2])
         with left:
             if label in per_tissue:
-                st.plotly_chart(plots.pathway_heatmap(per_tissue[label], title=f"Per-gene R² by {word}"),
+                st.plotly_chart(plots.pathway_heatmap(per_tissue[label], title=f"Per-gene R² by {word}", group=word),
                                 width="stretch")
         with right:
             if label in per_gene:
@@ -83,7 +83,7 @@ if key is not None:
         gene = st.selectbox("Gene", options, index=options.index(first) if first in present else 0, key="gene_search",
                             placeholder="Type a gene symbol, e.g. " + ", ".join(options[:3]) + "…")
         if gene is not None and per_tissue:
-            st.plotly_chart(plots.gene_r2_by_tissue(per_tissue, gene), width="stretch")
+            st.plotly_chart(plots.gene_r2_by_tissue(per_tissue, gene, word), width="stretch")
 
         st.subheader("Per-gene R²" + (": pathway-only vs all-genes model" if len(per_gene) == 2 else ""))
         comparison = pd.concat({name: table.set_index("gene")["r2"] for name, table in per_gene.items()}, axis=1)

@@ -1,4 +1,5 @@
-"""Tissue R²: how well each tissue's (group's) genes are recovered (Viñas et al. 2021, Figs. 2 and 4)."""
+"""Tissue R² (Group R² for a cohort's own groups): how well each group's genes are recovered (Viñas et al. 2021,
+Figs. 2 and 4)."""
 
 from __future__ import annotations
 
@@ -28,15 +29,16 @@ from pages._shared import (
     cohort,
     current_study,
     download_csv,
-    group_word,
     model,
     same_gene_set,
     scenario_note,
     selected_model,
     simulated_note,
+    split_counts,
     study_token,
     tables,
     train_counts,
+    words,
 )
 
 DEFAULT_RATE = 0.5  # the rate of the precomputed tables when the model's record does not say
@@ -181,7 +183,7 @@ def _show_comparison(comparison: CohortComparison, notes: list[str], key: str, w
     tissue = plots.POOLED
     if len(tissues) > 1:
         tissue = st.selectbox("Curves of", [plots.POOLED, *tissues], key="compare_tissue",
-                              format_func=lambda t: f"All {word}s pooled" if t == plots.POOLED else t)
+                              format_func=lambda t: f"{words().all_groups} pooled" if t == plots.POOLED else t)
     st.plotly_chart(plots.cohort_r2_vs_missing_rate(comparison.tables, tissue), width="stretch")
     if OWN_ROW not in comparison.tables:
         st.caption(f"No {OWN_ROW!r} curve: the study has no cohort, or no test donor in these {word}s.")
@@ -231,11 +233,12 @@ def second_cohort(study: Study, key: str, word: str, first: list[str]) -> None:
     _show_comparison(comparison, notes, key, word)
 
 
-st.title("Tissue R²")
+named = words()
+st.title(f"{named.Group} R²")
 key = selected_model()
 if key is not None:
     study = current_study()
-    word = group_word(model(key)[2].tissues)
+    word = named.group
     simulated_note()
     scenario_note(key)
     precomputed = float(study.models[key].evaluation.get("missing_rate", DEFAULT_RATE))
@@ -260,9 +263,12 @@ if key is not None:
         order = st.segmented_control(f"Sort {word}s by", plots.BOX_ORDERS, default=plots.BOX_ORDERS[0],
                                      required=True)
         st.caption(f"Held-out donors, extended test set (every {word} equally represented), {rate:.0%} of each "
-                   f"sample's values hidden. Box colour: the {word}'s number of training samples.")
+                   f"sample's values hidden. Box colour: the {word}'s number of training samples; grey: {named.groups} "
+                   f"with fewer than {plots.MIN_SCORED_SAMPLES} test samples, too few to score (their few samples are "
+                   "resampled to fill the extended set).")
         counts = train_counts()
-        st.plotly_chart(plots.tissue_r2_boxplot(per_tissue, counts, order), width="stretch")
+        st.plotly_chart(plots.tissue_r2_boxplot(per_tissue, counts, order, test_counts=split_counts("test")),
+                        width="stretch")
         stats = plots.box_statistics(per_tissue).assign(training_samples=lambda t: t["tissue"].map(counts))
         with st.expander(f"Per-{word} summary table"):
             st.dataframe(stats.round(4), width="stretch", hide_index=True)
@@ -279,16 +285,19 @@ if key is not None:
     else:
         across = {label: tables(k)["across_rates"] for label, k in models.items()}
         available = sorted(set().union(*(set(t["tissue"]) for t in across.values())) - {plots.POOLED})
-        defaults = [t for t in DEFAULT_TISSUES if t in available] or available[:3]
-        pooled_label = f"All {word}s"
-        chosen = st.multiselect(f"{word.capitalize()}s", [plots.POOLED, *available], default=[plots.POOLED, *defaults],
-                                format_func=lambda t: pooled_label if t == plots.POOLED else t)
+        small = plots.too_few(split_counts("test"), available)
+        scoreable = [t for t in available if t not in small]
+        defaults = [t for t in DEFAULT_TISSUES if t in scoreable] or scoreable[:3]
+        chosen = st.multiselect(named.Groups, [plots.POOLED, *available], default=[plots.POOLED, *defaults],
+                                format_func=lambda t: named.all_groups if t == plots.POOLED else
+                                plots.too_few_label(t, small[t]) if t in small else t)
         st.caption(f"Mean per-gene R² with a ±1 SD band; the study's models on the same genes side by side. "
                    f"Reference: each value's {word} mean over the training donors, the same at every rate (the "
                    f"{word}-mean imputer scores 0), so the curves compare rates. Estimator: at each rate the "
                    f"extended test set is masked several times so that every value is hidden equally often, at "
                    f"least once, and each gene's R² in a {word} rests on all of its samples at every rate.")
-        st.plotly_chart(plots.r2_vs_missing_rate(across, chosen), width="stretch")
+        st.plotly_chart(plots.r2_vs_missing_rate(across, chosen, split_counts("test"), named.all_groups),
+                        width="stretch")
         for label, k in models.items():
             download_csv(across[label], f"{k}_r2_across_rates.csv", f"Download {label} R² across rates (CSV)",
                          key=f"download_across_{k}")

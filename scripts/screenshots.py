@@ -59,11 +59,27 @@ def wait_healthy(url: str, timeout: float = 120.0) -> float:
     raise TimeoutError(f"The app at {url} did not become healthy in {timeout:.0f} s.")
 
 
+class RunningApp(str):
+    """The URL of an app started by :func:`running_app`, with its server's process id and log file."""
+
+    pid: int
+    log: Path
+
+    def log_text(self) -> str:
+        """What the server has written to its log so far."""
+        return self.log.read_text(errors="replace")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds the server process has used so far (Linux ``/proc``)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def running_app(script: Path = REPO / "app.py", studies: Sequence[Path] = (),
-                env: Mapping[str, str] | None = None) -> Iterator[str]:
+                env: Mapping[str, str] | None = None) -> Iterator[RunningApp]:
     """Start ``streamlit run script -- --study DIR ...`` on a free port (``env`` added to the environment);
-    yields its URL and stops it afterwards."""
+    yields its URL (a :class:`RunningApp`) and stops it afterwards."""
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="streamlit-", suffix=".log", delete=False)
     study_args = [arg for study in studies for arg in ("--study", str(study))]
@@ -72,7 +88,8 @@ def running_app(script: Path = REPO / "app.py", studies: Sequence[Path] = (),
          "--server.port", str(port), "--browser.gatherUsageStats", "false", *(["--", *study_args] if studies else [])],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     try:
-        url = f"http://localhost:{port}"
+        url = RunningApp(f"http://localhost:{port}")
+        url.pid, url.log = process.pid, Path(log.name)
         wait_healthy(url)
         yield url
     finally:
@@ -83,10 +100,17 @@ def running_app(script: Path = REPO / "app.py", studies: Sequence[Path] = (),
             process.kill()
 
 
+def title_pattern(title: str) -> re.Pattern:
+    """A page title as :data:`PAGES` gives it (the demo's), matching the title on any study: "Tissue R²" is
+    "Group R²" on a study whose groups are not GTEx tissues."""
+    words = re.escape(title)
+    return re.compile("^(Tissue|Group) " + words[len("Tissue\\ "):] if title.startswith("Tissue ") else words)
+
+
 def settle(page, title: str | None = None, timeout: float = 60_000) -> None:
     """Wait until the page (titled ``title``) finished its run and every element, charts included, is drawn."""
     heading = page.locator('[data-testid="stMain"] h1')
-    (heading.filter(has_text=title) if title else heading).first.wait_for(timeout=timeout)
+    (heading.filter(has_text=title_pattern(title)) if title else heading).first.wait_for(timeout=timeout)
     page.wait_for_function(
         """() => {
             const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')];
@@ -99,6 +123,17 @@ def settle(page, title: str | None = None, timeout: float = 60_000) -> None:
             return performance.now() - window.__idleSince > 700;
         }""",
         timeout=timeout, polling=100)
+
+
+BUSY = '[data-testid="stSpinner"], [data-testid="stExpanderIconSpinner"], [data-testid="stSkeleton"]'
+"""What a page still working shows: a spinner, a running ``st.status`` or a skeleton."""
+
+
+def wait_first_screen(page, title: str, timeout: float = 60_000) -> None:
+    """Wait until the page titled ``title`` shows its first screen complete: settled (:func:`settle`) and no
+    spinner, running status or skeleton left anywhere on it."""
+    settle(page, title, timeout=timeout)
+    page.wait_for_function(f"() => !document.querySelector({BUSY!r})", timeout=timeout, polling=100)
 
 
 def full_height(page) -> None:
@@ -196,7 +231,7 @@ def shoot(url: str, out: Path, studies: Mapping[str, Path]) -> list[Path]:
             settle(page)
             snap(page, f"{prefix}_impute_result")
             page.get_by_text("Try it on held-out samples").click()
-            page.get_by_text("R², all hidden values").wait_for(timeout=120_000)
+            page.get_by_text("Mean per-gene R²").wait_for(timeout=120_000)
             settle(page)
             snap(page, f"{prefix}_impute_try")
             page.get_by_text("Upload your samples").click()

@@ -121,7 +121,12 @@ def build_probe_study(directory: Path) -> Path:
     return directory / "study"
 
 
-def clear_caches() -> None:
+def clear_caches(timeout: float = 600) -> None:
+    """Empty the app's caches, once its background jobs (the server's, kept in a cache) have ended."""
+    from pages._shared import _background_board
+
+    for job in list(_background_board()[1].values()):
+        job.wait(timeout)
     st.cache_data.clear()
     st.cache_resource.clear()
 

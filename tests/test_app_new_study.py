@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from studies import APP, TIMEOUT, assert_clean, clear_caches, open_app, point_app_at, probe_matrix
 
 from gtex_models.data.simulate import simulate_cohort
-from gtex_models.studies.jobs import CANCELLED, DONE
+from gtex_models.studies.jobs import CANCELLED, DONE, Job
 from gtex_models.studies.study import MANIFEST, Study
 from pages._shared import SELECTED_STUDY, job_board
 
@@ -29,11 +29,17 @@ def studies_dir(monkeypatch, tmp_path) -> Path:
     point_app_at(monkeypatch, studies_dir=folder)
     clear_caches()
     yield folder
-    job = job_board().get("job")
-    if job is not None:  # never leave a build running into the next test
+    for job in list(job_board().values()):  # never leave a build running into the next test
         job.cancel()
         job.wait(60)
+    job_board().clear()
     clear_caches()
+
+
+def the_build() -> tuple[str, Job]:
+    """The id and job of the one build on the server's board."""
+    (build,) = job_board().items()
+    return build
 
 
 def widget(at: AppTest, kind: str, label: str):
@@ -54,7 +60,7 @@ def upload_files(at: AppTest, expression: Path, samples: Path | None = None) -> 
 
 def wait_for_job(at: AppTest, timeout: float = 600) -> None:
     """Rerun the page (as its polling would) until the build has ended."""
-    job = job_board()["job"]
+    job = the_build()[1]
     start = time.perf_counter()
     while job.running and time.perf_counter() - start < timeout:
         job.wait(2)
@@ -74,7 +80,7 @@ def test_upload_build_and_land_on_the_new_study(studies_dir, tmp_path):
     at.text_input(key="new_title").set_value("My arrays (2024)")
     at.button(key="build_study").click().run()
     assert_clean(at, warnings=False)
-    job = job_board()["job"]
+    job = the_build()[1]
     assert job.title == "My arrays (2024)"
     assert at.get("progress") or not job.running  # the live progress bar while it runs
     wait_for_job(at)
@@ -102,17 +108,17 @@ def test_cancel_stops_the_build_and_writes_nothing(studies_dir, tmp_path):
     assert_clean(at)
     assert {m.label: m.value for m in at.metric}["Groups"] == str(len(cohort.tissues))
     at.button(key="build_study").click().run()
-    assert has_button(at, "cancel_job")
-    at.button(key="cancel_job").click().run()
+    job_id, job = the_build()
+    assert has_button(at, f"cancel_{job_id}")
+    at.button(key=f"cancel_{job_id}").click().run()
     start = time.perf_counter()
     wait_for_job(at, timeout=120)
-    job = job_board()["job"]
     assert job.state == CANCELLED and time.perf_counter() - start < 60
     assert_clean(at)
     assert any("was cancelled" in i.value and "nothing was written" in i.value for i in at.info)
     assert not studies_dir.exists() or not list(studies_dir.iterdir())  # not even a temporary folder
-    at.button(key="dismiss_job").click().run()
-    assert "job" not in job_board() and has_button(at, "build_study")  # ready for the next build
+    at.button(key=f"dismiss_{job_id}").click().run()
+    assert not job_board() and has_button(at, "build_study")  # ready for the next build
 
 
 def test_bad_uploads_get_errors_and_the_page_stays_usable(studies_dir, tmp_path):

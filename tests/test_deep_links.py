@@ -10,6 +10,7 @@ by its own URL on a new server, so every one of them is the first visit. Runs ``
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -36,6 +37,8 @@ def test_each_page_opens_by_its_own_url_on_a_fresh_server(name):
         links.first.wait_for(timeout=60_000)
         assert [text.split("\n")[-1] for text in links.all_inner_texts()] == NAVIGATION_TITLES
         assert page.locator('[data-testid="stSidebar"]').get_by_text("GTEx Imputation Studio").count() == 1
-        assert page.url.rstrip("/").endswith(f"/{path}")
+        address = urlsplit(page.url)
+        assert address.path.rstrip("/").endswith(f"/{path}")
+        assert parse_qs(address.query)["study"] == ["demo"]  # the selected study joins the address
         assert page.locator('[data-testid="stException"]').count() == 0
         browser.close()

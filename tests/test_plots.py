@@ -183,3 +183,39 @@ def test_are_gtex_tissues():
 
     assert are_gtex_tissues(["Whole Blood", "Brain - Cortex"])
     assert not are_gtex_tissues(["Whole Blood", "tumour"])
+
+
+# ------------------------------------------------------------------------ groups too small to score (issue #27)
+def _across(groups: dict[str, float]) -> pd.DataFrame:
+    """R² against the missing rate: each group's curve at its level, the pooled curve at 0.5."""
+    rates = [0.1, 0.5, 0.9]
+    rows = [{"missing_rate": r, "tissue": g, "r2_mean": level, "r2_std": 0.05, "n_genes": 100}
+            for g, level in {plots.POOLED: 0.5, **groups}.items() for r in rates]
+    return pd.DataFrame(rows)
+
+
+def test_a_group_with_too_few_test_samples_is_grey_labelled_and_kept_on_the_axis():
+    table = _across({"case": 0.4, "control": 0.3, "rare": -3.0})
+    counts = {"case": 40, "control": 25, "rare": 3}
+    figure = plots.r2_vs_missing_rate({"PMI": table}, [plots.POOLED, "case", "control", "rare"], counts, "All groups")
+    named = {t.name: t for t in figure.data if t.name}
+    assert set(named) == {"All groups", "case", "control", "rare (3 test samples: too few to score)"}
+    rare = named["rare (3 test samples: too few to score)"]
+    assert rare.line.color == plots.TOO_FEW_COLOR and rare.line.dash == "dash"
+    low = figure.layout.yaxis.range[0]
+    assert low == pytest.approx(-0.05)  # set by the scoreable groups only (0.3 - SD stays above 0)
+    assert min(rare.y) >= low  # clipped to the axis, not drawn off it
+    np.testing.assert_allclose(rare.customdata, -3.0)  # the hover tells the true value
+    scored_only = plots.r2_vs_missing_rate({"PMI": table}, [plots.POOLED, "case", "control", "rare"], {})
+    assert scored_only.layout.yaxis.range[0] < -1  # without the counts, the group would set the axis
+
+
+def test_the_boxplot_greys_a_group_with_too_few_test_samples(per_tissue):
+    table = pd.concat([per_tissue, pd.DataFrame({"tissue": "Vagina", "gene": [f"G{g}" for g in range(50)],
+                                                 "r2": np.linspace(-4, -1, 50)})])
+    counts = {t: 100 for t in [*TISSUES, "Vagina"]}
+    figure = plots.tissue_r2_boxplot(table, counts, test_counts={**{t: 30 for t in TISSUES}, "Vagina": 4})
+    grey = [b for b in _boxes(figure) if b.fillcolor == plots.TOO_FEW_COLOR]
+    assert [b.y[0] for b in grey] == ["Vagina (4 test samples: too few to score)"]
+    assert figure.layout.xaxis.range[0] > -0.1  # its fences (down to -4) do not stretch the axis
+    assert plots.too_few({"a": 9, "b": 10}, ["a", "b", "c"]) == {"a": 9}  # c: not counted, not judged

@@ -2,7 +2,9 @@
 
 Every figure has axis titles with units; tissues use their GTEx display colours, groups of other
 cohorts the colours of :data:`GROUP_PALETTE`; brain regions are drawn as diamonds so that they read
-as one group.
+as one group. Units and group words are the caller's (:class:`~gtex_models.interfaces.naming.Words`;
+the defaults are GTEx's). Groups with fewer test samples than :data:`MIN_SCORED_SAMPLES` are drawn
+grey, labelled with their count, and never set an R² axis.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from gtex_models.data.reference import are_gtex_tissues, tissue_colors
 TEMPLATE = "plotly_white"
 R2_TITLE = "R² (per gene, hidden values)"
 LOG_UNIT = "log2(TPM + 1)"
+MIN_SCORED_SAMPLES = 10
+"""A group's R² from fewer distinct test samples is mostly noise (a few samples' spread as reference)."""
+TOO_FEW_COLOR = "#b0b0b0"
 SAMPLES_COLORSCALE = "Viridis"
 R2_COLORSCALE = "RdBu"
 BOX_ORDERS = ("median R²", "training samples", "name")
@@ -78,8 +83,20 @@ def box_statistics(per_tissue: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def too_few(test_counts: Mapping[str, int], groups: Sequence[str]) -> dict[str, int]:
+    """The ``groups`` with fewer than :data:`MIN_SCORED_SAMPLES` test samples (``test_counts``; groups it does not
+    list are not judged), with their count."""
+    return {str(g): int(test_counts[g]) for g in groups if g in test_counts and test_counts[g] < MIN_SCORED_SAMPLES}
+
+
+def too_few_label(group: str, n: int) -> str:
+    """``"Vagina (4 test samples: too few to score)"``."""
+    return f"{group} ({n} test sample{'s' if n != 1 else ''}: too few to score)"
+
+
 def tissue_r2_boxplot(
-    per_tissue: pd.DataFrame, train_counts: Mapping[str, int], order: str = "median R²", title: str = ""
+    per_tissue: pd.DataFrame, train_counts: Mapping[str, int], order: str = "median R²", title: str = "",
+    test_counts: Mapping[str, int] | None = None,
 ) -> go.Figure:
     """Box plot of per-gene R² in each tissue, coloured by the tissue's number of training samples.
 
@@ -88,6 +105,8 @@ def tissue_r2_boxplot(
     per_tissue : ``tissue``, ``gene``, ``r2``.
     train_counts : training samples per tissue.
     order : one of :data:`BOX_ORDERS` (the best, the largest or the first at the top).
+    test_counts : distinct test samples per group: a group with too few (:func:`too_few`) is drawn grey,
+        labelled with its count, and left out of the axis range.
     """
     if order not in BOX_ORDERS:
         raise ValueError(f"Unknown order {order!r}; use one of {BOX_ORDERS}.")
@@ -98,13 +117,16 @@ def tissue_r2_boxplot(
     low, high = float(stats["n_train"].min()), float(stats["n_train"].max())
     fractions = (stats["n_train"] - low) / (high - low) if high > low else np.full(len(stats), 0.5)
     colors = sample_colorscale(SAMPLES_COLORSCALE, list(fractions))
+    small = too_few(test_counts or {}, stats["tissue"].tolist())
     figure = go.Figure()
     for row, color in zip(stats.itertuples(index=False), colors):
+        name = too_few_label(row.tissue, small[row.tissue]) if row.tissue in small else row.tissue
         figure.add_trace(go.Box(
-            y=[row.tissue], q1=[row.q1], median=[row.median], q3=[row.q3], lowerfence=[row.lowerfence],
-            upperfence=[row.upperfence], mean=[row.mean], orientation="h", name=row.tissue,
-            fillcolor=color, line={"color": "#333333", "width": 1}, showlegend=False,
-            hovertemplate=(f"<b>{row.tissue}</b><br>median R² {row.median:.3f}<br>"
+            y=[name], q1=[row.q1], median=[row.median], q3=[row.q3], lowerfence=[row.lowerfence],
+            upperfence=[row.upperfence], mean=[row.mean], orientation="h", name=name,
+            fillcolor=TOO_FEW_COLOR if row.tissue in small else color, showlegend=False,
+            line={"color": TOO_FEW_COLOR if row.tissue in small else "#333333", "width": 1},
+            hovertemplate=(f"<b>{name}</b><br>median R² {row.median:.3f}<br>"
                            f"{row.n_genes:,} genes · {row.n_train:,} training samples<extra></extra>"),
         ))
     figure.add_trace(go.Scatter(  # carries the colour bar only
@@ -115,7 +137,8 @@ def tissue_r2_boxplot(
     figure.update_layout(
         template=TEMPLATE, title=title or None, height=max(360, 20 * len(stats) + 120),
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 50},
-        xaxis={"title": R2_TITLE, "range": r2_range(stats["lowerfence"])}, yaxis_title=None,
+        xaxis={"title": R2_TITLE, "range": r2_range(stats.loc[~stats["tissue"].isin(small), "lowerfence"])},
+        yaxis_title=None,
     )
     return figure
 
@@ -129,28 +152,51 @@ def r2_range(values: Sequence[float] | np.ndarray, floor: float = -1.0) -> list[
 
 
 # ----------------------------------------------------------------------------- Fig. 4: R² vs missing rate
-def r2_vs_missing_rate(tables: Mapping[str, pd.DataFrame], tissues: Sequence[str]) -> go.Figure:
+def r2_vs_missing_rate(tables: Mapping[str, pd.DataFrame], tissues: Sequence[str],
+                       test_counts: Mapping[str, int] | None = None, pooled_label: str = POOLED) -> go.Figure:
     """Mean per-gene R² against the missing rate, ±1 SD band, one panel per method (side by side).
 
     Parameters
     ----------
     tables : method label -> ``missing_rate``, ``tissue``, ``r2_mean``, ``r2_std``.
     tissues : the tissues to draw (``"All tissues"`` for the pooled curve).
+    test_counts : distinct test samples per group: a group with too few (:func:`too_few`) is drawn as a grey
+        dashed line labelled with its count, clipped to the axis, which it does not set.
+    pooled_label : the pooled curve's name (``"All groups"`` for a cohort's own groups).
     """
     labels = list(tables)
     colors = group_colors(sorted(set().union(*(set(t["tissue"]) for t in tables.values())) - {POOLED}))
+    small = too_few(test_counts or {}, [t for t in tissues if t != POOLED])
     figure = make_subplots(rows=1, cols=max(len(labels), 1), shared_yaxes=True, subplot_titles=labels,
                            horizontal_spacing=0.04)
+    scored = [t[t["tissue"].isin(set(tissues) - set(small))] for t in tables.values()]
+    floor = _r2_rows_range(scored)[0]
     for col, label in enumerate(labels, start=1):
         table = tables[label]
         for tissue in tissues:
             rows = table[table["tissue"] == tissue]
-            if not rows.empty:
+            if rows.empty:
+                continue
+            if tissue in small:
+                _too_few_curve(figure, rows, too_few_label(tissue, small[tissue]), floor, label, col, col == 1)
+            else:
                 color = "#222222" if tissue == POOLED else colors[tissue]
-                _r2_curve(figure, rows, tissue, color, label, col=col, legend=col == 1)
+                name = pooled_label if tissue == POOLED else tissue
+                _r2_curve(figure, rows, name, color, label, col=col, legend=col == 1)
         figure.update_xaxes(title_text="Missing rate (share of values hidden)", tickformat=".0%", row=1, col=col)
-    _r2_axes(figure, [t[t["tissue"].isin(tissues)] for t in tables.values()])
+    _r2_axes(figure, scored)
     return figure
+
+
+def _too_few_curve(figure: go.Figure, rows: pd.DataFrame, name: str, floor: float, detail: str, col: int,
+                   legend: bool) -> None:
+    """A group too small to score: grey, dashed, no band, clipped at the axis ``floor`` (hover: the true mean)."""
+    rows = rows.sort_values("missing_rate")
+    figure.add_trace(go.Scatter(
+        x=rows["missing_rate"], y=rows["r2_mean"].clip(lower=floor), customdata=rows["r2_mean"], mode="lines+markers",
+        name=name, legendgroup=name, showlegend=legend, line={"color": TOO_FEW_COLOR, "width": 1.5, "dash": "dash"},
+        hovertemplate=f"<b>{name}</b> · {detail}<br>missing rate %{{x:.0%}}<br>R² %{{customdata:.3f}}<extra></extra>",
+    ), row=1, col=col)
 
 
 COHORT_COLORS = ("#222222", "#d62728", "#1f77b4", "#2ca02c")  # the own test donors first, then each harmonisation
@@ -195,10 +241,15 @@ def _r2_curve(figure: go.Figure, rows: pd.DataFrame, name: str, color: str, deta
     ), **where)
 
 
-def _r2_axes(figure: go.Figure, drawn: Sequence[pd.DataFrame]) -> None:
-    """The R² axis range of the drawn rows (mean - SD included), titles and layout of an R²-vs-rate figure."""
+def _r2_rows_range(drawn: Sequence[pd.DataFrame]) -> list[float]:
+    """The R² axis range of the drawn rows (mean - SD included)."""
     lows = [t["r2_mean"] - t["r2_std"].fillna(0) for t in drawn]
-    figure.update_yaxes(range=r2_range(pd.concat(lows) if lows else []))
+    return r2_range(pd.concat(lows) if lows else [])
+
+
+def _r2_axes(figure: go.Figure, drawn: Sequence[pd.DataFrame]) -> None:
+    """The R² axis range of the drawn rows, titles and layout of an R²-vs-rate figure."""
+    figure.update_yaxes(range=_r2_rows_range(drawn))
     figure.layout.yaxis.title.text = "Mean R² per gene (±1 SD)"  # the first panel's
     figure.update_layout(template=TEMPLATE, height=460, margin={"l": 10, "r": 10, "t": 40, "b": 50},
                          legend={"orientation": "h", "y": -0.25})
@@ -235,7 +286,8 @@ def embedding_scatter(coords: pd.DataFrame, x: str, y: str, x_title: str, y_titl
 
 
 # ----------------------------------------------------------------------------- Fig. 5: pathway genes
-def pathway_heatmap(per_tissue: pd.DataFrame, genes: Sequence[str] | None = None, title: str = "") -> go.Figure:
+def pathway_heatmap(per_tissue: pd.DataFrame, genes: Sequence[str] | None = None, title: str = "",
+                    group: str = "tissue") -> go.Figure:
     """Per-gene R² as a genes x tissues heat map; genes sorted by mean R² (best at the top).
 
     Colours are clipped to [-1, 1]; hover shows the exact value.
@@ -251,7 +303,7 @@ def pathway_heatmap(per_tissue: pd.DataFrame, genes: Sequence[str] | None = None
     ))
     figure.update_layout(
         template=TEMPLATE, title=title or None, height=min(max(360, 12 * len(matrix) + 220), 1500),
-        xaxis={"title": "Tissue", "tickangle": -50, "tickfont": {"size": 10}},
+        xaxis={"title": group.capitalize(), "tickangle": -50, "tickfont": {"size": 10}},
         yaxis={"title": "Gene", "tickfont": {"size": 9}, "showticklabels": len(matrix) <= 120},
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
     )
@@ -275,8 +327,9 @@ def best_worst_genes(per_gene: pd.DataFrame, n: int = 10, title: str = "") -> go
 
 # ----------------------------------------------------------------------------- imputation results
 def imputed_vs_true(truth: np.ndarray, imputed: np.ndarray, r2: float, max_points: int = 20_000,
-                    seed: int = 0) -> go.Figure:
-    """Scatter of imputed against true values (hidden entries only) with the identity line."""
+                    seed: int = 0, unit: str = LOG_UNIT) -> go.Figure:
+    """Scatter of imputed against true values (hidden entries only, in ``unit``) with the identity line; the
+    title gives ``r2``, the R² of all hidden values pooled."""
     truth, imputed = np.asarray(truth, dtype=float).ravel(), np.asarray(imputed, dtype=float).ravel()
     if truth.size > max_points:
         keep = np.random.default_rng(seed).choice(truth.size, max_points, replace=False)
@@ -290,8 +343,8 @@ def imputed_vs_true(truth: np.ndarray, imputed: np.ndarray, r2: float, max_point
         go.Scatter(x=[low, high], y=[low, high], mode="lines", name="y = x",
                    line={"color": "#444444", "dash": "dash"}, hoverinfo="skip"),
     ])
-    figure.update_layout(template=TEMPLATE, title=f"Imputed vs true, hidden values: R² = {r2:.3f}",
-                         xaxis_title=f"True expression ({LOG_UNIT})", yaxis_title=f"Imputed expression ({LOG_UNIT})",
+    figure.update_layout(template=TEMPLATE, title=f"Imputed vs true, all hidden values pooled: R² = {r2:.3f}",
+                         xaxis_title=f"True expression ({unit})", yaxis_title=f"Imputed expression ({unit})",
                          height=460, margin={"l": 10, "r": 10, "t": 50, "b": 50},
                          legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
     return figure
@@ -368,8 +421,9 @@ def calibration_curves(table: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def coverage_by_group(table: pd.DataFrame, level: float) -> go.Figure:
-    """Empirical coverage of each group at nominal ``level`` (one bar series per missing rate)."""
+def coverage_by_group(table: pd.DataFrame, level: float, group: str = "Group") -> go.Figure:
+    """Empirical coverage of each group at nominal ``level`` (one bar series per missing rate); ``group``: the
+    axis title."""
     rows = table[(table["group"] != "all") & np.isclose(table["level"], level)]
     figure = go.Figure()
     for rate, part in rows.groupby("missing_rate"):
@@ -378,7 +432,7 @@ def coverage_by_group(table: pd.DataFrame, level: float) -> go.Figure:
     figure.add_hline(y=level, line={"dash": "dot", "color": "#222222"}, annotation_text=f"nominal {level:.0%}")
     low = float(rows["coverage"].min()) if len(rows) else level
     figure.update_layout(template=TEMPLATE, barmode="group", height=420,
-                         xaxis={"title": "Group", "tickangle": -50, "tickfont": {"size": 9}},
+                         xaxis={"title": group, "tickangle": -50, "tickfont": {"size": 9}},
                          yaxis={"title": "Empirical coverage", "tickformat": ".0%", "range": [min(low, level) - 0.05, 1]},
                          margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return figure
@@ -417,15 +471,15 @@ def benchmark_bars(records: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def gene_r2_by_tissue(per_tissue: Mapping[str, pd.DataFrame], gene: str) -> go.Figure:
+def gene_r2_by_tissue(per_tissue: Mapping[str, pd.DataFrame], gene: str, group: str = "tissue") -> go.Figure:
     """One gene's R² in each tissue, one bar series per model (``tissue``, ``gene``, ``r2`` tables)."""
     figure = go.Figure()
     for label, table in per_tissue.items():
         rows = table[table["gene"] == gene].sort_values("tissue")
         figure.add_trace(go.Bar(x=rows["tissue"], y=rows["r2"], name=label,
                                 hovertemplate="%{x}<br>R² %{y:.3f}<extra>" + label + "</extra>"))
-    figure.update_layout(template=TEMPLATE, barmode="group", height=400, title=f"{gene}: R² per tissue",
-                         xaxis={"title": "Tissue", "tickangle": -50, "tickfont": {"size": 10}},
+    figure.update_layout(template=TEMPLATE, barmode="group", height=400, title=f"{gene}: R² per {group}",
+                         xaxis={"title": group.capitalize(), "tickangle": -50, "tickfont": {"size": 10}},
                          yaxis_title=R2_TITLE, legend={"orientation": "h", "y": 1.02, "x": 1,
                                                        "xanchor": "right", "yanchor": "bottom"},
                          margin={"l": 10, "r": 10, "t": 60, "b": 10})

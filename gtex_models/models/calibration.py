@@ -63,6 +63,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.patterns import mask_cohort
 from gtex_models.data.provenance import DonorSet, require_unseen
@@ -529,7 +530,8 @@ def interval_scores(truth: np.ndarray, lower: np.ndarray, upper: np.ndarray, obs
 
 
 def coverage_table(imputer: Imputer, calibration: Calibration, cohort: Cohort, rates: Sequence[float],
-                   levels: Sequence[float], seed: int = 0, oracle: Imputer | None = None) -> pd.DataFrame:
+                   levels: Sequence[float], seed: int = 0, oracle: Imputer | None = None,
+                   progress: ProgressCallback | None = None) -> pd.DataFrame:
     """Empirical coverage of complete ``cohort`` (test donors) at each missing rate, level and group
     (:class:`~gtex_models.data.provenance.DonorLeakError` if the calibration was fitted on any of them).
 
@@ -537,13 +539,16 @@ def coverage_table(imputer: Imputer, calibration: Calibration, cohort: Cohort, r
     ``width_median`` (log2 units; pooled rows only), ``n_hidden``; with an ``oracle`` that knows the exact
     conditional moments (a simulated cohort), ``oracle_width_median``: the median width of its exact
     Gaussian interval at the level, the narrowest interval with the right coverage for Gaussian errors.
+    ``progress(fraction, message)`` is told of each missing rate.
     """
     check_unseen(calibration, cohort, "the test donors")
     records = []
     tissues = cohort.samples["tissue"].astype(str).to_numpy()
     rng = np.random.default_rng([seed, 17])
     moments = getattr(oracle, "conditional_moments", None)
-    for rate in rates:
+    for i, rate in enumerate(rates):
+        if progress is not None:
+            progress(i / len(rates), f"{rate:.0%} missing")
         observed = rng.random(cohort.x.shape) >= rate
         masked = mask_cohort(cohort, observed)
         imputed = imputer.impute(masked)

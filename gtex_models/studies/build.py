@@ -51,6 +51,7 @@ from gtex_models.models.checkpoints import load_checkpoint
 from gtex_models.models.model_space import ModelSpace, check_compatible, cohort_for_model
 from gtex_models.models.registry import DEEP_METHODS, METHODS
 from gtex_models.studies.experiment import Experiment, default_config, save_model, train_experiment
+from gtex_models.studies.precompute import precompute_model
 from gtex_models.studies.report import recommendation, validation_score
 from gtex_models.studies.study import (
     BASELINES_DIR,
@@ -58,6 +59,7 @@ from gtex_models.studies.study import (
     COHORT_DIR,
     MANIFEST,
     MODELS_DIR,
+    OPTIONAL_TABLES,
     STUDY_FOLDER,
     TABLES,
     TABLES_DIR,
@@ -292,7 +294,8 @@ def add_checkpoint(study: str | Path, checkpoint_path: str | Path, key: str | No
     opened = Study.open(path)
     imputer, metadata = load_checkpoint(checkpoint_path)
     space = ModelSpace.from_metadata(metadata)
-    modelled = cohort_for_model(opened.cohort(), space)
+    cohort = opened.cohort()
+    modelled = cohort_for_model(cohort, space)
     train, test = modelled.split("train"), known_groups_only(modelled.split("test"), space.tissues)
     check_compatible(metadata, test)
     for note in check_held_out(f"The checkpoint {Path(checkpoint_path).name}", metadata, test,
@@ -308,6 +311,7 @@ def add_checkpoint(study: str | Path, checkpoint_path: str | Path, key: str | No
         shutil.copyfile(checkpoint_path, scratch / MODELS_DIR / f"{entry.key}.safetensors")
         write_model(scratch, entry.key, tables=evaluation_tables(imputer, test, train=train),
                     umap=embedding_coordinates(imputer))
+        precompute_model(scratch, entry.key, imputer, metadata, cohort)
         _install_model(path, scratch, entry.key)
     _add_to_manifest(path, entry, None)
     return Study.open(path)
@@ -417,12 +421,15 @@ def _model_run(run: _Run, cohort: Cohort, folder: Path, progress: ProgressCallba
     progress(1.0, "evaluation tables")
     write_model(folder, run.key, tables=evaluation_tables(imputer, data.test_donors, train=data.train_donors),
                 umap=embedding_coordinates(imputer))
+    progress(1.0, "interval coverage")
+    precompute_model(folder, run.key, imputer, metadata, cohort)
     return {**record, "checkpoint": name}, model_entry(run.key, metadata, run.label)
 
 
 def _install_model(study: Path, scratch: Path, key: str) -> None:
     """Move a model's files from ``scratch`` into the study (each file replaced in one step)."""
-    names = [f"{MODELS_DIR}/{key}.safetensors"] + [f"{TABLES_DIR}/{key}_{n}.csv.gz" for n in TABLES]
+    tables = TABLES + OPTIONAL_TABLES
+    names = [f"{MODELS_DIR}/{key}.safetensors"] + [f"{TABLES_DIR}/{key}_{n}.csv.gz" for n in tables]
     names.append(f"{TABLES_DIR}/{key}_{UMAP_TABLE}.csv")
     for name in names:
         if (scratch / name).is_file():

@@ -2,7 +2,7 @@
 
 The cohort itself is not committed (the study stores the simulation's arguments; it is regenerated
 from its seed in a few seconds and cached under ``data/cache``); the checkpoints, evaluation tables,
-benchmark records and tissue-embedding coordinates are, so the app opens instantly.
+interval coverage, benchmark records and tissue-embedding coordinates are, so the app opens instantly.
 ``python -m gtex_models build-demo --overwrite`` rebuilds them through :func:`gtex_models.studies.build.build_study`.
 
 The readers below (:func:`checkpoint_path`, :func:`available_models`, :func:`load_tables`,

@@ -12,6 +12,8 @@ Layout (written by :func:`write_manifest` and :func:`write_model`, read by :clas
       tables/KEY_per_tissue.csv.gz   per-tissue, per-gene R² on the extended test set
       tables/KEY_across_rates.csv.gz R² across missing rates, per tissue
       tables/KEY_tissue_umap.csv     UMAP coordinates of the tissue embeddings (deep models)
+      tables/KEY_interval_coverage.csv.gz  coverage of the calibrated intervals on the test donors (optional:
+                                     models with a calibration; :mod:`gtex_models.studies.precompute`)
       benchmark.json                 benchmark records (one per method and scenario, each naming its
                                      checkpoint), optional
 
@@ -68,6 +70,8 @@ BASELINES_DIR = "baselines"
 TABLES_DIR = "tables"
 BENCHMARK_FILE = "benchmark.json"
 TABLES = ("per_gene", "per_tissue", "across_rates")
+OPTIONAL_TABLES = ("interval_coverage",)
+"""Tables a model may lack without the study being incomplete (precomputed where they apply)."""
 UMAP_TABLE = "tissue_umap"
 
 
@@ -289,6 +293,12 @@ class Study:
         return {name: pd.read_csv(path) for name in TABLES
                 if (path := self._table_path(self.path, key, name)).is_file()}
 
+    def optional_table(self, key: str, name: str) -> pd.DataFrame | None:
+        """Model ``key``'s table ``name`` of :data:`OPTIONAL_TABLES`, or None when the study does not store it."""
+        self._entry(key)
+        path = self._table_path(self.path, key, name)
+        return pd.read_csv(path) if path.is_file() else None
+
     def tissue_umap(self, key: str) -> pd.DataFrame | None:
         """UMAP coordinates of model ``key``'s tissue embeddings (tissue, umap_1, umap_2), or None."""
         self._entry(key)
@@ -355,8 +365,8 @@ def write_model(study_dir: str | Path, key: str, checkpoint: str | Path | None =
     if checkpoint is not None and Path(checkpoint) != study_dir / MODELS_DIR / f"{key}.safetensors":
         Path(checkpoint).replace(study_dir / MODELS_DIR / f"{key}.safetensors")
     for name, table in (tables or {}).items():
-        if name not in TABLES:
-            raise ValueError(f"Unknown study table {name!r}; use one of {TABLES}.")
+        if name not in TABLES + OPTIONAL_TABLES:
+            raise ValueError(f"Unknown study table {name!r}; use one of {TABLES + OPTIONAL_TABLES}.")
         with atomic_file(Study._table_path(study_dir, key, name)) as tmp:
             table.to_csv(tmp, index=False, compression="gzip")
     if umap is not None:

@@ -56,6 +56,7 @@ from gtex_models.interfaces.cli.study_commands import (
     study_add_model_command,
     study_build_command,
     study_info_command,
+    study_precompute_command,
 )
 from gtex_models.models.registry import METHODS
 
@@ -280,6 +281,14 @@ def build_parser(prog: str = "python -m gtex_models") -> argparse.ArgumentParser
     info = verbs.add_parser("info", help="print the table of what a study holds")
     info.add_argument("--study", required=True, type=Path, help="study folder (study build --out)")
     info.set_defaults(handler=study_info_command)
+
+    precompute = verbs.add_parser("precompute", help="store what the app's pages need and the study lacks "
+                                                     "(each model's interval coverage on the test donors)")
+    precompute.add_argument("--study", required=True, type=Path, help="the study folder")
+    precompute.add_argument("--models", type=lambda text: [k.strip() for k in text.split(",") if k.strip()],
+                            help="only these models (comma-separated keys; default: every model)")
+    _add_overwrite(precompute, "what the study already stores (recompute it)")
+    precompute.set_defaults(handler=study_precompute_command)
     return parser
 
 

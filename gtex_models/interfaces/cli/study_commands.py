@@ -1,4 +1,4 @@
-"""The CLI's study commands: ``build-demo`` and ``study build | add-model | info``."""
+"""The CLI's study commands: ``build-demo`` and ``study build | add-model | info | precompute``."""
 
 from __future__ import annotations
 
@@ -89,3 +89,16 @@ def study_info_command(args: argparse.Namespace) -> str:
                       f"missing; test R² {recommended['test_r2_mean']:.3f})."]
     lines += [f"missing: {problem}" for problem in study.problems]
     return "\n".join(lines).strip("\n")
+
+
+def study_precompute_command(args: argparse.Namespace) -> str:
+    from gtex_models.studies.demo import CACHE_DIR
+    from gtex_models.studies.precompute import precompute_study
+
+    bar, progress = progress_bar("study precompute")
+    with bar:
+        written = precompute_study(args.study, overwrite=args.overwrite, progress=progress, cache_dir=CACHE_DIR,
+                                   keys=args.models)
+    if not written:
+        return f"Nothing to add to {args.study}: it stores everything its pages need (--overwrite recomputes it)."
+    return f"Stored in {args.study}: " + "; ".join(written)

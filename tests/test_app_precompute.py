@@ -1,0 +1,108 @@
+"""What a study stores so that its pages open at once (gtex_models.studies.precompute), and the Benchmark &
+model card page: the stored coverage at once, else scored in the background with its progress while the
+rest of the page is ready."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+from studies import APP, TIMEOUT, clear_caches, point_app_at
+from test_app_pages import charts
+
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.interfaces.cli.main import main
+from gtex_models.models.model_space import ModelSpace
+from gtex_models.studies.build import build_study
+from gtex_models.studies.demo import DEMO_DIR
+from gtex_models.studies.precompute import COVERAGE_TABLE, coverage_path, interval_coverage, precompute_study
+from gtex_models.studies.study import Study
+from pages._shared import SELECTED_MODEL, SELECTED_STUDY, _background_board
+
+PAGE = "pages/benchmark.py"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A study built as the CLI and the New study page build one: two calibrated models, their coverage stored."""
+    cohort = simulate_cohort(n_donors=30, n_genes=400, seed=4)
+    return build_study(cohort, tmp_path_factory.mktemp("built") / "study", models=["mean", "knn"], baselines=(),
+                       title="Built here").path
+
+
+def test_a_built_study_stores_each_models_coverage(built):
+    study = Study.open(built)
+    for key in ("mean_all", "knn_all"):
+        imputer, metadata = study.load_model(key)
+        assert metadata["calibration"] is not None
+        expected = interval_coverage(imputer, metadata["calibration"], ModelSpace.from_metadata(metadata),
+                                     study.cohort())
+        pd.testing.assert_frame_equal(study.optional_table(key, COVERAGE_TABLE), expected, check_dtype=False)
+    assert not study.problems
+
+
+def test_precompute_adds_what_a_study_lacks_and_only_that(built, tmp_path, capsys):
+    study = shutil.copytree(built, tmp_path / "older")
+    stored = pd.read_csv(coverage_path(study, "knn_all"))
+    coverage_path(study, "knn_all").unlink()  # as a study built before coverage was stored
+    assert precompute_study(study) == ["knn_all: interval_coverage"]
+    pd.testing.assert_frame_equal(pd.read_csv(coverage_path(study, "knn_all")), stored)
+    assert precompute_study(study) == []
+    assert main(["study", "precompute", "--study", str(study), "--models", "mean_all", "--overwrite"]) == 0
+    assert f"Stored in {study}: mean_all: interval_coverage" in capsys.readouterr().out
+    assert main(["study", "precompute", "--study", str(study), "--models", "pmi_all"]) == 2
+    assert "has no model pmi_all; it has mean_all, knn_all" in capsys.readouterr().err
+
+
+def test_the_committed_demo_stores_the_coverage_of_every_model():
+    study = Study.open(DEMO_DIR)
+    missing = [key for key in study.models if not coverage_path(DEMO_DIR, key).is_file()]
+    assert not missing, f"run `python -m gtex_models study precompute --study data/demo` ({missing})"
+
+
+def open_page(study: Path, model: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[SELECTED_STUDY] = str(study.resolve())
+    at.session_state[SELECTED_MODEL] = model
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def coverage_chart(at: AppTest) -> dict | None:
+    return next((c for c in charts(at) if c["layout"]["xaxis"]["title"]["text"] == "Nominal level"), None)
+
+
+def test_the_page_shows_stored_coverage_at_once(monkeypatch, tmp_path, built):
+    point_app_at(monkeypatch, built, studies_dir=tmp_path / "none")
+    clear_caches()
+    at = open_page(built, "knn_all")
+    assert coverage_chart(at) is not None and not at.get("progress")
+    assert not _background_board()[1]  # nothing computed
+    clear_caches()
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_without_stored_coverage_the_page_scores_it_in_the_background(monkeypatch, tmp_path, built, read_only):
+    study = shutil.copytree(built, tmp_path / "older")
+    coverage_path(study, "knn_all").unlink()
+    point_app_at(monkeypatch, study, studies_dir=tmp_path / "none")
+    monkeypatch.setenv("GTEX_READ_ONLY", "1" if read_only else "0")
+    clear_caches()
+    at = open_page(study, "knn_all")
+    assert at.get("progress") and coverage_chart(at) is None  # the progress, where the chart will be
+    assert any("being scored in the background" in i.value for i in at.info)  # said at the top
+    assert {m.label: m.value for m in at.metric}["Samples"] == f"{Study.open(study).cohort().n_samples:,}"
+    (job,) = _background_board()[1].values()
+    assert job.wait(300) and job.state == "done", job.error
+    at.run()
+    assert coverage_chart(at) is not None and not at.get("progress")
+    assert coverage_path(study, "knn_all").is_file() != read_only  # kept for the next server, unless read-only
+    if not read_only:
+        pd.testing.assert_frame_equal(pd.read_csv(coverage_path(study, "knn_all")),
+                                      pd.read_csv(coverage_path(built, "knn_all")))
+    clear_caches()
