@@ -18,7 +18,7 @@ from gtex_models.models.calibration import DEFAULT_LEVEL, check_level
 from gtex_models.models.model_space import ModelSpace, cohort_for_model
 from gtex_models.studies.donors import DONORS_DIR, DonorResults
 from gtex_models.studies.study import METHOD_LABELS, Study
-from pages._shared import GROUP_COLUMNS, cohort, current_study, download_csv, group_word, simulated_note, study_token
+from pages._shared import GROUP_COLUMNS, cohort, current_study, download_csv, simulated_note, study_token, words
 
 LABELS = {**METHOD_LABELS, "mean": "Group mean", "donor-gauss": "Donor Gaussian", "donor-net": "Donor network",
           "donor-oracle": "Donor oracle"}
@@ -176,7 +176,7 @@ def main() -> None:
         st.info(f"Study {study.title!r} has no cohort, so it has no donors to show.")
         return
     data = cohort()
-    word = group_word(data.tissues)
+    word = words().group
     if not has_donors(data):
         st.info(f"Study {study.title!r} has nothing to show here: no donor of its cohort gave samples in two or more "
                 f"{word}s ({data.n_donors:,} donors, {data.n_samples:,} samples), so no donor's {word} can be predicted "
