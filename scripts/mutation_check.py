@@ -328,7 +328,7 @@ MUTANTS = (
            "the hybrid deep models drop the Gaussian conditional mean from their output",
            ("tests/test_hybrid.py::test_an_untrained_hybrid_is_exactly_the_gaussian_conditional_mean",)),
     Mutant("knn-own-group-means", "gauss", "gtex_models/models/baselines.py",
-           "        return min(errors, key=errors.get)",
+           "        return best if errors[best] < (1.0 - SHRINKAGE_MARGIN) * errors[0.0] else 0.0",
            "        return 0.0",
            "KNN, MICE and MissForest always centre on each group's own mean (no shrinkage chosen on validation)",
            ("tests/test_baselines.py::test_knn_is_at_least_as_good_as_scikit_learns_on_small_groups",)),

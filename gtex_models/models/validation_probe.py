@@ -42,16 +42,17 @@ class ValidationProbe:
         return float(np.mean((predicted[usable] - truth[usable]) ** 2))
 
 
-def validation_probe(valid: Cohort | None, seed: int) -> ValidationProbe | None:
-    """The validation donors (at most :data:`MAX_SELECTION_SAMPLES`), each with its own share of values hidden.
+def validation_probe(valid: Cohort | None, seed: int, max_samples: int = MAX_SELECTION_SAMPLES
+                     ) -> ValidationProbe | None:
+    """The validation donors (at most ``max_samples``), each with its own share of values hidden.
 
     None when there is nothing to score (no validation samples, or none of their values observed).
     """
     if valid is None or valid.n_samples == 0:
         return None
     rng = np.random.default_rng(seed + 17)
-    if valid.n_samples > MAX_SELECTION_SAMPLES:
-        valid = valid.subset_samples(np.sort(rng.choice(valid.n_samples, MAX_SELECTION_SAMPLES, replace=False)))
+    if valid.n_samples > max_samples:
+        valid = valid.subset_samples(np.sort(rng.choice(valid.n_samples, max_samples, replace=False)))
     observed = ~np.isnan(np.asarray(valid.x))
     rates = np.linspace(*SELECTION_RATES, valid.n_samples)[rng.permutation(valid.n_samples)]
     hidden = observed & (rng.random(observed.shape) < rates[:, None])
