@@ -20,6 +20,7 @@ from pages._shared import (
     SIMULATED,
     background,
     benchmark,
+    calibration,
     cohort,
     current_study,
     deployment,
@@ -118,7 +119,20 @@ def coverage_result(key: str) -> tuple[Calibration | None, str, pd.DataFrame | N
 
 def calibration_view(key: str, named: Words) -> None:
     """Nominal against empirical coverage of the model's intervals, per missing rate and per group: stored in the
-    study, else scored in the background (with its progress) while the rest of the page is usable."""
+    study, else scored in the background (with its progress) while the rest of the page is usable. A stored
+    calibration fitted on any of the study's test donors is refused before anything is scored."""
+    stored = calibration(key)[0]  # stored in the checkpoint, or made on the validation donors (cached)
+    if stored is not None:
+        donors = stored.donors
+        st.caption("The intervals were calibrated on " + ("donors that were not recorded" if donors is None else
+                   f"{donors.count} {donors.split} donors (digest {donors.digest[:12]})") + ".")
+        try:
+            unchecked = check_unseen(stored, _test_donors(key), "the study's test donors")
+        except DonorLeakError as error:
+            st.error(f"{error} Their coverage is not shown.", icon=":material/error:")
+            return
+        if unchecked:
+            st.caption(unchecked)
     result = coverage_result(key)
     if isinstance(result, Job):
         if result.running:
@@ -130,19 +144,10 @@ def calibration_view(key: str, named: Words) -> None:
     if made is None:
         st.info(note)
         return
-    info, donors = made.info, made.donors
-    fitted_on = "donors" if donors is None else f"{donors.split} donors (digest {donors.digest[:12]})"
+    info = made.info
     st.caption(f"Split-conformal intervals, {note}: {info.get('n_samples', '?'):,} samples of "
-               f"{info.get('n_donors', '?')} {fitted_on}, {info.get('n_scores', 0):,} hidden values. Below, their "
-               "coverage on the test donors (never used for training or calibration), with a new mask at each "
-               "missing rate.")
-    try:
-        unchecked = check_unseen(made, _test_donors(key), "the study's test donors")
-    except DonorLeakError as error:
-        st.error(f"{error} Their coverage is not shown.", icon=":material/error:")
-        return
-    if unchecked:
-        st.caption(unchecked)
+               f"{info.get('n_donors', '?')} donors, {info.get('n_scores', 0):,} hidden values. Below, their coverage "
+               "on the test donors (never used for training or calibration), with a new mask at each missing rate.")
     if table is None:
         st.info(f"The study's cohort has no test donor in a {named.group} the model knows, so coverage cannot be "
                 "measured.")

@@ -12,6 +12,7 @@ from test_calibration import probe_cohort
 from gtex_models.interfaces.try_it import example_upload
 from gtex_models.studies.demo import CACHE_DIR, DEMO_DIR
 from gtex_models.studies.study import Study
+from pages._shared import _background_board
 
 UPLOAD_TISSUE = "Whole Blood"
 
@@ -99,6 +100,9 @@ def test_intervals_calibrated_on_the_test_donors_are_refused_on_the_model_page_a
     attach_calibration(checkpoint, Calibration.from_state(arrays, header))
     clear_caches()
     at = open_app("pages/benchmark.py", study=study, model="mean_all")
+    for job in list(_background_board()[1].values()):  # the coverage is scored in the background
+        assert job.wait(300) and job.state == "done", job.error
+    at.run()
     assert_clean(at)
     assert any("cannot be checked" in c.value for c in at.caption)
     assert any(c["layout"]["xaxis"]["title"]["text"] == "Nominal level" for c in charts(at))
