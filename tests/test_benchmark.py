@@ -126,7 +126,7 @@ def test_bad_arguments_fail_before_any_fitting(tiny: Cohort) -> None:
     with pytest.raises(ValueError, match="scenario"):
         run_benchmark(tiny, ["mean"], scenario="transductive")
     with pytest.raises(ValueError, match="Unknown imputation method"):
-        run_benchmark(tiny, ["mean", "softimpute"])
+        run_benchmark(tiny, ["mean", "magic"])
     holey = tiny.subset_samples(np.arange(tiny.n_samples))
     holey.x[0, 0] = np.nan
     with pytest.raises(ValueError, match="complete cohort"):

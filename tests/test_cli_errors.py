@@ -203,10 +203,14 @@ def test_a_one_sample_cohort_imports_with_a_warning_and_is_refused_for_training(
 
 def test_an_evaluation_without_any_scorable_gene_is_an_error(files, tmp_path, capsys):
     cohort = Cohort.load(files["cohort"])
-    rows = np.flatnonzero(cohort.samples["split"] == "test")[:1]
-    cohort.subset_samples(np.concatenate([np.flatnonzero(cohort.samples["split"] != "test"), rows])).save(tmp_path / "c")
+    split, tissue = cohort.samples["split"].to_numpy(), cohort.samples["tissue"].to_numpy()
+    row = next(i for i in np.flatnonzero(split == "test") if (tissue[split == "train"] == tissue[i]).any())
+    peers = (split == "train") & (tissue == tissue[row])
+    cohort.x[row] = cohort.x[peers].mean(axis=0)  # every value of the one test sample at its R² reference
+    cohort = cohort.subset_samples(np.concatenate([np.flatnonzero(split != "test"), [row]]))
+    cohort.save(tmp_path / "c")
     status, stdout, stderr = run(capsys, ["evaluate", "--checkpoint", files["checkpoint"], "--cohort", tmp_path / "c",
-                                          "--missing-rate", "0.05", "--json", tmp_path / "r.json"])
+                                          "--missing-rate", "0.5", "--json", tmp_path / "r.json"])
     assert status == 2 and not stdout
     assert "R² could not be computed for any gene" in stderr and "1 test sample(s)" in stderr
     assert not (tmp_path / "r.json").exists()

@@ -133,7 +133,7 @@ def test_a_donor_in_two_splits_is_refused(donors_cohort) -> None:
     donor = samples.loc[samples["split"] == "test", "donor_id"].iloc[0]
     samples.loc[samples.index[samples["donor_id"] == donor][0], "split"] = "train"  # one sample leaks into training
     leaky = Cohort(donors_cohort.x, donors_cohort.genes, samples, donors_cohort.transform, donors_cohort.meta)
-    with pytest.raises(ValueError, match=f"several splits.*{donor}"):
+    with pytest.raises(ValueError, match=f"more than one split.*{donor}"):
         run_cross_tissue(leaky, ["mean"], source_counts=())
     with pytest.raises(ValueError, match=f"both in the training and the scored donors.*{donor}"):
         check_disjoint_donors(leaky.split("train"), leaky.split("test"))

@@ -34,7 +34,7 @@ from gtex_models.data.cohort import Cohort
 from gtex_models.data.cohort_format import SAMPLE_COLUMNS
 from gtex_models.data.covariates import parse_age, parse_sex
 from gtex_models.data.readers.errors import InputError
-from gtex_models.data.readers.samples import read_annotation
+from gtex_models.data.readers.samples import GROUP_COLUMNS, read_annotation
 from gtex_models.interfaces.upload import (
     NO_CALIBRATION,
     PreparedUpload,
@@ -52,19 +52,20 @@ what it expects of the group alone."""
 TARGET_SEPARATOR = " | "  # a target's name: DONOR | GROUP
 
 
-def read_donor_table(path: str | Path, tissue_column: str = "tissue") -> pd.DataFrame:
+def read_donor_table(path: str | Path, tissue_column: str | None = None) -> pd.DataFrame:
     """Read a donors table (module docstring): ``sample_id`` ('' for targets), ``donor_id``, ``tissue``, ``sex``,
-    ``age``; raises :class:`InputError` naming what is missing."""
+    ``age``; the group column is ``tissue_column``, else the first of :data:`GROUP_COLUMNS`. Raises
+    :class:`InputError` naming what is missing."""
     aliases = {"sample_id": ("sample_id", "sample", "sampid"),
                "donor_id": ("donor_id", "donor", "subject", "subject_id", "subjid"),
-               "tissue": (tissue_column, "smtsd") if tissue_column.lower() == "tissue" else (tissue_column,),
+               "tissue": GROUP_COLUMNS if tissue_column is None else (tissue_column,),
                "sex": ("sex", "gender"), "age": ("age",)}
     table = read_annotation(path, aliases, ["donor_id", "tissue"])
     for column in ("donor_id", "tissue"):
         empty = np.flatnonzero(table[column] == "")
         if len(empty):
             raise InputError(f"{path}: line(s) {list_examples([str(i + 2) for i in empty], quote=False)} have no "
-                             f"{column}. Every row names a donor and a group ({tissue_column!r}).")
+                             f"{column}. Every row names a donor and a group ({tissue_column or ' or '.join(GROUP_COLUMNS)}).")
     table = table.reindex(columns=["sample_id", "donor_id", "tissue", "sex", "age"], fill_value="")
     given = table["sample_id"][table["sample_id"] != ""]
     if given.duplicated().any():

@@ -270,12 +270,12 @@ def build_parser(prog: str = "python -m gtex_models") -> argparse.ArgumentParser
     add.set_defaults(handler=study_add_model_command)
 
     donors = verbs.add_parser("add-donors", help="fit and score cross-tissue models on a study's donors (Donors page)")
-    donors.add_argument("--study", required=True, type=Path)
+    donors.add_argument("--study", required=True, type=Path, help="study folder (study build --out)")
     donors.add_argument("--methods", type=options.methods, default=None,
                         help=f"default {','.join(CROSS_TISSUE_METHODS)} (and donor-oracle on a simulated cohort)")
     donors.add_argument("--interval", type=options.level, default=0.9, metavar="LEVEL",
                         help="level of the intervals scored (all levels 0.5-0.99 are calibrated)")
-    donors.add_argument("--seed", type=options.at_least(0), default=0)
+    donors.add_argument("--seed", type=options.at_least(0), default=0, help="seed of the models' training")
     donors.set_defaults(handler=study_add_donors_command)
 
     info = verbs.add_parser("info", help="print the table of what a study holds")
