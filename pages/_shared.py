@@ -43,7 +43,7 @@ from gtex_models.models.training import resolve_device
 from gtex_models.studies.demo import CACHE_DIR, DEMO_DIR
 from gtex_models.studies.jobs import Job, Work, start_job
 from gtex_models.studies.precompute import model_calibration
-from gtex_models.studies.study import MANIFEST, Study, StudyError, find_studies
+from gtex_models.studies.study import MANIFEST, METHOD_LABELS, Study, StudyError, find_studies
 from pages import _address as address
 
 SIMULATED = "SIMULATED"
@@ -387,9 +387,27 @@ def sidebar() -> None:
             st.info(f"This study has no trained model. {rebuild_hint(study)}")
             return
         st.session_state[MODEL_KEY] = _model_key(study)
-        st.selectbox("Imputation model", list(study.models), format_func=lambda k: study.models[k].label,
-                     key=MODEL_KEY, help=MODEL_HELP, on_change=_keep_model)
+        recommended = study.recommended_key
+        st.selectbox("Imputation model", list(study.models), key=MODEL_KEY, help=MODEL_HELP, on_change=_keep_model,
+                     format_func=lambda k: study.models[k].label + (" · recommended" if k == recommended else ""))
+        st.caption(recommendation_note(study))
         st.caption(f"Device: **{resolve_device().type.upper()}**")
+
+
+def recommendation_note(study: Study) -> str:
+    """One line on the model the study recommends for new samples (the best on its validation donors)."""
+    recommended = study.recommendation
+    if recommended is None:
+        return ("This study recommends no model (it was built before recommendations, or without validation "
+                "donors): compare them on the Benchmark page.")
+    method = METHOD_LABELS.get(recommended["method"], recommended["method"])
+    scores = (f"validation R² {recommended['valid_r2_mean']:.3f} at "
+              f"{', '.join(f'{r:.0%}' for r in recommended['rates'])} missing")
+    if study.recommended_key is not None:
+        return f"Recommended for new samples: **{method}** ({scores}), the best of this study's methods there."
+    return (f"Recommended for new samples: **{method}** ({scores}), a baseline of the benchmark, not a model of "
+            f"this study: impute with it from the CLI (`--checkpoint {study.path}/{recommended['checkpoint']}`), "
+            f"or add it with `study add-model --method {recommended['method']}`.")
 
 
 def _keep_model() -> None:
@@ -406,7 +424,7 @@ def _model_key(study: Study) -> str | None:
         address.note(f"Study {study.title!r} has no model {wanted!r} (the address names it): showing another; "
                      "pick one in the sidebar.")
     key = st.session_state.get(SELECTED_MODEL)
-    key = key if key in study.models else next(iter(study.models), None)
+    key = key if key in study.models else study.recommended_key or next(iter(study.models), None)
     st.session_state[SELECTED_MODEL] = key
     address.write(address.MODEL, key)
     return key

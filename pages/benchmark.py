@@ -27,6 +27,7 @@ from pages._shared import (
     download_csv,
     model,
     rebuild_hint,
+    recommendation_note,
     selected_model,
     simulated_note,
     study_at,
@@ -213,6 +214,7 @@ else:
                  column_config={c: st.column_config.NumberColumn(format="%.3f")
                                 for c in ("Mean R²", "Median R²", "SD R²", "Fit (s)", "Impute (s)")})
     download_csv(records, "benchmark.csv", "Download the benchmark (CSV)", key="download_benchmark")
+st.markdown(recommendation_note(study))
 
 if key is not None:
     imputer, metadata, space = model(key)

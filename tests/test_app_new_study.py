@@ -91,8 +91,9 @@ def test_upload_build_and_land_on_the_new_study(studies_dir, tmp_path):
     assert [t.value for t in at.title] == ["Benchmark & model card"]  # landed on the study's pages
     assert {m.label: m.value for m in at.metric}["Samples"] == "60"
     study = Study.open(built)
-    assert not study.problems and set(study.models) == {"pmi_all", "gain_all"}
-    assert {r["method"] for r in study.benchmark()} == {"pmi", "gain", "mean", "knn", "mice"}
+    assert not study.problems and set(study.models) == {"gauss_all", "pmi_all", "gain_all"}
+    assert {r["method"] for r in study.benchmark()} == {"gauss", "pmi", "gain", "mean", "knn", "mice"}
+    assert study.recommendation is not None  # the best on the validation donors, simple or deep
     assert study.cohort().tissues == ["adjacent", "normal", "tumour"]
     assert sorted(p.name for p in studies_dir.iterdir()) == ["my-arrays-2024"]  # nothing else written
     fresh = open_app()  # a new session: the study is in the picker

@@ -152,7 +152,8 @@ def model_entry(key: str, metadata: Mapping[str, Any], label: str | None = None)
 
 
 METHOD_LABELS = {"pmi": "PMI", "gain": "GAIN-GTEx", "gain-mse": "GAIN-MSE", "mean": "Group mean", "knn": "KNN",
-                 "mice": "MICE", "missforest": "MissForest", "blood": "Blood surrogate", "oracle": "Oracle"}
+                 "mice": "MICE", "missforest": "MissForest", "blood": "Blood surrogate", "oracle": "Oracle",
+                 "gauss": "Gaussian conditional", "softimpute": "softImpute"}
 
 
 PATHWAY_LABELS = {"alzheimer": "Alzheimer's pathway genes", "p53": "p53 pathway genes"}
@@ -228,6 +229,21 @@ class Study:
     @property
     def simulated(self) -> bool:
         return bool(self.manifest.get("simulated"))
+
+    @property
+    def recommendation(self) -> dict[str, Any] | None:
+        """What ``study build`` recommends for new samples (the best validation R², simple or deep: ``method``,
+        ``checkpoint``, ``valid_r2_mean``, ``test_r2_mean``, ``rates``); None for a study without one."""
+        recommended = self.manifest.get("recommended")
+        return recommended if isinstance(recommended, dict) and recommended.get("method") else None
+
+    @property
+    def recommended_key(self) -> str | None:
+        """The key of the model the study recommends; None when it recommends none, or a benchmark-only baseline
+        (its checkpoint lies in :data:`BASELINES_DIR`)."""
+        checkpoint = str((self.recommendation or {}).get("checkpoint") or "")
+        key = Path(checkpoint).stem if checkpoint.startswith(f"{MODELS_DIR}/") else None
+        return key if key in self.models else None
 
     @property
     def cohort_summary(self) -> dict[str, Any]:
