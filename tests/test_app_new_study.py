@@ -187,4 +187,4 @@ def test_a_cohort_above_the_limit_gets_the_commands_instead(studies_dir, tmp_pat
     assert commands[0].startswith("python -m gtex_models import --expression expression.csv --samples samples.csv "
                                   "--tissue-column condition --scale log --duplicates error --out data/cohorts/")
     assert commands[1].startswith("python -m gtex_models study build --cohort data/cohorts/")
-    assert f"--out {studies_dir}/" in commands[1] and "--models pmi,gain --baselines mean,knn,mice" in commands[1]
+    assert f"--out {studies_dir}/" in commands[1] and "--models gauss,pmi,gain --baselines mean,knn,mice" in commands[1]
