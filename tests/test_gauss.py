@@ -11,6 +11,7 @@ from gtex_models.data.masks import mcar_mask
 from gtex_models.data.patterns import mask_cohort
 from gtex_models.data.transform import Transform
 from gtex_models.models.checkpoints import load_checkpoint, save_checkpoint
+from gtex_models.models import gauss
 from gtex_models.models.gauss import Factors, GaussImputer, conditional_mean, conditional_sd
 from gtex_models.models.registry import make_imputer
 
@@ -55,6 +56,28 @@ def test_conditional_mean_and_sd_equal_the_exact_gaussian_ones():
     np.testing.assert_allclose(conditional_mean(x, np.zeros_like(x), factors)[np.isnan(x)], mean[np.isnan(x)],
                                atol=2e-4)
     np.testing.assert_allclose(conditional_sd(~np.isnan(x), factors), sd, atol=2e-4)
+
+
+@pytest.mark.parametrize("pattern", ["mcar", "low values lost"])
+def test_the_iterative_solve_equals_the_exact_one(pattern, monkeypatch):
+    """Many samples, each with its own observed genes, at a high rank: the batched conjugate gradients give the
+    exact Gaussian conditional mean (brute force) also when the observed genes are not a random draw, and
+    converge without the exact fallback."""
+    monkeypatch.setattr(gauss, "_posterior", lambda *_: pytest.fail("an iterative solve fell back to the exact one"))
+    p, k, n = 120, 48, 60
+    loadings, noise, sigma = _known_gaussian(p, k, seed=3)
+    rng = np.random.default_rng(4)
+    x = rng.multivariate_normal(np.zeros(p), sigma, size=n)
+    if pattern == "mcar":
+        hidden = rng.random(x.shape) < rng.uniform(0.1, 0.9, size=(n, 1))
+    else:
+        hidden = x < np.quantile(x, 0.5, axis=1, keepdims=True)
+    x[hidden] = np.nan
+    factors = Factors(loadings.astype(np.float32), noise.astype(np.float32))
+    exact, _ = _exact(x, np.zeros(p), sigma)
+    iterative = conditional_mean(x, np.zeros_like(x), factors, iterative=True)
+    scale = np.abs(exact[hidden]).max()
+    np.testing.assert_allclose(iterative[hidden], exact[hidden], atol=1e-4 * scale)
 
 
 def test_full_rank_fit_is_the_conditional_mean_under_the_shrunk_sample_covariance():

@@ -52,6 +52,9 @@ SHRINKAGES = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7)  # candidate α
 MIN_NOISE = 1e-5  # floor of the diagonal D, as a share of the gene's variance (keeps D invertible)
 SVD_EXACT_BELOW = 2_000  # full SVD below this many samples or genes, randomised above
 EM_TOLERANCE = 1e-4  # stop EM when the mean squared change of L Lᵀ's scale falls below this
+ITERATIVE_ABOVE = 2e9  # operations of the exact solves above which conditional_mean may iterate instead
+CG_TOLERANCE = 1e-6  # relative residual of the iterative solves (their products are float32)
+CG_MAX_ITERATIONS = 100
 
 
 @dataclass(frozen=True)
@@ -225,17 +228,80 @@ def _posterior(factors: Factors, observed_genes: np.ndarray, gram: np.ndarray) -
     return np.eye(k) + (lo / noise[observed_genes, None]).T.astype(np.float64) @ lo
 
 
-def conditional_mean(x: np.ndarray, expected: np.ndarray, factors: Factors) -> np.ndarray:
-    """``m + L E[z | x_o]`` for every sample (the observed entries are replaced by the imputer's caller)."""
+def conditional_mean(x: np.ndarray, expected: np.ndarray, factors: Factors, iterative: bool | None = None
+                     ) -> np.ndarray:
+    """``m + L E[z | x_o]`` for every sample (the observed entries are replaced by the imputer's caller).
+
+    ``E[z | x_o] = M⁻¹ L_oᵀ D_o⁻¹ r_o`` is solved exactly per set of observed genes, or for all samples at
+    once by :func:`iterative_posterior_means` (``iterative``; None: where that costs fewer operations: many
+    samples with their own observed genes and a rank above ~40).
+    """
     observed = ~np.isnan(x)
     residual = np.where(observed, x - expected, 0.0).astype(np.float32)
     loadings, noise = factors.loadings, factors.noise
     gram = (loadings / noise[:, None]).T.astype(np.float64) @ loadings
     scores = (residual / noise) @ loadings  # samples x k: L_oᵀ D_o⁻¹ r_o (missing residuals are 0)
-    z = np.empty_like(scores, dtype=np.float64)
-    for rows, genes in observed_sets(observed):
-        z[rows] = np.linalg.solve(_posterior(factors, genes, gram), scores[rows].T.astype(np.float64)).T
+    sets = list(observed_sets(observed))
+    n, genes = observed.shape
+    k = loadings.shape[1]
+    if iterative is None:  # exact: ~k² x genes per set; iterative: ~10 iterations of 4 x k x genes per sample
+        iterative = len(sets) * k * k * genes > max(ITERATIVE_ABOVE, 40 * n * k * genes)
+    if iterative:
+        z = iterative_posterior_means(scores, observed, factors, gram)
+    else:
+        z = np.empty_like(scores, dtype=np.float64)
+        for rows, kept in sets:
+            z[rows] = np.linalg.solve(_posterior(factors, kept, gram), scores[rows].T.astype(np.float64)).T
     return (expected + z.astype(np.float32) @ loadings.T).astype(np.float32)
+
+
+def iterative_posterior_means(scores: np.ndarray, observed: np.ndarray, factors: Factors, gram: np.ndarray,
+                              tolerance: float = CG_TOLERANCE, max_iterations: int = CG_MAX_ITERATIONS
+                              ) -> np.ndarray:
+    """``M_s⁻¹ scores_s`` for every sample ``s`` at once, ``M_s = I + Lᵀ diag(o_s / D) L``: preconditioned
+    conjugate gradients, each iteration two (samples x genes x k) float32 matrix products.
+
+    Preconditioner: ``I + f_s Lᵀ D⁻¹ L`` (diagonal in the eigenbasis of the full ``gram``), ``f_s`` the share
+    of the factors' signal (``Σ_g o_sg |L_g|² / D_g``) the sample observes: ``M_s``'s expectation when its
+    observed genes are a random draw, so a few iterations reach ``tolerance`` (relative residual). Samples
+    still above it after ``max_iterations`` (observed genes far from a random draw) are solved exactly.
+    """
+    loadings, noise = factors.loadings, factors.noise
+    weights = (observed / noise).astype(np.float32)  # samples x genes: o_sg / D_g
+    energy = (loadings.astype(np.float64) ** 2).sum(axis=1) / noise
+    share = observed @ energy / max(float(energy.sum()), 1e-30)
+    eigenvalues, basis = np.linalg.eigh(gram)
+    inverse = 1.0 / (1.0 + share[:, None] * np.maximum(eigenvalues, 0.0)[None, :])
+
+    def apply(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return v + (((v.astype(np.float32) @ loadings.T) * weights[rows]) @ loadings).astype(np.float64)
+
+    def precondition(r: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return ((r @ basis) * inverse[rows]) @ basis.T
+
+    everyone = np.arange(len(scores))
+    b = scores.astype(np.float64)
+    bound = tolerance * np.linalg.norm(b, axis=1)
+    z = precondition(b, everyone)
+    residual = b - apply(z, everyone)
+    direction = precondition(residual, everyone)
+    rz = (residual * direction).sum(axis=1)
+    rows = np.flatnonzero(np.linalg.norm(residual, axis=1) > bound)
+    for _ in range(max_iterations):
+        if len(rows) == 0:
+            break
+        product = apply(direction[rows], rows)
+        alpha = rz[rows] / (direction[rows] * product).sum(axis=1)
+        z[rows] += alpha[:, None] * direction[rows]
+        residual[rows] -= alpha[:, None] * product
+        preconditioned = precondition(residual[rows], rows)
+        updated = (residual[rows] * preconditioned).sum(axis=1)
+        direction[rows] = preconditioned + (updated / rz[rows])[:, None] * direction[rows]
+        rz[rows] = updated
+        rows = rows[np.linalg.norm(residual[rows], axis=1) > bound[rows]]
+    for row in rows:  # not converged: the exact solve
+        z[row] = np.linalg.solve(_posterior(factors, observed[row], gram), b[row])
+    return z
 
 
 def conditional_sd(observed: np.ndarray, factors: Factors) -> np.ndarray:
