@@ -8,12 +8,14 @@ The protocol (:func:`run_cross_tissue`; CLI ``benchmark --task cross-tissue``):
 2. **Targets**: every sample of a test donor who gave at least two is a target in turn: all its values are
    hidden and predicted from the donor's other samples (its *sources*) and covariates, in rounds of one
    target per donor (:mod:`gtex_models.data.donor_targets`).
-3. **Scores** per target tissue: per-gene R² over the tissue's test targets, against the mean of those same
-   values (an ordinary R²: a method that predicts each gene's training mean scores about 0), for tissues
-   with at least :data:`MIN_TARGET_DONORS` test donors; a method's summary is the mean over target
-   tissues and the share of tissues where it beats both baselines (tissue mean, blood surrogate).
+3. **Scores** per target tissue: per-gene R² over the tissue's test targets against the product's reference,
+   the gene's mean over the training donors of that tissue (:func:`~gtex_models.analysis.evaluation.reference_values`:
+   the tissue mean scores exactly 0, and a few test donors' own mean, which the paper's R² would use, never
+   moves the score), for tissues with at least :data:`MIN_TARGET_DONORS` test donors; a method's summary
+   is the mean over target tissues and the share of tissues where it beats both baselines (tissue mean,
+   blood surrogate).
 4. **Against the number of source tissues**: each target predicted from ``k`` of its donor's other samples
-   chosen at random (:data:`SOURCE_COUNTS`), R² pooled over tissues (each target against its tissue's mean).
+   chosen at random (:data:`SOURCE_COUNTS`), R² pooled over tissues (same reference).
 5. **Intervals** (``interval``): each method calibrated on the validation donors' own leave-one-out targets
    (:func:`calibrate_cross_tissue`: split-conformal, Mondrian by target tissue and gene bin, as the per-sample
    intervals), then scored on the test targets.
@@ -36,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from gtex_models.analysis.benchmark import require_complete
-from gtex_models.analysis.evaluation import MIN_HIDDEN_VARIANCE
+from gtex_models.analysis.evaluation import MIN_HIDDEN_VARIANCE, reference_values
 from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.donor_targets import donor_rows, hide_samples, rounds_with_sources
@@ -141,9 +143,11 @@ def predict_targets(imputer: Imputer, cohort: Cohort, n_sources: int | None = No
 
 
 # ----------------------------------------------------------------------------------- scoring
-def per_tissue_r2(truth: Cohort, predicted: np.ndarray, min_donors: int = MIN_TARGET_DONORS) -> pd.DataFrame:
+def per_tissue_r2(truth: Cohort, predicted: np.ndarray, reference: np.ndarray,
+                  min_donors: int = MIN_TARGET_DONORS) -> pd.DataFrame:
     """Per target tissue and gene: R² over the tissue's predicted targets (``predicted`` not NaN) against
-    their own mean. Columns ``tissue``, ``gene``, ``r2``, ``n_donors``; genes whose hidden values barely vary
+    ``reference`` (samples x genes: :func:`~gtex_models.analysis.evaluation.reference_values`). Columns
+    ``tissue``, ``gene``, ``r2``, ``n_donors``; genes whose hidden values barely differ from their reference
     (below :data:`~gtex_models.analysis.evaluation.MIN_HIDDEN_VARIANCE`) and tissues with fewer than
     ``min_donors`` test donors are left out."""
     targets = ~np.isnan(predicted[:, 0])
@@ -156,7 +160,7 @@ def per_tissue_r2(truth: Cohort, predicted: np.ndarray, min_donors: int = MIN_TA
         if n_donors < min_donors:
             continue
         x = np.asarray(truth.x[rows], dtype=np.float64)
-        total = ((x - x.mean(axis=0)) ** 2).sum(axis=0)
+        total = ((x - reference[rows]) ** 2).sum(axis=0)
         defined = total / len(rows) >= MIN_HIDDEN_VARIANCE
         r2 = 1.0 - ((x - predicted[rows]) ** 2).sum(axis=0)[defined] / total[defined]
         frames.append(pd.DataFrame({"tissue": tissue, "gene": truth.genes["symbol"].to_numpy()[defined], "r2": r2,
@@ -165,16 +169,14 @@ def per_tissue_r2(truth: Cohort, predicted: np.ndarray, min_donors: int = MIN_TA
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
-def pooled_r2(truth: Cohort, predicted: np.ndarray) -> float:
-    """Mean over genes of the R² pooled over every predicted target, each against its tissue's mean over all of
-    ``truth``'s samples of that tissue (the reference of :func:`per_tissue_r2` when all targets are predicted)."""
+def pooled_r2(truth: Cohort, predicted: np.ndarray, reference: np.ndarray) -> float:
+    """Mean over genes of the R² pooled over every predicted target, each against its ``reference`` (as in
+    :func:`per_tissue_r2`)."""
     targets = ~np.isnan(predicted[:, 0])
     if not targets.any():
         return float("nan")
-    tissues = truth.samples["tissue"].astype(str)
     x = np.asarray(truth.x, dtype=np.float64)
-    centre = pd.DataFrame(x).groupby(tissues.to_numpy()).transform("mean").to_numpy()
-    total = ((x - centre)[targets] ** 2).sum(axis=0)
+    total = ((x - reference)[targets] ** 2).sum(axis=0)
     defined = total / targets.sum() >= MIN_HIDDEN_VARIANCE
     r2 = 1.0 - ((x - predicted)[targets] ** 2).sum(axis=0)[defined] / total[defined]
     return float(r2.mean()) if r2.size else float("nan")
@@ -290,6 +292,7 @@ def run_cross_tissue(
     imputers = {method: make_imputer(method, **configs.get(method, {})) for method in methods}  # fail fast
     report = progress or (lambda fraction, message: None)
     records, frames, curves, calibrations = [], [], [], {}
+    reference = reference_values(data.test, data.fit)
     for i, (method, imputer) in enumerate(imputers.items()):
         def step(fraction: float, message: str, i: int = i, method: str = method) -> None:
             report((i + fraction) / len(imputers), f"{method}: {message}")
@@ -299,7 +302,7 @@ def run_cross_tissue(
         fit_seconds = perf_counter() - start
         step(0.6, "predicting the test donors' tissues")
         predictions = predict_targets(imputer, data.test, seed=seed)
-        frames.append(per_tissue_r2(data.test, predictions.mean).assign(method=method))
+        frames.append(per_tissue_r2(data.test, predictions.mean, reference).assign(method=method))
         record = {"method": method, "task": TASK, "n_targets": int(predictions.targets.sum()),
                   "n_test_donors": int(data.test.samples.loc[predictions.targets, "donor_id"].nunique()),
                   "fit_seconds": fit_seconds, "impute_seconds": predictions.seconds}
@@ -310,7 +313,7 @@ def run_cross_tissue(
         for k in source_counts:
             step(0.85, f"{k} source tissue(s)")
             chosen = predict_targets(imputer, data.test, n_sources=k, seed=seed)
-            curves.append({"method": method, "n_sources": int(k), "r2": pooled_r2(data.test, chosen.mean),
+            curves.append({"method": method, "n_sources": int(k), "r2": pooled_r2(data.test, chosen.mean, reference),
                            "n_targets": int(chosen.targets.sum())})
         records.append(record)
     per_tissue = pd.concat(frames, ignore_index=True)[["method", "tissue", "gene", "r2", "n_donors"]]

@@ -332,9 +332,9 @@ def _principal_factors(x: np.ndarray, expected: np.ndarray, max_rank: int, seed:
 
     Missing values are filled with the expectation (residual 0) first; EM refines that fit.
     """
-    residual = np.nan_to_num(x - expected, nan=0.0).astype(np.float32)
+    residual = np.nan_to_num(np.subtract(x, expected, dtype=np.float32), copy=False, nan=0.0)
     n = residual.shape[0]
-    variance = (residual ** 2).sum(axis=0) / max(n - 1, 1)
+    variance = np.einsum("ij,ij->j", residual, residual, dtype=np.float64) / max(n - 1, 1)
     _, s, vt = truncated_svd(residual, max_rank, seed)
     loadings = (vt.T * (s / math.sqrt(max(n - 1, 1)))).astype(np.float32)
     explained = (loadings ** 2).sum(axis=1)
