@@ -204,6 +204,24 @@ def test_a_build_whose_calibration_saw_the_test_donors_is_refused(small_cohort, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_models_held_out_check_refuses_a_calibration_fitted_on_the_test_donors(small_cohort):
+    """The build's own check of each saved model (its donors and its calibration's against the test rows),
+    apart from the coverage table that catches the same leak later in a build."""
+    from gtex_models.models.calibration import calibrate
+    from gtex_models.models.registry import make_imputer
+    from gtex_models.studies.build import check_held_out
+
+    test = small_cohort.split("test")
+    imputer = make_imputer("mean").fit(small_cohort.split("train"))
+    fix = "fit the calibration on the validation donors"
+    assert check_held_out("mean", {"calibration": calibrate(imputer, small_cohort.split("valid")),
+                                   "scenario": "inductive"}, test, fix) != []  # no donor record: a note
+    with pytest.raises(DonorLeakError, match="The interval calibration was fitted on .* the test donors"):
+        check_held_out("mean", {"calibration": calibrate(imputer, test), "scenario": "inductive"}, test, fix)
+    check_held_out("mean", {"calibration": calibrate(imputer, test), "scenario": "inductive"}, test, fix,
+                   calibration=False)  # a model saved without intervals is not checked for them
+
+
 def test_a_cohort_with_a_donor_in_two_splits_is_refused_before_any_training(probe_cohort, tmp_path):
     samples = probe_cohort.samples.copy()
     trained = samples.loc[samples["split"] == "train", "donor_id"].iloc[0]
