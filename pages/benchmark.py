@@ -20,7 +20,6 @@ from pages._shared import (
     SIMULATED,
     background,
     benchmark,
-    calibration,
     cohort,
     current_study,
     deployment,
@@ -118,22 +117,27 @@ def coverage_result(key: str) -> tuple[Calibration | None, str, pd.DataFrame | N
     return job if job.running or job.state == FAILED else job.result
 
 
+def _unseen_by(made: Calibration, key: str) -> bool:
+    """Whether calibration ``made`` never saw the study's test donors; shows the refusal (False), or the note
+    that its donors were not recorded."""
+    try:
+        unchecked = check_unseen(made, _test_donors(key), "the study's test donors")
+    except DonorLeakError as error:
+        st.error(f"{error} Their coverage is not shown.", icon=":material/error:")
+        return False
+    if unchecked:
+        st.caption(unchecked)
+    return True
+
+
 def calibration_view(key: str, named: Words) -> None:
     """Nominal against empirical coverage of the model's intervals, per missing rate and per group: stored in the
-    study, else scored in the background (with its progress) while the rest of the page is usable. A stored
-    calibration fitted on any of the study's test donors is refused before anything is scored."""
-    stored = calibration(key)[0]  # stored in the checkpoint, or made on the validation donors (cached)
-    if stored is not None:
-        donors = stored.donors
-        st.caption("The intervals were calibrated on " + ("donors that were not recorded" if donors is None else
-                   f"{donors.count} {donors.split} donors (digest {donors.digest[:12]})") + ".")
-        try:
-            unchecked = check_unseen(stored, _test_donors(key), "the study's test donors")
-        except DonorLeakError as error:
-            st.error(f"{error} Their coverage is not shown.", icon=":material/error:")
-            return
-        if unchecked:
-            st.caption(unchecked)
+    study, else scored in the background (with its progress) while the rest of the page is usable. A calibration
+    stored in the checkpoint is checked against the study's test donors before anything is scored (one fitted on
+    them is refused); one the background job makes, once it is made."""
+    stored = model(key)[1].get("calibration")
+    if stored is not None and not _unseen_by(stored, key):
+        return
     result = coverage_result(key)
     if isinstance(result, Job):
         if result.running:
@@ -145,10 +149,14 @@ def calibration_view(key: str, named: Words) -> None:
     if made is None:
         st.info(note)
         return
-    info = made.info
+    info, donors = made.info, made.donors
+    fitted_on = "donors" if donors is None else f"{donors.split} donors (digest {donors.digest[:12]})"
     st.caption(f"Split-conformal intervals, {note}: {info.get('n_samples', '?'):,} samples of "
-               f"{info.get('n_donors', '?')} donors, {info.get('n_scores', 0):,} hidden values. Below, their coverage "
-               "on the test donors (never used for training or calibration), with a new mask at each missing rate.")
+               f"{info.get('n_donors', '?')} {fitted_on}, {info.get('n_scores', 0):,} hidden values. Below, their "
+               "coverage on the test donors (never used for training or calibration), with a new mask at each "
+               "missing rate.")
+    if stored is None and not _unseen_by(made, key):
+        return
     if table is None:
         st.info(f"The study's cohort has no test donor in a {named.group} the model knows, so coverage cannot be "
                 "measured.")

@@ -78,6 +78,13 @@ def test_a_one_group_probe_study_gets_intervals_too(monkeypatch, tmp_path):
     clear_caches()
 
 
+def finish_coverage(at):
+    """The model page once its background jobs (the coverage on the test donors) have ended."""
+    for job in list(_background_board()[1].values()):
+        assert job.wait(300) and job.state == "done", job.error
+    return at.run()
+
+
 def test_intervals_calibrated_on_the_test_donors_are_refused_on_the_model_page_and_in_try_it(monkeypatch, tmp_path):
     """A checkpoint whose stored calibration saw the study's test donors (made elsewhere, on another split): the
     model page refuses their coverage and Try it flags it instead of showing an optimistic coverage. One stored
@@ -90,7 +97,7 @@ def test_intervals_calibrated_on_the_test_donors_are_refused_on_the_model_page_a
                         umap=False)
     point_app_at(monkeypatch, study, studies_dir=tmp_path / "none")
     clear_caches()
-    at = open_app("pages/benchmark.py", study=study, model="mean_all")
+    at = finish_coverage(open_app("pages/benchmark.py", study=study, model="mean_all"))  # calibrated there
     assert_clean(at)
     assert any("valid donors (digest" in c.value for c in at.caption)
     checkpoint = study / "models" / "mean_all.safetensors"
@@ -99,10 +106,7 @@ def test_intervals_calibrated_on_the_test_donors_are_refused_on_the_model_page_a
     header["info"].pop("donors")
     attach_calibration(checkpoint, Calibration.from_state(arrays, header))
     clear_caches()
-    at = open_app("pages/benchmark.py", study=study, model="mean_all")
-    for job in list(_background_board()[1].values()):  # the coverage is scored in the background
-        assert job.wait(300) and job.state == "done", job.error
-    at.run()
+    at = finish_coverage(open_app("pages/benchmark.py", study=study, model="mean_all"))
     assert_clean(at)
     assert any("cannot be checked" in c.value for c in at.caption)
     assert any(c["layout"]["xaxis"]["title"]["text"] == "Nominal level" for c in charts(at))
