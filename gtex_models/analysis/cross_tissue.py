@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from gtex_models.analysis.benchmark import require_complete
-from gtex_models.analysis.evaluation import MIN_HIDDEN_VARIANCE, reference_values
+from gtex_models.analysis.evaluation import r2_per_gene, r2_per_group, reference_values, summarize
 from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.donor_targets import donor_rows, hide_samples, rounds_with_sources
@@ -140,40 +140,39 @@ def predict_targets(imputer: Imputer, cohort: Cohort, n_sources: int | None = No
 def per_tissue_r2(truth: Cohort, predicted: np.ndarray, reference: np.ndarray,
                   min_donors: int = MIN_TARGET_DONORS) -> pd.DataFrame:
     """Per target tissue and gene: R² over the tissue's predicted targets (``predicted`` not NaN) against
-    ``reference`` (samples x genes: :func:`~gtex_models.analysis.evaluation.reference_values`). Columns
-    ``tissue``, ``gene``, ``r2``, ``n_donors``; genes whose hidden values barely differ from their reference
-    (below :data:`~gtex_models.analysis.evaluation.MIN_HIDDEN_VARIANCE`) and tissues with fewer than
-    ``min_donors`` test donors are left out."""
-    targets = ~np.isnan(predicted[:, 0])
+    ``reference`` (samples x genes: :func:`~gtex_models.analysis.evaluation.reference_values`), by
+    :func:`~gtex_models.analysis.evaluation.r2_per_group` with every value of a target hidden. Columns
+    ``tissue``, ``gene``, ``r2``, ``n_donors``; genes R² leaves undefined (hidden values at their reference)
+    and tissues with fewer than ``min_donors`` test donors are left out."""
+    observed, imputed = _targets_hidden(truth, predicted)
+    targets = ~observed[:, 0]
     tissues = truth.samples["tissue"].astype(str).to_numpy()
+    names, codes = np.unique(tissues, return_inverse=True)
+    r2 = r2_per_group(truth.x, imputed, observed, codes, len(names), reference)
     donors = truth.samples["donor_id"].astype(str).to_numpy()
     frames = []
-    for tissue in sorted(set(tissues[targets])):
-        rows = np.flatnonzero(targets & (tissues == tissue))
-        n_donors = len(set(donors[rows]))
-        if n_donors < min_donors:
-            continue
-        x = np.asarray(truth.x[rows], dtype=np.float64)
-        total = ((x - reference[rows]) ** 2).sum(axis=0)
-        defined = total / len(rows) >= MIN_HIDDEN_VARIANCE
-        r2 = 1.0 - ((x - predicted[rows]) ** 2).sum(axis=0)[defined] / total[defined]
-        frames.append(pd.DataFrame({"tissue": tissue, "gene": truth.genes["symbol"].to_numpy()[defined], "r2": r2,
-                                    "n_donors": n_donors}))
+    for code in np.unique(codes[targets]):
+        n_donors = len(set(donors[targets & (codes == code)]))
+        defined = ~np.isnan(r2[code])
+        if n_donors >= min_donors:
+            frames.append(pd.DataFrame({"tissue": names[code], "gene": truth.genes["symbol"].to_numpy()[defined],
+                                        "r2": r2[code][defined], "n_donors": n_donors}))
     columns = ["tissue", "gene", "r2", "n_donors"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def pooled_r2(truth: Cohort, predicted: np.ndarray, reference: np.ndarray) -> float:
     """Mean over genes of the R² pooled over every predicted target, each against its ``reference`` (as in
-    :func:`per_tissue_r2`)."""
-    targets = ~np.isnan(predicted[:, 0])
-    if not targets.any():
-        return float("nan")
-    x = np.asarray(truth.x, dtype=np.float64)
-    total = ((x - reference)[targets] ** 2).sum(axis=0)
-    defined = total / targets.sum() >= MIN_HIDDEN_VARIANCE
-    r2 = 1.0 - ((x - predicted)[targets] ** 2).sum(axis=0)[defined] / total[defined]
-    return float(r2.mean()) if r2.size else float("nan")
+    :func:`per_tissue_r2`); NaN without a target."""
+    observed, imputed = _targets_hidden(truth, predicted)
+    return summarize(r2_per_gene(truth.x, imputed, observed, reference))["r2_mean"]
+
+
+def _targets_hidden(truth: Cohort, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluation's view of cross-tissue predictions: every value of a target (a row ``predicted`` fills)
+    hidden, every other row observed and kept as it is."""
+    observed = np.broadcast_to(np.isnan(predicted[:, :1]), predicted.shape)
+    return observed, np.where(observed, truth.x, predicted)
 
 
 def tissue_means(per_tissue: pd.DataFrame) -> pd.DataFrame:
