@@ -129,6 +129,22 @@ BUSY = '[data-testid="stSpinner"], [data-testid="stExpanderIconSpinner"], [data-
 """What a page still working shows: a spinner, a running ``st.status`` or a skeleton."""
 
 
+def click_to_download(page, button, tries: int = 2, timeout_ms: int = 45_000):
+    """The download a click on ``button`` starts; the click is repeated (after the page settles) when no download
+    came: a click that lands while the script reruns replaces the button and is lost (seen once in a full run)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # playwright: only where a browser runs
+
+    for attempt in range(tries):
+        try:
+            with page.expect_download(timeout=timeout_ms) as info:
+                button.click()
+            return info.value
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+            settle(page, timeout=120_000)
+
+
 def wait_first_screen(page, title: str, timeout: float = 60_000) -> None:
     """Wait until the page titled ``title`` shows its first screen complete: settled (:func:`settle`) and no
     spinner, running status or skeleton left anywhere on it."""

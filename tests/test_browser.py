@@ -27,6 +27,7 @@ from scripts.screenshots import (
     PAGES,
     choose_option,
     choose_study,
+    click_to_download,
     open_page,
     running_app,
     selected_study,
@@ -130,12 +131,11 @@ def test_upload_impute_download_in_chromium(browser_page, partial_csv: Path):
     button.wait_for(timeout=120_000)
     settle(page, timeout=120_000)  # a click while the page still runs can be lost in the rerun
     assert page.locator('[data-testid="stException"]').count() == 0
-    with page.expect_download(timeout=90_000) as info:
-        button.click()
-    with_intervals = pd.read_csv(io.BytesIO(Path(info.value.path()).read_bytes()), index_col=0)
+    download = click_to_download(page, button)
+    with_intervals = pd.read_csv(io.BytesIO(Path(download.path()).read_bytes()), index_col=0)
 
     upload = pd.read_csv(partial_csv, index_col=0)
-    assert info.value.suggested_filename == "imputed_expression.csv"
+    assert download.suggested_filename == "imputed_expression.csv"
     # genes x samples, as uploaded; each sample followed by its calibrated interval's bounds (on by default)
     assert list(with_intervals.columns) == [f"{c}{s}" for c in upload.columns for s in ("", "_lower", "_upper")]
     downloaded = with_intervals[list(upload.columns)]
@@ -149,9 +149,8 @@ def test_upload_impute_download_in_chromium(browser_page, partial_csv: Path):
     np.testing.assert_array_equal(downloaded.iloc[: len(upload)].to_numpy(np.float32)[observed],
                                   upload.to_numpy(np.float32)[observed])
     settle(page)  # the first download reran the page
-    with page.expect_download(timeout=90_000) as info:
-        page.get_by_role("button", name="Download which cells were imputed (CSV, 1 = imputed)").click()
-    mask = pd.read_csv(io.BytesIO(Path(info.value.path()).read_bytes()), index_col=0)
+    cells = page.get_by_role("button", name="Download which cells were imputed (CSV, 1 = imputed)")
+    mask = pd.read_csv(io.BytesIO(Path(click_to_download(page, cells).path()).read_bytes()), index_col=0)
     np.testing.assert_array_equal(mask.iloc[: len(upload)].to_numpy() == 1, ~observed)
     assert (mask.iloc[len(upload):] == 1).all().all()  # the added genes: all imputed
 

@@ -29,6 +29,7 @@ from scripts.screenshots import (
     RunningApp,
     choose_option,
     choose_study,
+    click_to_download,
     open_page,
     running_app,
     selected_study,
@@ -80,22 +81,6 @@ def metrics(page) -> dict[str, str]:
     labels = page.locator('[data-testid="stMetricLabel"]').all_inner_texts()
     values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
     return {label.strip(): value.strip() for label, value in zip(labels, values)}
-
-
-def click_to_download(page, button, tries: int = 2, timeout_ms: int = 45_000):
-    """The download a click on ``button`` starts; the click is repeated (after the page settles) when no download
-    came: a click that lands while the script reruns replaces the button and is lost (seen once in a full run)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for attempt in range(tries):
-        try:
-            with page.expect_download(timeout=timeout_ms) as info:
-                button.click()
-            return info.value
-        except PlaywrightTimeout:
-            if attempt == tries - 1:
-                raise
-            settle(page, timeout=120_000)
 
 
 def heading(page) -> str:
