@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from gtex_models.data.cohort import Cohort
-from gtex_models.data.store import BlockBatches, RunningMoments, StoreWriter, save_store
+from gtex_models.data.batches import BlockBatches
+from gtex_models.data.store import RunningMoments, StoreWriter, save_store
 from gtex_models.data.transform import Transform
 from gtex_models.interfaces.streaming import impute_store
 from gtex_models.models.model_space import ModelSpace

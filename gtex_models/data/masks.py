@@ -1,12 +1,17 @@
 """Missingness: MCAR masks with a per-sample rate, pseudo-masks, and GAIN hints.
 
-Convention everywhere: a mask is True / 1 where a value is **observed**.
+Convention everywhere: a mask is True / 1 where a value is **observed**. The torch masks import torch when
+called, so that the numpy ones (the app's pages) do not load it.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def mcar_mask(
@@ -27,6 +32,8 @@ def mcar_mask_torch(
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Float observed-mask (1 observed, 0 missing) on ``device``, per-sample rate in [m_low, m_high]."""
+    import torch
+
     _check_rates(m_low, m_high)
     rates = m_low + (m_high - m_low) * torch.rand((shape[0], 1), generator=generator, device=device)
     return (torch.rand(shape, generator=generator, device=device) >= rates).float()
@@ -41,6 +48,8 @@ def pseudo_mask(
 
 def gain_hint(observed: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """GAIN hint: b ~ Bernoulli(0.5); hint = b * m + 0.5 * (1 - b)."""
+    import torch
+
     b = (torch.rand(observed.shape, generator=generator, device=observed.device) < 0.5).float()
     return b * observed + 0.5 * (1.0 - b)
 

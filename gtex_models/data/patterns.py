@@ -44,6 +44,7 @@ import numpy as np
 
 from gtex_models.common.choices import PATTERNS
 from gtex_models.data.cohort import Cohort
+from gtex_models.data.masks import mcar_mask, pseudo_mask
 
 if TYPE_CHECKING:
     import torch
@@ -124,8 +125,6 @@ class Pattern:
         self.check_genes(shape[1])
         rng = np.random.default_rng(seed)
         if self.name == "mcar":
-            from gtex_models.data.masks import mcar_mask  # masks imports torch: only when needed
-
             return mcar_mask(shape, self.rate, self.rate, seed=rng)
         if self.name == "panel":
             observed = np.zeros(shape, dtype=bool)
@@ -153,8 +152,6 @@ class Pattern:
             raise ValueError(f"Training masks cannot follow the {self.name!r} pattern; use one of "
                              f"{', '.join(TRAINABLE_PATTERNS)}.")
         import torch
-
-        from gtex_models.data.masks import pseudo_mask
 
         n_samples, n_genes = known.shape
         if self.name == "mcar":

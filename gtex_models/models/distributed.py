@@ -6,7 +6,7 @@ CPU, NCCL on GPU, one GPU per process), wraps every network of the method in its
 :class:`~torch.nn.parallel.DistributedDataParallel` (GAIN's generator and discriminator separately,
 so that each objective's step synchronises only its own gradients; the generator step's frozen
 discriminator skips synchronisation, see :func:`gtex_models.models.training.frozen`), and trains on its
-share of the cohort's blocks (:class:`gtex_models.data.store.BlockBatches`). Gradients are averaged at
+share of the cohort's blocks (:class:`gtex_models.data.batches.BlockBatches`). Gradients are averaged at
 every step, so every rank holds the same weights; batch-norm statistics are averaged after every
 epoch; the validation loss is summed over the ranks' shares, so early stopping takes the same
 decision everywhere. Rank 0 alone writes files: the resume state after every epoch and the

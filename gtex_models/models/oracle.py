@@ -24,17 +24,19 @@ oracle: its detected values are mapped back (``(x' − offset) / scale``, extra 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy.special import logsumexp
 
 from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.simulate import SimulationConfig, SimulationParameters, simulation_parameters
 from gtex_models.models.base import Imputer
+
+if TYPE_CHECKING:
+    import torch
 
 WEIGHT_FLOOR = 1e-12
 ZERO_TOLERANCE = 1e-4  # |log2(TPM + 1)| below this is an undetected gene (float32 round trip of 0)
@@ -154,6 +156,8 @@ class _TissueModel:
                 extra_noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """E[y | detected values] and E[y² | detected values] of every gene of some samples (the caller applies
         detection); ``extra_noise``: measurement noise variance of the detected values beyond the model's."""
+        import torch  # loaded with the first oracle solve, not with the module
+
         post, solved, chol = self.state_posterior(log_expr, informative, prior, extra_noise)
         rows, states = np.nonzero(post)
         covariance = torch.cholesky_inverse(chol[rows, states]).numpy()    # posterior covariance of the latents
@@ -171,6 +175,8 @@ class _TissueModel:
                         extra_noise: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
         """p(state | the sample's detected values) of some samples (rows x states; below :data:`WEIGHT_FLOOR`: 0),
         with each state's latent solve and Cholesky factor (for :meth:`moments`)."""
+        import torch
+
         n, n_latent = log_expr.shape[0], self.loadings.shape[1]
         weight = informative / (self.noise + extra_noise)                  # W, rows x genes
         residual = np.where(informative, log_expr - prior, 0.0)            # r
