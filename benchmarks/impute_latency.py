@@ -32,7 +32,7 @@ def untrained_imputer(method: str, hidden: list[int] | None, cohort: Any, device
                       precision: str = "fp32") -> Any:
     """An imputer with freshly initialised networks for ``cohort``'s genes and tissues."""
     from gtex_models.models.registry import make_imputer
-    from gtex_models.models.training import resolve_device
+    from gtex_models.models.training_settings import resolve_device
 
     kwargs = {"hidden_sizes": hidden} if hidden else {}
     imputer = make_imputer(method, device=device, precision=precision, **kwargs)
@@ -62,7 +62,7 @@ def main() -> None:
     from benchmarks.scale_cohort import scale_cohort
     from gtex_models.data.masks import mcar_mask
     from gtex_models.data.patterns import mask_cohort
-    from gtex_models.models.training import resolve_device
+    from gtex_models.models.training_settings import resolve_device
 
     device = resolve_device(args.device)
     cohort = scale_cohort()

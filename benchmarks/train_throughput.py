@@ -62,7 +62,8 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.scale_cohort import scale_cohort
     from gtex_models.data.batches import batches
     from gtex_models.models.registry import make_imputer
-    from gtex_models.models.training import evaluate, make_optimizers, resolve_device, seeded, train_step
+    from gtex_models.models.training import evaluate, make_optimizers, seeded, train_step
+    from gtex_models.models.training_settings import resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)

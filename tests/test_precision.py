@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gtex_models.models import training
+from gtex_models.models import training_settings as training
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from gtex_models.models.training import Objective, Task, TrainingConfig, evaluate, frozen, seeded, train
+from gtex_models.models.training import Objective, Task, evaluate, frozen, seeded, train
+from gtex_models.models.training_settings import TrainingConfig
 
 
 def _toy_task() -> Task:
@@ -119,7 +120,7 @@ def test_frozen_module_takes_no_gradient_and_is_restored() -> None:
 
 def test_precision_auto_is_resolved_when_the_config_is_made():
     """``precision: auto`` becomes what this machine computes natively, so a saved config names what was used."""
-    from gtex_models.models.training import preferred_precision
+    from gtex_models.models.training_settings import preferred_precision
 
     config = TrainingConfig(precision="auto", device="cpu")
     assert config.precision == preferred_precision("cpu") and config.precision in ("fp32", "bf16")

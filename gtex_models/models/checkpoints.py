@@ -165,6 +165,20 @@ def load_checkpoint(path: str | Path) -> tuple[Imputer, dict[str, Any]]:
         detail = " ".join(str(error).split())  # torch's messages span lines
         raise CheckpointError(f"{path}: the stored {method} model cannot be rebuilt: its arrays do not fit its "
                               f"settings ({detail[:300]}). Train the model again.") from error
+    return imputer, _metadata(path, header, calibration_arrays)
+
+
+def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
+    """The metadata of :func:`load_checkpoint` without rebuilding the model: for what needs only the model's genes,
+    groups, evaluation or calibration. Checks the file as :func:`load_checkpoint` does except the settings against
+    the method's (that imports the method's module, and torch with a deep one); raises :class:`CheckpointError`."""
+    path = require_file(path)
+    header, arrays = _read(path, settings=False)
+    return _metadata(path, header, {key: value for key, value in arrays.items() if key.startswith(ARRAY_PREFIX)})
+
+
+def _metadata(path: Path, header: dict[str, Any], calibration_arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """A checked header as the metadata :func:`load_checkpoint` returns."""
     metadata = {key: header[key] for key in _RESERVED + ("tissues", "history", "evaluation")}
     genes = header["genes"]
     metadata["genes"] = None if genes is None else pd.DataFrame(genes)[GENE_COLUMNS]
@@ -176,12 +190,12 @@ def load_checkpoint(path: str | Path) -> tuple[Imputer, dict[str, Any]]:
         metadata["calibration"] = None if stored is None else Calibration.from_state(calibration_arrays, stored)
     except (KeyError, ValueError, TypeError) as error:
         raise CheckpointError(f"{path}: its interval calibration cannot be read ({error}).") from error
-    return imputer, metadata
+    return metadata
 
 
-def _read(path: Path, restore: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _read(path: Path, restore: bool = True, settings: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Validate the file piece by piece so that each failure gets its own message (``restore``: float16
-    arrays back to float32)."""
+    arrays back to float32; ``settings``: check the stored settings against the method's)."""
     data = path.read_bytes()
     not_ours = f"{path} is not a GTEx Imputation Studio checkpoint"
     if len(data) < 9 or data[8:9] != b"{":
@@ -205,7 +219,7 @@ def _read(path: Path, restore: bool = True) -> tuple[dict[str, Any], dict[str, n
         raise CheckpointError(f"{path} is corrupt: its tensor table is malformed ({error!r}).") from None
     if 8 + header_size + end > len(data):
         raise CheckpointError(f"{path} is truncated: {8 + header_size + end:,} bytes expected, {len(data):,} found.")
-    header = _checked_header(path, info[_METADATA_KEY])
+    header = _checked_header(path, info[_METADATA_KEY], settings)
     try:
         arrays = safetensors.numpy.load(data)
     except Exception as error:  # safetensors raises its own error type for corrupt payloads
@@ -216,7 +230,7 @@ def _read(path: Path, restore: bool = True) -> tuple[dict[str, Any], dict[str, n
     return header, restored
 
 
-def _checked_header(path: Path, text: str) -> dict[str, Any]:
+def _checked_header(path: Path, text: str, settings: bool = True) -> dict[str, Any]:
     """The checkpoint's JSON metadata, validated against :class:`~gtex_models.models.schemas.CheckpointHeader`."""
     try:
         header = json.loads(text)
@@ -230,7 +244,7 @@ def _checked_header(path: Path, text: str) -> dict[str, Any]:
             "Update the project, or train the model again with this version."
         )
     try:
-        return check_checkpoint_header(header, f"{path}, metadata").model_dump()
+        return check_checkpoint_header(header, f"{path}, metadata", settings).model_dump()
     except SchemaError as error:
         raise CheckpointError(f"{error}. The checkpoint was edited, damaged or written by another program: "
                               "train the model again.") from None

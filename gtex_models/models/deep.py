@@ -20,12 +20,11 @@ import torch
 from torch import nn
 
 from gtex_models.common.progress import ProgressCallback
-from gtex_models.data.batches import Batch, BatchSource, chunks
+from gtex_models.data.batches import Batch, BatchSource, BlockBatches, chunks
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.cohort_format import GENE_COLUMNS
 from gtex_models.data.covariates import CovariateEncoder
 from gtex_models.data.patterns import TRAINABLE_PATTERNS, Pattern, mask_cohort
-from gtex_models.data.store import BlockBatches
 from gtex_models.models.base import Imputer
 from gtex_models.models.distributed import current_sync
 from gtex_models.models.hybrid import RESIDUAL_WEIGHTS, fit_gaussian, gaussian_path
@@ -35,11 +34,10 @@ from gtex_models.models.training import (
     PREDICT_BATCH_SIZE,
     LoopState,
     Task,
-    TrainingConfig,
-    resolve_device,
     seeded,
     train,
 )
+from gtex_models.models.training_settings import TrainingConfig, resolve_device
 from gtex_models.models.validation_probe import validation_probe
 
 

@@ -42,7 +42,8 @@ from gtex_models.data.donor_targets import donor_rows
 from gtex_models.models.base import DropoutRate, Imputer, PositiveInt
 from gtex_models.models.centring import Centring
 from gtex_models.models.networks import EMBEDDING_INIT_STD
-from gtex_models.models.training import Objective, Task, TrainingConfig, masked_mse, resolve_device, train
+from gtex_models.models.training import Objective, Task, masked_mse, train
+from gtex_models.models.training_settings import TrainingConfig, resolve_device
 
 GROUP_SHRINKAGE = 5.0  # τ of the centring (pseudo-samples pulling small groups' means to the overall mean)
 N_COVARIATES = 2  # sex (+1 / -1 / 0) and standardised age
@@ -92,7 +93,7 @@ class DonorNetImputer(Imputer):
     ----------
     hidden_size, embedding_size, heads, dropout : the network's widths, attention heads and dropout.
     batch_size, lr, max_epochs, patience, max_seconds, seed, device : the training loop's settings
-        (:class:`~gtex_models.models.training.TrainingConfig`; a batch is a number of donors).
+        (:class:`~gtex_models.models.training_settings.TrainingConfig`; a batch is a number of donors).
     """
 
     method = "donor-net"

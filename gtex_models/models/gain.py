@@ -63,7 +63,7 @@ class GAINImputer(DeepImputer):
     pattern : the training masks' missingness pattern (:meth:`gtex_models.data.patterns.Pattern.to_dict`);
         None: MCAR with a per-sample rate in ``[m_low, m_high]``.
     linear : build on a Gaussian path (``gauss`` fitted first; :mod:`gtex_models.models.hybrid`).
-    **training : :class:`~gtex_models.models.training.TrainingConfig` settings (defaults
+    **training : :class:`~gtex_models.models.training_settings.TrainingConfig` settings (defaults
         ``batch_size=32``, ``lr=1e-3``).
     """
 

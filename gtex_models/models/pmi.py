@@ -40,7 +40,7 @@ class PMIImputer(DeepImputer):
     pattern : the training masks' missingness pattern (:meth:`gtex_models.data.patterns.Pattern.to_dict`), e.g. a
         gene panel for a panel-trained PMI; None: the MCAR pseudo-mask of the paper.
     linear : build on a Gaussian path (``gauss`` fitted first; :mod:`gtex_models.models.hybrid`).
-    **training : :class:`~gtex_models.models.training.TrainingConfig` settings; paper defaults
+    **training : :class:`~gtex_models.models.training_settings.TrainingConfig` settings; paper defaults
         ``batch_size=32``, ``lr=1e-4``.
     """
 

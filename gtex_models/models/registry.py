@@ -67,7 +67,7 @@ def default_settings(method: str, n_samples: int, n_genes: int, scenario: str = 
     The baselines keep their own defaults (empty dict). The deep models get the shipped configs'
     settings (batch 256, Adam 2e-3, early stopping after 10 epochs without progress, at most 300 epochs, a
     wall-clock limit only as a safety net, :data:`SAFETY_SECONDS`; bf16 autocast only where it measured
-    faster on this machine, :func:`~gtex_models.models.training.preferred_precision`),
+    faster on this machine, :func:`~gtex_models.models.training_settings.preferred_precision`),
     scaled down for small cohorts: a batch of a sixteenth of the cohort's samples (about a tenth of
     the training donors' samples; 16 to 256), so an epoch is about ten optimiser steps, and a hidden
     layer of half the genes (128 to 1,024). Below 1,000 samples (small batches, a noisy validation
@@ -89,7 +89,7 @@ def default_settings(method: str, n_samples: int, n_genes: int, scenario: str = 
     """
     if method not in DEEP_METHODS:
         return {}
-    from gtex_models.models.training import preferred_precision
+    from gtex_models.models.training_settings import preferred_precision
 
     hidden = int(min(1024, max(128, n_genes // 2)))
     batch_size = int(min(256, max(16, n_samples // 16)))

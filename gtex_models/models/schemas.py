@@ -1,7 +1,7 @@
 """Declared schema of checkpoint metadata: the header and each method's stored state and settings.
 
 The settings of a method are declared once, by its constructor's annotations (see
-:data:`gtex_models.models.base.PositiveInt` and friends) and :class:`~gtex_models.models.training.TrainingConfig`;
+:data:`gtex_models.models.base.PositiveInt` and friends) and :class:`~gtex_models.models.training_settings.TrainingConfig`;
 :func:`settings_schema` turns a constructor into a schema.
 
 Example
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Strict, ValidationError, create_mode
 from gtex_models.common.schema import OpenSchema, Schema, SchemaError, describe, validate
 from gtex_models.data.cohort_format import SCALES
 from gtex_models.models.registry import DEEP_METHODS, METHODS, imputer_class
+from gtex_models.models.training_settings import TrainingConfig
 
 Method = Literal[METHODS]  # type: ignore[valid-type]
 
@@ -41,8 +42,6 @@ def settings_schema(method: str) -> type[BaseModel]:
 def check_settings(method: str, model: Mapping[str, Any], training: Mapping[str, Any], where: str,
                    prefixes: tuple[str, str] = ("model", "training")) -> None:
     """Validate a method's model settings and, for the deep methods, its training settings."""
-    from gtex_models.models.training import TrainingConfig  # torch: only when settings are checked
-
     validate(settings_schema(method), dict(model), where, (prefixes[0],))
     if method not in DEEP_METHODS:
         if training:
@@ -179,15 +178,14 @@ STATE_SCHEMAS: dict[str, type[BaseModel]] = {
 }
 
 
-def check_checkpoint_header(header: Any, where: str) -> CheckpointHeader:
-    """Validate a checkpoint's metadata, including its method's stored state and settings."""
+def check_checkpoint_header(header: Any, where: str, settings: bool = True) -> CheckpointHeader:
+    """Validate a checkpoint's metadata, including its method's stored state and (with ``settings``, which
+    imports the method's module) its settings against the method's own."""
     checked = validate(CheckpointHeader, header, where)
     assert isinstance(checked, CheckpointHeader)
     state = validate(STATE_SCHEMAS[checked.method], checked.config, where, ("config",))
     params = getattr(state, "params", None)
-    if params is not None:
-        from gtex_models.models.training import TrainingConfig
-
+    if params is not None and settings:
         training_keys = set(TrainingConfig.keys()) if checked.method in DEEP_METHODS else set()
         model = {k: v for k, v in params.items() if k not in training_keys}
         training = {k: v for k, v in params.items() if k in training_keys}

@@ -119,7 +119,7 @@ def default_config(method: str, n_samples: int, n_genes: int, scenario: str = "i
                    pathway: str | None = None) -> Experiment:
     """The experiment run when no config is given: settings chosen for the cohort's size
     (:func:`~gtex_models.models.registry.default_settings`), model and training settings split."""
-    from gtex_models.models.training import TrainingConfig
+    from gtex_models.models.training_settings import TrainingConfig
 
     settings = default_settings(method, n_samples, n_genes, scenario)
     training = {k: v for k, v in settings.items() if k in TrainingConfig.keys()}
