@@ -6,7 +6,8 @@ its prefix), the most variable genes and random panels (``--random-seeds`` draws
 competitors. Each method imputes the genes outside the panel on the test donors (``--test-samples`` of them,
 drawn once) and is scored by :func:`gtex_models.analysis.panels.panel_r2` (mean per-gene R², pooled residuals,
 reference: the tissue's training mean). Methods: the demo's PMI (trained with MCAR masks), the
-per-tissue mean, KNN, the oracle (exact conditional mean, the ceiling). For the methods of ``--model-scored``
+per-tissue mean, KNN, ``gauss`` (the Gaussian conditional; baselines are fitted on the training donors with
+the validation donors choosing their settings), the oracle (exact conditional mean, the ceiling). For the methods of ``--model-scored``
 (default: the neural ones, whose imputations take well under a second) the model-scored panel
 (:func:`gtex_models.analysis.panels.model_scored_panel`: candidates scored with the method itself on 300 validation
 donors, then a local search) is added; KNN and the oracle take 20-40 s per imputation of the 300 samples, too
@@ -87,7 +88,7 @@ def main() -> None:
         if method in study.models:
             imputers[method] = study.load_model(method)[0]
         else:
-            imputers[method] = pmi if method == "pmi" else make_imputer(method).fit(train)
+            imputers[method] = pmi if method == "pmi" else make_imputer(method).fit(train, valid)
     if args.panel_pmi:
         settings = {**default_settings("pmi", cohort.n_samples, cohort.n_genes), "max_seconds": args.panel_pmi_seconds}
         from gtex_models.data.patterns import Pattern

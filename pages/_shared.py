@@ -37,9 +37,8 @@ from gtex_models.interfaces.deployment import Deployment, DeploymentError
 from gtex_models.interfaces.naming import Words, words_for
 from gtex_models.models.base import Imputer
 from gtex_models.models.calibration import Calibration
-from gtex_models.models.checkpoints import load_checkpoint
+from gtex_models.models.checkpoints import load_checkpoint, read_checkpoint_info
 from gtex_models.models.model_space import ModelSpace
-from gtex_models.models.training import resolve_device
 from gtex_models.studies.demo import CACHE_DIR, DEMO_DIR
 from gtex_models.studies.jobs import Job, Work, start_job
 from gtex_models.studies.precompute import model_calibration
@@ -278,8 +277,26 @@ def _model(path: str, stamp: int, key: str) -> tuple[Imputer, dict[str, Any], Mo
 
 
 def model(key: str) -> tuple[Imputer, dict[str, Any], ModelSpace]:
-    """A model of the selected study: the imputer, its checkpoint metadata and its gene/group/transform space."""
-    return _model(*_current(), key)
+    """A model of the selected study: the imputer, its checkpoint metadata and its gene/group/transform space. A
+    checkpoint whose model cannot be rebuilt stops the page with the reason (:func:`selected_model` checked only
+    its header)."""
+    try:
+        return _model(*_current(), key)
+    except ValueError as error:  # CheckpointError: the arrays do not fit the stored settings
+        _unusable(key, error)
+        st.stop()
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _model_info(path: str, stamp: int, key: str) -> tuple[dict[str, Any], ModelSpace]:
+    metadata = read_checkpoint_info(_open(path, stamp).checkpoint_path(key))
+    return metadata, ModelSpace.from_metadata(metadata)
+
+
+def model_info(key: str) -> tuple[dict[str, Any], ModelSpace]:
+    """A model's checkpoint metadata and space without rebuilding the model (nor importing torch): for pages
+    that show what a model is, not what it imputes."""
+    return _model_info(*_current(), key)
 
 
 @st.cache_resource(show_spinner="Calibrating the model's intervals on held-out donors…", max_entries=16)
@@ -391,7 +408,6 @@ def sidebar() -> None:
         st.selectbox("Imputation model", list(study.models), key=MODEL_KEY, help=MODEL_HELP, on_change=_keep_model,
                      format_func=lambda k: study.models[k].label + (" · recommended" if k == recommended else ""))
         st.caption(recommendation_note(study))
-        st.caption(f"Device: **{resolve_device().type.upper()}**")
 
 
 def recommendation_note(study: Study) -> str:
@@ -461,12 +477,18 @@ def selected_model() -> str | None:
                 f"{rebuild_hint(study)}")
         return None
     try:
-        model(key)  # cached: a broken checkpoint file is reported here instead of crashing the page
+        model_info(key)  # cached: a broken checkpoint file is reported here instead of crashing the page
     except ValueError as error:  # CheckpointError, or metadata the app cannot use
-        st.error(f"The model {study.models[key].label!r} of study {study.title!r} cannot be loaded: {error} "
-                 f"{rebuild_hint(study)}", icon=":material/error:")
+        _unusable(key, error)
         return None
     return key
+
+
+def _unusable(key: str, error: ValueError) -> None:
+    study = current_study()
+    assert study is not None
+    st.error(f"The model {study.models[key].label!r} of study {study.title!r} cannot be loaded: {error} "
+             f"{rebuild_hint(study)}", icon=":material/error:")
 
 
 def same_gene_set(key: str) -> dict[str, str]:
@@ -490,7 +512,7 @@ def download_csv(frame: pd.DataFrame, filename: str, label: str = "Download CSV"
 def scenario_note(key: str) -> None:
     """For a model trained in place, say that the test donors were part of its training matrix."""
     study = current_study()
-    if study is not None and model(key)[1].get("scenario") == "inplace":
+    if study is not None and model_info(key)[0].get("scenario") == "inplace":
         st.caption(f"{study.models[key].label} was trained in place (the paper's in-place scenario): the test "
                    "donors' profiles, with values hidden, were part of its training matrix.")
 

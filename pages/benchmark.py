@@ -25,6 +25,7 @@ from pages._shared import (
     deployment,
     download_csv,
     model,
+    model_info,
     rebuild_hint,
     recommendation_note,
     selected_model,
@@ -64,7 +65,7 @@ study on the **New study** page, or with `python -m gtex_models import` then `st
 
 def _test_donors(key: str) -> Cohort:
     """The study's test donors of the groups model ``key`` knows, in its model space."""
-    space = model(key)[2]
+    space = model_info(key)[1]
     test = cohort_for_model(cohort(), space).split("test")
     return test.subset_samples(test.samples["tissue"].isin(space.tissues).to_numpy())
 
@@ -108,7 +109,7 @@ def _coverage_progress(job: Job) -> None:
 def coverage_result(key: str) -> tuple[Calibration | None, str, pd.DataFrame | None] | Job:
     """Model ``key``'s (calibration, where it comes from, coverage table): stored in the study, or the result of
     the background job, or that job while it runs (or after it failed)."""
-    metadata = model(key)[1]
+    metadata = model_info(key)[0]
     if metadata.get("calibration") is not None:
         table = stored_coverage(*study_ref(), key)
         if table is not None:
@@ -135,7 +136,7 @@ def calibration_view(key: str, named: Words) -> None:
     study, else scored in the background (with its progress) while the rest of the page is usable. A calibration
     stored in the checkpoint is checked against the study's test donors before anything is scored (one fitted on
     them is refused); one the background job makes, once it is made."""
-    stored = model(key)[1].get("calibration")
+    stored = model_info(key)[0].get("calibration")
     if stored is not None and not _unseen_by(stored, key):
         return
     result = coverage_result(key)
@@ -225,7 +226,7 @@ else:
 st.markdown(recommendation_note(study))
 
 if key is not None:
-    imputer, metadata, space = model(key)
+    metadata, space = model_info(key)
     st.subheader("Model card")
     left, right = st.columns([2, 3])
     with left:

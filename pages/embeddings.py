@@ -9,13 +9,29 @@ import streamlit as st
 from gtex_models.analysis import embeddings
 from gtex_models.analysis.embeddings import UMAP_MIN_GROUPS
 from gtex_models.interfaces import plots
-from pages._shared import current_study, download_csv, model, selected_model, simulated_note, study_token, words
+from gtex_models.studies.precompute import stored_embeddings
+from pages._shared import (
+    current_study,
+    download_csv,
+    model,
+    model_info,
+    selected_model,
+    simulated_note,
+    study_token,
+    words,
+)
 
 
 @st.cache_data(show_spinner=False)
-def _views(token: str, key: str) -> tuple[pd.DataFrame, pd.DataFrame, list[float]]:
-    """Embedding matrix, PCA coordinates and explained variance of a model."""
-    matrix = embeddings.tissue_embeddings(model(key)[0])
+def _views(token: str, key: str) -> tuple[pd.DataFrame, pd.DataFrame, list[float]] | None:
+    """Embedding matrix (stored in the study, else read from the model), PCA coordinates and explained variance
+    of a model; None for a model without a tissue embedding."""
+    matrix = stored_embeddings(current_study().path, key)
+    if matrix is None:
+        imputer = model(key)[0]
+        if getattr(imputer, "networks", None) is None:
+            return None
+        matrix = embeddings.tissue_embeddings(imputer)
     pca, explained = embeddings.pca_coordinates(matrix)
     return matrix, pca, explained.tolist()
 
@@ -43,16 +59,17 @@ st.title(f"{named.Group} embeddings")
 key = selected_model()
 if key is not None:
     study = current_study()
-    imputer, _, space = model(key)
+    space = model_info(key)[1]
     word = named.group
     simulated_note("The embeddings")
-    if getattr(imputer, "networks", None) is None:
+    views = _views(study_token(), key)
+    if views is None:
         st.info(f"{study.models[key].label} learns no {word} embedding: only PMI and GAIN-GTEx do. Pick one of "
                 "them in the sidebar.")
     elif len(space.tissues) < 2:
         st.info(f"The model knows one {word} only ({space.tissues[0]!r}), so there is no layout of {word}s to show.")
     else:
-        matrix, pca, explained = _views(study_token(), key)
+        matrix, pca, explained = views
         umap = study.tissue_umap(key) if len(matrix) >= UMAP_MIN_GROUPS else None
         st.caption(f"Each {word} is a learnt {matrix.shape[1]}-dimensional vector that conditions the network; "
                    f"points close together are {word}s the network treats alike." + _brain_sentence(matrix))

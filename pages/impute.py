@@ -25,6 +25,7 @@ from pages._shared import (
     current_study,
     download_csv,
     model,
+    model_info,
     scenario_note,
     selected_model,
     simulated_note,
@@ -51,7 +52,7 @@ def _prepare(token: str, key: str, upload: Upload, options: tuple[str, str, str]
     ``options``: orientation, scale choice, duplicates."""
     orientation, scale, duplicates = options
     mapping = None if gene_map is None else pipeline.read_gene_map_upload(*gene_map)
-    return pipeline.prepare_upload(upload[0], model(key)[2], filename=upload[1], orientation=orientation,
+    return pipeline.prepare_upload(upload[0], model_info(key)[1], filename=upload[1], orientation=orientation,
                                     scale=scale, duplicates=duplicates, gene_map=mapping)
 
 
@@ -221,7 +222,7 @@ def _results(result: pipeline.ImputationResult, named: Words) -> None:
 
 def upload_tab(study: Study, key: str) -> None:
     """Upload, coverage report, sample covariates, imputation with model ``key``, results."""
-    imputer, _, space = model(key)
+    space = model_info(key)[1]
     named = words()
     st.caption(f"Model: **{study.models[key].label}** of study **{study.title}** ({space.n_genes:,} genes, "
                f"{named.count(len(space.tissues))}); change it in the sidebar.")
@@ -277,7 +278,7 @@ def try_tab(study: Study, key: str) -> None:
         st.info(f"Study {study.title!r} has no cohort (its folder lacks it), so there are no held-out samples to "
                 "try the model on. Upload your own samples instead.")
         return
-    space = model(key)[2]
+    space = model_info(key)[1]
     named = words()
     word = named.group
     st.markdown("Hide a share of the values of the study's held-out (test) samples, impute them, and compare "

@@ -12,7 +12,11 @@ import streamlit as st
 
 from gtex_models.analysis.panels import (
     choose_panel,
+    compare_for_panel,
+    default_panel_size,
     match_panel,
+    panel_baselines,
+    panel_donors,
     panel_r2,
     panel_size_curve,
     panel_sizes,
@@ -22,22 +26,24 @@ from gtex_models.analysis.panels import (
 from gtex_models.common.choices import PANEL_STRATEGIES
 from gtex_models.interfaces import plots
 from gtex_models.models.model_space import cohort_for_model
+from gtex_models.studies.precompute import stored_default_panel
+from gtex_models.studies.study import METHOD_LABELS
 from pages._shared import (
     cohort,
     current_study,
     download_csv,
     model,
+    model_info,
     selected_model,
     simulated_note,
     study_token,
     words,
 )
 
-MAX_TEST_SAMPLES = 600  # test samples scored on the page (drawn once); the CLI and benchmark score them all
-
 
 def split_for_model(key: str) -> tuple:
-    """(training donors, validation donors, test donors of the model's groups, at most :data:`MAX_TEST_SAMPLES`)
+    """(training donors, validation donors, test donors of the model's groups, at most
+    :data:`~gtex_models.analysis.panels.MAX_TEST_SAMPLES`)
     in the model's space; the validation donors score the model-scored design's candidates."""
     return _split_for_model(study_token(), key)
 
@@ -45,28 +51,89 @@ def split_for_model(key: str) -> tuple:
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _split_for_model(token: str, key: str) -> tuple:
     """:func:`split_for_model` of the study version ``token`` (shared, never mutated)."""
-    space = model(key)[2]
-    data = cohort_for_model(cohort(), space)
-    train = data.split("train")
-    valid = data.split("valid")
-    test = data.split("test")
-    test = test.subset_samples(test.samples["tissue"].isin(train.tissues).to_numpy())
-    if test.n_samples > MAX_TEST_SAMPLES:
-        test = test.subset_samples(sorted(pd.Series(range(test.n_samples)).sample(MAX_TEST_SAMPLES, random_state=0)))
-    return train, valid, test
+    return panel_donors(cohort_for_model(cohort(), model_info(key)[1]))
+
+
+def stored_panel(key: str) -> dict | None:
+    """The default panel the study stores for model ``key``, designed and scored when it was built (None: it
+    stores none)."""
+    return stored_default_panel(current_study().path, key)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def chosen_panel(token: str, key: str, strategy: str, size: int) -> list[int]:
+    stored = stored_panel(key)
+    if stored is not None and (stored["strategy"], stored["size"]) == (strategy, size):
+        return stored["columns"]
     train, valid, _ = split_for_model(key)
-    return choose_panel(strategy, train, size, imputer=model(key)[0], valid=valid).tolist()
+    imputer = model(key)[0] if strategy == "model-scored" else None  # the other strategies need no model
+    return choose_panel(strategy, train, size, imputer=imputer, valid=valid).tolist()
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def scored(token: str, key: str, columns: tuple[int, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    stored = stored_panel(key)
+    if stored is not None and tuple(stored["columns"]) == columns:
+        return pd.DataFrame(stored["per_group"]), pd.DataFrame(stored["per_gene"])
     train, _, test = split_for_model(key)
     score = panel_r2(model(key)[0], test, columns, train)
     return score.per_group, score.per_gene
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _baselines(token: str, key: str) -> dict:
+    """The simple methods fitted on the training donors in model ``key``'s space (shared, never mutated)."""
+    train, valid, _ = split_for_model(key)
+    return panel_baselines(train, valid if valid.n_samples else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def comparison(token: str, key: str, columns: tuple[int, ...]) -> pd.DataFrame:
+    """The study's models on model ``key``'s genes and the simple methods, scored for the panel ``columns`` on the
+    validation donors, best first (``key``: a study model's key or a method; ``model``: its label)."""
+    study = current_study()
+    space = model_info(key)[1]
+
+    def same_space(other: str) -> bool:  # imputes the validation donors in this model's space
+        theirs = model_info(other)[1]
+        return theirs.tissues == space.tissues and theirs.genes["symbol"].tolist() == space.genes["symbol"].tolist()
+
+    same_genes = [k for k in study.models if k == key or same_space(k)]
+    candidates = {k: model(k)[0] for k in same_genes} | _baselines(token, key)
+    train, valid, _ = split_for_model(key)
+    table = compare_for_panel(candidates, valid, columns, train).rename(columns={"model": "key"})
+    labels = {k: study.models[k].label for k in same_genes} | {m: METHOD_LABELS[m] for m in _baselines(token, key)}
+    return table.assign(model=table["key"].map(labels))
+
+
+def recommend(key: str, columns: list[int], valid_samples: int) -> None:
+    """The section that compares models for this panel and recommends one (on request: it fits the simple methods
+    and imputes the validation donors with every model)."""
+    study = current_study()
+    st.subheader("Which model for this panel")
+    st.caption("A model trained with about half of the values hidden may do poorly from a few measured genes. The "
+               "study's models on these genes and the simple methods fitted on the training donors (Gaussian "
+               "conditional, group mean) are scored on the validation donors with this panel observed; the best "
+               "is recommended.")
+    if valid_samples == 0:
+        st.info("The study's cohort has no validation donors in the model's groups, so models are not compared.")
+        return
+    asked = (key, tuple(columns))
+    if not (st.button("Compare the models for this panel", key="panel_compare")
+            or st.session_state.get("panel_compare_done") == asked):
+        return
+    st.session_state["panel_compare_done"] = asked
+    with st.spinner("Fitting the simple methods and scoring every model on the validation donors…"):
+        table = comparison(study_token(), key, tuple(columns))
+    best = table.iloc[0]
+    st.markdown(f"Recommended for this panel: **{best['model']}** (validation R² {best['valid_r2']:.3f}).")
+    if best["key"] not in study.models:
+        st.caption(f"It is not a model of this study: `python -m gtex_models study add-model --study {study.path} "
+                   f"--method {best['key']}` adds it, and the pages then offer it.")
+    elif best["key"] != key:
+        st.caption("Pick it in the sidebar to impute with it.")
+    st.dataframe(table[["model", "valid_r2"]].rename(columns={"model": "Model", "valid_r2": "Validation R²"}),
+                 hide_index=True, column_config={"Validation R²": st.column_config.NumberColumn(format="%.3f")})
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -80,7 +147,7 @@ key = selected_model()
 if key is not None:
     study = current_study()
     simulated_note()
-    space = model(key)[2]
+    space = model_info(key)[1]
     word = words().group
     if not study.has_cohort:
         st.info("This study has no cohort: a panel is designed on its training donors and scored on its test "
@@ -99,8 +166,7 @@ if key is not None:
     columns: list[int] | None = None
     if source == "Design":
         left, right = st.columns(2)
-        sizes = panel_sizes(n_genes)
-        size = int(left.number_input("Panel size (genes)", 1, n_genes - 1, sizes[min(1, len(sizes) - 1)], step=10,
+        size = int(left.number_input("Panel size (genes)", 1, n_genes - 1, default_panel_size(n_genes), step=10,
                                      key="panel_size",
                                      help=f"between 1 and {n_genes - 1:,} (the model has {n_genes:,} genes)"))
         strategy = right.selectbox("Strategy", PANEL_STRATEGIES, key="panel_strategy", help="designed: greedy selection of the genes "
@@ -136,6 +202,7 @@ if key is not None:
                            file_name=f"panel_{len(columns)}.txt", mime="text/plain", key="download_panel")
         download_csv(per_group, f"{key}_panel_{len(columns)}_r2_by_{word}.csv", f"Download R² by {word} (CSV)",
                      key="download_panel_groups")
+        recommend(key, columns, valid.n_samples)
 
     st.subheader("R² against panel size")
     sizes = tuple(panel_sizes(n_genes))

@@ -12,7 +12,7 @@ import streamlit as st
 from gtex_models.data.reference import PATHWAY_TITLES, PATHWAYS, pathway_genes
 from gtex_models.interfaces import plots
 from gtex_models.studies.study import Study
-from pages._shared import current_study, download_csv, model, selected_model, simulated_note, tables, words
+from pages._shared import current_study, download_csv, model_info, selected_model, simulated_note, tables, words
 
 LANDMARK_GENES = {"alzheimer": "APP", "p53": "TP53"}  # the gene "Find a gene" opens on (else the first)
 
@@ -56,7 +56,7 @@ if key is not None:
         st.info(f"Study {study.title!r} has no {study.models[key].label.split(' · ')[0]} model on all genes or on "
                 f"the {pathway} pathway. Pick another model in the sidebar.")
     elif not present:
-        examples = ", ".join(model(key)[2].genes["symbol"].head(3))
+        examples = ", ".join(model_info(key)[1].genes["symbol"].head(3))
         st.info(f"None of the {len(genes)} genes of the {PATHWAY_TITLES[pathway]} pathway is among the genes this "
                 f"study's models were evaluated on (e.g. {examples}). The pathway views need HGNC gene symbols: a "
                 "microarray cohort needs its probe IDs mapped to genes when it is imported (`--gene-map`).")

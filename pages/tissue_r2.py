@@ -30,6 +30,7 @@ from pages._shared import (
     current_study,
     download_csv,
     model,
+    model_info,
     same_gene_set,
     scenario_note,
     selected_model,
@@ -113,7 +114,7 @@ def _digest(upload: Upload | None) -> str | None:
 def _shifted_source(key: str, word: str, first: list[str]) -> Source | None:
     """Widgets of the shifted test donors: which tissues (the first chosen above by default)."""
     samples = cohort().samples
-    testable = sorted(set(samples.loc[samples["split"] == "test", "tissue"]) & set(model(key)[2].tissues))
+    testable = sorted(set(samples.loc[samples["split"] == "test", "tissue"]) & set(model_info(key)[1].tissues))
     default = [t for t in first if t in testable][:1] or testable[:1]
     tissues = st.multiselect(f"{word.capitalize()}s to shift", testable, default=default, key="shift_tissues",
                              help=f"Their test donors are copied and shifted; each {word} adds a few seconds.")
@@ -130,7 +131,7 @@ def _shifted_source(key: str, word: str, first: list[str]) -> Source | None:
 
 def _upload_source(key: str, word: str) -> Source | None:
     """Widgets of an uploaded cohort: expression, optional sample table and group map, or the one group's tissue."""
-    space = model(key)[2]
+    space = model_info(key)[1]
     st.markdown(f"The other cohort's **expression matrix** (CSV, TSV, GCT or h5ad; samples x genes or genes x "
                 f"samples; genes as the model names them: Ensembl IDs or symbols), an optional **sample table** "
                 f"(`sample_id` and a group column) and an optional **group map** (two columns: the cohort's group, "
@@ -278,7 +279,7 @@ if key is not None:
 
     st.subheader("R² against the missing rate")
     models = same_gene_set(key)
-    available = sorted(set(model(key)[2].tissues))
+    available = sorted(set(model_info(key)[1].tissues))
     chosen: list[str] = []
     if not models:
         st.info("This model has no R²-across-missing-rates table, so there is nothing to draw here.")

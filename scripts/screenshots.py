@@ -145,11 +145,29 @@ def click_to_download(page, button, tries: int = 2, timeout_ms: int = 45_000):
             settle(page, timeout=120_000)
 
 
-def wait_first_screen(page, title: str, timeout: float = 60_000) -> None:
-    """Wait until the page titled ``title`` shows its first screen complete: settled (:func:`settle`) and no
-    spinner, running status or skeleton left anywhere on it."""
-    settle(page, title, timeout=timeout)
-    page.wait_for_function(f"() => !document.querySelector({BUSY!r})", timeout=timeout, polling=100)
+FIRST_SCREEN_STABLE_MS = 700
+"""How long a page must stay complete before its first screen counts as done (a rerun may follow a first run)."""
+
+
+def wait_first_screen(page, title: str, timeout: float = 60_000) -> float:
+    """Wait until the page titled ``title`` shows its first screen complete (its run finished, every chart
+    drawn, no spinner, running status or skeleton left) and stays so for :data:`FIRST_SCREEN_STABLE_MS`; returns
+    the seconds from the navigation's start to the moment it became complete (the wait for stability excluded)."""
+    heading = page.locator('[data-testid="stMain"] h1')
+    heading.filter(has_text=title_pattern(title)).first.wait_for(timeout=timeout)
+    complete_at = page.wait_for_function(
+        f"""() => {{
+            const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')];
+            const app = document.querySelector('[data-testid="stApp"]');
+            const complete = app && app.dataset.testScriptState === "notRunning"
+                && !document.querySelector({BUSY!r})
+                && charts.every(chart => chart.querySelector('.main-svg'));
+            if (!complete) {{ window.__completeSince = undefined; return false; }}
+            window.__completeSince = window.__completeSince || performance.now();
+            return performance.now() - window.__completeSince > {FIRST_SCREEN_STABLE_MS} && window.__completeSince;
+        }}""",
+        timeout=timeout, polling=100)
+    return float(complete_at.json_value()) / 1000.0
 
 
 def full_height(page) -> None:

@@ -55,6 +55,22 @@ def test_the_size_curve_has_three_strategies(on_tiny) -> None:
     assert array(curve[0]["x"]).tolist() == [50, 100, 200]  # the sizes below the study's 400 genes
 
 
+def test_the_page_compares_the_models_for_the_panel_and_recommends_the_validation_best(on_tiny) -> None:
+    at = open_app(PAGE, model="knn_all")
+    at.number_input(key="panel_size").set_value(20).run()
+    at.button(key="panel_compare").click().run()
+    assert_clean(at)
+    table = at.dataframe[-1].value
+    assert set(table["Model"]) == {"Group mean · all genes", "KNN · all genes", "Gaussian conditional", "Group mean"}
+    assert table["Validation R²"].is_monotonic_decreasing
+    best = table["Model"].iloc[0]
+    assert any(f"Recommended for this panel: **{best}**" in m.value for m in at.markdown)
+    if best == "Gaussian conditional":  # not a model of the study: how to add it
+        assert any("study add-model --study" in c.value and "--method gauss" in c.value for c in at.caption)
+    at.number_input(key="panel_size").set_value(30).run()  # another panel: compared again only on request
+    assert not any("Recommended for this panel" in m.value for m in at.markdown)
+
+
 def test_an_uploaded_list_reports_unmatched_genes(on_tiny) -> None:
     at = upload(open_app(PAGE, model="knn_all"), "TP53\nAPOE\nNOT_A_GENE\n")
     assert not at.exception and not at.error

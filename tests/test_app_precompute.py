@@ -18,7 +18,19 @@ from gtex_models.interfaces.cli.main import main
 from gtex_models.models.model_space import ModelSpace
 from gtex_models.studies.build import build_study
 from gtex_models.studies.demo import DEMO_DIR
-from gtex_models.studies.precompute import COVERAGE_TABLE, coverage_path, interval_coverage, precompute_study
+from gtex_models.analysis.embeddings import tissue_embeddings
+from gtex_models.analysis.panels import default_panel
+from gtex_models.models.model_space import cohort_for_model
+from gtex_models.studies.precompute import (
+    COVERAGE_TABLE,
+    coverage_path,
+    embeddings_path,
+    interval_coverage,
+    panel_path,
+    precompute_study,
+    stored_default_panel,
+    stored_embeddings,
+)
 from gtex_models.studies.study import Study
 from pages._shared import SELECTED_MODEL, SELECTED_STUDY, _background_board
 
@@ -57,10 +69,46 @@ def test_precompute_adds_what_a_study_lacks_and_only_that(built, tmp_path, capsy
     assert "has no model pmi_all; it has mean_all, knn_all" in capsys.readouterr().err
 
 
-def test_the_committed_demo_stores_the_coverage_of_every_model():
+def test_the_committed_demo_stores_the_coverage_embeddings_and_default_panel_of_every_model():
     study = Study.open(DEMO_DIR)
-    missing = [key for key in study.models if not coverage_path(DEMO_DIR, key).is_file()]
+    missing = [path(DEMO_DIR, key).name for key in study.models for path in (coverage_path, embeddings_path, panel_path)
+               if not path(DEMO_DIR, key).is_file()]
     assert not missing, f"run `python -m gtex_models study precompute --study data/demo` ({missing})"
+
+
+def test_the_demos_stored_embeddings_and_default_panel_are_what_its_model_gives_now():
+    study = Study.open(DEMO_DIR)
+    imputer, metadata = study.load_model("pmi_p53")
+    pd.testing.assert_frame_equal(stored_embeddings(DEMO_DIR, "pmi_p53"), tissue_embeddings(imputer),
+                                  check_dtype=False, atol=1e-6)
+    live = default_panel(imputer, cohort_for_model(study.cohort(), ModelSpace.from_metadata(metadata)))
+    stored = stored_default_panel(DEMO_DIR, "pmi_p53")
+    assert {k: stored[k] for k in ("strategy", "size", "columns")} == {k: live[k] for k in ("strategy", "size", "columns")}
+    for part in ("per_group", "per_gene"):
+        pd.testing.assert_frame_equal(pd.DataFrame(stored[part]), pd.DataFrame(live[part]), atol=1e-5)
+
+
+@pytest.mark.parametrize(("page", "shown"), [("pages/panels.py", "metric"), ("pages/embeddings.py", "chart")])
+def test_the_panels_and_embeddings_pages_open_from_the_stored_results_without_loading_the_model(
+        monkeypatch, tmp_path, page, shown):
+    def no_model(path):
+        raise AssertionError(f"the first screen loaded the model {path}")
+
+    monkeypatch.setattr("pages._shared.load_checkpoint", no_model)
+    point_app_at(monkeypatch, DEMO_DIR, studies_dir=tmp_path / "none")
+    clear_caches()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state[SELECTED_STUDY] = str(DEMO_DIR.resolve())
+    at.session_state[SELECTED_MODEL] = "pmi_alzheimer"
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    if shown == "metric":
+        stored = stored_default_panel(DEMO_DIR, "pmi_alzheimer")
+        assert at.metric[0].value == f"{pd.Series(stored['per_gene']['r2']).mean():.3f}"
+    else:
+        assert charts(at)
+    clear_caches()
 
 
 def open_page(study: Path, model: str) -> AppTest:

@@ -103,6 +103,12 @@ def test_panel_design_and_patterns_on_a_symbols_only_cohort(setup, capsys) -> No
     code, out, _ = run(capsys, "panel", "design", "--checkpoint", setup / "sym.safetensors", "--cohort",
                        setup / "symbols", "--size", "5", "--out", out_file)
     assert code == 0 and len(parse_panel(out_file.read_text())) == 5
+    recommendation = out.split("Which model for this panel (validation donors, R² of the genes outside it): ")[1]
+    scores = dict(part.rsplit(" ", 1) for part in recommendation.split(". Recommended: ")[0].split(", "))
+    best = max(scores, key=lambda m: float(scores[m]))
+    assert set(scores) == {"knn", "mean", "gauss"} and f"Recommended: {best} (test R² " in out  # the model: KNN
+    if best != "knn":
+        assert f"To impute with it: python -m gtex_models train --method {best} --cohort" in out
     code, out, _ = run(capsys, "evaluate", "--checkpoint", setup / "sym.safetensors", "--cohort", setup / "symbols",
                        "--pattern", "panel", "--panel", out_file)
     assert code == 0 and "5 by symbol" in out and "group 2" in out

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from gtex_models.models.base import Imputer
-from gtex_models.models.networks import CovariateEmbedding
 
 
 def tissue_embeddings(imputer: Imputer) -> pd.DataFrame:
@@ -27,6 +26,8 @@ def tissue_embeddings(imputer: Imputer) -> pd.DataFrame:
 
     For GAIN-GTEx the generator's embedding is used (the first covariate module of the networks).
     """
+    from gtex_models.models.networks import CovariateEmbedding  # torch: only where a network is read
+
     networks = getattr(imputer, "networks", None)
     if networks is None:
         raise ValueError(f"The {imputer.method} imputer has no networks, hence no tissue embeddings.")

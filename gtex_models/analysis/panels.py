@@ -25,6 +25,12 @@ design, blends of its first 75 / 50 / 25 % with random genes, a random panel, th
 search (swap a random tenth of the panel for genes outside it; keep the swap if the validation R² rises).
 It costs ``5 + rounds`` imputations of at most :data:`MAX_SCORING_SAMPLES` validation samples.
 
+**Which model for a panel** (:func:`compare_for_panel`): a model trained for ~50 % random missingness is asked,
+from a panel, to work with 2.5–10 % of the genes observed. So the product recommends a model per panel: the
+study's models and the simple methods of :data:`PANEL_BASELINES` fitted on the training donors
+(:func:`panel_baselines`) are scored on the validation donors with the panel observed, and the best is
+recommended. On the demo the Gaussian conditional wins from every designed panel (README, Gene panels).
+
 Example
 -------
 >>> from gtex_models.data.simulate import simulate_cohort
@@ -40,10 +46,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.linalg.blas import dger
 
 from gtex_models.analysis.evaluation import onehot, r2_sums, reference_values, total_sum_of_squares
 from gtex_models.common.choices import PANEL_STRATEGIES
@@ -51,8 +58,12 @@ from gtex_models.common.messages import list_examples
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.patterns import Pattern, mask_cohort
 from gtex_models.models.base import Imputer
+from gtex_models.models.registry import make_imputer
 
 DEFAULT_SHRINKAGE = 0.1
+PANEL_BASELINES = ("gauss", "mean")
+"""Simple methods that compete with a study's models for a panel: the Gaussian conditional and the group mean
+(the floor: R² 0 by construction of the reference)."""
 MODEL_SCORED_ROUNDS = 40  # local-search steps of the model-scored design
 MAX_SCORING_SAMPLES = 300  # validation samples (drawn once) that score the model-scored design's candidates
 
@@ -171,7 +182,7 @@ def design_panel(train: Cohort, k: int, shrinkage: float = DEFAULT_SHRINKAGE) ->
     for group in np.unique(codes):  # remove each group's mean: a group-conditioned model knows it
         rows = codes == group
         x[rows] -= x[rows].mean(axis=0)
-    residual = x.T @ x / max(len(x) - 1, 1)
+    residual = np.asfortranarray(x.T @ x / max(len(x) - 1, 1))  # Fortran order: BLAS updates it in place
     residual[np.diag_indices_from(residual)] += shrinkage * float(np.mean(np.diag(residual))) + 1e-12
     chosen = np.zeros(train.n_genes, dtype=bool)
     order = []
@@ -182,7 +193,7 @@ def design_panel(train: Cohort, k: int, shrinkage: float = DEFAULT_SHRINKAGE) ->
         score[chosen | ~(variance > 1e-12)] = -np.inf
         j = int(np.argmax(score))
         column = residual[:, j].copy()
-        residual -= np.outer(column, column / variance[j])
+        residual = dger(-1.0 / variance[j], column, column, a=residual, overwrite_a=True)  # R -= c cᵀ / R_jj
         chosen[j] = True
         order.append(j)
     return np.array(order, dtype=np.int64)
@@ -330,12 +341,46 @@ def panel_text(genes: pd.DataFrame, columns: Sequence[int], header: str = "") ->
 
 PANEL_SIZES = (50, 100, 200, 500, 1000)
 """The panel sizes of the R²-against-size curve (those below the cohort's number of genes)."""
+MAX_TEST_SAMPLES = 600
+"""Test samples (drawn once) that score a panel in the app and in a study's stored default panel."""
 
 
 def panel_sizes(n_genes: int, sizes: Sequence[int] = PANEL_SIZES) -> list[int]:
     """The sizes of ``sizes`` that leave genes to impute; for a cohort of few genes, a quarter and a half of them."""
     usable = [k for k in sizes if k < n_genes]
     return usable or sorted({max(1, n_genes // 4), max(1, n_genes // 2)} - {n_genes})
+
+
+def default_panel_size(n_genes: int) -> int:
+    """The panel size the app opens on: the second of :func:`panel_sizes` (100 genes of a large cohort)."""
+    sizes = panel_sizes(n_genes)
+    return sizes[min(1, len(sizes) - 1)]
+
+
+def panel_donors(cohort: Cohort) -> tuple[Cohort, Cohort, Cohort]:
+    """(training, validation, test donors) of a cohort in a model's space, as a panel is designed, model-scored
+    and scored: the test donors are those of the training groups, at most :data:`MAX_TEST_SAMPLES` of them (drawn
+    once, seed 0)."""
+    train, valid, test = cohort.split("train"), cohort.split("valid"), cohort.split("test")
+    test = test.subset_samples(test.samples["tissue"].isin(train.tissues).to_numpy())
+    if test.n_samples > MAX_TEST_SAMPLES:
+        rows = np.random.default_rng(0).choice(test.n_samples, MAX_TEST_SAMPLES, replace=False)
+        test = test.subset_samples(np.sort(rows))
+    return train, valid, test
+
+
+def default_panel(imputer: Imputer, cohort: Cohort) -> dict[str, Any] | None:
+    """The panel the app opens on, designed and scored (JSON-ready: ``strategy``, ``size``, ``columns``,
+    ``per_group`` and ``per_gene`` as column lists), for a study to store; None when the cohort (in the
+    model's space) has no test donor in a training group or fewer than 2 training samples."""
+    train, _, test = panel_donors(cohort)
+    if test.n_samples == 0 or train.n_samples < 2:
+        return None
+    size = default_panel_size(cohort.n_genes)
+    columns = [int(j) for j in design_panel(train, size)]  # in the order chosen, as the app shows it
+    score = panel_r2(imputer, test, columns, train)
+    return {"strategy": "designed", "size": size, "columns": columns,
+            "per_group": score.per_group.to_dict(orient="list"), "per_gene": score.per_gene.to_dict(orient="list")}
 
 
 def panel_size_curve(imputer: Imputer, train: Cohort, test: Cohort, sizes: Sequence[int],
@@ -356,3 +401,27 @@ def panel_size_curve(imputer: Imputer, train: Cohort, test: Cohort, sizes: Seque
             rows.append({"strategy": strategy, "k": k,
                          "r2": float(np.mean([panel_r2(imputer, test, p, train).r2_mean for p in panels]))})
     return pd.DataFrame(rows)
+
+
+def panel_baselines(train: Cohort, valid: Cohort | None = None) -> dict[str, Imputer]:
+    """The methods of :data:`PANEL_BASELINES` fitted on the training donors ``train`` (the Gaussian's settings
+    chosen on the validation donors ``valid`` when given)."""
+    return {method: make_imputer(method).fit(train, valid) for method in PANEL_BASELINES}
+
+
+def compare_for_panel(candidates: dict[str, Imputer], valid: Cohort, columns: Sequence[int], train: Cohort,
+                      seed: int = 0) -> pd.DataFrame:
+    """Each candidate's mean per-gene R² of the genes outside the panel (``columns``) on the validation donors
+    ``valid`` (those of the training groups, at most :data:`MAX_SCORING_SAMPLES`, drawn once), best first
+    (``model``, ``valid_r2``): the first is the model to impute from this panel. ``train``: the training donors
+    (R²'s reference). Raises ``ValueError`` when no validation sample is in a training group."""
+    valid = valid.subset_samples(valid.samples["tissue"].isin(train.tissues).to_numpy())
+    if valid.n_samples == 0:
+        raise ValueError("Models are compared for a panel on validation donors, and the cohort has none in the "
+                         "training groups; give the cohort a 'valid' split (import --split).")
+    if valid.n_samples > MAX_SCORING_SAMPLES:
+        rows = np.random.default_rng(seed).choice(valid.n_samples, MAX_SCORING_SAMPLES, replace=False)
+        valid = valid.subset_samples(np.sort(rows))
+    scores = [{"model": name, "valid_r2": panel_r2(imputer, valid, columns, train).r2_mean}
+              for name, imputer in candidates.items()]
+    return pd.DataFrame(scores).sort_values("valid_r2", ascending=False, kind="stable").reset_index(drop=True)

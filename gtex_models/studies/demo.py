@@ -23,7 +23,6 @@ from gtex_models.common.paths import CONFIG_DIR, DATA_DIR
 from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.simulate import SimulationConfig
-from gtex_models.studies.build import build_study
 from gtex_models.studies.experiment import Experiment
 from gtex_models.studies.study import Study, simulated_cohort
 
@@ -132,6 +131,8 @@ def build_demo(out: str | Path = DEMO_DIR, progress: ProgressCallback | None = N
 
     Like any study, an existing study at ``out`` (``data/demo`` itself included) is replaced only with
     ``overwrite``; a folder that is not a study, or a file, is never replaced."""
+    from gtex_models.studies.build import build_study  # trains models (torch): only when the demo is rebuilt
+
     models, baselines = demo_runs()
     return build_study(load_demo_cohort(), out, models, baselines, title=DEMO_TITLE, description=DEMO_DESCRIPTION,
                        max_epochs=max_epochs, overwrite=overwrite, progress=progress,

@@ -1,25 +1,30 @@
 """What a study stores so that the app's pages open at once: results too slow to compute while a page loads.
 
-Today that is the empirical coverage of each model's calibrated intervals on the study's test donors
-(the Benchmark & model card page: minutes on a 2-core CPU for the demo's models, with the simulator's
-oracle as reference). :func:`~gtex_models.studies.build.build_study`, ``add_model`` and ``add_checkpoint``
-store it with every model; :func:`precompute_study` adds it to a study built before
+Per model: the empirical coverage of its calibrated intervals on the study's test donors (the Benchmark &
+model card page: minutes on a 2-core CPU for the demo's models, with the simulator's oracle as reference),
+its tissue embedding matrix (deep models: the Tissue embeddings page then needs no torch) and the default
+gene panel, designed and scored (the Gene panels page's first screen: seconds of design and imputation).
+:func:`~gtex_models.studies.build.build_study`, ``add_model`` and ``add_checkpoint`` store them with every
+model; :func:`precompute_study` adds what is missing to a study built before
 (``python -m gtex_models study precompute --study DIR``).
 
 Example
 -------
 >>> from gtex_models.studies.precompute import precompute_study
 >>> precompute_study("data/demo")                     # doctest: +SKIP
-['pmi_all: interval_coverage', ...]
+['pmi_all: interval_coverage', 'pmi_all: tissue_embeddings', 'pmi_all: default_panel', ...]
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
+from gtex_models.analysis.embeddings import tissue_embeddings
+from gtex_models.analysis.panels import default_panel
 from gtex_models.common.atomic import atomic_file
 from gtex_models.common.progress import ProgressCallback
 from gtex_models.data.cohort import Cohort
@@ -31,6 +36,8 @@ from gtex_models.studies.experiment import calibrate_checkpoint
 from gtex_models.studies.study import TABLES_DIR, Study, StudyError
 
 COVERAGE_TABLE = "interval_coverage"
+EMBEDDINGS_TABLE = "tissue_embeddings"
+PANEL_FILE = "default_panel"
 COVERAGE_RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
 COVERAGE_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 STORED_NOTE = "calibrated on held-out donors when the model was saved"
@@ -96,15 +103,66 @@ def write_coverage(study_dir: str | Path, key: str, table: pd.DataFrame) -> Path
     return path
 
 
+def embeddings_path(study_dir: str | Path, key: str) -> Path:
+    return Path(study_dir) / TABLES_DIR / f"{key}_{EMBEDDINGS_TABLE}.csv"
+
+
+def panel_path(study_dir: str | Path, key: str) -> Path:
+    return Path(study_dir) / TABLES_DIR / f"{key}_{PANEL_FILE}.json"
+
+
+def stored_embeddings(study_dir: str | Path, key: str) -> pd.DataFrame | None:
+    """Model ``key``'s stored tissue embedding matrix (tissues x dimensions), or None."""
+    path = embeddings_path(study_dir, key)
+    return pd.read_csv(path, index_col="tissue") if path.is_file() else None
+
+
+def stored_default_panel(study_dir: str | Path, key: str) -> dict[str, Any] | None:
+    """Model ``key``'s stored default panel (:func:`~gtex_models.analysis.panels.default_panel`), or None."""
+    path = panel_path(study_dir, key)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def precompute_model(study_dir: str | Path, key: str, imputer: Imputer, metadata: dict[str, Any],
-                     cohort: Cohort) -> list[str]:
+                     cohort: Cohort, overwrite: bool = True) -> list[str]:
     """Store what model ``key`` (fitted ``imputer`` with its checkpoint ``metadata``) needs on the study's
-    ``cohort``; returns what was written (``"KEY: interval_coverage"``), nothing when it does not apply."""
-    table = interval_coverage(imputer, metadata.get("calibration"), ModelSpace.from_metadata(metadata), cohort)
-    if table is None:
-        return []
-    write_coverage(study_dir, key, table)
-    return [f"{key}: {COVERAGE_TABLE}"]
+    ``cohort`` (what is missing, or all of it with ``overwrite``); returns what was written
+    (``"KEY: interval_coverage"``, ...), nothing for what does not apply."""
+    space = ModelSpace.from_metadata(metadata)
+
+    def coverage(path: Path) -> bool:
+        table = interval_coverage(imputer, metadata.get("calibration"), space, cohort)
+        if table is not None:
+            write_coverage(study_dir, key, table)
+        return table is not None
+
+    def embeddings(path: Path) -> bool:
+        if getattr(imputer, "networks", None) is None:
+            return False
+        with atomic_file(path) as tmp:
+            tissue_embeddings(imputer).to_csv(tmp)
+        return True
+
+    def panel(path: Path) -> bool:
+        stored = default_panel(imputer, cohort_for_model(cohort, space))
+        if stored is not None:
+            with atomic_file(path) as tmp:
+                tmp.write_text(json.dumps(stored) + "\n", encoding="utf-8")
+        return stored is not None
+
+    steps: dict[str, tuple[Path, Callable[[Path], bool]]] = {
+        COVERAGE_TABLE: (coverage_path(study_dir, key), coverage),
+        EMBEDDINGS_TABLE: (embeddings_path(study_dir, key), embeddings),
+        PANEL_FILE: (panel_path(study_dir, key), panel)}
+    written = []
+    for name, (path, make) in steps.items():
+        if (overwrite or not path.is_file()) and make(path):
+            written.append(f"{key}: {name}")
+    return written
+
+
+def _missing(study_dir: Path, key: str) -> bool:
+    return not all(path(study_dir, key).is_file() for path in (coverage_path, embeddings_path, panel_path))
 
 
 def precompute_study(study_dir: str | Path, overwrite: bool = False, progress: ProgressCallback | None = None,
@@ -118,16 +176,16 @@ def precompute_study(study_dir: str | Path, overwrite: bool = False, progress: P
     unknown = sorted(set(keys or ()) - set(study.models))
     if unknown:
         raise StudyError(f"Study {study.title!r} has no model {', '.join(unknown)}; it has {', '.join(study.models)}.")
-    wanted = [k for k in (keys or study.models) if overwrite or not coverage_path(study.path, k).is_file()]
+    wanted = [k for k in (keys or study.models) if overwrite or _missing(study.path, k)]
     if not wanted or not study.has_cohort:
         return []
     cohort = study.cohort(cache_dir)
     written: list[str] = []
     for i, key in enumerate(wanted):
         if progress is not None:
-            progress(i / len(wanted), f"{key}: interval coverage on the test donors")
+            progress(i / len(wanted), f"{key}: interval coverage, embeddings and default panel")
         imputer, metadata = study.load_model(key)
-        written += precompute_model(study.path, key, imputer, metadata, cohort)
+        written += precompute_model(study.path, key, imputer, metadata, cohort, overwrite)
     if progress is not None:
         progress(1.0, f"{len(written)} table(s) written")
     return written

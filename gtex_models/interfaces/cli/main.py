@@ -283,7 +283,8 @@ def build_parser(prog: str = "python -m gtex_models") -> argparse.ArgumentParser
     info.set_defaults(handler=study_info_command)
 
     precompute = verbs.add_parser("precompute", help="store what the app's pages need and the study lacks "
-                                                     "(each model's interval coverage on the test donors)")
+                                                     "(each model's interval coverage on the test donors, "
+                                                     "tissue embeddings and default gene panel)")
     precompute.add_argument("--study", required=True, type=Path, help="the study folder")
     precompute.add_argument("--models", type=lambda text: [k.strip() for k in text.split(",") if k.strip()],
                             help="only these models (comma-separated keys; default: every model)")

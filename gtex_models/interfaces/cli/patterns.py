@@ -189,9 +189,19 @@ def add_panel_command(commands) -> None:
 
 
 def panel_design_command(args: argparse.Namespace) -> str:
-    """Write the panel; print the model's R² on the test donors for it and for the other strategies."""
+    """Write the panel; print the model's R² on the test donors for it and for the other strategies, and which
+    model to impute from it (the model against the simple methods, on the validation donors)."""
     from gtex_models.analysis.benchmark import known_groups_only
-    from gtex_models.analysis.panels import check_size, choose_panel, model_scored_panel, panel_scores, panel_text
+    from gtex_models.analysis.panels import (
+        check_size,
+        choose_panel,
+        compare_for_panel,
+        model_scored_panel,
+        panel_baselines,
+        panel_r2,
+        panel_scores,
+        panel_text,
+    )
     from gtex_models.common.atomic import atomic_file, check_output_file
     from gtex_models.models.model_space import cohort_for_model
 
@@ -216,8 +226,29 @@ def panel_design_command(args: argparse.Namespace) -> str:
         return f"Panel of {args.size} genes ({args.strategy}) -> {args.out}; no test donors to score it on."
     scores = panel_scores(imputer, test, panels, train)
     table = scores.round(3).to_string(index=False)
-    return (f"Panel of {args.size} genes ({args.strategy}) -> {args.out}\n"
-            f"{imputer.method} on {test.n_samples} test samples, R² of the genes outside the panel:\n{table}")
+    lines = [f"Panel of {args.size} genes ({args.strategy}) -> {args.out}",
+             f"{imputer.method} on {test.n_samples} test samples, R² of the genes outside the panel:", table]
+    name = args.model or imputer.method
+    baselines = panel_baselines(train, cohort.split("valid"))
+    try:
+        comparison = compare_for_panel({name: imputer, **baselines}, cohort.split("valid"), chosen, train)
+    except ValueError as error:
+        return "\n".join([*lines, f"Models not compared for this panel: {error}"])
+    best = str(comparison["model"].iloc[0])
+    chosen_model = imputer if best == name else baselines[best]
+    lines.append("Which model for this panel (validation donors, R² of the genes outside it): "
+                 + ", ".join(f"{m} {r if abs(r) >= 5e-4 else 0.0:.3f}" for m, r in zip(comparison["model"], comparison["valid_r2"]))
+                 + f". Recommended: {best} (test R² {panel_r2(chosen_model, test, chosen, train).r2_mean:.3f}).")
+    if best != name:
+        lines.append(f"To impute with it: {_add_method_hint(args, best)}")
+    return "\n".join(lines)
+
+
+def _add_method_hint(args: argparse.Namespace, method: str) -> str:
+    """The command that makes a model of ``method`` for the cohort of ``panel design``."""
+    if args.study is not None:
+        return f"python -m gtex_models study add-model --study {args.study} --method {method}"
+    return f"python -m gtex_models train --method {method} --cohort {args.cohort} --out {method}.safetensors"
 
 
 def _model_and_cohort(args: argparse.Namespace):
