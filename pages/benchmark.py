@@ -14,7 +14,13 @@ from gtex_models.interfaces.naming import Words
 from gtex_models.models.calibration import Calibration, check_unseen
 from gtex_models.models.model_space import ModelSpace, cohort_for_model
 from gtex_models.studies.jobs import FAILED, Job
-from gtex_models.studies.precompute import COVERAGE_TABLE, STORED_NOTE, calibrated_coverage, write_coverage
+from gtex_models.studies.precompute import (
+    COVERAGE_TABLE,
+    STORED_NOTE,
+    calibrated_coverage,
+    stored_no_coverage,
+    write_coverage,
+)
 from gtex_models.studies.study import METHOD_LABELS
 from pages._shared import (
     SIMULATED,
@@ -24,7 +30,6 @@ from pages._shared import (
     current_study,
     deployment,
     download_csv,
-    model,
     model_info,
     rebuild_hint,
     recommendation_note,
@@ -80,11 +85,12 @@ def coverage_job(key: str) -> Job:
     """The background job scoring model ``key``'s intervals on the study's test donors (calibrating them first when
     the checkpoint has none); its result: (calibration, note, table). Stored in the study when it can be."""
     ref = study_ref()
-    imputer, metadata, _ = model(key)
+    metadata = model_info(key)[0]
     data = study_cohort(ref)
     writable = metadata.get("calibration") is not None and not deployment().read_only
 
     def work(progress, should_stop) -> tuple[Calibration | None, str, pd.DataFrame | None]:
+        imputer = study_at(ref).load_model(key)[0]  # loaded here: the page's run does not wait for torch
         made, note, table = calibrated_coverage(imputer, metadata, data, progress)
         if writable and table is not None:
             try:
@@ -107,13 +113,16 @@ def _coverage_progress(job: Job) -> None:
 
 
 def coverage_result(key: str) -> tuple[Calibration | None, str, pd.DataFrame | None] | Job:
-    """Model ``key``'s (calibration, where it comes from, coverage table): stored in the study, or the result of
-    the background job, or that job while it runs (or after it failed)."""
+    """Model ``key``'s (calibration, where it comes from, coverage table): stored in the study (or why there is
+    none, when calibrating it was refused as the study was built), or the result of the background job, or that
+    job while it runs (or after it failed)."""
     metadata = model_info(key)[0]
     if metadata.get("calibration") is not None:
         table = stored_coverage(*study_ref(), key)
         if table is not None:
             return metadata["calibration"], STORED_NOTE, table
+    elif (why := stored_no_coverage(study_ref()[0], key)) is not None:
+        return None, why, None
     job = coverage_job(key)
     return job if job.running or job.state == FAILED else job.result
 

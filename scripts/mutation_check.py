@@ -476,6 +476,12 @@ MUTANTS = (
            "the model recommended for a panel is the one that scored worst on the validation donors",
            ("tests/test_panels.py::test_the_model_recommended_for_a_panel_is_the_validation_best_and_never_worse_"
             "than_the_group_mean",)),
+    Mutant("stored-no-coverage-ignored", "daily-cli", "pages/benchmark.py",
+           "    elif (why := stored_no_coverage(study_ref()[0], key)) is not None:",
+           "    elif (why := None) is not None:",
+           "the Benchmark page starts a background calibration that the build already found impossible",
+           ("tests/test_app_precompute.py::test_a_refused_calibration_is_stored_with_its_reason_and_the_page_says_"
+            "it_without_a_job",)),
     Mutant("stored-panel-ignored", "daily-cli", "pages/panels.py",
            '    if stored is not None and tuple(stored["columns"]) == columns:',
            '    if stored is not None and False:',

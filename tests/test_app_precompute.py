@@ -5,22 +5,23 @@ rest of the page is ready."""
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
-from studies import APP, TIMEOUT, clear_caches, point_app_at
+from studies import APP, TIMEOUT, clear_caches, point_app_at, probe_matrix
 from test_app_pages import charts
 
-from gtex_models.data.simulate import simulate_cohort
-from gtex_models.interfaces.cli.main import main
-from gtex_models.models.model_space import ModelSpace
-from gtex_models.studies.build import build_study
-from gtex_models.studies.demo import DEMO_DIR
 from gtex_models.analysis.embeddings import tissue_embeddings
 from gtex_models.analysis.panels import default_panel
-from gtex_models.models.model_space import cohort_for_model
+from gtex_models.data.readers import import_table
+from gtex_models.data.simulate import simulate_cohort
+from gtex_models.interfaces.cli.main import main
+from gtex_models.models.model_space import ModelSpace, cohort_for_model
+from gtex_models.studies.build import build_study
+from gtex_models.studies.demo import DEMO_DIR
 from gtex_models.studies.precompute import (
     COVERAGE_TABLE,
     coverage_path,
@@ -30,6 +31,7 @@ from gtex_models.studies.precompute import (
     precompute_study,
     stored_default_panel,
     stored_embeddings,
+    stored_no_coverage,
 )
 from gtex_models.studies.study import Study
 from pages._shared import SELECTED_MODEL, SELECTED_STUDY, _background_board
@@ -153,4 +155,23 @@ def test_without_stored_coverage_the_page_scores_it_in_the_background(monkeypatc
     if not read_only:
         pd.testing.assert_frame_equal(pd.read_csv(coverage_path(study, "knn_all")),
                                       pd.read_csv(coverage_path(built, "knn_all")))
+    clear_caches()
+
+
+def test_a_refused_calibration_is_stored_with_its_reason_and_the_page_says_it_without_a_job(monkeypatch, tmp_path):
+    """A 60-array microarray-like cohort: too few validation samples to calibrate, so the build stores why, and the
+    Benchmark & model card page shows that at once (no background job that would be refused again)."""
+    expression, samples = probe_matrix(tmp_path / "files")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # probe IDs, no calibration: expected here
+        cohort = import_table(expression, samples, tissue_column="condition")
+        study = build_study(cohort, tmp_path / "study", models=["mean"], baselines=(), title="Arrays").path
+    why = stored_no_coverage(study, "mean_all")
+    assert why and "calibration samples" in why and not coverage_path(study, "mean_all").is_file()
+    assert precompute_study(study) == []  # what it stores counts as stored
+    point_app_at(monkeypatch, study, studies_dir=tmp_path / "none")
+    clear_caches()
+    at = open_page(study, "mean_all")
+    assert any(why in box.value for box in at.info) and not at.get("progress")
+    assert not _background_board()[1]  # nothing computed
     clear_caches()

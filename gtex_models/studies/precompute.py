@@ -1,7 +1,8 @@
 """What a study stores so that the app's pages open at once: results too slow to compute while a page loads.
 
 Per model: the empirical coverage of its calibrated intervals on the study's test donors (the Benchmark &
-model card page: minutes on a 2-core CPU for the demo's models, with the simulator's oracle as reference),
+model card page: minutes on a 2-core CPU for the demo's models, with the simulator's oracle as reference), or
+why it has none (its calibration on the held-out donors was refused: too few of them),
 its tissue embedding matrix (deep models: the Tissue embeddings page then needs no torch) and the default
 gene panel, designed and scored (the Gene panels page's first screen: seconds of design and imputation).
 :func:`~gtex_models.studies.build.build_study`, ``add_model`` and ``add_checkpoint`` store them with every
@@ -94,13 +95,24 @@ def coverage_path(study_dir: str | Path, key: str) -> Path:
     return Path(study_dir) / TABLES_DIR / f"{key}_{COVERAGE_TABLE}.csv.gz"
 
 
+def no_coverage_path(study_dir: str | Path, key: str) -> Path:
+    return Path(study_dir) / TABLES_DIR / f"{key}_{COVERAGE_TABLE}_none.txt"
+
+
 def write_coverage(study_dir: str | Path, key: str, table: pd.DataFrame) -> Path:
-    """Store model ``key``'s coverage table in the study (atomically)."""
+    """Store model ``key``'s coverage table in the study (atomically), replacing a stored reason for its absence."""
     path = coverage_path(study_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as tmp:
         table.to_csv(tmp, index=False, compression="gzip")
+    no_coverage_path(study_dir, key).unlink(missing_ok=True)
     return path
+
+
+def stored_no_coverage(study_dir: str | Path, key: str) -> str | None:
+    """Why model ``key`` has no interval coverage, as stored when the study was built (None: nothing stored)."""
+    path = no_coverage_path(study_dir, key)
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
 
 
 def embeddings_path(study_dir: str | Path, key: str) -> Path:
@@ -130,39 +142,42 @@ def precompute_model(study_dir: str | Path, key: str, imputer: Imputer, metadata
     (``"KEY: interval_coverage"``, ...), nothing for what does not apply."""
     space = ModelSpace.from_metadata(metadata)
 
-    def coverage(path: Path) -> bool:
-        table = interval_coverage(imputer, metadata.get("calibration"), space, cohort)
+    def coverage() -> bool:
+        if metadata.get("calibration") is None:  # none stored: calibrating on the held-out donors was refused?
+            made, note = model_calibration(imputer, metadata, cohort)
+            if made is None:  # then the page says why at once instead of trying again
+                with atomic_file(no_coverage_path(study_dir, key)) as tmp:
+                    tmp.write_text(note + "\n", encoding="utf-8")
+            return made is None
+        table = interval_coverage(imputer, metadata["calibration"], space, cohort)
         if table is not None:
             write_coverage(study_dir, key, table)
         return table is not None
 
-    def embeddings(path: Path) -> bool:
+    def embeddings() -> bool:
         if getattr(imputer, "networks", None) is None:
             return False
-        with atomic_file(path) as tmp:
+        with atomic_file(embeddings_path(study_dir, key)) as tmp:
             tissue_embeddings(imputer).to_csv(tmp)
         return True
 
-    def panel(path: Path) -> bool:
+    def panel() -> bool:
         stored = default_panel(imputer, cohort_for_model(cohort, space))
         if stored is not None:
-            with atomic_file(path) as tmp:
+            with atomic_file(panel_path(study_dir, key)) as tmp:
                 tmp.write_text(json.dumps(stored) + "\n", encoding="utf-8")
         return stored is not None
 
-    steps: dict[str, tuple[Path, Callable[[Path], bool]]] = {
-        COVERAGE_TABLE: (coverage_path(study_dir, key), coverage),
-        EMBEDDINGS_TABLE: (embeddings_path(study_dir, key), embeddings),
-        PANEL_FILE: (panel_path(study_dir, key), panel)}
-    written = []
-    for name, (path, make) in steps.items():
-        if (overwrite or not path.is_file()) and make(path):
-            written.append(f"{key}: {name}")
-    return written
+    steps: dict[str, Callable[[], bool]] = {COVERAGE_TABLE: coverage, EMBEDDINGS_TABLE: embeddings, PANEL_FILE: panel}
+    stored = _stored(Path(study_dir), key)
+    return [f"{key}: {name}" for name, make in steps.items() if (overwrite or not stored[name]) and make()]
 
 
-def _missing(study_dir: Path, key: str) -> bool:
-    return not all(path(study_dir, key).is_file() for path in (coverage_path, embeddings_path, panel_path))
+def _stored(study_dir: Path, key: str) -> dict[str, bool]:
+    """Which of model ``key``'s precomputed results the study holds (the coverage, or why there is none)."""
+    return {COVERAGE_TABLE: coverage_path(study_dir, key).is_file() or no_coverage_path(study_dir, key).is_file(),
+            EMBEDDINGS_TABLE: embeddings_path(study_dir, key).is_file(),
+            PANEL_FILE: panel_path(study_dir, key).is_file()}
 
 
 def precompute_study(study_dir: str | Path, overwrite: bool = False, progress: ProgressCallback | None = None,
@@ -176,7 +191,7 @@ def precompute_study(study_dir: str | Path, overwrite: bool = False, progress: P
     unknown = sorted(set(keys or ()) - set(study.models))
     if unknown:
         raise StudyError(f"Study {study.title!r} has no model {', '.join(unknown)}; it has {', '.join(study.models)}.")
-    wanted = [k for k in (keys or study.models) if overwrite or _missing(study.path, k)]
+    wanted = [k for k in (keys or study.models) if overwrite or not all(_stored(study.path, k).values())]
     if not wanted or not study.has_cohort:
         return []
     cohort = study.cohort(cache_dir)
