@@ -124,7 +124,11 @@ def recommend(key: str, columns: list[int], valid_samples: int) -> None:
         return
     st.session_state["panel_compare_done"] = asked
     with st.spinner("Fitting the simple methods and scoring every model on the validation donors…"):
-        table = comparison(study_token(), key, tuple(columns))
+        try:
+            table = comparison(study_token(), key, tuple(columns))
+        except ValueError as error:  # e.g. a model that cannot impute these donors
+            st.error(f"The models could not be compared for this panel: {error}")
+            return
     best = table.iloc[0]
     st.markdown(f"Recommended for this panel: **{best['model']}** (validation R² {best['valid_r2']:.3f}).")
     if best["key"] not in study.models:

@@ -37,7 +37,7 @@ from gtex_models.models.calibration import (
     coverage_table,
     interval_scores,
 )
-from gtex_models.models.checkpoints import attach_calibration, load_checkpoint, save_checkpoint
+from gtex_models.models.checkpoints import attach_calibration, attach_evaluation, load_checkpoint, save_checkpoint
 from gtex_models.models.registry import make_imputer
 from gtex_models.studies.experiment import Experiment, save_model
 
@@ -141,6 +141,14 @@ def test_a_checkpoint_round_trip_keeps_the_calibration(pmi, pmi_calibration, coh
     imputer, metadata = load_checkpoint(bare)
     assert metadata["calibration"].groups == pmi_calibration.groups and metadata["dtype"] == dtype
     np.testing.assert_array_equal(imputer.impute(masked), load_checkpoint(path)[0].impute(masked))
+    before, stored = load_checkpoint(path)
+    attach_evaluation(path, {"method": "pmi", "r2_mean": 0.25})  # a record rescored (scripts/refresh_tables.py)
+    after, metadata = load_checkpoint(path)
+    assert metadata["evaluation"] == {"method": "pmi", "r2_mean": 0.25} and metadata["dtype"] == dtype
+    np.testing.assert_array_equal(after.impute(masked), before.impute(masked))
+    for bound, kept in zip(stored["calibration"].interval(before, masked, before.impute(masked)),
+                           metadata["calibration"].interval(after, masked, after.impute(masked))):
+        np.testing.assert_array_equal(kept, bound)
 
 
 def test_a_calibration_stored_before_probes_gives_unprobed_intervals(pmi, pmi_calibration, cohort):

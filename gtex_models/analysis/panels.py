@@ -222,13 +222,11 @@ def model_scored_panel(imputer: Imputer, train: Cohort, valid: Cohort, k: int, r
     sample is left.
     """
     check_size(k, train.n_genes)
-    valid = valid.subset_samples(valid.samples["tissue"].isin(train.tissues).to_numpy())
+    rng = np.random.default_rng(seed)
+    valid = _scoring_donors(valid, train, rng)
     if valid.n_samples == 0:
         raise ValueError("The model-scored design scores panels on validation donors, and the cohort has none in the "
                          "model's groups; use the 'designed' strategy, or give the cohort a 'valid' split.")
-    rng = np.random.default_rng(seed)
-    if valid.n_samples > MAX_SCORING_SAMPLES:
-        valid = valid.subset_samples(np.sort(rng.choice(valid.n_samples, MAX_SCORING_SAMPLES, replace=False)))
     n_genes, k = train.n_genes, int(k)
 
     def score(panel: np.ndarray) -> float:
@@ -252,6 +250,15 @@ def model_scored_panel(imputer: Imputer, train: Cohort, valid: Cohort, k: int, r
         if proposal_score > best_score:
             best, best_score = proposal, proposal_score
     return np.sort(best).astype(np.int64)
+
+
+def _scoring_donors(valid: Cohort, train: Cohort, rng: np.random.Generator) -> Cohort:
+    """The validation donors of the training groups that score panels or models, at most
+    :data:`MAX_SCORING_SAMPLES` of them (drawn from ``rng``)."""
+    valid = valid.subset_samples(valid.samples["tissue"].isin(train.tissues).to_numpy())
+    if valid.n_samples > MAX_SCORING_SAMPLES:
+        valid = valid.subset_samples(np.sort(rng.choice(valid.n_samples, MAX_SCORING_SAMPLES, replace=False)))
+    return valid
 
 
 def choose_panel(strategy: str, train: Cohort, k: int, seed: int = 0, imputer: Imputer | None = None,
@@ -415,13 +422,10 @@ def compare_for_panel(candidates: dict[str, Imputer], valid: Cohort, columns: Se
     ``valid`` (those of the training groups, at most :data:`MAX_SCORING_SAMPLES`, drawn once), best first
     (``model``, ``valid_r2``): the first is the model to impute from this panel. ``train``: the training donors
     (R²'s reference). Raises ``ValueError`` when no validation sample is in a training group."""
-    valid = valid.subset_samples(valid.samples["tissue"].isin(train.tissues).to_numpy())
+    valid = _scoring_donors(valid, train, np.random.default_rng(seed))
     if valid.n_samples == 0:
         raise ValueError("Models are compared for a panel on validation donors, and the cohort has none in the "
                          "training groups; give the cohort a 'valid' split (import --split).")
-    if valid.n_samples > MAX_SCORING_SAMPLES:
-        rows = np.random.default_rng(seed).choice(valid.n_samples, MAX_SCORING_SAMPLES, replace=False)
-        valid = valid.subset_samples(np.sort(rows))
     scores = [{"model": name, "valid_r2": panel_r2(imputer, valid, columns, train).r2_mean}
               for name, imputer in candidates.items()]
     return pd.DataFrame(scores).sort_values("valid_r2", ascending=False, kind="stable").reset_index(drop=True)

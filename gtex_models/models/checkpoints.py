@@ -108,6 +108,19 @@ def attach_calibration(path: str | Path, calibration: Calibration) -> Path:
     return path
 
 
+def attach_evaluation(path: str | Path, evaluation: Mapping[str, Any]) -> Path:
+    """Store ``evaluation`` (the model's test record) in the checkpoint at ``path`` (replacing it), leaving the rest
+    unchanged: a record rescored after a change to how R² is estimated."""
+    path = Path(path)
+    header, arrays = _read(path, restore=False)
+    calibration_arrays = {k: v for k, v in arrays.items() if k.startswith(ARRAY_PREFIX)}
+    stored = header.get("calibration")
+    calibration = None if stored is None else Calibration.from_state(calibration_arrays, stored)
+    _write(path, {k: v for k, v in arrays.items() if not k.startswith(ARRAY_PREFIX)},
+           {**header, "evaluation": dict(evaluation)}, calibration)
+    return path
+
+
 def _write(path: str | Path, arrays: dict[str, np.ndarray], header: dict[str, Any],
            calibration: Calibration | None) -> None:
     header = {key: value for key, value in header.items() if key != "calibration"}
