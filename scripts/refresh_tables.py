@@ -53,6 +53,7 @@ def main() -> None:
     from gtex_models.common.atomic import atomic_file
     from gtex_models.models.checkpoints import attach_evaluation
     from gtex_models.models.model_space import ModelSpace, cohort_for_model
+    from gtex_models.studies.build import sorted_records
     from gtex_models.studies.report import recommendation
     from gtex_models.studies.study import BENCHMARK_FILE, MODELS_DIR, Study, write_manifest, write_model
 
@@ -90,7 +91,7 @@ def main() -> None:
     if args.records or args.benchmark:
         manifest["benchmark"] = manifest.get("benchmark") or BENCHMARK_FILE
         with atomic_file(args.study / manifest["benchmark"]) as tmp:
-            tmp.write_text(json.dumps(list(records.values()), indent=2) + "\n", encoding="utf-8")
+            tmp.write_text(json.dumps(sorted_records(list(records.values())), indent=2) + "\n", encoding="utf-8")
         inductive = [r for r in records.values() if r.get("scenario", "inductive") == "inductive"]
         # a recommendation compares validation scores: only when every inductive record has one
         manifest["recommended"] = (recommendation(inductive) if all("valid_r2_mean" in r for r in inductive)
