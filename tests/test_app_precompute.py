@@ -39,6 +39,14 @@ from pages._shared import SELECTED_MODEL, SELECTED_STUDY, _background_board
 PAGE = "pages/benchmark.py"
 
 
+@pytest.fixture(autouse=True)
+def no_job_left_running():
+    """Every test ends with the app's background jobs finished and its caches empty, even when it fails (a job
+    still running when the process exits aborts it)."""
+    yield
+    clear_caches()
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A study built as the CLI and the New study page build one: two calibrated models, their coverage stored."""
