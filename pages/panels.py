@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from gtex_models.analysis.panels import (
+    PANEL_BASELINES,
     choose_panel,
     compare_for_panel,
     default_panel_size,
@@ -81,10 +82,10 @@ def scored(token: str, key: str, columns: tuple[int, ...]) -> tuple[pd.DataFrame
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _baselines(token: str, key: str) -> dict:
-    """The simple methods fitted on the training donors in model ``key``'s space (shared, never mutated)."""
+def _baselines(token: str, key: str, methods: tuple[str, ...]) -> dict:
+    """The simple ``methods`` fitted on the training donors in model ``key``'s space (shared, never mutated)."""
     train, valid, _ = split_for_model(key)
-    return panel_baselines(train, valid if valid.n_samples else None)
+    return panel_baselines(train, valid if valid.n_samples else None, methods)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -99,10 +100,12 @@ def comparison(token: str, key: str, columns: tuple[int, ...]) -> pd.DataFrame:
         return theirs.tissues == space.tissues and theirs.genes["symbol"].tolist() == space.genes["symbol"].tolist()
 
     same_genes = [k for k in study.models if k == key or same_space(k)]
-    candidates = {k: model(k)[0] for k in same_genes} | _baselines(token, key)
+    studied = {study.models[k].method for k in same_genes}  # a simple method the study has is not fitted again
+    baselines = _baselines(token, key, tuple(m for m in PANEL_BASELINES if m not in studied))
+    candidates = {k: model(k)[0] for k in same_genes} | baselines
     train, valid, _ = split_for_model(key)
     table = compare_for_panel(candidates, valid, columns, train).rename(columns={"model": "key"})
-    labels = {k: study.models[k].label for k in same_genes} | {m: METHOD_LABELS[m] for m in _baselines(token, key)}
+    labels = {k: study.models[k].label for k in same_genes} | {m: METHOD_LABELS[m] for m in baselines}
     return table.assign(model=table["key"].map(labels))
 
 

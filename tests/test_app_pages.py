@@ -346,7 +346,7 @@ def test_tissue_r2_page_has_a_box_per_tissue_and_rate_curves(on_demo):
     assert len(boxes) == per_tissue.dropna()["tissue"].nunique()
     assert boxplot["layout"]["xaxis"]["title"]["text"].startswith("R²")
     panels = [a["text"] for a in curves["layout"]["annotations"]]
-    assert panels == ["PMI · all genes", "GAIN-GTEx · all genes"]  # the models on the same genes
+    assert panels == ["PMI · all genes", "GAIN-GTEx · all genes", "Gaussian conditional · all genes"]  # same genes
     at.segmented_control[0].set_value("name").run()
     names = [trace["y"][0] for trace in charts(at)[0]["data"] if trace["type"] == "box"]
     assert names == sorted(names, reverse=True)

@@ -300,9 +300,11 @@ def test_the_committed_demo_study_and_checkpoints_match_the_schemas():
     demo = REPO / "data" / "demo"
     assert_written_by_us_is_valid(demo)
     checkpoints = sorted(demo.rglob("*.safetensors"))
-    # PMI and GAIN-GTEx on all genes, the Alzheimer's genes and the p53 genes; the cross-tissue donor model
-    assert [p.relative_to(demo).as_posix() for p in checkpoints] == ["donors/model.safetensors"] + [
-        f"models/{m}_{g}.safetensors" for m in ("gain", "pmi") for g in ("all", "alzheimer", "p53")]
+    # PMI and GAIN-GTEx on all genes, the Alzheimer's genes and the p53 genes, the Gaussian conditional on all
+    # genes; the cross-tissue donor model
+    assert [p.relative_to(demo).as_posix() for p in checkpoints] == ["donors/model.safetensors"] + sorted(
+        [f"models/{m}_{g}.safetensors" for m in ("gain", "pmi") for g in ("all", "alzheimer", "p53")]
+        + ["models/gauss_all.safetensors"])
     for path in checkpoints:
         load_checkpoint(path)
 

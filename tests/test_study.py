@@ -19,6 +19,7 @@ from gtex_models.data.readers import InputError, import_table
 from gtex_models.models.checkpoints import load_checkpoint
 from gtex_models.studies.build import StudyCancelled, add_checkpoint, add_model, build_study
 from gtex_models.studies.experiment import Experiment, default_config, run_experiment
+from gtex_models.studies.precompute import stored_default_panel, stored_no_coverage
 from gtex_models.studies.report import study_info
 from gtex_models.studies.study import Study, StudyError, add_entry, model_entry, new_manifest, write_manifest
 
@@ -161,6 +162,9 @@ def test_study_info_reports_each_models_own_evaluation(built, tmp_path):
         assert (row["method"], row["scenario"], row["genes"], row["groups"]) == (
             imputer.method, metadata["scenario"], len(metadata["genes"]), len(metadata["tissues"]))
         assert row["calibrated on"] == "-" and metadata["calibration"] is None  # 9 validation samples: too few
+    # what the pages read came with the added model: its default panel, and why it has no interval coverage
+    assert stored_default_panel(study.path, "knn_all")["size"] > 0 and "calibration" in stored_no_coverage(
+        study.path, "knn_all")
 
 
 def test_the_manifest_records_each_roles_donors_and_the_calibrations(built, small_cohort, tmp_path):
@@ -392,7 +396,7 @@ def test_a_study_of_the_real_microarray_cohort(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ the demo study
-def test_the_demo_is_a_study_with_its_four_models():
+def test_the_demo_is_a_study_with_its_models():
     from gtex_models.studies import demo
 
     study = demo.demo_study()

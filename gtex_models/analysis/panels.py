@@ -410,10 +410,11 @@ def panel_size_curve(imputer: Imputer, train: Cohort, test: Cohort, sizes: Seque
     return pd.DataFrame(rows)
 
 
-def panel_baselines(train: Cohort, valid: Cohort | None = None) -> dict[str, Imputer]:
-    """The methods of :data:`PANEL_BASELINES` fitted on the training donors ``train`` (the Gaussian's settings
-    chosen on the validation donors ``valid`` when given)."""
-    return {method: make_imputer(method).fit(train, valid) for method in PANEL_BASELINES}
+def panel_baselines(train: Cohort, valid: Cohort | None = None,
+                    methods: Sequence[str] = PANEL_BASELINES) -> dict[str, Imputer]:
+    """``methods`` (default :data:`PANEL_BASELINES`) fitted on the training donors ``train`` (the Gaussian's
+    settings chosen on the validation donors ``valid`` when given)."""
+    return {method: make_imputer(method).fit(train, valid) for method in methods}
 
 
 def compare_for_panel(candidates: dict[str, Imputer], valid: Cohort, columns: Sequence[int], train: Cohort,

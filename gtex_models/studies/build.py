@@ -59,11 +59,8 @@ from gtex_models.studies.study import (
     COHORT_DIR,
     MANIFEST,
     MODELS_DIR,
-    OPTIONAL_TABLES,
     STUDY_FOLDER,
-    TABLES,
     TABLES_DIR,
-    UMAP_TABLE,
     Study,
     StudyError,
     add_entry,
@@ -427,14 +424,12 @@ def _model_run(run: _Run, cohort: Cohort, folder: Path, progress: ProgressCallba
 
 
 def _install_model(study: Path, scratch: Path, key: str) -> None:
-    """Move a model's files from ``scratch`` into the study (each file replaced in one step)."""
-    tables = TABLES + OPTIONAL_TABLES
-    names = [f"{MODELS_DIR}/{key}.safetensors"] + [f"{TABLES_DIR}/{key}_{n}.csv.gz" for n in tables]
-    names.append(f"{TABLES_DIR}/{key}_{UMAP_TABLE}.csv")
-    for name in names:
-        if (scratch / name).is_file():
-            (study / name).parent.mkdir(parents=True, exist_ok=True)
-            (scratch / name).replace(study / name)
+    """Move a model's files (checkpoint, tables, what the pages read: all that ``scratch`` holds of it) into the
+    study, each file replaced in one step."""
+    for folder in (MODELS_DIR, TABLES_DIR):
+        for file in sorted((scratch / folder).glob(f"{key}[._]*")):
+            (study / folder).mkdir(parents=True, exist_ok=True)
+            file.replace(study / folder / file.name)
 
 
 def _add_to_manifest(study: Path, entry: Any, record: dict[str, Any] | None) -> None:

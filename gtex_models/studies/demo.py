@@ -44,6 +44,7 @@ DEMO_MODELS: dict[str, str] = {
     "gain_alzheimer": "GAIN-GTEx · Alzheimer's pathway genes",
     "pmi_p53": "PMI · p53 pathway genes",
     "gain_p53": "GAIN-GTEx · p53 pathway genes",
+    "gauss_all": "Gaussian conditional · all genes",
 }
 # demo model -> its experiment config, relative to configs/ (configs/demo/: tuned for the simulated demo;
 # the authors' settings are in configs/paper/)
@@ -54,6 +55,7 @@ DEMO_EXPERIMENTS = {
     "gain_alzheimer": "demo/gain_inplace_alzheimer.yaml",
     "pmi_p53": "demo/pmi_inductive_p53.yaml",
     "gain_p53": "demo/gain_inplace_p53.yaml",
+    "gauss_all": "demo/gauss_inductive_all.yaml",
 }
 # (benchmark method, scenario) -> the config whose model and training settings it uses (others: defaults)
 BENCHMARK_CONFIGS = {
@@ -62,7 +64,8 @@ BENCHMARK_CONFIGS = {
     ("gain-mse", "inductive"): "demo/gain_inductive_all.yaml",
     ("gain-mse", "inplace"): "demo/gain_inplace_all.yaml",
 }
-BENCHMARK_METHODS = ("pmi", "gain", "gain-mse", "mean", "knn", "mice", "missforest", "blood", "oracle")
+BENCHMARK_METHODS = ("pmi", "gain", "gain-mse", "gauss", "softimpute", "mean", "knn", "mice", "missforest", "blood",
+                     "oracle")
 
 
 def load_demo_cohort() -> Cohort:

@@ -193,6 +193,7 @@ def panel_design_command(args: argparse.Namespace) -> str:
     model to impute from it (the model against the simple methods, on the validation donors)."""
     from gtex_models.analysis.benchmark import known_groups_only
     from gtex_models.analysis.panels import (
+        PANEL_BASELINES,
         check_size,
         choose_panel,
         compare_for_panel,
@@ -229,7 +230,7 @@ def panel_design_command(args: argparse.Namespace) -> str:
     lines = [f"Panel of {args.size} genes ({args.strategy}) -> {args.out}",
              f"{imputer.method} on {test.n_samples} test samples, R² of the genes outside the panel:", table]
     name = args.model or imputer.method
-    baselines = panel_baselines(train, cohort.split("valid"))
+    baselines = panel_baselines(train, cohort.split("valid"), [m for m in PANEL_BASELINES if m != imputer.method])
     try:
         comparison = compare_for_panel({name: imputer, **baselines}, cohort.split("valid"), chosen, train)
     except ValueError as error:
