@@ -83,7 +83,7 @@ def main() -> None:
     from gtex_models.data.patterns import mask_cohort
     from gtex_models.data.simulate import simulate_cohort
     from gtex_models.models.registry import make_imputer
-    from gtex_models.studies.build import _protocol_cohort
+    from gtex_models.studies.build import protocol_cohort
     from gtex_models.studies.demo import load_demo_cohort
     from gtex_models.studies.experiment import Experiment
 
@@ -99,7 +99,7 @@ def main() -> None:
         rows = []
         for donors in (int(d) for d in args.donors.split(",")):
             cohort = simulate_cohort(n_donors=donors, n_genes=2000, seed=0)
-            inductive = scenario_data(_protocol_cohort(cohort), "inductive", 0.5, 0)
+            inductive = scenario_data(protocol_cohort(cohort), "inductive", 0.5, 0)
             label = f"{donors} donors ({inductive.fit.n_donors} training, {inductive.fit.n_samples:,} samples)"
             runs = [("oracle", make_imputer("oracle"))]
             if args.epochs:
@@ -112,7 +112,7 @@ def main() -> None:
         finish(rows, args.out)
         return
 
-    protocol = _protocol_cohort(load_demo_cohort())
+    protocol = protocol_cohort(load_demo_cohort())
     inductive = scenario_data(protocol, "inductive", 0.5, 0)
     rows = linear_rows(inductive, shrinkages)
 

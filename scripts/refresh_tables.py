@@ -33,19 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def rescored_record(imputer: Any, metadata: dict[str, Any], cohort: Any) -> dict[str, Any]:
     """A study model's test record scored again as ``study build`` scored it (same donors, masks and rate)."""
-    from gtex_models.analysis.benchmark import RECORD_KEYS, known_groups_only, scenario_data, score_fitted
+    from gtex_models.analysis.benchmark import scenario_data
     from gtex_models.models.model_space import ModelSpace, cohort_for_model
-    from gtex_models.studies.report import validation_score
+    from gtex_models.studies.build import protocol_cohort, scored_record
 
     old = metadata.get("evaluation") or {}
-    protocol = known_groups_only(cohort, cohort.split("train").tissues, "have no training donors")
-    modelled = cohort_for_model(protocol, ModelSpace.from_metadata(metadata))
+    modelled = cohort_for_model(protocol_cohort(cohort), ModelSpace.from_metadata(metadata))
     data = scenario_data(modelled, metadata.get("scenario") or "inductive", float(old.get("missing_rate", 0.5)))
-    scores = {**score_fitted(imputer, data), "fit_seconds": old.get("fit_seconds")}
-    record = {name: scores[name] for name in RECORD_KEYS if scores.get(name) is not None}
-    if data.scenario == "inductive" and data.valid is not None:
-        record["valid_r2_mean"] = validation_score(imputer, data.valid, data.train_donors, data.seed)
-    return record
+    return scored_record(imputer, data, old.get("fit_seconds"))
 
 
 def main() -> None:
@@ -92,10 +87,7 @@ def main() -> None:
         manifest["benchmark"] = manifest.get("benchmark") or BENCHMARK_FILE
         with atomic_file(args.study / manifest["benchmark"]) as tmp:
             tmp.write_text(json.dumps(sorted_records(list(records.values())), indent=2) + "\n", encoding="utf-8")
-        inductive = [r for r in records.values() if r.get("scenario", "inductive") == "inductive"]
-        # a recommendation compares validation scores: only when every inductive record has one
-        manifest["recommended"] = (recommendation(inductive) if all("valid_r2_mean" in r for r in inductive)
-                                   else None)
+        manifest["recommended"] = recommendation(list(records.values()))
         write_manifest(args.study, manifest)
 
 

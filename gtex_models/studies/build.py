@@ -201,7 +201,7 @@ def build_study(
     simulation = simulation or (data.meta.get("simulation") if data.meta.get("source") == "simulated" else None)
     reporter = _Reporter(sum(run.weight for run in runs), progress, should_stop)
     reporter.check()
-    protocol = _protocol_cohort(data)
+    protocol = protocol_cohort(data)
 
     records = []
     with STUDY_FOLDER.write(out, overwrite) as tmp:
@@ -262,7 +262,7 @@ def add_model(
     run = _model_runs([model], data, scenario, max_epochs)[0]  # sized on the whole cohort, as build_study does
     run = _Run(run.experiment, key or run.key, label)
     _check_new_key(opened, run.key)
-    cohort = _protocol_cohort(data)
+    cohort = protocol_cohort(data)
     reporter = _Reporter(run.weight, progress, should_stop)
     reporter.check()
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as scratch:
@@ -399,12 +399,19 @@ def _fit_score_save(experiment: Experiment, cohort: Cohort, out: Path, progress:
     """Train, score on the test donors and save ``experiment``'s checkpoint at ``out``: its record, the fitted
     imputer and the scenario's data."""
     imputer, data, fit_seconds = train_experiment(experiment, cohort, progress=progress)
-    scores = {**score_fitted(imputer, data), "fit_seconds": fit_seconds}
-    record = {key: scores[key] for key in RECORD_KEYS if key in scores}
-    if experiment.scenario == "inductive" and data.valid is not None:
-        record["valid_r2_mean"] = validation_score(imputer, data.valid, data.train_donors, data.seed)
+    record = scored_record(imputer, data, fit_seconds)
     save_model(imputer, experiment, cohort, out, record, data=data)
     return record, imputer, data
+
+
+def scored_record(imputer: Imputer, data: ScenarioData, fit_seconds: float | None) -> dict[str, Any]:
+    """A fitted imputer's benchmark record on its scenario's data: the test scores (:data:`RECORD_KEYS`) and,
+    inductive, the validation score a study's recommendation compares."""
+    scores = {**score_fitted(imputer, data), "fit_seconds": fit_seconds}
+    record = {key: scores[key] for key in RECORD_KEYS if key in scores}
+    if data.scenario == "inductive" and data.valid is not None:
+        record["valid_r2_mean"] = validation_score(imputer, data.valid, data.train_donors, data.seed)
+    return record
 
 
 def _model_run(run: _Run, cohort: Cohort, folder: Path, progress: ProgressCallback) -> tuple[dict[str, Any], Any]:
@@ -444,7 +451,7 @@ def _add_to_manifest(study: Path, entry: Any, record: dict[str, Any] | None) -> 
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def _protocol_cohort(cohort: Cohort) -> Cohort:
+def protocol_cohort(cohort: Cohort) -> Cohort:
     """The cohort every run of a study is fitted and scored on: without the validation and test samples
     of groups that have no training donors (warned about once here, not at every run)."""
     return known_groups_only(cohort, cohort.split("train").tissues, "have no training donors")

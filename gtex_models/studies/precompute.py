@@ -32,7 +32,7 @@ from gtex_models.data.cohort import Cohort
 from gtex_models.models.base import Imputer
 from gtex_models.models.calibration import Calibration, coverage_table
 from gtex_models.models.model_space import ModelSpace, cohort_for_model
-from gtex_models.models.registry import make_imputer
+from gtex_models.models.registry import DEEP_METHODS, make_imputer
 from gtex_models.studies.experiment import calibrate_checkpoint
 from gtex_models.studies.study import TABLES_DIR, Study, StudyError
 
@@ -169,14 +169,15 @@ def precompute_model(study_dir: str | Path, key: str, imputer: Imputer, metadata
         return stored is not None
 
     steps: dict[str, Callable[[], bool]] = {COVERAGE_TABLE: coverage, EMBEDDINGS_TABLE: embeddings, PANEL_FILE: panel}
-    stored = _stored(Path(study_dir), key)
+    stored = _stored(Path(study_dir), key, imputer.method)
     return [f"{key}: {name}" for name, make in steps.items() if (overwrite or not stored[name]) and make()]
 
 
-def _stored(study_dir: Path, key: str) -> dict[str, bool]:
-    """Which of model ``key``'s precomputed results the study holds (the coverage, or why there is none)."""
+def _stored(study_dir: Path, key: str, method: str) -> dict[str, bool]:
+    """Which of model ``key``'s precomputed results the study holds or need not (the coverage, or why there is none;
+    an embedding matrix only a deep ``method`` learns)."""
     return {COVERAGE_TABLE: coverage_path(study_dir, key).is_file() or no_coverage_path(study_dir, key).is_file(),
-            EMBEDDINGS_TABLE: embeddings_path(study_dir, key).is_file(),
+            EMBEDDINGS_TABLE: method not in DEEP_METHODS or embeddings_path(study_dir, key).is_file(),
             PANEL_FILE: panel_path(study_dir, key).is_file()}
 
 
@@ -191,7 +192,8 @@ def precompute_study(study_dir: str | Path, overwrite: bool = False, progress: P
     unknown = sorted(set(keys or ()) - set(study.models))
     if unknown:
         raise StudyError(f"Study {study.title!r} has no model {', '.join(unknown)}; it has {', '.join(study.models)}.")
-    wanted = [k for k in (keys or study.models) if overwrite or not all(_stored(study.path, k).values())]
+    wanted = [k for k in (keys or study.models)  # a study's models whose checkpoints need loading
+              if overwrite or not all(_stored(study.path, k, study.models[k].method).values())]
     if not wanted or not study.has_cohort:
         return []
     cohort = study.cohort(cache_dir)

@@ -86,10 +86,11 @@ def validation_score(imputer: Imputer, valid: Cohort, train: Cohort, seed: int =
 
 def recommendation(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The inductive record with the best validation score (:func:`validation_score`), simple or deep: what a
-    study recommends for new samples; None when no record has a validation score."""
-    scored = [r for r in records if r.get("scenario", "inductive") == "inductive"
-              and np.isfinite(r.get("valid_r2_mean", np.nan))]
-    if not scored:
+    study recommends for new samples; None when an inductive record has no validation score (a partial
+    comparison recommends nothing), or there is none."""
+    inductive = [r for r in records if r.get("scenario", "inductive") == "inductive"]
+    scored = [r for r in inductive if np.isfinite(r.get("valid_r2_mean", np.nan))]
+    if not scored or len(scored) < len(inductive):
         return None
     best = max(scored, key=lambda r: r["valid_r2_mean"])
     return {"method": best["method"], "checkpoint": best.get("checkpoint"),
