@@ -33,6 +33,7 @@ from gtex_models.models.calibration import (
     CalibrationError,
     calibrate,
     calibrate_held_out,
+    calibration_passes,
     conformal_quantiles,
     coverage_table,
     interval_scores,
@@ -331,6 +332,20 @@ def test_poor_arrays_get_wider_intervals_from_the_probe_and_are_covered_like_the
         assert abs(inside[arrays][~observed[arrays]].mean() - LEVEL) <= 2 * POOLED_TOLERANCE
     width = np.nanmedian(np.where(observed, np.nan, upper - lower), axis=1)
     assert np.median(width[poor]) > 1.5 * np.median(width[~poor])
+
+
+def test_a_small_validation_set_is_masked_again_so_that_rate_bins_get_their_own_quantiles():
+    """About 45 validation arrays give each bin of missing rates about 5 samples in one pass, too few (15) for
+    a bin's own quantiles; masked again at new rates (5 passes here) they give 5x the scores, and bins their own."""
+    cohort = probe_cohort(n_samples=300)
+    valid = cohort.split("valid")
+    imputer = make_imputer("mean").fit(cohort.split("train"))
+    once, again = calibrate(imputer, valid, n_passes=1), calibrate(imputer, valid)
+    assert again.info["passes"] == calibration_passes(valid.n_samples) == 5
+    assert again.info["n_scores"] > 4 * once.info["n_scores"]
+    assert once.info["n_own_cells"] == 0 < again.info["n_own_cells"]
+    big = probe_cohort(n_samples=2000).split("valid")
+    assert calibration_passes(big.n_samples) == 1
 
 
 def test_a_cohort_too_small_to_calibrate_says_so_and_the_model_is_saved_without_intervals(tmp_path):

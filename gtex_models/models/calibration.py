@@ -6,7 +6,9 @@ How a calibration is made (:func:`calibrate`), from a fitted imputer and complet
 never trained on (the cohort's ``valid`` split: no donor is in two splits):
 
 1. Every calibration sample gets its own missing rate, spread evenly over ``[0.05, 0.95]``; that share
-   of its values is hidden (MCAR) and imputed.
+   of its values is hidden (MCAR) and imputed. Fewer than ``CALIBRATION_SAMPLES`` held-out samples (a small
+   cohort's few validation donors) are masked again at new rates, up to ``MAX_PASSES`` times
+   (:func:`calibration_passes`), so that every bin of missing rates gets scores from many samples.
 2. The residuals ``y - ŷ`` of the hidden values (model space) give the per-value spread
    ``s = s[group, gene] · f(missing fraction)``: ``s[group, gene]`` is the root mean square residual of
    the gene in the group, shrunk towards the gene's pooled value (``SHRINKAGE`` pseudo-residuals, so a
@@ -85,6 +87,8 @@ PROBE_SHARE = 0.5  # share of a sample's observed values hidden again to measure
 PROBE_MIN_OBSERVED = 10  # a sample with fewer observed values is not probed (factor 1)
 PROBE_PRIORS = np.geomspace(1.0, 1e5, 21)  # candidate κ: pseudo-values pulling the probe factor towards 1
 PROBE_SEED = 29  # the probe's mask at impute time is fixed: the same upload gets the same intervals
+CALIBRATION_SAMPLES = 200  # fewer held-out samples than this are masked more than once...
+MAX_PASSES = 5  # ... up to this many times
 
 
 class CalibrationError(ValueError):
@@ -246,7 +250,13 @@ def rate_factor(coef: np.ndarray, missing: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------- fitting
-def calibrate(imputer: Imputer, cohort: Cohort, seed: int = 0, n_passes: int = 1) -> Calibration:
+def calibration_passes(n_samples: int) -> int:
+    """How many times :func:`calibrate` masks each of ``n_samples`` held-out samples: enough for about
+    ``CALIBRATION_SAMPLES`` masked samples, at most ``MAX_PASSES``."""
+    return int(min(MAX_PASSES, max(1, math.ceil(CALIBRATION_SAMPLES / max(n_samples, 1)))))
+
+
+def calibrate(imputer: Imputer, cohort: Cohort, seed: int = 0, n_passes: int | None = None) -> Calibration:
     """Calibrate ``imputer``'s intervals on complete held-out donors (see the module docstring).
 
     Parameters
@@ -255,6 +265,7 @@ def calibrate(imputer: Imputer, cohort: Cohort, seed: int = 0, n_passes: int = 1
     cohort : complete samples of donors the imputer did not train on (usually ``cohort.split("valid")``).
     seed : seed of the masks and of the donor folds.
     n_passes : how many times each sample is masked (at a new rate) and imputed; more gives more scores.
+        None: :func:`calibration_passes` of the cohort's size.
 
     Raises
     ------
@@ -269,6 +280,7 @@ def calibrate(imputer: Imputer, cohort: Cohort, seed: int = 0, n_passes: int = 1
             f"{MIN_DONORS} donors that the model never trained on. Use a cohort with more donors (or samples: a "
             "sample without a donor ID is its own donor).")
     rng = np.random.default_rng([seed, 13])
+    n_passes = calibration_passes(cohort.n_samples) if n_passes is None else n_passes
     passes = [_masked_residuals(imputer, cohort, rng) for _ in range(n_passes)]
     residual, hidden, probe_residual, probe = (np.concatenate([p[i] for p in passes]) for i in range(4))
     samples = pd.concat([cohort.samples] * n_passes, ignore_index=True)
@@ -483,7 +495,7 @@ def _mondrian_quantiles(scores: np.ndarray, hidden: np.ndarray, group: np.ndarra
 
 
 def calibrate_held_out(imputer: Imputer, cohort: Cohort, groups: Sequence[str] | None = None, seed: int = 0,
-                       n_passes: int = 1) -> Calibration:
+                       n_passes: int | None = None) -> Calibration:
     """:func:`calibrate` on the complete cohort's validation donors (of ``groups`` only, when given)."""
     valid = cohort.split("valid") if (cohort.samples["split"] == "valid").any() else None
     if valid is not None and groups is not None:
