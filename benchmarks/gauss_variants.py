@@ -12,13 +12,17 @@ reference), starting from the demo's ``gauss_all`` (its means and shrunk low-ran
   added with weight ``w``: what a non-parametric step adds to the linear model.
 
 Each is scored at every setting on the test donors, so the best row is an upper bound of what the idea gains.
-None of them is a product method (``benchmarks/results/gauss_variants.md`` says why).
+With ``--cohort influenza`` the same ideas run on the real influenza cohort (``benchmarks/real_cohorts.py``'s
+1,000 genes and subject split ``--seed``; groups: the two conditions), from a ``gauss`` fitted on its training
+donors with its settings chosen on the validation donors. None of them is a product method.
 
-Run: ``python benchmarks/gauss_variants.py`` (about 3 minutes on 2 cores).
+Run: ``python benchmarks/gauss_variants.py`` (under a minute on 2 cores), ``python benchmarks/gauss_variants.py
+--cohort influenza --seed 1 --out gauss_variants_influenza``.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
@@ -31,7 +35,7 @@ except ImportError:
 from gtex_models.analysis.benchmark import scenario_data
 from gtex_models.analysis.evaluation import r2_per_gene, reference_values
 from gtex_models.models.checkpoints import load_checkpoint
-from gtex_models.models.gauss import Factors, conditional_mean
+from gtex_models.models.gauss import Factors, GaussImputer, conditional_mean
 from gtex_models.studies.demo import checkpoint_path, load_demo_cohort
 
 GROUP_WEIGHTS = (0.8, 0.6)  # a: the pooled covariance's weight
@@ -40,13 +44,26 @@ NEIGHBOURS = ((5, 0.5), (5, 1.0), (10, 0.5), (20, 0.5))  # (k, w)
 
 
 def main() -> None:
-    data = scenario_data(load_demo_cohort(), "inductive", 0.5, seed=0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cohort", choices=("demo", "influenza"), default="demo")
+    parser.add_argument("--seed", type=int, default=0, help="influenza: the subject split")
+    parser.add_argument("--out", default="gauss_variants")
+    args = parser.parse_args()
+    if args.cohort == "demo":
+        data = scenario_data(load_demo_cohort(), "inductive", 0.5, seed=0)
+        gauss, _ = load_checkpoint(checkpoint_path("gauss_all"))
+    else:
+        try:
+            from benchmarks.real_cohorts import load
+        except ImportError:
+            from real_cohorts import load
+        data = scenario_data(load("influenza", args.seed), "inductive", 0.5, seed=0)
+        gauss = GaussImputer().fit(data.fit, data.valid)
     train, test = data.train_donors, data.test
     observed = data.pattern.observed(test, data.seed)
     truth = test.x.astype(np.float64)
     masked = np.where(observed, test.x, np.nan).astype(np.float32)
     reference = reference_values(test, train)
-    gauss, _ = load_checkpoint(checkpoint_path("gauss_all"))
     centring, factors = gauss.fitted
     expected = centring.expected(test.samples)
     train_residual = train.x.astype(np.float64) - centring.expected(train.samples)
@@ -72,7 +89,7 @@ def main() -> None:
 
     start = time.perf_counter()
     base = conditional_mean(masked, expected, factors)
-    record("gauss (the demo's gauss_all)", "", base, start)
+    record("gauss" + (" (the demo's gauss_all)" if args.cohort == "demo" else ""), "", base, start)
 
     for a in GROUP_WEIGHTS:
         def group_covariance(tissue: str, a: float = a) -> Factors:
@@ -115,7 +132,8 @@ def main() -> None:
     table = markdown_table(rows, [("idea", "Idea", ""), ("setting", "Setting", ""), ("r2", "Test R² mean", "{:.3f}"),
                                   ("seconds", "Seconds", "{:.1f}")])
     print(table)
-    write_results("gauss_variants", {"rows": rows, "load_average": load_average()}, table)
+    write_results(args.out, {"cohort": args.cohort, "seed": args.seed, "rows": rows, "load_average": load_average()},
+                  table)
 
 
 if __name__ == "__main__":

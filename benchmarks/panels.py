@@ -7,7 +7,9 @@ competitors. Each method imputes the genes outside the panel on the test donors 
 drawn once) and is scored by :func:`gtex_models.analysis.panels.panel_r2` (mean per-gene R², pooled residuals,
 reference: the tissue's training mean). Methods: the demo's PMI (trained with MCAR masks), the
 per-tissue mean, KNN, ``gauss`` (the Gaussian conditional; baselines are fitted on the training donors with
-the validation donors choosing their settings), the oracle (exact conditional mean, the ceiling). For the methods of ``--model-scored``
+the validation donors choosing their settings), the oracle (exact conditional mean, the ceiling) and
+``exact-linear`` (the best linear predictor under the simulation's true parameters: the ceiling of any
+linear method, :func:`gtex_models.models.oracle.linear_conditional_mean`). For the methods of ``--model-scored``
 (default: the neural ones, whose imputations take well under a second) the model-scored panel
 (:func:`gtex_models.analysis.panels.model_scored_panel`: candidates scored with the method itself on 300 validation
 donors, then a local search) is added; KNN and the oracle take 20-40 s per imputation of the 300 samples, too
@@ -20,6 +22,8 @@ Examples::
     python benchmarks/panels.py                          # sizes 50 ... 1000, PMI, mean, KNN, oracle
     python benchmarks/panels.py --sizes 50,200 --methods pmi,oracle --test-samples 300
     python benchmarks/panels.py --sizes 50,100,200,500 --methods pmi,gain_all,mean,knn,oracle --test-samples 300
+    python benchmarks/panels.py --sizes 50,200 --methods gauss_all,exact-linear,oracle --model-scored "" \
+        --random-seeds 5 --test-samples 300 --out panels_ceiling
 """
 
 from __future__ import annotations
@@ -29,11 +33,35 @@ import time
 import warnings
 
 import numpy as np
+import pandas as pd
 
 try:
     from benchmarks._common import ROOT, load_average, markdown_table, write_results
 except ImportError:
     from _common import ROOT, load_average, markdown_table, write_results
+
+
+class ExactLinear:
+    """The best linear predictor of a simulated cohort's values under its true parameters (a ceiling, not a method)."""
+
+    method = "exact-linear"
+
+    def __init__(self, cohort) -> None:
+        from gtex_models.models.oracle import OracleImputer
+
+        self.params = OracleImputer().fit(cohort).params
+
+    def impute(self, cohort) -> np.ndarray:
+        from gtex_models.models.oracle import linear_conditional_mean
+
+        observed = ~np.isnan(cohort.x)
+        std, centre = cohort.transform.std.astype(np.float64), cohort.transform.mean.astype(np.float64)
+        tissue_index = pd.Index(self.params.tissue_names).get_indexer(cohort.samples["tissue"])
+        gene_index = pd.Index(self.params.genes["ensembl_gene_id"]).get_indexer(cohort.genes["ensembl_gene_id"])
+        log_expr = np.where(observed, np.nan_to_num(cohort.x) * std + centre, 0.0)
+        linear = linear_conditional_mean(self.params, tissue_index, cohort.samples["sex"].to_numpy(),
+                                         cohort.samples["age"].to_numpy(), log_expr, observed, gene_index)
+        return ((linear - centre) / std).astype(np.float32)
 
 
 def main() -> None:
@@ -87,6 +115,8 @@ def main() -> None:
     for method in args.methods.split(","):
         if method in study.models:
             imputers[method] = study.load_model(method)[0]
+        elif method == "exact-linear":
+            imputers[method] = ExactLinear(cohort)
         else:
             imputers[method] = pmi if method == "pmi" else make_imputer(method).fit(train, valid)
     if args.panel_pmi:
