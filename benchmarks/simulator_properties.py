@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 from _common import load_average, markdown_table, write_results
 
-from gtex_models.analysis.embeddings import brain_neighbours, tissue_embeddings
 from gtex_models.analysis.benchmark import scenario_data
+from gtex_models.analysis.embeddings import brain_neighbours, tissue_embeddings
 from gtex_models.analysis.evaluation import r2_per_gene, reference_values, summarize
 from gtex_models.data.patterns import mask_cohort
 from gtex_models.models.baselines import BloodImputer, MeanImputer
