@@ -9,7 +9,9 @@ reference), starting from the demo's ``gauss_all`` (its means and shrunk low-ran
   training samples' factor scores (shrunk towards 1 by ``ν`` pseudo-samples);
 * **neighbour correction**: the ``k`` training samples nearest to the sample on its observed residuals
   (whitened by the noise), and the mean of their own ``gauss`` errors under the sample's observed genes,
-  added with weight ``w``: what a non-parametric step adds to the linear model.
+  added with weight ``w``: what a non-parametric step adds to the linear model;
+* **ensemble** (demo only): ``gauss`` averaged with the demo's own PMI or GAIN-GTEx (the paper's architecture,
+  trained without the Gaussian path), weight ``w`` on the deep model.
 
 Each is scored at every setting on the test donors, so the best row is an upper bound of what the idea gains.
 With ``--cohort influenza`` the same ideas run on the real influenza cohort (``benchmarks/real_cohorts.py``'s
@@ -34,6 +36,7 @@ except ImportError:
 
 from gtex_models.analysis.benchmark import scenario_data
 from gtex_models.analysis.evaluation import r2_per_gene, reference_values
+from gtex_models.data.patterns import mask_cohort
 from gtex_models.models.checkpoints import load_checkpoint
 from gtex_models.models.gauss import Factors, GaussImputer, conditional_mean
 from gtex_models.studies.demo import checkpoint_path, load_demo_cohort
@@ -41,6 +44,7 @@ from gtex_models.studies.demo import checkpoint_path, load_demo_cohort
 GROUP_WEIGHTS = (0.8, 0.6)  # a: the pooled covariance's weight
 SCALE_PRIORS = (10.0, 30.0, 100.0)  # ν
 NEIGHBOURS = ((5, 0.5), (5, 1.0), (10, 0.5), (20, 0.5))  # (k, w)
+ENSEMBLE_WEIGHTS = (0.2, 0.35, 0.5)  # w: the deep model's weight
 
 
 def main() -> None:
@@ -128,6 +132,14 @@ def main() -> None:
     for k, weight in NEIGHBOURS:
         record("neighbour correction", f"k = {k}, w = {weight}", base + weight * corrections[k], time.perf_counter())
         rows[-1]["seconds"] = seconds
+
+    if args.cohort == "demo":
+        masked_cohort = mask_cohort(test, observed)
+        for key in ("pmi_all", "gain_all"):
+            start = time.perf_counter()
+            deep = load_checkpoint(checkpoint_path(key))[0].impute(masked_cohort)
+            for weight in ENSEMBLE_WEIGHTS:
+                record(f"ensemble with the demo's {key}", f"w = {weight}", (1 - weight) * base + weight * deep, start)
 
     table = markdown_table(rows, [("idea", "Idea", ""), ("setting", "Setting", ""), ("r2", "Test R² mean", "{:.3f}"),
                                   ("seconds", "Seconds", "{:.1f}")])
