@@ -344,8 +344,7 @@ def test_a_small_validation_set_is_masked_again_so_that_rate_bins_get_their_own_
     assert again.info["passes"] == calibration_passes(valid.n_samples) == 5
     assert again.info["n_scores"] > 4 * once.info["n_scores"]
     assert once.info["n_own_cells"] == 0 < again.info["n_own_cells"]
-    big = probe_cohort(n_samples=2000).split("valid")
-    assert calibration_passes(big.n_samples) == 1
+    assert calibration_passes(250) == 1  # a large enough validation set is masked once
 
 
 def test_a_cohort_too_small_to_calibrate_says_so_and_the_model_is_saved_without_intervals(tmp_path):
