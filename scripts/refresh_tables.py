@@ -45,10 +45,9 @@ def rescored_record(imputer: Any, metadata: dict[str, Any], cohort: Any) -> dict
 
 def main() -> None:
     from gtex_models.analysis.benchmark import evaluation_tables, known_groups_only
-    from gtex_models.common.atomic import atomic_file
     from gtex_models.models.checkpoints import attach_evaluation
     from gtex_models.models.model_space import ModelSpace, cohort_for_model
-    from gtex_models.studies.build import sorted_records
+    from gtex_models.studies.build import write_benchmark
     from gtex_models.studies.report import recommendation
     from gtex_models.studies.study import BENCHMARK_FILE, MODELS_DIR, Study, write_manifest, write_model
 
@@ -85,8 +84,7 @@ def main() -> None:
               f"{time.perf_counter() - start:.0f} s", flush=True)
     if args.records or args.benchmark:
         manifest["benchmark"] = manifest.get("benchmark") or BENCHMARK_FILE
-        with atomic_file(args.study / manifest["benchmark"]) as tmp:
-            tmp.write_text(json.dumps(sorted_records(list(records.values())), indent=2) + "\n", encoding="utf-8")
+        write_benchmark(args.study / manifest["benchmark"], list(records.values()))
         manifest["recommended"] = recommendation(list(records.values()))
         write_manifest(args.study, manifest)
 

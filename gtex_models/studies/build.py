@@ -229,7 +229,7 @@ def build_study(
             if not run.experiment.pathway:
                 records.append(record)
             reporter.check()
-        _write_json(tmp / BENCHMARK_FILE, sorted_records(records))
+        write_benchmark(tmp / BENCHMARK_FILE, records)
         manifest["benchmark"] = BENCHMARK_FILE
         manifest["recommended"] = recommendation(records)
         write_manifest(tmp, manifest)
@@ -445,7 +445,7 @@ def _add_to_manifest(study: Path, entry: Any, record: dict[str, Any] | None) -> 
         name = manifest.get("benchmark") or BENCHMARK_FILE
         records = json.loads((study / name).read_text(encoding="utf-8")) if (study / name).is_file() else []
         if not any(r.get("method") == record["method"] and r.get("scenario") == record["scenario"] for r in records):
-            _write_json(study / name, sorted_records([*records, record]))
+            write_benchmark(study / name, [*records, record])
             manifest["benchmark"] = name
     write_manifest(study, add_entry(manifest, entry))
 
@@ -464,12 +464,10 @@ def _sources(cohort: Cohort, cohort_path: Path | None) -> list[str]:
     return files or ([str(cohort_path)] if cohort_path else [])
 
 
-def sorted_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Benchmark records in a study's order: inductive first, then the methods in the registry's order."""
+def write_benchmark(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write a study's benchmark records (atomically) in its order: inductive first, then the methods in the
+    registry's order."""
     order = {method: i for i, method in enumerate(METHODS)}
-    return sorted(records, key=lambda r: (SCENARIOS.index(r["scenario"]), order.get(r["method"], len(order))))
-
-
-def _write_json(path: Path, value: Any) -> None:
+    ordered = sorted(records, key=lambda r: (SCENARIOS.index(r["scenario"]), order.get(r["method"], len(order))))
     with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(ordered, indent=2) + "\n", encoding="utf-8")
