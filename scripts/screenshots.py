@@ -107,22 +107,33 @@ def title_pattern(title: str) -> re.Pattern:
     return re.compile("^(Tissue|Group) " + words[len("Tissue\\ "):] if title.startswith("Tissue ") else words)
 
 
-def settle(page, title: str | None = None, timeout: float = 60_000) -> None:
-    """Wait until the page (titled ``title``) finished its run and every element, charts included, is drawn."""
+STABLE_MS = 700
+"""How long a page must stay done before it counts as done (a rerun may follow a first run)."""
+
+
+def _wait_done(page, title: str | None, busy: str, timeout: float) -> float:
+    """Wait until the page (titled ``title``) finished its run, every chart is drawn and nothing matches ``busy``,
+    and it stays so for :data:`STABLE_MS`; the seconds from the navigation's start to the moment it was done."""
     heading = page.locator('[data-testid="stMain"] h1')
     (heading.filter(has_text=title_pattern(title)) if title else heading).first.wait_for(timeout=timeout)
-    page.wait_for_function(
-        """() => {
+    done_at = page.wait_for_function(
+        f"""() => {{
             const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')];
             const app = document.querySelector('[data-testid="stApp"]');
-            const idle = app && app.dataset.testScriptState === "notRunning"
-                && !document.querySelector('[data-testid="stSkeleton"]')
+            const done = app && app.dataset.testScriptState === "notRunning"
+                && !document.querySelector({busy!r})
                 && charts.every(chart => chart.querySelector('.main-svg'));
-            if (!idle) { window.__idleSince = undefined; return false; }
-            window.__idleSince = window.__idleSince || performance.now();
-            return performance.now() - window.__idleSince > 700;
-        }""",
+            if (!done) {{ window.__doneSince = undefined; return false; }}
+            window.__doneSince = window.__doneSince || performance.now();
+            return performance.now() - window.__doneSince > {STABLE_MS} && window.__doneSince;
+        }}""",
         timeout=timeout, polling=100)
+    return float(done_at.json_value()) / 1000.0
+
+
+def settle(page, title: str | None = None, timeout: float = 60_000) -> None:
+    """Wait until the page (titled ``title``) finished its run and every element, charts included, is drawn."""
+    _wait_done(page, title, '[data-testid="stSkeleton"]', timeout)
 
 
 BUSY = '[data-testid="stSpinner"], [data-testid="stExpanderIconSpinner"], [data-testid="stSkeleton"]'
@@ -145,29 +156,11 @@ def click_to_download(page, button, tries: int = 2, timeout_ms: int = 45_000):
             settle(page, timeout=120_000)
 
 
-FIRST_SCREEN_STABLE_MS = 700
-"""How long a page must stay complete before its first screen counts as done (a rerun may follow a first run)."""
-
-
 def wait_first_screen(page, title: str, timeout: float = 60_000) -> float:
     """Wait until the page titled ``title`` shows its first screen complete (its run finished, every chart
-    drawn, no spinner, running status or skeleton left) and stays so for :data:`FIRST_SCREEN_STABLE_MS`; returns
-    the seconds from the navigation's start to the moment it became complete (the wait for stability excluded)."""
-    heading = page.locator('[data-testid="stMain"] h1')
-    heading.filter(has_text=title_pattern(title)).first.wait_for(timeout=timeout)
-    complete_at = page.wait_for_function(
-        f"""() => {{
-            const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')];
-            const app = document.querySelector('[data-testid="stApp"]');
-            const complete = app && app.dataset.testScriptState === "notRunning"
-                && !document.querySelector({BUSY!r})
-                && charts.every(chart => chart.querySelector('.main-svg'));
-            if (!complete) {{ window.__completeSince = undefined; return false; }}
-            window.__completeSince = window.__completeSince || performance.now();
-            return performance.now() - window.__completeSince > {FIRST_SCREEN_STABLE_MS} && window.__completeSince;
-        }}""",
-        timeout=timeout, polling=100)
-    return float(complete_at.json_value()) / 1000.0
+    drawn, no spinner, running status or skeleton left) and stays so for :data:`STABLE_MS`; returns the
+    seconds from the navigation's start to the moment it became complete (the wait for stability excluded)."""
+    return _wait_done(page, title, BUSY, timeout)
 
 
 def full_height(page) -> None:
