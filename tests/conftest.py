@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,6 +14,7 @@ from gtex_models.analysis.evaluation import r2_per_gene, summarize
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.masks import mcar_mask
 from gtex_models.data.patterns import mask_cohort
+from gtex_models.data.readers.tables import import_table
 from gtex_models.data.simulate import simulate_cohort
 from gtex_models.models.registry import make_imputer
 
@@ -23,12 +26,22 @@ if TYPE_CHECKING:
 SMALL_PMI = {"hidden_sizes": [128], "batch_size": 64, "lr": 3e-3, "max_epochs": 30, "patience": 5, "seed": 0}
 # MICE cheap enough for the suite (the default, 5 rounds on 30 neighbours, takes ~5x longer)
 FAST_MICE = {"max_iter": 2, "n_nearest_features": 10}
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="session")
 def small_cohort():
     """~600 samples x 400 genes x 49 tissues."""
     return simulate_cohort(n_donors=30, n_genes=400, seed=1)
+
+
+@pytest.fixture(scope="session")
+def influenza() -> Cohort:
+    """Real whole blood (GSE30550, 300 genes by symbol, 17 subjects as donors, two conditions as groups)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # symbols outside the protein-coding list
+        return import_table(DATA / "flu_gse30550_300" / "expression.csv.gz", DATA / "flu_gse30550_300" / "samples.csv",
+                            tissue_column="condition")
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,12 +24,9 @@ from gtex_models.analysis.panels import (
 )
 from gtex_models.data.cohort import Cohort
 from gtex_models.data.patterns import mask_cohort
-from gtex_models.data.readers.tables import import_table
 from gtex_models.data.simulate import simulate_cohort
 from gtex_models.models.registry import make_imputer
 from tests.test_patterns import symbols_only_cohort
-
-DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -182,15 +176,6 @@ def test_model_scored_design_needs_validation_donors() -> None:
         choose_panel("model-scored", train, 5)
     curve = panel_size_curve(knn, train, cohort.split("test"), [5], valid=cohort.split("valid"))
     assert set(curve["strategy"]) == {"designed", "most-variable", "random", "model-scored"} and len(curve) == 4
-
-
-@pytest.fixture(scope="module")
-def influenza() -> Cohort:
-    """Real whole blood (GSE30550, 300 genes by symbol, 17 subjects as donors, two conditions as groups)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # symbols outside the protein-coding list
-        return import_table(DATA / "flu_gse30550_300" / "expression.csv.gz", DATA / "flu_gse30550_300" / "samples.csv",
-                            tissue_column="condition")
 
 
 def test_the_model_recommended_for_a_panel_is_the_validation_best_and_never_worse_than_the_group_mean(influenza):
